@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "netacct",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "netacct", targets: ["netacct"]),
+        .library(name: "BPF", targets: ["BPF"]),
+        .library(name: "NetacctCore", targets: ["NetacctCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // libbpf from Debian (libbpf-dev), plus the few C shims Swift cannot express.
+        .target(name: "CLibbpf", linkerSettings: [.linkedLibrary("bpf")]),
+        // The Swift wrapper over libbpf: objects, programs, typed maps, links, iterators,
+        // ring buffers. It knows nothing of networking.
+        .target(
+            name: "BPF",
+            dependencies: [
+                "CLibbpf",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Compiles bpf/*.bpf.c during `swift build` and embeds each object as Swift source.
+        .executableTarget(name: "BPFEmbed"),
+        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["BPFEmbed"]),
+        .target(name: "NetacctPrograms", dependencies: ["BPF"], plugins: ["BPFCompiler"]),
+        // The structs shared with the BPF programs (bpf/*.h), imported into Swift.
+        .target(name: "CNetacct"),
+        // Accounting: loading the programs, samples and deltas, processes, cgroups, exit ledger.
+        .target(
+            name: "NetacctCore",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The command line: parsing and wiring only.
+        .executableTarget(
+            name: "netacct",
+            dependencies: [
+                "NetacctCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "NetacctPrograms"]),
+        .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CNetacct"]),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct"]),
+    ]
+)

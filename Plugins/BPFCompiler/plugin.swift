@@ -1,0 +1,65 @@
+import Foundation
+import PackagePlugin
+
+/// Compiles every `bpf/*.bpf.c` of the package with the toolchain's clang (CO-RE, BTF
+/// kept, debug info stripped) and turns each object into a Swift source file that embeds
+/// it, so the `netacct` binary is self-contained and no compiled object is ever committed.
+@main
+struct BPFCompiler: BuildToolPlugin {
+    func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
+        let bpfDir = context.package.directoryURL.appending(path: "bpf")
+        let files = try FileManager.default.contentsOfDirectory(at: bpfDir, includingPropertiesForKeys: nil)
+        let headerDirs = [bpfDir, bpfDir.appending(path: "include")]
+        let headers = try headerDirs.flatMap { dir in
+            try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
+                .filter { $0.pathExtension == "h" }
+        }
+        let sources = files.filter { $0.lastPathComponent.hasSuffix(".bpf.c") }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+
+        let clang = try context.tool(named: "clang").url
+        let objcopy = try context.tool(named: "llvm-objcopy").url
+        let embed = try context.tool(named: "BPFEmbed").url
+        #if arch(arm64)
+        let targetArch = "arm64"
+        #else
+        let targetArch = "x86"
+        #endif
+
+        var commands: [Command] = []
+        for source in sources {
+            let name = String(source.lastPathComponent.dropLast(".bpf.c".count))
+            let work = context.pluginWorkDirectoryURL
+            let object = work.appending(path: "\(name).bpf.o")
+            let stripped = work.appending(path: "\(name).stripped.o")
+            let swift = work.appending(path: "\(name).bpf.swift")
+            commands.append(.buildCommand(
+                displayName: "Compiling BPF \(source.lastPathComponent)",
+                executable: clang,
+                arguments: [
+                    "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_\(targetArch)",
+                    "-Wall", "-Werror",
+                    "-I", bpfDir.appending(path: "include").path, "-I", bpfDir.path,
+                    "-c", source.path, "-o", object.path,
+                ],
+                inputFiles: [source] + headers,
+                outputFiles: [object]
+            ))
+            commands.append(.buildCommand(
+                displayName: "Stripping BPF \(name)",
+                executable: objcopy,
+                arguments: ["--strip-debug", object.path, stripped.path],
+                inputFiles: [object],
+                outputFiles: [stripped]
+            ))
+            commands.append(.buildCommand(
+                displayName: "Embedding BPF \(name)",
+                executable: embed,
+                arguments: [stripped.path, swift.path, name],
+                inputFiles: [stripped],
+                outputFiles: [swift]
+            ))
+        }
+        return commands
+    }
+}

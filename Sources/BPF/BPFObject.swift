@@ -1,0 +1,229 @@
+import CLibbpf
+import Glibc
+import SystemPackage
+
+/// A BPF ELF object: open it from an embedded image, adjust it (read-only globals, which
+/// programs load), load it into the kernel, then attach its programs and use its maps.
+/// Closing (deinit) unloads whatever no link or pin still holds.
+public final class BPFObject {
+    public let name: String
+    let handle: OpaquePointer
+    public private(set) var isLoaded = false
+
+    public init(image: BPFObjectImage) throws {
+        self.name = image.name
+        let opened = image.bytes.withUnsafeBytes { buffer in
+            netacct_object_open_mem(buffer.baseAddress, buffer.count, image.name)
+        }
+        guard let opened else {
+            throw BPFError("opening", "object '\(image.name)'", code: -Glibc.errno)
+        }
+        self.handle = opened
+    }
+
+    deinit {
+        bpf_object__close(handle)
+    }
+
+    /// Programs of the object, by their function name.
+    public func program(_ name: String) throws -> Program {
+        guard let pointer = bpf_object__find_program_by_name(handle, name) else {
+            throw BPFError("finding", "program '\(name)' in object '\(self.name)'", errno: .noSuchFileOrDirectory)
+        }
+        return Program(pointer: pointer, object: self)
+    }
+
+    public var programs: [Program] {
+        var result: [Program] = []
+        var cursor = bpf_object__next_program(handle, nil)
+        while let program = cursor {
+            result.append(Program(pointer: program, object: self))
+            cursor = bpf_object__next_program(handle, program)
+        }
+        return result
+    }
+
+    func mapPointer(_ name: String) throws -> OpaquePointer {
+        guard let pointer = bpf_object__find_map_by_name(handle, name) else {
+            throw BPFError("finding", "map '\(name)' in object '\(self.name)'", errno: .noSuchFileOrDirectory)
+        }
+        return pointer
+    }
+
+    /// Sets a `const volatile` global (in `.rodata`) before load. The verifier then treats
+    /// it as a constant and drops the code it makes dead.
+    public func setReadOnlyGlobal<Value: BitwiseCopyable>(_ variable: String, to value: Value) throws {
+        let subject = "global '\(variable)' of object '\(name)'"
+        guard !isLoaded else {
+            throw BPFError("setting", subject, errno: .alreadyInProcess, hint: "Read-only globals are fixed at load")
+        }
+        let (offset, size) = try rodataVariable(variable)
+        guard size == MemoryLayout<Value>.size else {
+            throw BPFError("setting", subject, errno: .invalidArgument,
+                           hint: "It has \(size) bytes, the value \(MemoryLayout<Value>.size)")
+        }
+        let rodata = try mapPointer(".rodata")
+        var rodataSize = 0
+        guard let initial = bpf_map__initial_value(rodata, &rodataSize), offset + size <= rodataSize else {
+            throw BPFError("setting", subject, errno: .noSuchFileOrDirectory)
+        }
+        // libbpf 1.1 returns the map's initial value as const; it is the copy libbpf will load.
+        withUnsafeBytes(of: value) { bytes in
+            UnsafeMutableRawPointer(mutating: initial).advanced(by: offset)
+                .copyMemory(from: bytes.baseAddress!, byteCount: size)
+        }
+    }
+
+    /// Finds a variable's offset and size in the object's `.rodata` section (its BTF DATASEC),
+    /// as a generated skeleton would.
+    private func rodataVariable(_ variable: String) throws -> (offset: Int, size: Int) {
+        let subject = "global '\(variable)' of object '\(name)'"
+        guard let btf = bpf_object__btf(handle) else {
+            throw BPFError("finding", subject, errno: .noSuchFileOrDirectory, hint: "The object has no BTF")
+        }
+        let section = btf__find_by_name_kind(btf, ".rodata", UInt32(BTF_KIND_DATASEC as Int))
+        guard section > 0, let type = btf__type_by_id(btf, UInt32(section)) else {
+            throw BPFError("finding", subject, errno: .noSuchFileOrDirectory, hint: "The object has no .rodata")
+        }
+        let count = Int(type.pointee.info & 0xffff)
+        // struct btf_var_secinfo entries follow struct btf_type.
+        let entries = UnsafeRawPointer(type).advanced(by: MemoryLayout<btf_type>.size)
+            .assumingMemoryBound(to: btf_var_secinfo.self)
+        for index in 0..<count {
+            let entry = entries[index]
+            guard let varType = btf__type_by_id(btf, entry.type),
+                  let varName = btf__name_by_offset(btf, varType.pointee.name_off),
+                  String(cString: varName) == variable
+            else { continue }
+            return (Int(entry.offset), Int(entry.size))
+        }
+        throw BPFError("finding", subject, errno: .noSuchFileOrDirectory)
+    }
+
+    /// Loads the programs whose autoload is on, and creates the maps, in the kernel.
+    public func load() throws {
+        let result = bpf_object__load(handle)
+        guard result == 0 else {
+            // libbpf names the failing program in its log; find it to name it here too.
+            let failing = programs.first { $0.autoload && $0.fileDescriptor == nil }
+            let subject = failing.map { "program '\($0.name)' of object '\(name)'" } ?? "object '\(name)'"
+            throw BPFError("loading", subject, code: result)
+        }
+        isLoaded = true
+    }
+}
+
+/// A program of a `BPFObject`. It stays valid as long as its object.
+public struct Program {
+    let pointer: OpaquePointer
+    public let object: BPFObject
+
+    init(pointer: OpaquePointer, object: BPFObject) {
+        self.pointer = pointer
+        self.object = object
+    }
+
+    public var name: String { String(cString: bpf_program__name(pointer)) }
+    /// The ELF section, e.g. `tp_btf/sock_send_length`.
+    public var section: String { String(cString: bpf_program__section_name(pointer)) }
+    var subject: String { "program '\(name)' of object '\(object.name)'" }
+
+    /// Whether `BPFObject.load()` loads this program (default: yes). Set before load.
+    public var autoload: Bool {
+        get { bpf_program__autoload(pointer) }
+        nonmutating set { bpf_program__set_autoload(pointer, newValue) }
+    }
+
+    public var fileDescriptor: FileDescriptor? {
+        let fd = bpf_program__fd(pointer)
+        return fd >= 0 ? FileDescriptor(rawValue: fd) : nil
+    }
+
+    /// Attaches the program where its section says (tracepoint, tp_btf, raw_tp, …).
+    /// The attachment lasts as long as the returned link.
+    public func attach() throws -> Link {
+        guard let link = bpf_program__attach(pointer) else {
+            throw BPFError("attaching", subject, code: -Glibc.errno)
+        }
+        return Link(handle: link, subject: subject)
+    }
+
+    /// Attaches an `iter/…` program; each `Link.readIterator()` then runs it once.
+    public func attachIterator() throws -> Link {
+        guard let link = bpf_program__attach_iter(pointer, nil) else {
+            throw BPFError("attaching", subject, code: -Glibc.errno)
+        }
+        return Link(handle: link, subject: subject)
+    }
+
+    /// Run-time statistics kept by the kernel while `kernel.bpf_stats_enabled` is 1.
+    public func statistics() throws -> ProgramStatistics {
+        guard let fd = fileDescriptor else {
+            throw BPFError("reading statistics of", subject, errno: .badFileDescriptor, hint: "It is not loaded")
+        }
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        let result = bpf_obj_get_info_by_fd(fd.rawValue, &info, &length)
+        guard result == 0 else { throw BPFError("reading statistics of", subject, code: result) }
+        return ProgramStatistics(runTimeNanoseconds: info.run_time_ns, runCount: info.run_cnt)
+    }
+}
+
+public struct ProgramStatistics: Sendable, Equatable {
+    public var runTimeNanoseconds: UInt64
+    public var runCount: UInt64
+    public var nanosecondsPerRun: Double? {
+        runCount == 0 ? nil : Double(runTimeNanoseconds) / Double(runCount)
+    }
+}
+
+/// An attachment of a program. Dropping the last reference detaches it.
+public final class Link {
+    let handle: OpaquePointer
+    public let subject: String
+
+    init(handle: OpaquePointer, subject: String) {
+        self.handle = handle
+        self.subject = subject
+    }
+
+    deinit {
+        bpf_link__destroy(handle)
+    }
+
+    public var fileDescriptor: FileDescriptor { FileDescriptor(rawValue: bpf_link__fd(handle)) }
+
+    /// Runs an iterator link once and returns everything it wrote.
+    public func readIterator() throws -> [UInt8] {
+        let fd = bpf_iter_create(bpf_link__fd(handle))
+        guard fd >= 0 else { throw BPFError("running iterator", subject, code: fd) }
+        let iterator = FileDescriptor(rawValue: fd)
+        defer { try? iterator.close() }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count: Int
+            do {
+                count = try chunk.withUnsafeMutableBytes { try iterator.read(into: $0, retryOnInterrupt: true) }
+            } catch let error as Errno {
+                throw BPFError("reading iterator", subject, errno: error)
+            }
+            if count == 0 { break }
+            output.append(contentsOf: chunk[0..<count])
+        }
+        return output
+    }
+
+    /// Runs an iterator link whose program writes whole `Record`s, and decodes them.
+    public func readIterator<Record: BitwiseCopyable>(of _: Record.Type) throws -> [Record] {
+        let bytes = try readIterator()
+        let size = MemoryLayout<Record>.size
+        guard bytes.count % size == 0 else {
+            throw BPFError("decoding iterator", subject, errno: .invalidArgument,
+                           hint: "\(bytes.count) bytes is not a whole number of \(size)-byte records")
+        }
+        return bytes.withUnsafeBytes { raw in
+            (0..<bytes.count / size).map { raw.loadUnaligned(fromByteOffset: $0 * size, as: Record.self) }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import CLibbpf
+
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`): what types, and so which
+/// tracepoints, the kernel has. CO-RE programs need it to load at all.
+public final class KernelBTF {
+    private let handle: OpaquePointer
+
+    public static let path = "/sys/kernel/btf/vmlinux"
+
+    public init() throws {
+        guard let btf = btf__load_vmlinux_btf() else {
+            throw BPFError("reading", "the kernel's BTF (\(Self.path))", code: -Glibc.errno)
+                .withHint("This kernel was built without CONFIG_DEBUG_INFO_BTF; netacct needs a kernel with BTF (most distributions ship it)")
+        }
+        handle = btf
+    }
+
+    deinit { btf__free(handle) }
+
+    /// Whether the kernel has a tracepoint: every tracepoint has a `btf_trace_<name>` typedef.
+    public func hasTracepoint(_ name: String) -> Bool {
+        btf__find_by_name_kind(handle, "btf_trace_\(name)", UInt32(BTF_KIND_TYPEDEF as Int)) > 0
+    }
+}
+
+extension BPFError {
+    func withHint(_ hint: String) -> BPFError {
+        var copy = self
+        copy.hint = hint
+        return copy
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

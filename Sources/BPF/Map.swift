@@ -1,0 +1,199 @@
+import CLibbpf
+import Glibc
+import SystemPackage
+
+/// How `update` treats an existing or missing key.
+public enum MapUpdate: UInt64, Sendable {
+    case any = 0 // BPF_ANY
+    case onlyNew = 1 // BPF_NOEXIST
+    case onlyExisting = 2 // BPF_EXIST
+}
+
+/// What every map wrapper shares: the object it belongs to, its name, its descriptor and
+/// the key and value sizes the kernel has for it, checked against the Swift types.
+struct MapHandle {
+    let pointer: OpaquePointer
+    let object: BPFObject
+    let name: String
+    let keySize: Int
+    let valueSize: Int
+
+    var subject: String { "map '\(name)' of object '\(object.name)'" }
+
+    init(object: BPFObject, name: String, keySize: Int, valueSize: Int, valueMultiple: Int = 1) throws {
+        self.pointer = try object.mapPointer(name)
+        self.object = object
+        self.name = name
+        self.keySize = keySize
+        self.valueSize = valueSize
+        let subject = "map '\(name)' of object '\(object.name)'"
+        let kernelKey = Int(bpf_map__key_size(pointer))
+        let kernelValue = Int(bpf_map__value_size(pointer))
+        guard kernelKey == keySize, kernelValue == valueSize else {
+            throw BPFError("typing", subject, errno: .invalidArgument,
+                           hint: "It has \(kernelKey)-byte keys and \(kernelValue)-byte values, the Swift types \(keySize) and \(valueSize): the shared header and the Swift code disagree")
+        }
+    }
+
+    func fileDescriptor() throws -> Int32 {
+        let fd = bpf_map__fd(pointer)
+        guard fd >= 0 else {
+            throw BPFError("using", subject, errno: .badFileDescriptor, hint: "The object is not loaded")
+        }
+        return fd
+    }
+
+    func lookup(key: UnsafeRawPointer, value: UnsafeMutableRawPointer) throws -> Bool {
+        let result = bpf_map_lookup_elem(try fileDescriptor(), key, value)
+        if result == 0 { return true }
+        if -result == ENOENT { return false }
+        throw BPFError("looking up in", subject, code: result)
+    }
+
+    /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH.
+    /// `valueStride` is the bytes one key's value takes in the output (per-CPU values are larger).
+    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256,
+               _ body: (UnsafeRawPointer, UnsafeRawPointer) -> Void) throws {
+        let fd = try fileDescriptor()
+        var chunk = initialChunk
+        var keys = [UInt8](repeating: 0, count: keySize * chunk)
+        var values = [UInt8](repeating: 0, count: valueStride * chunk)
+        // The batch cursor is opaque to user space; it needs at least a key's room.
+        let cursorSize = max(keySize, 8)
+        var inCursor = [UInt8](repeating: 0, count: cursorSize)
+        var outCursor = [UInt8](repeating: 0, count: cursorSize)
+        var first = true
+        while true {
+            var count = UInt32(chunk)
+            let result = keys.withUnsafeMutableBytes { keyBuffer in
+                values.withUnsafeMutableBytes { valueBuffer in
+                    inCursor.withUnsafeMutableBytes { inBuffer in
+                        outCursor.withUnsafeMutableBytes { outBuffer in
+                            netacct_map_lookup_batch(fd, first ? nil : inBuffer.baseAddress, outBuffer.baseAddress,
+                                                     keyBuffer.baseAddress, valueBuffer.baseAddress, &count, deleting)
+                        }
+                    }
+                }
+            }
+            if result != 0 && -result == ENOSPC && count == 0 {
+                // A hash bucket holds more entries than the chunk: grow it and retry.
+                chunk *= 4
+                keys = [UInt8](repeating: 0, count: keySize * chunk)
+                values = [UInt8](repeating: 0, count: valueStride * chunk)
+                continue
+            }
+            if result != 0 && -result != ENOENT {
+                throw BPFError(deleting ? "reading and deleting" : "reading", subject, code: result)
+            }
+            keys.withUnsafeBytes { keyBuffer in
+                values.withUnsafeBytes { valueBuffer in
+                    for index in 0..<Int(count) {
+                        body(keyBuffer.baseAddress! + index * keySize, valueBuffer.baseAddress! + index * valueStride)
+                    }
+                }
+            }
+            if result != 0 { return } // ENOENT: the walk is complete
+            swap(&inCursor, &outCursor)
+            first = false
+        }
+    }
+}
+
+/// A hash or array map with one `Value` per `Key`. Both must have exactly the layout of
+/// the BPF side's types (import them from the shared header).
+public struct Map<Key: BitwiseCopyable, Value: BitwiseCopyable> {
+    let handle: MapHandle
+
+    public init(_ object: BPFObject, name: String) throws {
+        handle = try MapHandle(object: object, name: name,
+                               keySize: MemoryLayout<Key>.size, valueSize: MemoryLayout<Value>.size)
+    }
+
+    public var name: String { handle.name }
+
+    public func lookup(_ key: Key) throws -> Value? {
+        var key = key
+        return try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { value in
+            try handle.lookup(key: &key, value: value.baseAddress!) ? value[0] : nil
+        }
+    }
+
+    public func update(_ key: Key, _ value: Value, _ mode: MapUpdate = .any) throws {
+        var key = key, value = value
+        let result = bpf_map_update_elem(try handle.fileDescriptor(), &key, &value, mode.rawValue)
+        guard result == 0 else { throw BPFError("updating", handle.subject, code: result) }
+    }
+
+    /// Deletes `key`; returns false when it was not there.
+    @discardableResult
+    public func delete(_ key: Key) throws -> Bool {
+        var key = key
+        let result = bpf_map_delete_elem(try handle.fileDescriptor(), &key)
+        if result == 0 { return true }
+        if -result == ENOENT { return false }
+        throw BPFError("deleting from", handle.subject, code: result)
+    }
+
+    /// Every entry, read in batches. With `deleting`, each entry returned is also removed
+    /// in the same system call, so entries added meanwhile are never lost between the two.
+    public func entries(deleting: Bool = false) throws -> [(key: Key, value: Value)] {
+        var result: [(key: Key, value: Value)] = []
+        try handle.batch(deleting: deleting, valueStride: MemoryLayout<Value>.size) { key, value in
+            result.append((key.loadUnaligned(as: Key.self), value.loadUnaligned(as: Value.self)))
+        }
+        return result
+    }
+}
+
+/// A per-CPU hash or array map: each key has one `Value` per possible CPU.
+public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
+    let handle: MapHandle
+    public let cpuCount: Int
+    /// The kernel rounds each CPU's value up to 8 bytes.
+    let stride: Int
+
+    public init(_ object: BPFObject, name: String) throws {
+        handle = try MapHandle(object: object, name: name,
+                               keySize: MemoryLayout<Key>.size, valueSize: MemoryLayout<Value>.size)
+        let cpus = libbpf_num_possible_cpus()
+        guard cpus > 0 else { throw BPFError("counting CPUs for", handle.subject, code: cpus) }
+        cpuCount = Int(cpus)
+        stride = (MemoryLayout<Value>.size + 7) & ~7
+    }
+
+    public var name: String { handle.name }
+
+    /// The value on each possible CPU, or nil when the key is absent.
+    public func lookup(_ key: Key) throws -> [Value]? {
+        var key = key
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * cpuCount, alignment: 8)
+        defer { buffer.deallocate() }
+        guard try handle.lookup(key: &key, value: buffer.baseAddress!) else { return nil }
+        return decode(UnsafeRawPointer(buffer.baseAddress!))
+    }
+
+    /// Every entry with its per-CPU values, read in batches.
+    public func entries(deleting: Bool = false) throws -> [(key: Key, values: [Value])] {
+        var result: [(key: Key, values: [Value])] = []
+        try handle.batch(deleting: deleting, valueStride: stride * cpuCount) { key, values in
+            result.append((key.loadUnaligned(as: Key.self), decode(values)))
+        }
+        return result
+    }
+
+    private func decode(_ values: UnsafeRawPointer) -> [Value] {
+        (0..<cpuCount).map { values.loadUnaligned(fromByteOffset: $0 * stride, as: Value.self) }
+    }
+}
+
+extension PerCPUMap where Value: AdditiveArithmetic {
+    /// The sum over all CPUs, or nil when the key is absent.
+    public func lookupSummed(_ key: Key) throws -> Value? {
+        try lookup(key).map { $0.reduce(.zero, +) }
+    }
+
+    /// Every entry with its values summed over all CPUs.
+    public func entriesSummed() throws -> [(key: Key, value: Value)] {
+        try entries().map { ($0.key, $0.values.reduce(.zero, +)) }
+    }
+}

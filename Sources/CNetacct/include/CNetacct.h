@@ -1,0 +1,5 @@
+#ifndef CNETACCT_H
+#define CNETACCT_H
+/* The structs shared with the BPF programs: bpf/<tool>.h is their one definition. */
+#include "../../../bpf/accounting.h"
+#endif

@@ -1,0 +1,81 @@
+import Foundation
+
+/// Names cgroup v2 ids (what BPF's bpf_get_current_cgroup_id returns: the inode number of
+/// the cgroup's directory) as paths relative to the cgroup2 mount, e.g. `/system.slice/ssh.service`.
+public struct CgroupNames: Sendable {
+    /// Where cgroup2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+    public let root: String?
+    private var paths: [UInt64: String] = [:]
+
+    public init(mountInfo: String? = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) {
+        root = mountInfo.flatMap(Self.cgroup2Mount)
+        rescan()
+    }
+
+    /// The mount point of the first cgroup2 file system in a mountinfo text.
+    static func cgroup2Mount(in mountInfo: String) -> String? {
+        for line in mountInfo.split(separator: "\n") {
+            // "36 25 0:30 / /sys/fs/cgroup rw,… shared:9 - cgroup2 cgroup2 rw,…"
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            if fields.count > 4 { return String(fields[4]).replacingOccurrences(of: "\\040", with: " ") }
+        }
+        return nil
+    }
+
+    private static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    /// Re-reads the cgroup tree (cgroups come and go).
+    public mutating func rescan() {
+        guard let root else { return }
+        var found: [UInt64: String] = [:]
+        if let id = Self.inode(root) { found[id] = "/" }
+        if let walker = FileManager.default.enumerator(atPath: root) {
+            while let relative = walker.nextObject() as? String {
+                let full = root + "/" + relative
+                var info = stat()
+                guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                    walker.skipDescendants()
+                    continue
+                }
+                found[UInt64(info.st_ino)] = "/" + relative
+            }
+        }
+        paths = found
+    }
+
+    /// The cgroup's path, rescanning once when it is new; nil if it no longer exists.
+    public mutating func path(of id: UInt64) -> String? {
+        if id == 0 { return nil }
+        if let path = paths[id] { return path }
+        rescan()
+        return paths[id]
+    }
+
+    /// A short name for tables: the last component of the path.
+    public mutating func shortName(of id: UInt64) -> String {
+        guard let path = path(of: id) else { return id == 0 ? "-" : "#\(id)" }
+        return path == "/" ? "/" : String(path.split(separator: "/").last ?? "/")
+    }
+
+    /// The ids of a cgroup and all its descendants. `path` is relative to the cgroup2 mount
+    /// (`/system.slice`) or absolute under it (`/sys/fs/cgroup/system.slice`).
+    public mutating func subtree(_ path: String) throws -> Set<UInt64> {
+        guard let root else {
+            throw NetacctError("No cgroup v2 file system is mounted, so --cgroup cannot be used (mount -t cgroup2 none /sys/fs/cgroup).")
+        }
+        var relative = path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
+        if !relative.hasPrefix("/") { relative = "/" + relative }
+        while relative.count > 1 && relative.hasSuffix("/") { relative.removeLast() }
+        rescan()
+        guard paths.values.contains(relative) else {
+            throw NetacctError("No cgroup \(path) under \(root) (give a path such as /system.slice/ssh.service).")
+        }
+        let prefix = relative == "/" ? "/" : relative + "/"
+        return Set(paths.filter { $0.value == relative || $0.value.hasPrefix(prefix) }.keys)
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import SystemPackage
+
+/// `netacct top`: every interval, the processes with traffic in it, busiest first.
+public struct Top {
+    public struct Configuration: Sendable {
+        public var interval: Double = 1
+        /// Number of intervals to print; nil: until interrupted.
+        public var count: Int?
+        public var pids: Set<Int32> = []
+        public var cgroup: String?
+        public var threads = false
+        public var clearScreen = true
+        public var sort: TopInterval.SortKey = .total
+        public var json = false
+        public var summary = true
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let logger: Logger
+
+    public init(_ configuration: Configuration, logger: Logger = Logger(label: "netacct.top")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until `count` intervals are printed or SIGINT/SIGTERM arrives. Each interval is
+    /// written to `output` in one piece as soon as it ends.
+    public func run(output: FileDescriptor = .standardOutput) throws {
+        let signals = StopSignals()
+        var cgroups = CgroupNames()
+        var filter = TopInterval.Filter(pids: configuration.pids)
+        if let path = configuration.cgroup { filter.cgroups = try cgroups.subtree(path) }
+        let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
+        let engine = try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger)
+        var table = ProcessTable()
+        var renderer = TopRenderer(threads: configuration.threads, summary: configuration.summary, cgroups: cgroups)
+        var reportedLosses = Snapshot.Losses()
+
+        var start = StopSignals.now()
+        var printed = 0
+        while configuration.count.map({ printed < $0 }) ?? true {
+            let stopped = signals.wait(until: start + configuration.interval) != nil
+            let end = StopSignals.now()
+            let snapshot = try engine.snapshot()
+            if snapshot.losses != reportedLosses {
+                logger.warning("some traffic could not be counted", metadata: [
+                    "uncounted_calls": "\(snapshot.losses.uncountedCalls)",
+                    "dropped_thread_exits": "\(snapshot.losses.droppedExits)",
+                ])
+                reportedLosses = snapshot.losses
+            }
+            if let cgroupPath = configuration.cgroup {
+                // New cgroups may have appeared below the one being watched.
+                filter.cgroups = (try? cgroups.subtree(cgroupPath)) ?? filter.cgroups
+            }
+            let interval = TopInterval(time: Date(), seconds: end - start, samples: table.ingest(snapshot),
+                                       filter: filter, sort: configuration.sort)
+            var text: String
+            if configuration.json {
+                text = renderer.json(interval) + "\n"
+            } else {
+                text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: snapshot.losses)
+                if configuration.clearScreen { text = "\u{1B}[H\u{1B}[2J" + text } else { text += "\n" }
+            }
+            do {
+                _ = try output.writeAll(Array(text.utf8))
+            } catch Errno.brokenPipe {
+                return // the reader went away (e.g. `| head`): nothing left to do
+            }
+            printed += 1
+            start = end
+            if stopped { break }
+        }
+    }
+
+    static func loadAverage() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+}

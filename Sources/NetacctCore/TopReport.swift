@@ -1,0 +1,223 @@
+import Foundation
+
+/// One interval of `netacct top`: the processes with traffic in it, filtered and sorted.
+public struct TopInterval: Sendable {
+    public enum SortKey: String, CaseIterable, Sendable {
+        case rx, tx, total
+    }
+
+    public struct Filter: Sendable {
+        public var pids: Set<Int32> = []
+        /// cgroup ids (a cgroup and its descendants); nil: every cgroup.
+        public var cgroups: Set<UInt64>?
+        public init(pids: Set<Int32> = [], cgroups: Set<UInt64>? = nil) {
+            self.pids = pids
+            self.cgroups = cgroups
+        }
+
+        func admits(_ process: ProcessTable.ProcessSample) -> Bool {
+            (pids.isEmpty || pids.contains(process.id.pid)) && (cgroups?.contains(process.cgroupID) ?? true)
+        }
+    }
+
+    public var time: Date
+    public var seconds: Double
+    public var processes: [ProcessTable.ProcessSample]
+
+    /// Keeps the processes the filter admits that had traffic in the interval, busiest first.
+    public init(time: Date, seconds: Double, samples: [ProcessTable.ProcessSample],
+                filter: Filter = .init(), sort: SortKey = .total) {
+        self.time = time
+        self.seconds = seconds
+        let key: (Traffic) -> UInt64
+        switch sort {
+        case .rx: key = \.rxBytes
+        case .tx: key = \.txBytes
+        case .total: key = { $0.rxBytes &+ $0.txBytes }
+        }
+        processes = samples
+            .filter { !$0.delta.isZero && filter.admits($0) }
+            .map { sample in
+                var sample = sample
+                sample.threads = sample.threads.filter { !$0.delta.isZero }
+                return sample
+            }
+            .sorted { (key($0.delta), $1.id.pid) > (key($1.delta), $0.id.pid) }
+    }
+
+    public var total: Traffic { processes.reduce(.zero) { $0 + $1.delta } }
+}
+
+/// Renders intervals as a text table (the screen of `netacct top`) or as JSON lines.
+public struct TopRenderer {
+    public var threads: Bool
+    public var summary: Bool
+    public var cgroups: CgroupNames
+
+    public init(threads: Bool = false, summary: Bool = true, cgroups: CgroupNames = CgroupNames()) {
+        self.threads = threads
+        self.summary = summary
+        self.cgroups = cgroups
+    }
+
+    // MARK: Text
+
+    static let header = [
+        pad("PID", 7), pad("COMM", 16, left: true), pad("CGROUP", 20, left: true),
+        pad("TCP-RXP", 8), pad("TCP-RX", 7), pad("TCP-TXP", 8), pad("TCP-TX", 7),
+        pad("UDP-RXP", 8), pad("UDP-RX", 7), pad("UDP-TXP", 8), pad("UDP-TX", 7),
+    ].joined(separator: " ")
+
+    public mutating func table(_ interval: TopInterval, loadAverage: String? = nil, losses: Snapshot.Losses = .init()) -> String {
+        var lines: [String] = []
+        if summary {
+            let total = interval.total
+            let clock = Self.clock.string(from: interval.time)
+            var line = "\(clock) loadavg: \(loadAverage ?? "-")"
+            line += "  TCP rx \(Self.count(total.tcpRxPackets))/\(Self.bytes(total.tcpRxBytes))"
+            line += " tx \(Self.count(total.tcpTxPackets))/\(Self.bytes(total.tcpTxBytes))"
+            line += "  UDP rx \(Self.count(total.udpRxPackets))/\(Self.bytes(total.udpRxBytes))"
+            line += " tx \(Self.count(total.udpTxPackets))/\(Self.bytes(total.udpTxBytes))"
+            line += "  (\(interval.processes.count) processes, \(Self.seconds(interval.seconds)))"
+            lines.append(line)
+            if !losses.isZero {
+                lines.append("WARNING: not counted since start: \(losses.uncountedCalls) calls (no memory for thread state), \(losses.droppedExits) thread exits (exit ledger full)")
+            }
+            lines.append("")
+        }
+        lines.append(Self.header)
+        for process in interval.processes {
+            let comm = process.exited ? "\(process.comm)*" : process.comm
+            lines.append(Self.row(id: String(process.id.pid), comm: comm,
+                                  cgroup: cgroups.shortName(of: process.cgroupID), traffic: process.delta))
+            if threads {
+                for thread in process.threads {
+                    let comm = thread.exited ? "\(thread.comm)*" : thread.comm
+                    lines.append(Self.row(id: "└\(thread.id.tid)", comm: comm, cgroup: "", traffic: thread.delta))
+                }
+            }
+        }
+        if interval.processes.contains(where: \.exited) || (threads && interval.processes.contains { $0.threads.contains(where: \.exited) }) {
+            lines.append("* exited during the interval (final traffic shown)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func row(id: String, comm: String, cgroup: String, traffic t: Traffic) -> String {
+        [
+            pad(id, 7), pad(String(comm.prefix(16)), 16, left: true), pad(String(cgroup.suffix(20)), 20, left: true),
+            pad(count(t.tcpRxPackets), 8), pad(bytes(t.tcpRxBytes), 7),
+            pad(count(t.tcpTxPackets), 8), pad(bytes(t.tcpTxBytes), 7),
+            pad(count(t.udpRxPackets), 8), pad(bytes(t.udpRxBytes), 7),
+            pad(count(t.udpTxPackets), 8), pad(bytes(t.udpTxBytes), 7),
+        ].joined(separator: " ")
+    }
+
+    static func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return left ? text + padding : padding + text
+    }
+
+    /// Bytes in binary units: 512B, 1.5K, 20M, 3.1G.
+    public static func bytes(_ value: UInt64) -> String {
+        scaled(value, base: 1024, suffixes: ["B", "K", "M", "G", "T", "P"])
+    }
+
+    /// Counts in decimal units: 999, 1.2k, 35M.
+    public static func count(_ value: UInt64) -> String {
+        scaled(value, base: 1000, suffixes: ["", "k", "M", "G", "T", "P"])
+    }
+
+    static func scaled(_ value: UInt64, base: Double, suffixes: [String]) -> String {
+        var amount = Double(value)
+        var index = 0
+        while amount >= base && index < suffixes.count - 1 {
+            amount /= base
+            index += 1
+        }
+        if index == 0 { return "\(value)\(suffixes[0])" }
+        let text = amount < 10 ? String(format: "%.1f", amount) : String(format: "%.0f", amount)
+        return text + suffixes[index]
+    }
+
+    static func seconds(_ value: Double) -> String { String(format: "%.2fs", value) }
+
+    static let clock: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        return formatter
+    }()
+
+    // MARK: JSON
+
+    struct JSONCounters: Encodable {
+        let traffic: Traffic
+        enum Keys: String, CodingKey {
+            case tcp_tx_packets, tcp_tx_bytes, tcp_rx_packets, tcp_rx_bytes
+            case udp_tx_packets, udp_tx_bytes, udp_rx_packets, udp_rx_bytes
+        }
+        func encode(into container: inout KeyedEncodingContainer<Keys>) throws {
+            try container.encode(traffic.tcpTxPackets, forKey: .tcp_tx_packets)
+            try container.encode(traffic.tcpTxBytes, forKey: .tcp_tx_bytes)
+            try container.encode(traffic.tcpRxPackets, forKey: .tcp_rx_packets)
+            try container.encode(traffic.tcpRxBytes, forKey: .tcp_rx_bytes)
+            try container.encode(traffic.udpTxPackets, forKey: .udp_tx_packets)
+            try container.encode(traffic.udpTxBytes, forKey: .udp_tx_bytes)
+            try container.encode(traffic.udpRxPackets, forKey: .udp_rx_packets)
+            try container.encode(traffic.udpRxBytes, forKey: .udp_rx_bytes)
+        }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try encode(into: &container)
+        }
+    }
+
+    struct JSONThread: Encodable {
+        let thread: ProcessTable.ThreadSample
+        enum Keys: String, CodingKey { case tid, comm, exited }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(thread.id.tid, forKey: .tid)
+            try container.encode(thread.comm, forKey: .comm)
+            try container.encode(thread.exited, forKey: .exited)
+            try JSONCounters(traffic: thread.delta).encode(to: encoder)
+        }
+    }
+
+    struct JSONProcess: Encodable {
+        let process: ProcessTable.ProcessSample
+        let cgroup: String?
+        let threads: Bool
+        enum Keys: String, CodingKey { case pid, comm, cgroup, exited, threads }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(process.id.pid, forKey: .pid)
+            try container.encode(process.comm, forKey: .comm)
+            try container.encode(cgroup, forKey: .cgroup)
+            try container.encode(process.exited, forKey: .exited)
+            try JSONCounters(traffic: process.delta).encode(to: encoder)
+            if threads {
+                try container.encode(process.threads.map { JSONThread(thread: $0) }, forKey: .threads)
+            }
+        }
+    }
+
+    struct JSONInterval: Encodable {
+        let time: String
+        let interval_s: Double
+        let processes: [JSONProcess]
+    }
+
+    /// One line of `netacct top --json` (without the newline).
+    public mutating func json(_ interval: TopInterval) -> String {
+        let processes = interval.processes.map {
+            JSONProcess(process: $0, cgroup: cgroups.path(of: $0.cgroupID), threads: threads)
+        }
+        let time = interval.time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        let line = JSONInterval(time: time, interval_s: (interval.seconds * 1000).rounded() / 1000, processes: processes)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Encoding these plain values cannot fail.
+        return String(decoding: (try? encoder.encode(line)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

@@ -1,0 +1,59 @@
+import CNetacct
+
+/// Socket-level traffic of a thread, process or cgroup: a "packet" is one successful send
+/// or receive call on a TCP or UDP socket, "bytes" its payload (no headers).
+public struct Traffic: Hashable, Sendable, Codable {
+    public var tcpTxPackets: UInt64 = 0
+    public var tcpTxBytes: UInt64 = 0
+    public var tcpRxPackets: UInt64 = 0
+    public var tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0
+    public var udpTxBytes: UInt64 = 0
+    public var udpRxPackets: UInt64 = 0
+    public var udpRxBytes: UInt64 = 0
+
+    public init() {}
+
+    public init(tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0,
+                udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0) {
+        self.tcpTxPackets = tcpTxPackets
+        self.tcpTxBytes = tcpTxBytes
+        self.tcpRxPackets = tcpRxPackets
+        self.tcpRxBytes = tcpRxBytes
+        self.udpTxPackets = udpTxPackets
+        self.udpTxBytes = udpTxBytes
+        self.udpRxPackets = udpRxPackets
+        self.udpRxBytes = udpRxBytes
+    }
+
+    init(_ c: netacct_counters) {
+        self.init(tcpTxPackets: c.tcp_tx_packets, tcpTxBytes: c.tcp_tx_bytes,
+                  tcpRxPackets: c.tcp_rx_packets, tcpRxBytes: c.tcp_rx_bytes,
+                  udpTxPackets: c.udp_tx_packets, udpTxBytes: c.udp_tx_bytes,
+                  udpRxPackets: c.udp_rx_packets, udpRxBytes: c.udp_rx_bytes)
+    }
+
+    public static let zero = Traffic()
+    public var isZero: Bool { self == .zero }
+
+    public var rxBytes: UInt64 { tcpRxBytes &+ udpRxBytes }
+    public var txBytes: UInt64 { tcpTxBytes &+ udpTxBytes }
+    public var rxPackets: UInt64 { tcpRxPackets &+ udpRxPackets }
+    public var txPackets: UInt64 { tcpTxPackets &+ udpTxPackets }
+
+    private static func combine(_ a: Traffic, _ b: Traffic, _ op: (UInt64, UInt64) -> UInt64) -> Traffic {
+        Traffic(tcpTxPackets: op(a.tcpTxPackets, b.tcpTxPackets), tcpTxBytes: op(a.tcpTxBytes, b.tcpTxBytes),
+                tcpRxPackets: op(a.tcpRxPackets, b.tcpRxPackets), tcpRxBytes: op(a.tcpRxBytes, b.tcpRxBytes),
+                udpTxPackets: op(a.udpTxPackets, b.udpTxPackets), udpTxBytes: op(a.udpTxBytes, b.udpTxBytes),
+                udpRxPackets: op(a.udpRxPackets, b.udpRxPackets), udpRxBytes: op(a.udpRxBytes, b.udpRxBytes))
+    }
+
+    public static func + (a: Traffic, b: Traffic) -> Traffic { combine(a, b, &+) }
+    public static func += (a: inout Traffic, b: Traffic) { a = a + b }
+
+    /// The traffic since `earlier` (counters never go back; a counter below its earlier value
+    /// gives 0 rather than wrapping).
+    public func since(_ earlier: Traffic) -> Traffic {
+        Self.combine(self, earlier) { $0 >= $1 ? $0 - $1 : 0 }
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import BPF
+import Glibc
+import Logging
+import NetacctCore
+
+@main
+struct Netacct: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-process network accounting for Linux, counted in the kernel with eBPF.",
+        subcommands: [TopCommand.self],
+        defaultSubcommand: TopCommand.self
+    )
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Log what netacct and libbpf do (libbpf's and the verifier's messages included).")
+    var verbose = false
+
+    /// Sets up logging to standard error and returns the command's logger.
+    func bootstrap(_ label: String) -> Logger {
+        let level: Logger.Level = verbose ? .trace : .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        LibbpfLog.route(to: Logger(label: "libbpf"))
+        return Logger(label: label)
+    }
+}
+
+/// Runs a command body, turning the errors a user can act on into one clear line.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as NetacctError {
+        FileDescriptorOutput.standardError("netacct: \(error.message)\n")
+        throw ExitCode.failure
+    } catch let error as BPFError {
+        FileDescriptorOutput.standardError("netacct: \(error)\n")
+        throw ExitCode.failure
+    }
+}
+
+enum FileDescriptorOutput {
+    static func standardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = write(2, &bytes, bytes.count)
+    }
+}
+
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "Show the processes with TCP and UDP traffic, busiest first, every interval.",
+        discussion: """
+            Counts are socket-level: a packet is one successful send or receive call, bytes are \
+            its payload. Processes that exited during the interval are marked with '*' and show \
+            their final traffic.
+            """
+    )
+
+    @Argument(help: "Seconds between outputs.")
+    var interval: Double = 1
+
+    @Argument(help: "Number of outputs (default: until interrupted).")
+    var count: Int?
+
+    @Option(name: [.customShort("p"), .long], help: "Only this process (repeatable).")
+    var pid: [Int32] = []
+
+    @Option(help: ArgumentHelp("Only processes in this cgroup v2 or below it.", valueName: "path"))
+    var cgroup: String?
+
+    @Flag(help: "A row for each thread under its process.")
+    var threads = false
+
+    @Flag(name: [.customShort("C"), .long], help: "Do not clear the screen between outputs.")
+    var noclear = false
+
+    @Flag(name: [.customShort("S"), .long], help: "Skip the summary line.")
+    var nosummary = false
+
+    @Option(help: "Sort by received, sent or total bytes (rx, tx, total).")
+    var sort: TopInterval.SortKey = .total
+
+    @Flag(help: "One JSON object per interval, one per line.")
+    var json = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
+        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
+        if let bad = pid.first(where: { $0 <= 0 }) { throw ValidationError("A PID is a positive number, not \(bad).") }
+    }
+
+    func run() throws {
+        let logger = global.bootstrap("netacct.top")
+        signal(SIGPIPE, SIG_IGN)
+        var configuration = Top.Configuration()
+        configuration.interval = interval
+        configuration.count = count
+        configuration.pids = Set(pid)
+        configuration.cgroup = cgroup
+        configuration.threads = threads
+        configuration.clearScreen = !noclear && !json
+        configuration.summary = !nosummary
+        configuration.sort = sort
+        configuration.json = json
+        try reportingErrors { try Top(configuration, logger: logger).run() }
+    }
+}
+
+extension TopInterval.SortKey: ExpressibleByArgument {}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The few kernel types and constants netacct's BPF programs touch, declared by hand
+ * instead of a 3 MB vmlinux.h generated from one machine's kernel.
+ *
+ * Every struct is marked preserve_access_index, so each field access is a CO-RE
+ * relocation that libbpf resolves against the running kernel's BTF at load time:
+ * only the field names and types must match, never the offsets or the full layout.
+ * Building therefore needs neither root, bpftool nor this machine's kernel BTF.
+ */
+#ifndef NETACCT_KERNEL_H
+#define NETACCT_KERNEL_H
+
+typedef signed char __s8;
+typedef unsigned char __u8;
+typedef short __s16;
+typedef unsigned short __u16;
+typedef int __s32;
+typedef unsigned int __u32;
+typedef long long __s64;
+typedef unsigned long long __u64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* Used by bpf_helper_defs.h's prototypes only as pointers. */
+struct bpf_map;
+struct __sk_buff;
+struct xdp_md;
+struct sk_msg_md;
+struct sk_reuseport_md;
+struct bpf_sock_ops;
+struct bpf_sock_addr;
+struct bpf_perf_event_data;
+
+/* uapi/linux/bpf.h */
+enum {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
+};
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
+	BPF_EXIST = 2,
+};
+#define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
+
+/* uapi/linux/socket.h, in.h */
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+#define IPPROTO_MPTCP 262
+#define MSG_PEEK 0x2
+#define MSG_ERRQUEUE 0x2000
+
+#define TASK_COMM_LEN 16
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct sock_common {
+	unsigned short skc_family;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+};
+
+struct signal_struct {
+	atomic_t live;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	__u64 start_time;
+	struct task_struct *group_leader;
+	struct signal_struct *signal;
+	char comm[TASK_COMM_LEN];
+};
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+};
+
+#pragma clang attribute pop
+
+#endif /* NETACCT_KERNEL_H */
