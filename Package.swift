@@ -52,7 +52,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "NetacctPrograms"]),
-        .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CNetacct"]),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
         .testTarget(name: "NetacctCLITests", dependencies: ["netacct"]),
     ]
 )

@@ -92,8 +92,9 @@ public struct ProcessTable: Sendable {
         for (pid, state) in processes {
             // A process neither live nor in the ledger has gone without a record (ledger
             // full): report its last totals as exited rather than keep it forever.
-            let exited = exitedProcesses.contains(pid) || !seen.contains(pid)
-            let total = state.exitedThreads + (liveTraffic[pid] ?? .zero)
+            let vanished = !seen.contains(pid)
+            let exited = exitedProcesses.contains(pid) || vanished
+            let total = vanished ? state.lastTotal : state.exitedThreads + (liveTraffic[pid] ?? .zero)
             var threads = threadsByProcess[pid] ?? []
             var threadTotals: [ThreadID: Traffic] = [:]
             for index in threads.indices {

@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+import NetacctCore
+import Testing
+import CTestSupport
+
+/// Real BPF programs, real sockets: every expected count is traffic the test made itself,
+/// asserted exactly for the thread or process that made it.
+@Suite(.serialized, .enabled(if: BPFEnvironment.available, "needs root and Linux >= 6.3 with BTF"))
+struct AccountingTests {
+    /// The final counters of a worker thread, once its exit is recorded.
+    func finalTraffic(of tid: Int32, _ recorder: Recorder) throws -> Traffic? {
+        try recorder.poll { recorder.threads[tid]?.exited == true }
+        return recorder.threads[tid]?.total
+    }
+
+    @Test(arguments: [Family.v4, .v6])
+    func tcp(_ family: Family) throws {
+        let recorder = try Recorder()
+        let (tid, calls) = try onNewThread {
+            let (client, server) = try tcpPair(family)
+            for _ in 0..<10 { _ = try client.send(1000) }
+            let calls = try server.receiveAll(10_000)
+            _ = try server.send(42)
+            _ = try client.receiveAll(42)
+            return calls + 1
+        }
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic == Traffic(tcpTxPackets: 11, tcpTxBytes: 10_042, tcpRxPackets: UInt64(calls), tcpRxBytes: 10_042))
+    }
+
+    @Test(arguments: [(Family.v4, true), (.v4, false), (.v6, true), (.v6, false)])
+    func udp(_ family: Family, connected: Bool) throws {
+        let recorder = try Recorder()
+        let (tid, _) = try onNewThread {
+            let (sender, receiver, address) = try udpPair(family, connected: connected)
+            for size in 1...7 {
+                _ = connected ? try sender.send(size * 100) : try sender.sendTo(size * 100, address)
+            }
+            for _ in 1...7 { try check(receiver.receive(2000), "recv") }
+        }
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic == Traffic(udpTxPackets: 7, udpTxBytes: 2800, udpRxPackets: 7, udpRxBytes: 2800))
+    }
+
+    @Test func mmsgCountsEachMessage() throws {
+        let recorder = try Recorder()
+        let (tid, (sent, received)) = try onNewThread {
+            let (sender, receiver, _) = try udpPair(.v4, connected: true)
+            return (test_sendmmsg(sender.fd, 50, 5), test_recvmmsg(receiver.fd, 50, 5))
+        }
+        #expect(received == 5)
+        #expect(sent == 5)
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic == Traffic(udpTxPackets: 5, udpTxBytes: 250, udpRxPackets: 5, udpRxBytes: 250))
+    }
+
+    @Test func failedReceivesAreNotTraffic() throws {
+        let recorder = try Recorder()
+        let (tid, failures) = try onNewThread {
+            let (sender, receiver, _) = try udpPair(.v6, connected: true)
+            receiver.setNonBlocking()
+            var failures = 0
+            for _ in 0..<100 where receiver.receive(100) < 0 && errno == EAGAIN { failures += 1 }
+            _ = try sender.send(10)
+            try check(receiver.receive(100), "recv")
+            return failures
+        }
+        #expect(failures == 100)
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic == Traffic(udpTxPackets: 1, udpTxBytes: 10, udpRxPackets: 1, udpRxBytes: 10))
+    }
+
+    @Test func peekingIsNotTraffic() throws {
+        let recorder = try Recorder()
+        let (tid, peeked) = try onNewThread {
+            let (client, server) = try tcpPair(.v4)
+            _ = try client.send(64)
+            // Wait until the data is there, then peek at it twice before reading it once.
+            var peeked = 0
+            for _ in 0..<2 { peeked += try check(server.receive(64, flags: Int32(MSG_PEEK | MSG_WAITALL)), "recv(MSG_PEEK)") }
+            try check(server.receive(64), "recv")
+            return peeked
+        }
+        #expect(peeked == 128)
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic == Traffic(tcpTxPackets: 1, tcpTxBytes: 64, tcpRxPackets: 1, tcpRxBytes: 64))
+    }
+
+    @Test func exitedThreadsStayInTheProcessTotal() throws {
+        let recorder = try Recorder()
+        let me = getpid()
+        let (first, _) = try onNewThread {
+            let (sender, receiver, _) = try udpPair(.v4, connected: true)
+            for _ in 0..<3 { _ = try sender.send(10) }
+            for _ in 0..<3 { try check(receiver.receive(100), "recv") }
+        }
+        _ = try finalTraffic(of: first, recorder)
+        let (second, _) = try onNewThread {
+            let (client, server) = try tcpPair(.v4)
+            for _ in 0..<2 { _ = try client.send(500) }
+            return try server.receiveAll(1000)
+        }
+        let secondTraffic = try #require(try finalTraffic(of: second, recorder))
+        let process = try #require(recorder.process(me))
+        #expect(!process.exited)
+        #expect(process.total == Traffic(tcpTxPackets: 2, tcpTxBytes: 1000, tcpRxPackets: secondTraffic.tcpRxPackets,
+                                         tcpRxBytes: 1000, udpTxPackets: 3, udpTxBytes: 30, udpRxPackets: 3, udpRxBytes: 30))
+        // Later samples keep the total although both threads are gone.
+        try recorder.poll()
+        #expect(recorder.process(me)?.total == process.total)
+    }
+
+    @Test func exitedChildIsReportedOnceWithItsFinalCounters() throws {
+        let recorder = try Recorder()
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        let port = try portNumber(address)
+        let child = try runBash("exec 3<>/dev/udp/127.0.0.1/\(port); printf 'hello netacct' >&3; printf '!!' >&3")
+        #expect(receiver.receive(100) == 13)
+        try recorder.poll { recorder.process(child)?.exited == true }
+        let sample = try #require(recorder.process(child))
+        #expect(sample.exited)
+        #expect(sample.comm == "bash")
+        #expect(sample.total == Traffic(udpTxPackets: 2, udpTxBytes: 15))
+        #expect(sample.delta == sample.total)
+        // Reported once: the next sample no longer has it.
+        let next = recorder.table.ingest(try recorder.engine.snapshot())
+        #expect(!next.contains { $0.id == sample.id })
+    }
+
+    @Test func onlyPIDCountsOneProcess() throws {
+        let recorder = try Recorder(onlyPID: getpid())
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        let child = try runBash("exec 3<>/dev/udp/127.0.0.1/\(try portNumber(address)); printf 'x' >&3")
+        #expect(receiver.receive(100) == 1)
+        try recorder.poll()
+        #expect(recorder.process(child) == nil)
+        #expect(recorder.process(getpid())?.total.udpRxBytes == 1)
+    }
+
+    @Test func mptcpCountsAsTCP() throws {
+        let recorder = try Recorder()
+        let listener: Int32 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 262)
+        try #require(listener >= 0 || errno != EPROTONOSUPPORT, "this kernel has no MPTCP")
+        close(listener)
+        let (tid, _) = try onNewThread {
+            let listener = Socket(fd: try check(socket(AF_INET, Int32(SOCK_STREAM.rawValue), 262), "socket(MPTCP)"))
+            try listener.bind(LoopbackAddress(.v4))
+            try check(listen(listener.fd, 1), "listen")
+            let client = Socket(fd: try check(socket(AF_INET, Int32(SOCK_STREAM.rawValue), 262), "socket(MPTCP)"))
+            try client.connect(try listener.localAddress())
+            let server = Socket(fd: try check(accept(listener.fd, nil, nil), "accept"))
+            _ = try client.send(300)
+            return try server.receiveAll(300)
+        }
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic.tcpTxPackets == 1 && traffic.tcpTxBytes == 300 && traffic.tcpRxBytes == 300)
+        #expect(traffic.udpTxPackets == 0 && traffic.udpRxPackets == 0)
+    }
+}
+
+func portNumber(_ address: LoopbackAddress) throws -> UInt16 {
+    withUnsafeBytes(of: address.storage) { raw in
+        raw.load(fromByteOffset: 2, as: UInt16.self).bigEndian
+    }
+}
+
+/// Runs `bash -c script` to completion and returns its PID.
+func runBash(_ script: String) throws -> Int32 {
+    var pid: pid_t = 0
+    let arguments = ["bash", "-c", script]
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let result = posix_spawnp(&pid, "bash", nil, nil, &argv, environ)
+    guard result == 0 else { throw SocketError(call: "posix_spawnp(bash)", code: result) }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return pid
+}

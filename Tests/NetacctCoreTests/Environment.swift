@@ -1,0 +1,90 @@
+import Foundation
+import Glibc
+import NetacctCore
+import Testing
+import CTestSupport
+
+/// Whether this machine can load the accounting programs. Tests that need it are enabled
+/// only when it can; in CI (CI=true) `ciCanLoadPrograms` turns "cannot" into a failure, so
+/// CI always proves the real thing.
+enum BPFEnvironment {
+    static let unavailableReason: String? = {
+        do {
+            try KernelRequirements.check()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }()
+    static var available: Bool { unavailableReason == nil }
+    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+}
+
+@Test func ciCanLoadPrograms() {
+    if BPFEnvironment.isCI {
+        #expect(BPFEnvironment.unavailableReason == nil, "CI must load real BPF programs: \(BPFEnvironment.unavailableReason ?? "")")
+    }
+}
+
+/// Runs `body` on a new kernel thread, waits until the thread has been joined, and returns
+/// the thread's TID with what `body` returned.
+func onNewThread<T>(_ body: @escaping () throws -> T) throws -> (tid: Int32, value: T) {
+    let box = ThreadBox(body)
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(box).toOpaque()
+    let created = pthread_create(&thread, nil, { context in
+        (Unmanaged<AnyObject>.fromOpaque(context!).takeRetainedValue() as! any Runnable).run()
+        return nil
+    }, context)
+    precondition(created == 0, "pthread_create failed")
+    pthread_join(thread, nil)
+    return (box.tid, try box.result!.get())
+}
+
+protocol Runnable: AnyObject { func run() }
+
+final class ThreadBox<T>: Runnable, @unchecked Sendable {
+    let body: () throws -> T
+    var tid: Int32 = 0
+    var result: Result<T, Error>?
+    init(_ body: @escaping () throws -> T) { self.body = body }
+    func run() {
+        tid = test_gettid()
+        result = Result { try body() }
+    }
+}
+
+/// Loads the accounting programs and keeps folding snapshots into one ProcessTable.
+final class Recorder {
+    let engine: AccountingEngine
+    var table = ProcessTable()
+    /// The newest sample of each process, and every thread sample seen, newest last.
+    var processes: [ProcessID: ProcessTable.ProcessSample] = [:]
+    var threads: [Int32: ProcessTable.ThreadSample] = [:]
+
+    init(onlyPID: Int32? = nil) throws {
+        engine = try AccountingEngine(options: .init(onlyPID: onlyPID))
+    }
+
+    func poll() throws {
+        for sample in table.ingest(try engine.snapshot()) {
+            processes[sample.id] = sample
+            for thread in sample.threads { threads[thread.id.tid] = thread }
+        }
+    }
+
+    /// Polls until `condition` holds (at most 3 s), so that exits recorded a moment after
+    /// the test saw them happen are in.
+    func poll(until condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(3)
+        repeat {
+            try poll()
+            if condition() { return }
+            usleep(20_000)
+        } while Date() < deadline
+    }
+
+    func process(_ pid: Int32) -> ProcessTable.ProcessSample? {
+        processes.values.filter { $0.id.pid == pid }.max { $0.id.startNanoseconds < $1.id.startNanoseconds }
+    }
+}
