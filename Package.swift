@@ -51,7 +51,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "BPFTests", dependencies: ["BPF", "NetacctPrograms"]),
+        // Programs and shared headers that exist only to test the BPF module (bpf/tests/).
+        .target(name: "BPFTestPrograms", dependencies: ["BPF"], path: "Tests/BPFTestPrograms", plugins: ["BPFCompiler"]),
+        .target(name: "CSelftest", path: "Tests/CSelftest"),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
         .testTarget(name: "NetacctCLITests", dependencies: ["netacct"]),

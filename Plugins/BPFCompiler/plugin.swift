@@ -4,12 +4,15 @@ import PackagePlugin
 /// Compiles every `bpf/*.bpf.c` of the package with the toolchain's clang (CO-RE, BTF
 /// kept, debug info stripped) and turns each object into a Swift source file that embeds
 /// it, so the `netacct` binary is self-contained and no compiled object is ever committed.
+/// A target whose name ends in `TestPrograms` gets `bpf/tests/*.bpf.c` instead: programs
+/// that exist only to test the BPF module stay out of the product.
 @main
 struct BPFCompiler: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
-        let bpfDir = context.package.directoryURL.appending(path: "bpf")
+        let bpfRoot = context.package.directoryURL.appending(path: "bpf")
+        let bpfDir = target.name.hasSuffix("TestPrograms") ? bpfRoot.appending(path: "tests") : bpfRoot
         let files = try FileManager.default.contentsOfDirectory(at: bpfDir, includingPropertiesForKeys: nil)
-        let headerDirs = [bpfDir, bpfDir.appending(path: "include")]
+        let headerDirs = [bpfDir, bpfRoot.appending(path: "include")]
         let headers = try headerDirs.flatMap { dir in
             try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
                 .filter { $0.pathExtension == "h" }
@@ -39,7 +42,7 @@ struct BPFCompiler: BuildToolPlugin {
                 arguments: [
                     "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_\(targetArch)",
                     "-Wall", "-Werror",
-                    "-I", bpfDir.appending(path: "include").path, "-I", bpfDir.path,
+                    "-I", bpfRoot.appending(path: "include").path, "-I", bpfDir.path,
                     "-c", source.path, "-o", object.path,
                 ],
                 inputFiles: [source] + headers,

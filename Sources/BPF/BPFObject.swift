@@ -12,6 +12,7 @@ public final class BPFObject {
 
     public init(image: BPFObjectImage) throws {
         self.name = image.name
+        LibbpfLog.install()
         let opened = image.bytes.withUnsafeBytes { buffer in
             netacct_object_open_mem(buffer.baseAddress, buffer.count, image.name)
         }
@@ -102,12 +103,17 @@ public final class BPFObject {
 
     /// Loads the programs whose autoload is on, and creates the maps, in the kernel.
     public func load() throws {
+        _ = LibbpfLog.takeLoadFailure()
         let result = bpf_object__load(handle)
         guard result == 0 else {
-            // libbpf names the failing program in its log; find it to name it here too.
-            let failing = programs.first { $0.autoload && $0.fileDescriptor == nil }
-            let subject = failing.map { "program '\($0.name)' of object '\(name)'" } ?? "object '\(name)'"
-            throw BPFError("loading", subject, code: result)
+            // libbpf names the failing program, and the verifier its reason, in the log.
+            let failure = LibbpfLog.takeLoadFailure()
+            let subject = failure.program.map { "program '\($0)' of object '\(name)'" } ?? "object '\(name)'"
+            var error = BPFError("loading", subject, code: result)
+            if let reason = failure.reason {
+                error.hint = "The verifier said: \(reason)" + (error.hint.map { ". \($0)" } ?? "")
+            }
+            throw error
         }
         isLoaded = true
     }
@@ -226,4 +232,18 @@ public final class Link {
             (0..<bytes.count / size).map { raw.loadUnaligned(fromByteOffset: $0 * size, as: Record.self) }
         }
     }
+}
+
+/// Keeps the kernel's per-program run-time statistics on (BPF_ENABLE_STATS) while it lives,
+/// without touching the `kernel.bpf_stats_enabled` sysctl.
+public final class StatisticsSession {
+    private let fd: FileDescriptor
+
+    public init() throws {
+        let fd = bpf_enable_stats(BPF_STATS_RUN_TIME)
+        guard fd >= 0 else { throw BPFError("enabling", "BPF run-time statistics", code: fd) }
+        self.fd = FileDescriptor(rawValue: fd)
+    }
+
+    deinit { try? fd.close() }
 }

@@ -1,0 +1,119 @@
+import BPF
+import BPFTestPrograms
+import CSelftest
+import Foundation
+import Glibc
+import Testing
+
+let canLoadBPF = geteuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux")
+
+/// The BPF module on its own test program: opening, read-only globals, typed maps, per-CPU
+/// sums, raw_tp attachment, ring buffer records, statistics, and errors that name their subject.
+@Suite(.serialized, .enabled(if: canLoadBPF, "needs root and a kernel with BTF"))
+struct BPFModuleTests {
+    static let getppidSyscall = 110 // x86_64
+
+    func loadSelftest() throws -> BPFObject {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        try object.setReadOnlyGlobal("target_tgid", to: UInt32(getpid()))
+        try object.setReadOnlyGlobal("target_syscall", to: Self.getppidSyscall)
+        try object.load()
+        return object
+    }
+
+    @Test func ringBufferDeliversTypedRecordsAndPerCPUCountsAreSummed() throws {
+        let object = try loadSelftest()
+        var events: [selftest_event] = []
+        let ring = try RingBuffer<selftest_event>(object, name: "events") { events.append($0) }
+        let link = try object.program("on_sys_enter").attach()
+        for _ in 0..<5 { _ = getppid() }
+        try ring.consume()
+        withExtendedLifetime(link) {}
+        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(events.allSatisfy { $0.pid == UInt32(getpid()) && $0.tid != 0 })
+        #expect(ring.malformedRecords == 0)
+        let calls = try PerCPUMap<UInt32, UInt64>(object, name: "calls")
+        #expect(try calls.lookupSummed(0) == 5)
+        #expect(try calls.entriesSummed().map(\.value) == [5])
+    }
+
+    @Test func detachingStopsTheProgram() throws {
+        let object = try loadSelftest()
+        var link: Link? = try object.program("on_sys_enter").attach()
+        _ = getppid()
+        link = nil
+        _ = getppid()
+        _ = link
+        #expect(try PerCPUMap<UInt32, UInt64>(object, name: "calls").lookupSummed(0) == 1)
+    }
+
+    @Test func hashMapOperationsAndBatchReads() throws {
+        let object = try loadSelftest()
+        let map = try Map<UInt32, UInt64>(object, name: "scratch")
+        #expect(try map.lookup(7) == nil)
+        for key in UInt32(0)..<1000 { try map.update(key, UInt64(key) * 3) }
+        #expect(try map.lookup(7) == 21)
+        #expect(throws: BPFError.self) { try map.update(7, 1, .onlyNew) }
+        try map.update(7, 8, .onlyExisting)
+        #expect(try map.lookup(7) == 8)
+        #expect(try map.delete(7))
+        #expect(try !map.delete(7))
+        let all = try map.entries()
+        #expect(all.count == 999)
+        #expect(all.allSatisfy { $0.value == UInt64($0.key) * 3 })
+        let taken = try map.entries(deleting: true)
+        #expect(taken.count == 999)
+        #expect(try map.entries().isEmpty)
+    }
+
+    @Test func statisticsCountRuns() throws {
+        let session = try StatisticsSession()
+        let object = try loadSelftest()
+        let program = try object.program("on_sys_enter")
+        let link = try program.attach()
+        for _ in 0..<3 { _ = getppid() }
+        let statistics = try program.statistics()
+        withExtendedLifetime((session, link)) {}
+        // The program runs on every system call of every process; at least our three.
+        #expect(statistics.runCount >= 3)
+        #expect(statistics.runTimeNanoseconds > 0)
+    }
+
+    @Test func errorsNameTheirSubject() throws {
+        let broken = BPFObjectImage(name: "broken", bytes: [0x7f, 0x45, 0x4c, 0x46, 1, 2, 3])
+        #expect { try BPFObject(image: broken) } throws: { error in
+            "\(error)".contains("object 'broken'")
+        }
+        let object = try BPFObject(image: BPFObjects.selftest)
+        #expect { try object.setReadOnlyGlobal("no_such_global", to: UInt32(1)) } throws: { error in
+            "\(error)".contains("global 'no_such_global' of object 'selftest'")
+        }
+        #expect { try object.setReadOnlyGlobal("target_tgid", to: UInt64(1)) } throws: { error in
+            "\(error)".contains("4 bytes")
+        }
+        #expect { try object.program("nope") } throws: { error in
+            "\(error)".contains("program 'nope' in object 'selftest'")
+        }
+        try object.load()
+        #expect { try Map<UInt64, UInt64>(object, name: "scratch") } throws: { error in
+            "\(error)".contains("map 'scratch' of object 'selftest'") && "\(error)".contains("4-byte keys")
+        }
+        #expect { try object.setReadOnlyGlobal("target_tgid", to: UInt32(1)) } throws: { error in
+            "\(error)".contains("fixed at load")
+        }
+    }
+
+    @Test func aProgramTheVerifierRefusesIsNamedWithItsReason() throws {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        let rejected = try object.program("rejected")
+        #expect(!rejected.autoload)
+        #expect(rejected.section == "raw_tp/sys_enter")
+        rejected.autoload = true
+        #expect { try object.load() } throws: { error in
+            let text = "\(error)"
+            return text.contains("loading program 'rejected' of object 'selftest' failed")
+                && text.contains("The verifier said:") && text.contains("map_value_or_null")
+        }
+        #expect(!object.isLoaded)
+    }
+}

@@ -1,0 +1,1 @@
+/* CSelftest only makes bpf/tests/selftest.h importable from Swift. */

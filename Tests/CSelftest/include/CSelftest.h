@@ -1,0 +1,4 @@
+#ifndef CSELFTEST_H
+#define CSELFTEST_H
+#include "../../../bpf/tests/selftest.h"
+#endif
