@@ -54,6 +54,12 @@ let package = Package(
         // Programs and shared headers that exist only to test the BPF module (bpf/tests/).
         .target(name: "BPFTestPrograms", dependencies: ["BPF"], path: "Tests/BPFTestPrograms", plugins: ["BPFCompiler"]),
         .target(name: "CSelftest", path: "Tests/CSelftest"),
+        // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
+        .executableTarget(
+            name: "netacct-bench",
+            dependencies: ["BPF", "NetacctCore", "BPFTestPrograms"],
+            path: "bench/netacct-bench"
+        ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),

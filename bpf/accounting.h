@@ -26,8 +26,9 @@ struct netacct_counters {
 };
 
 /*
- * Per-thread state in task local storage: created on the thread's first counted call,
- * written only by that thread (so plain increments are exact), freed with the task.
+ * Per-thread state in task local storage: created when a thread cannot have a slot (below)
+ * and for every counted process's group leader, so that the process stays visible to the
+ * iterator while it lives. Written only by its thread; freed with the task.
  */
 struct netacct_thread_state {
 	struct netacct_counters counters;
@@ -35,6 +36,23 @@ struct netacct_thread_state {
 	__u32 exited;      /* set by the exit hook: the counters have moved to the ledger */
 	__u32 _pad;
 };
+
+/*
+ * The fast path: an array of slots indexed by TID modulo NETACCT_SLOTS. A thread claims
+ * the slot of its TID on its first counted call (compare-and-swap of `tid`) and keeps it
+ * until it exits; then the exit hook moves the counters to the ledger and frees the slot.
+ * A thread whose slot is taken by another thread counts in task local storage instead.
+ * Only the owner writes a slot, so plain increments are exact.
+ */
+struct netacct_slot {
+	__u32 tid;              /* owner, 0 when free: the only field checked per event */
+	__u32 tgid;
+	__u64 thread_start_ns;  /* owner's identity, written after the claim */
+	__u64 cgroup_id;
+	struct netacct_counters counters;
+};
+
+#define NETACCT_SLOTS 32768
 
 /* Identity of a thread or process: an id is reused, an (id, start time) pair never is. */
 struct netacct_task_id {

@@ -33,8 +33,10 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
 
     static func hint(for errno: Errno?) -> String? {
         switch errno {
-        case .notPermitted?, .permissionDenied?:
+        case .notPermitted?:
             return "Loading BPF programs needs root, or CAP_BPF and CAP_PERFMON"
+        case .permissionDenied?:
+            return "The kernel's verifier refused it (run with --verbose for its log)"
         case .noSuchFileOrDirectory?, .noSuchProcess?:
             return "The running kernel lacks something this program needs (a tracepoint, a BTF type or a helper)"
         case .invalidArgument?:

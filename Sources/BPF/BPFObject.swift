@@ -75,6 +75,16 @@ public final class BPFObject {
         }
     }
 
+    /// Sets a map's capacity before load.
+    public func setMaxEntries(_ map: String, to entries: UInt32) throws {
+        let subject = "map '\(map)' of object '\(name)'"
+        guard !isLoaded else {
+            throw BPFError("resizing", subject, errno: .alreadyInProcess, hint: "Map sizes are fixed at load")
+        }
+        let result = bpf_map__set_max_entries(try mapPointer(map), entries)
+        guard result == 0 else { throw BPFError("resizing", subject, code: result) }
+    }
+
     /// Finds a variable's offset and size in the object's `.rodata` section (its BTF DATASEC),
     /// as a generated skeleton would.
     private func rodataVariable(_ variable: String) throws -> (offset: Int, size: Int) {

@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "CLibbpf.h"
 
@@ -7,18 +8,24 @@ static netacct_libbpf_log_sink current_sink;
 
 static int forward(enum libbpf_print_level level, const char *format, va_list args)
 {
-	char line[1024];
+	va_list measure;
+	char *line;
 	int n;
 
 	if (!current_sink)
 		return 0;
-	n = vsnprintf(line, sizeof(line), format, args);
-	if (n < 0)
+	/* Messages can be long (a verifier log comes as one): size them first. */
+	va_copy(measure, args);
+	n = vsnprintf(NULL, 0, format, measure);
+	va_end(measure);
+	if (n < 0 || !(line = malloc((size_t)n + 1)))
 		return n;
-	/* libbpf ends most messages with a newline; the sink gets bare lines. */
-	for (size_t len = strlen(line); len > 0 && line[len - 1] == '\n'; len--)
+	vsnprintf(line, (size_t)n + 1, format, args);
+	/* libbpf ends most messages with a newline; the sink gets bare text. */
+	for (size_t len = (size_t)n; len > 0 && line[len - 1] == '\n'; len--)
 		line[len - 1] = '\0';
 	current_sink(level, line);
+	free(line);
 	return n;
 }
 

@@ -9,7 +9,13 @@ public final class AccountingEngine {
     public struct Options: Sendable {
         /// Count only this process (checked in the kernel; 0 or nil counts every process).
         public var onlyPID: Int32?
-        public init(onlyPID: Int32? = nil) { self.onlyPID = onlyPID }
+        /// Fast-path slots (a power of two): threads whose TIDs collide modulo this count
+        /// take the slower task-storage path. Tests shrink it to exercise that path.
+        public var slots: UInt32 = UInt32(NETACCT_SLOTS)
+        public init(onlyPID: Int32? = nil, slots: UInt32 = UInt32(NETACCT_SLOTS)) {
+            self.onlyPID = onlyPID
+            self.slots = slots
+        }
     }
 
     private let object: BPFObject
@@ -30,6 +36,11 @@ public final class AccountingEngine {
         if let pid = options.onlyPID, pid > 0 {
             try object.setReadOnlyGlobal("only_tgid", to: UInt32(pid))
         }
+        guard options.slots > 0, options.slots & (options.slots - 1) == 0 else {
+            throw NetacctError("The number of slots must be a power of two, not \(options.slots).")
+        }
+        try object.setMaxEntries("slots", to: options.slots)
+        try object.setReadOnlyGlobal("slot_mask", to: options.slots - 1)
         try object.load()
         self.object = object
         ledger = try Map(object, name: "ledger")

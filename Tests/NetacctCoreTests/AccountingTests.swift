@@ -43,6 +43,26 @@ struct AccountingTests {
         #expect(traffic == Traffic(udpTxPackets: 7, udpTxBytes: 2800, udpRxPackets: 7, udpRxBytes: 2800))
     }
 
+    @Test func threadsSharingOneSlotCountSeparately() throws {
+        let recorder = try Recorder(slots: 1)
+        // Two live threads at once: one owns the only slot, the other counts in task storage.
+        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let (sender, receiver, _) = try udpPair(.v4, connected: true)
+        let (helper, _) = try onNewThreadInBackground(ready: ready, until: done) {
+            for _ in 0..<4 { _ = try sender.send(25) }
+        }
+        ready.wait()
+        let (main, _) = try onNewThread {
+            for _ in 0..<4 { try check(receiver.receive(100), "recv") }
+            #expect(receiver.sendFailing(25) < 0) // not connected: fails, so it is not traffic
+        }
+        done.signal()
+        let helperTraffic = try #require(try finalTraffic(of: helper.tid, recorder))
+        let mainTraffic = try #require(try finalTraffic(of: main, recorder))
+        #expect(helperTraffic == Traffic(udpTxPackets: 4, udpTxBytes: 100))
+        #expect(mainTraffic == Traffic(udpRxPackets: 4, udpRxBytes: 100))
+    }
+
     @Test func mmsgCountsEachMessage() throws {
         let recorder = try Recorder()
         let (tid, (sent, received)) = try onNewThread {
@@ -87,8 +107,11 @@ struct AccountingTests {
         #expect(traffic == Traffic(tcpTxPackets: 1, tcpTxBytes: 64, tcpRxPackets: 1, tcpRxBytes: 64))
     }
 
-    @Test func exitedThreadsStayInTheProcessTotal() throws {
-        let recorder = try Recorder()
+    /// With one slot, every thread but one takes the task-storage path, and the slot is
+    /// freed and claimed again as threads come and go: the counts stay exact either way.
+    @Test(arguments: [nil, 1] as [UInt32?])
+    func exitedThreadsStayInTheProcessTotal(slots: UInt32?) throws {
+        let recorder = try Recorder(slots: slots)
         let me = getpid()
         let (first, _) = try onNewThread {
             let (sender, receiver, _) = try udpPair(.v4, connected: true)

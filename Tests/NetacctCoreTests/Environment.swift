@@ -62,8 +62,10 @@ final class Recorder {
     var processes: [ProcessID: ProcessTable.ProcessSample] = [:]
     var threads: [Int32: ProcessTable.ThreadSample] = [:]
 
-    init(onlyPID: Int32? = nil) throws {
-        engine = try AccountingEngine(options: .init(onlyPID: onlyPID))
+    init(onlyPID: Int32? = nil, slots: UInt32? = nil) throws {
+        var options = AccountingEngine.Options(onlyPID: onlyPID)
+        if let slots { options.slots = slots }
+        engine = try AccountingEngine(options: options)
     }
 
     func poll() throws {
@@ -87,4 +89,24 @@ final class Recorder {
     func process(_ pid: Int32) -> ProcessTable.ProcessSample? {
         processes.values.filter { $0.id.pid == pid }.max { $0.id.startNanoseconds < $1.id.startNanoseconds }
     }
+}
+
+/// Starts `body` on a new thread that signals `ready` after it and stays alive until
+/// `done` is signalled; returns at once. The thread's TID is in the box once `ready` fired.
+func onNewThreadInBackground(ready: DispatchSemaphore, until done: DispatchSemaphore,
+                             _ body: @escaping () throws -> Void) throws -> (ThreadBox<Void>, Void) {
+    let box = ThreadBox<Void> {
+        try body()
+        ready.signal()
+        done.wait()
+    }
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(box as AnyObject).toOpaque()
+    let created = pthread_create(&thread, nil, { context in
+        (Unmanaged<AnyObject>.fromOpaque(context!).takeRetainedValue() as! any Runnable).run()
+        return nil
+    }, context)
+    precondition(created == 0, "pthread_create failed")
+    pthread_detach(thread)
+    return (box, ())
 }

@@ -98,6 +98,12 @@ final class Socket {
         return try check(Glibc.send(fd, bytes, count, flags), "send")
     }
 
+    /// One send call whose failure is expected; returns its raw result.
+    func sendFailing(_ count: Int) -> Int {
+        let bytes = [UInt8](repeating: 0x61, count: count)
+        return Glibc.send(fd, bytes, count, 0)
+    }
+
     func sendTo(_ count: Int, _ address: LoopbackAddress) throws -> Int {
         let bytes = [UInt8](repeating: 0x62, count: count)
         return try address.withPointer { try check(sendto(fd, bytes, count, 0, $0, $1), "sendto") }

@@ -1,0 +1,135 @@
+import BPF
+import BPFTestPrograms
+import Foundation
+import Glibc
+import NetacctCore
+
+// netacct-bench [events-per-round] [rounds]
+//
+// Measures what the accounting programs cost per socket event, with the kernel's own
+// run-time statistics (BPF_ENABLE_STATS: run_time_ns / run_cnt), under a loopback load
+// this process generates. Each round runs the same load twice: once under empty programs
+// on the same tracepoints (the floor), once under netacct's programs. Medians over rounds.
+
+let arguments = CommandLine.arguments
+let eventsPerRound = arguments.count > 1 ? Int(arguments[1]) ?? 400_000 : 400_000
+let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 7 : 7
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("netacct-bench: \(message)\n".utf8))
+    exit(1)
+}
+
+/// A loopback UDP pair on one thread: each iteration is one send and one receive event.
+func udpLoad(events: Int) {
+    let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(receiver); close(sender) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(receiver, $0, length)
+            _ = getsockname(receiver, $0, &length)
+            _ = connect(sender, $0, length)
+        }
+    }
+    var buffer = [UInt8](repeating: 7, count: 256)
+    for _ in 0..<(events / 2) {
+        _ = send(sender, &buffer, 100, 0)
+        _ = recv(receiver, &buffer, 256, 0)
+    }
+}
+
+/// A loopback TCP request/response exchange between two threads (64-byte messages).
+func tcpLoad(events: Int) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(listener, $0, length)
+            _ = getsockname(listener, $0, &length)
+        }
+    }
+    listen(listener, 1)
+    let exchanges = events / 4
+    let server = Thread {
+        let connection = accept(listener, nil, nil)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        for _ in 0..<exchanges {
+            _ = recv(connection, &buffer, 64, Int32(MSG_WAITALL))
+            _ = send(connection, &buffer, 64, 0)
+        }
+        close(connection)
+    }
+    server.start()
+    let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(client, $0, length) }
+    }
+    var buffer = [UInt8](repeating: 1, count: 64)
+    for _ in 0..<exchanges {
+        _ = send(client, &buffer, 64, 0)
+        _ = recv(client, &buffer, 64, Int32(MSG_WAITALL))
+    }
+    close(client)
+    close(listener)
+    usleep(20_000)
+}
+
+func nanosecondsPerEvent(_ statistics: [ProgramStatistics]) -> Double {
+    let time = statistics.reduce(0) { $0 + $1.runTimeNanoseconds }
+    let runs = statistics.reduce(0) { $0 + $1.runCount }
+    return runs == 0 ? .nan : Double(time) / Double(runs)
+}
+
+func floorCost(_ load: (Int) -> Void) throws -> Double {
+    let object = try BPFObject(image: BPFObjects.floor)
+    try object.load()
+    let programs = [try object.program("floor_send"), try object.program("floor_recv")]
+    let links = try programs.map { try $0.attach() }
+    load(eventsPerRound)
+    let cost = nanosecondsPerEvent(try programs.map { try $0.statistics() })
+    withExtendedLifetime(links) {}
+    return cost
+}
+
+func netacctCost(_ load: (Int) -> Void) throws -> (Double, exit: ProgramStatistics?) {
+    let engine = try AccountingEngine()
+    load(eventsPerRound)
+    let statistics = try engine.programStatistics()
+    _ = try engine.snapshot()
+    return (nanosecondsPerEvent(AccountingEngine.hotPrograms.compactMap { statistics[$0] }), statistics["record_exit"])
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+func format(_ value: Double) -> String { String(format: "%.1f", value) }
+
+do {
+    let session = try StatisticsSession()
+    print("netacct-bench: \(rounds) rounds of \(eventsPerRound) socket events per load, kernel \(KernelRequirements.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+    print("")
+    print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | rounds (netacct) |")
+    print("|---|---|---|---|---|")
+    for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
+        var floors: [Double] = [], costs: [Double] = []
+        for _ in 0..<rounds {
+            floors.append(try floorCost(load))
+            costs.append(try netacctCost(load).0)
+        }
+        let floor = median(floors), cost = median(costs)
+        print("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs.map(format).joined(separator: " ")) |")
+    }
+    withExtendedLifetime(session) {}
+} catch {
+    fail("\(error)")
+}
