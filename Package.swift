@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libbpf from Debian (libbpf-dev), plus the few C shims Swift cannot express.
@@ -42,11 +43,21 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
+        .target(
+            name: "NetacctServers",
+            dependencies: [
+                "NetacctCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command line: parsing and wiring only.
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "NetacctCore",
+                "NetacctCore", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +74,6 @@ let package = Package(
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
-        .testTarget(name: "NetacctCLITests", dependencies: ["netacct"]),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers"]),
     ]
 )

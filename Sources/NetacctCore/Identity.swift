@@ -1,7 +1,7 @@
 import CNetacct
 
 /// A process: its PID and its start time. PIDs are reused; the pair never is.
-public struct ProcessID: Hashable, Sendable, Comparable {
+public struct ProcessID: Hashable, Sendable, Comparable, Codable {
     public var pid: Int32
     /// CLOCK_MONOTONIC nanoseconds at which the process started.
     public var startNanoseconds: UInt64
@@ -17,7 +17,7 @@ public struct ProcessID: Hashable, Sendable, Comparable {
 }
 
 /// A thread: its TID and start time, within its process.
-public struct ThreadID: Hashable, Sendable {
+public struct ThreadID: Hashable, Sendable, Codable {
     public var tid: Int32
     public var startNanoseconds: UInt64
     public var process: ProcessID

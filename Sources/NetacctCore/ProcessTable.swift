@@ -6,7 +6,7 @@
 /// its exit, and then forgotten. Identities are (id, start time), so a reused PID or TID
 /// starts from zero.
 public struct ProcessTable: Sendable {
-    public struct ThreadSample: Sendable, Equatable {
+    public struct ThreadSample: Sendable, Equatable, Codable {
         public var id: ThreadID
         public var comm: String
         public var exited: Bool
@@ -16,7 +16,7 @@ public struct ProcessTable: Sendable {
         public var delta: Traffic
     }
 
-    public struct ProcessSample: Sendable, Equatable {
+    public struct ProcessSample: Sendable, Equatable, Codable {
         public var id: ProcessID
         public var comm: String
         public var cgroupID: UInt64

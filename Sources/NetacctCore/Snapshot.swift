@@ -45,7 +45,7 @@ public struct Snapshot: Sendable {
     }
 
     /// Events the kernel side could not count, summed over CPUs since load. Never silent.
-    public struct Losses: Sendable, Equatable {
+    public struct Losses: Sendable, Equatable, Codable {
         /// Calls not counted because a thread's state could not be allocated.
         public var uncountedCalls: UInt64 = 0
         /// Exited threads whose final counters did not fit in the exit ledger.

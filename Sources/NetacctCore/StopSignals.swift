@@ -15,9 +15,16 @@ public struct StopSignals: Sendable {
         self.set = set
     }
 
-    /// Waits until `deadline` (CLOCK_MONOTONIC seconds); returns the signal if one came first.
+    /// Waits until `deadline` (CLOCK_MONOTONIC seconds, or .infinity); returns the signal if
+    /// one came first.
     public func wait(until deadline: Double) -> Int32? {
         var set = self.set
+        if deadline == .infinity {
+            while true {
+                let signal = sigwaitinfo(&set, nil)
+                if signal > 0 { return signal }
+            }
+        }
         while true {
             let remaining = deadline - Self.now()
             if remaining <= 0 { return nil }

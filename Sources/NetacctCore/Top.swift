@@ -15,6 +15,8 @@ public struct Top {
         public var sort: TopInterval.SortKey = .total
         public var json = false
         public var summary = true
+        /// Where a running daemon's local API is; nil: never use a daemon.
+        public var daemonSocket: String? = DaemonAPI.defaultSocket
         public init() {}
     }
 
@@ -33,9 +35,7 @@ public struct Top {
         var cgroups = CgroupNames()
         var filter = TopInterval.Filter(pids: configuration.pids)
         if let path = configuration.cgroup { filter.cgroups = try cgroups.subtree(path) }
-        let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
-        let engine = try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger)
-        var table = ProcessTable()
+        var source = try Source(configuration, logger: logger)
         var renderer = TopRenderer(threads: configuration.threads, summary: configuration.summary, cgroups: cgroups)
         var reportedLosses = Snapshot.Losses()
 
@@ -44,25 +44,25 @@ public struct Top {
         while configuration.count.map({ printed < $0 }) ?? true {
             let stopped = signals.wait(until: start + configuration.interval) != nil
             let end = StopSignals.now()
-            let snapshot = try engine.snapshot()
-            if snapshot.losses != reportedLosses {
+            let (samples, losses) = try source.sample()
+            if losses != reportedLosses {
                 logger.warning("some traffic could not be counted", metadata: [
-                    "uncounted_calls": "\(snapshot.losses.uncountedCalls)",
-                    "dropped_thread_exits": "\(snapshot.losses.droppedExits)",
+                    "uncounted_calls": "\(losses.uncountedCalls)",
+                    "dropped_thread_exits": "\(losses.droppedExits)",
                 ])
-                reportedLosses = snapshot.losses
+                reportedLosses = losses
             }
             if let cgroupPath = configuration.cgroup {
                 // New cgroups may have appeared below the one being watched.
                 filter.cgroups = (try? cgroups.subtree(cgroupPath)) ?? filter.cgroups
             }
-            let interval = TopInterval(time: Date(), seconds: end - start, samples: table.ingest(snapshot),
+            let interval = TopInterval(time: Date(), seconds: end - start, samples: samples,
                                        filter: filter, sort: configuration.sort)
             var text: String
             if configuration.json {
                 text = renderer.json(interval) + "\n"
             } else {
-                text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: snapshot.losses)
+                text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: losses)
                 if configuration.clearScreen { text = "\u{1B}[H\u{1B}[2J" + text } else { text += "\n" }
             }
             do {
@@ -73,6 +73,40 @@ public struct Top {
             printed += 1
             start = end
             if stopped { break }
+        }
+    }
+
+    /// Where the counters come from: a running daemon (no second copy of the programs), or
+    /// the programs loaded by this process when no daemon runs.
+    enum Source {
+        case daemon(DaemonAPI.Connection, DeltaTracker)
+        case local(AccountingEngine, ProcessTable)
+
+        init(_ configuration: Configuration, logger: Logger) throws {
+            if let path = configuration.daemonSocket, let connection = DaemonAPI.Connection(path: path) {
+                logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
+                self = .daemon(connection, DeltaTracker())
+                // The first reply sets the baseline: traffic before top started is not shown.
+                _ = try sample()
+                return
+            }
+            let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
+            self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger), ProcessTable())
+        }
+
+        mutating func sample() throws -> ([ProcessTable.ProcessSample], Snapshot.Losses) {
+            switch self {
+            case .daemon(let connection, var tracker):
+                let reply = try connection.sample()
+                let samples = tracker.deltas(reply.processes)
+                self = .daemon(connection, tracker)
+                return (samples, reply.losses)
+            case .local(let engine, var table):
+                let snapshot = try engine.snapshot()
+                let samples = table.ingest(snapshot)
+                self = .local(engine, table)
+                return (samples, snapshot.losses)
+            }
         }
     }
 

@@ -3,12 +3,13 @@ import BPF
 import Glibc
 import Logging
 import NetacctCore
+import NetacctServers
 
 @main
 struct Netacct: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-process network accounting for Linux, counted in the kernel with eBPF.",
-        subcommands: [TopCommand.self],
+        subcommands: [TopCommand.self, DaemonCommand.self],
         defaultSubcommand: TopCommand.self
     )
 }
@@ -89,6 +90,12 @@ struct TopCommand: ParsableCommand {
     @Flag(help: "One JSON object per interval, one per line.")
     var json = false
 
+    @Option(help: ArgumentHelp("A running daemon's API socket, read instead of loading the programs again.", valueName: "path"))
+    var daemonSocket: String = DaemonAPI.defaultSocket
+
+    @Flag(help: "Load the programs in this process even when a daemon runs.")
+    var noDaemon = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -110,8 +117,49 @@ struct TopCommand: ParsableCommand {
         configuration.summary = !nosummary
         configuration.sort = sort
         configuration.json = json
+        configuration.daemonSocket = noDaemon ? nil : daemonSocket
         try reportingErrors { try Top(configuration, logger: logger).run() }
     }
 }
 
 extension TopInterval.SortKey: ExpressibleByArgument {}
+
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Count all the time and serve the counters to atop (netatop-bpf protocol) and to netacct top.",
+        discussion: """
+            Runs in the foreground until SIGTERM or SIGINT. atop >= 2.10 connects to             /run/netatop-bpf-socket when started with -K and shows the SNET/RNET columns and the             'n' view. The sockets are for root only (mode 0600) unless --group names a group             whose members may read them (0660): per-process traffic of other users' processes             is private information.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The netatop-bpf socket atop connects to.", valueName: "path"))
+    var socket = "/run/netatop-bpf-socket"
+
+    @Option(help: ArgumentHelp("The local API socket netacct top reads.", valueName: "path"))
+    var apiSocket = DaemonAPI.defaultSocket
+
+    @Option(help: ArgumentHelp("Let this group's members connect too (mode 0660 instead of 0600).", valueName: "group"))
+    var group: String?
+
+    @Option(help: ArgumentHelp("Seconds an exited process waits for clients that have not had it yet.", valueName: "seconds"))
+    var retention: Double = 900
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard retention > 0, retention.isFinite else { throw ValidationError("The retention must be a positive number of seconds.") }
+        guard socket != apiSocket else { throw ValidationError("--socket and --api-socket must differ.") }
+    }
+
+    func run() throws {
+        let logger = global.bootstrap("netacct.daemon")
+        signal(SIGPIPE, SIG_IGN)
+        var configuration = Daemon.Configuration()
+        configuration.socketPath = socket
+        configuration.apiSocketPath = apiSocket
+        configuration.group = group
+        configuration.service.retention = retention
+        try reportingErrors { try Daemon(configuration, logger: logger).run() }
+    }
+}

@@ -1,0 +1,121 @@
+/// The accounting engine as a service for several clients at once (atop instances, `netacct
+/// top`): cumulative counters per process since it was first seen, and exited processes
+/// kept until every client that should see them has.
+///
+/// An exited process goes, once, to every client that was connected when its exit was
+/// noticed. When no client was connected, it goes to every client that asks within the
+/// retention time instead (an atop restarting between two samples). Either way it is
+/// forgotten after the retention time, so memory stays bounded however many processes come
+/// and go, and a client that stops asking cannot hold entries forever.
+///
+/// Not thread-safe: the owner calls it from one thread (the daemon's event loop).
+public final class AccountingService {
+    public typealias ClientID = Int
+
+    public struct Configuration: Sendable {
+        /// Seconds an exited process is kept for clients that have not received it yet.
+        public var retention: Double = 900
+        /// Most exited processes kept at once; beyond it the oldest are dropped (and counted).
+        public var maximumExited = 50_000
+        public init(retention: Double = 900, maximumExited: Int = 50_000) {
+            self.retention = retention
+            self.maximumExited = maximumExited
+        }
+    }
+
+    struct ExitedProcess {
+        var sample: ProcessTable.ProcessSample
+        var noticed: Double
+        /// Clients connected when the exit was noticed that have not received it yet.
+        var pending: Set<ClientID>
+        /// Nobody was connected: it goes to whoever asks within the retention time.
+        var openToAll: Bool
+        var deliveredTo: Set<ClientID> = []
+    }
+
+    public let configuration: Configuration
+    private let source: () throws -> Snapshot
+    private let clock: () -> Double
+    private var table = ProcessTable()
+    private var live: [ProcessID: ProcessTable.ProcessSample] = [:]
+    private var exited: [ProcessID: ExitedProcess] = [:]
+    private var clients: Set<ClientID> = []
+    private var nextClient: ClientID = 1
+    public private(set) var losses = Snapshot.Losses()
+    /// Exited processes dropped before every client had them (maximumExited reached).
+    public private(set) var droppedExited = 0
+
+    /// A service over any snapshot source (tests give made-up snapshots).
+    public init(configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now,
+                source: @escaping () throws -> Snapshot) {
+        self.configuration = configuration
+        self.clock = clock
+        self.source = source
+    }
+
+    /// A service over the kernel's accounting programs.
+    public convenience init(engine: AccountingEngine, configuration: Configuration = .init()) {
+        self.init(configuration: configuration, source: engine.snapshot)
+    }
+
+    public var liveCount: Int { live.count }
+    public var exitedCount: Int { exited.count }
+
+    public func connect() -> ClientID {
+        defer { nextClient += 1 }
+        clients.insert(nextClient)
+        return nextClient
+    }
+
+    public func disconnect(_ client: ClientID) {
+        clients.remove(client)
+        for (id, var entry) in exited where entry.pending.contains(client) || entry.deliveredTo.contains(client) {
+            entry.pending.remove(client)
+            entry.deliveredTo.remove(client)
+            if entry.pending.isEmpty && !entry.openToAll { exited[id] = nil } else { exited[id] = entry }
+        }
+    }
+
+    /// Takes a snapshot and folds it in. Call it regularly (it drains the kernel's exit
+    /// ledger) and before answering a client.
+    public func refresh() throws {
+        let snapshot = try source()
+        losses = snapshot.losses
+        let now = clock()
+        for sample in table.ingest(snapshot) {
+            if sample.exited {
+                live[sample.id] = nil
+                exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
+            } else {
+                live[sample.id] = sample
+            }
+        }
+        expire(now: now)
+    }
+
+    private func expire(now: Double) {
+        for (id, entry) in exited where now - entry.noticed > configuration.retention {
+            exited[id] = nil
+        }
+        if exited.count > configuration.maximumExited {
+            let excess = exited.count - configuration.maximumExited
+            for (id, _) in exited.sorted(by: { $0.value.noticed < $1.value.noticed }).prefix(excess) {
+                exited[id] = nil
+            }
+            droppedExited += excess
+        }
+    }
+
+    /// What `client` gets now: every live process, and the exited processes it has not had,
+    /// with cumulative counters. Marks those exited processes as delivered to it.
+    public func processes(for client: ClientID) -> [ProcessTable.ProcessSample] {
+        var result = Array(live.values)
+        for (id, var entry) in exited where entry.pending.contains(client) || (entry.openToAll && !entry.deliveredTo.contains(client)) {
+            result.append(entry.sample)
+            entry.pending.remove(client)
+            entry.deliveredTo.insert(client)
+            if entry.pending.isEmpty && !entry.openToAll { exited[id] = nil } else { exited[id] = entry }
+        }
+        return result
+    }
+}

@@ -1,0 +1,66 @@
+import NetacctCore
+
+/// atop's `struct netpertask`, as the netatop-bpf protocol carries it: 96 bytes, native
+/// (little-endian) layout. See ../shared/reference/atop-protocol.md.
+///
+/// ```
+/// 0  int32 id (TGID; 0 ends a reply)   4 padding   8 uint64 btime   16 char command[16]
+/// 32 tcpsndpacks 40 tcpsndbytes 48 tcprcvpacks 56 tcprcvbytes
+/// 64 udpsndpacks 72 udpsndbytes 80 udprcvpacks 88 udprcvbytes       (uint64 each)
+/// ```
+public struct NetatopRecord: Equatable, Sendable {
+    public static let size = 96
+
+    public var pid: Int32
+    /// Start time (atop ignores it for netatop-bpf; netacct sends seconds since boot).
+    public var startSeconds: UInt64
+    public var command: String
+    public var traffic: Traffic
+
+    public init(pid: Int32, startSeconds: UInt64 = 0, command: String = "", traffic: Traffic = .zero) {
+        self.pid = pid
+        self.startSeconds = startSeconds
+        self.command = command
+        self.traffic = traffic
+    }
+
+    /// The record that ends a reply.
+    public static let terminator = NetatopRecord(pid: 0)
+
+    public init(_ sample: ProcessTable.ProcessSample) {
+        self.init(pid: sample.id.pid, startSeconds: sample.id.startNanoseconds / 1_000_000_000,
+                  command: sample.comm, traffic: sample.total)
+    }
+
+    public func encode(into bytes: inout [UInt8]) {
+        func put<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        put(pid)
+        put(UInt32(0))
+        put(startSeconds)
+        let name = Array(command.utf8.prefix(15))
+        bytes.append(contentsOf: name)
+        bytes.append(contentsOf: repeatElement(0, count: 16 - name.count))
+        let t = traffic
+        for value in [t.tcpTxPackets, t.tcpTxBytes, t.tcpRxPackets, t.tcpRxBytes,
+                      t.udpTxPackets, t.udpTxBytes, t.udpRxPackets, t.udpRxBytes] {
+            put(value)
+        }
+    }
+
+    /// Decodes one record (for clients and tests); nil if `bytes` is not 96 long.
+    public init?(decoding bytes: some Collection<UInt8>) {
+        guard bytes.count == Self.size else { return nil }
+        let raw = Array(bytes)
+        func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+            raw.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+        }
+        let name = raw[16..<32].prefix { $0 != 0 }
+        let v = (0..<8).map { get(32 + $0 * 8, UInt64.self) }
+        self.init(pid: get(0, Int32.self), startSeconds: get(8, UInt64.self),
+                  command: String(decoding: name, as: UTF8.self),
+                  traffic: Traffic(tcpTxPackets: v[0], tcpTxBytes: v[1], tcpRxPackets: v[2], tcpRxBytes: v[3],
+                                   udpTxPackets: v[4], udpTxBytes: v[5], udpRxPackets: v[6], udpRxBytes: v[7]))
+    }
+}

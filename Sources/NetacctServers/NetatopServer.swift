@@ -1,0 +1,122 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NetacctCore
+
+/// The accounting service, reachable from channel handlers. Every use happens on `loop`,
+/// the daemon's single event loop, which is what makes the unchecked Sendable true.
+final class SharedService: @unchecked Sendable {
+    let service: AccountingService
+    let loop: EventLoop
+    let logger: Logger
+    /// Answers within this many seconds of a refresh reuse it (several atops asking at once).
+    let freshness: Double
+    private var lastRefresh = -Double.infinity
+
+    init(service: AccountingService, loop: EventLoop, logger: Logger, freshness: Double = 0.02) {
+        self.service = service
+        self.loop = loop
+        self.logger = logger
+        self.freshness = freshness
+    }
+
+    func refresh(force: Bool = false) {
+        loop.preconditionInEventLoop()
+        let now = StopSignals.now()
+        if !force && now - lastRefresh < freshness { return }
+        do {
+            try service.refresh()
+            lastRefresh = now
+        } catch {
+            logger.error("reading the kernel's counters failed: \(error)")
+        }
+    }
+}
+
+/// One atop connection: for each 96-byte request (its content is ignored), the cumulative
+/// counters of every process, one 96-byte record each, then a record with id 0.
+///
+/// Records are never split between reads: the reply goes out in chunks of whole records,
+/// each written only after the previous one left, so each becomes its own socket buffer and
+/// atop's 96-byte `recv`s always find whole records. A client that asks again before it has
+/// read its reply, or that stops reading, is dropped; nothing it does blocks other clients.
+final class NetatopHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let recordsPerChunk = 64
+
+    private let shared: SharedService
+    private var client: AccountingService.ClientID?
+    private var requestBytes = 0
+    private var replying = false
+
+    init(shared: SharedService) {
+        self.shared = shared
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        client = shared.service.connect()
+        shared.logger.debug("atop client connected", metadata: ["client": "\(client!)"])
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let client { shared.service.disconnect(client) }
+        shared.logger.debug("atop client disconnected", metadata: ["client": "\(client ?? 0)"])
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        requestBytes += unwrapInboundIn(data).readableBytes
+        while requestBytes >= NetatopRecord.size {
+            requestBytes -= NetatopRecord.size
+            guard !replying else {
+                shared.logger.notice("dropping an atop client that asked again before reading its reply")
+                context.close(promise: nil)
+                return
+            }
+            reply(context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        shared.logger.debug("atop client error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func reply(context: ChannelHandlerContext) {
+        guard let client else { return }
+        shared.refresh()
+        let processes = shared.service.processes(for: client).filter { $0.id.pid > 0 }
+        var chunks: [ByteBuffer] = []
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Self.recordsPerChunk * NetatopRecord.size)
+        for (index, process) in processes.enumerated() {
+            NetatopRecord(process).encode(into: &bytes)
+            if (index + 1) % Self.recordsPerChunk == 0 {
+                chunks.append(context.channel.allocator.buffer(bytes: bytes))
+                bytes.removeAll(keepingCapacity: true)
+            }
+        }
+        NetatopRecord.terminator.encode(into: &bytes)
+        chunks.append(context.channel.allocator.buffer(bytes: bytes))
+        replying = true
+        write(chunks[...], context: context)
+    }
+
+    private func write(_ chunks: ArraySlice<ByteBuffer>, context: ChannelHandlerContext) {
+        guard let chunk = chunks.first else {
+            replying = false
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(chunk)).whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success: handler.write(chunks.dropFirst(), context: context)
+            case .failure: context.close(promise: nil)
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+import Glibc
+import NetacctServers
+import Testing
+
+/// A client that speaks the netatop-bpf protocol exactly as atop does: one 96-byte request
+/// of garbage, then 96-byte `recv`s until a record with id 0.
+final class AtopClient {
+    let fd: Int32
+
+    init(_ path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw DaemonTestError("connect \(path): \(String(cString: strerror(errno)))") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) { _ = Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) }
+
+    func request() { send((0..<96).map { _ in UInt8.random(in: 0...255) }) }
+
+    /// Reads one reply; every recv must return a whole record, as atop requires.
+    func reply() throws -> [NetatopRecord] {
+        var records: [NetatopRecord] = []
+        var buffer = [UInt8](repeating: 0, count: 96)
+        while true {
+            let count = recv(fd, &buffer, 96, 0)
+            guard count == 96 else { throw DaemonTestError("recv returned \(count), not a whole record") }
+            let record = try #require(NetatopRecord(decoding: buffer))
+            if record.pid == 0 { return records }
+            records.append(record)
+        }
+    }
+
+    func sample() throws -> [NetatopRecord] {
+        request()
+        return try reply()
+    }
+}
+
+struct DaemonTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// `netacct daemon` on private socket paths, stopped with SIGTERM at the end.
+final class DaemonProcess {
+    let process = Process()
+    let directory: String
+    let socket: String
+    let api: String
+    let errors = Pipe()
+
+    init(extra: [String] = []) throws {
+        directory = NSTemporaryDirectory() + "netacct-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        socket = directory + "/netatop.sock"
+        api = directory + "/api.sock"
+        process.executableURL = Binary.url
+        process.arguments = ["daemon", "--socket", socket, "--api-socket", api] + extra
+        process.standardError = errors
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !(FileManager.default.fileExists(atPath: api) && FileManager.default.fileExists(atPath: socket)) {
+            guard process.isRunning else { break }
+            usleep(20_000)
+        }
+        guard FileManager.default.fileExists(atPath: api) else {
+            throw DaemonTestError("the daemon did not start: " + String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))
+        }
+    }
+
+    /// Stops it with SIGTERM; returns its exit status and what it logged.
+    func stop() -> (status: Int32, log: String) {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A bash process that sends UDP datagrams in steps: each `step()` lets it send the next
+/// group; after the last group it exits.
+final class SteppedSender {
+    let process = Process()
+    let gate = Pipe()
+    let receiver: Int32
+
+    init(steps: [[String]]) throws {
+        receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = receiver
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = address.sin_port.bigEndian
+        let script = ["exec 3<>/dev/udp/127.0.0.1/\(port)"] + steps.map { group in
+            "read step; " + group.map { "printf '\($0)' >&3" }.joined(separator: "; ")
+        }
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script.joined(separator: "; ")]
+        process.standardInput = gate
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Lets the next group go and waits until its datagrams have arrived.
+    func step(expecting datagrams: Int) {
+        gate.fileHandleForWriting.write(Data("go\n".utf8))
+        var buffer = [UInt8](repeating: 0, count: 100)
+        for _ in 0..<datagrams { _ = recv(receiver, &buffer, 100, 0) }
+    }
+
+    func waitForExit() { process.waitUntilExit() }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        close(receiver)
+    }
+}
+
+@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+struct DaemonTests {
+    @Test func atopGetsExactCumulativeCountersAndEachExitOncePerClient() throws {
+        let daemon = try DaemonProcess()
+        let first = try AtopClient(daemon.socket), second = try AtopClient(daemon.socket)
+        let sender = try SteppedSender(steps: [["hello", "netacct"], ["!"]])
+        sender.step(expecting: 2)
+        let records = try first.sample().filter { $0.pid == sender.pid }
+        #expect(records.count == 1)
+        #expect(records.first?.traffic.udpTxPackets == 2)
+        #expect(records.first?.traffic.udpTxBytes == 12)
+        #expect(records.first?.command == "bash")
+        #expect(try second.sample().filter { $0.pid == sender.pid }.map(\.traffic.udpTxBytes) == [12])
+
+        sender.step(expecting: 1)
+        sender.waitForExit()
+        // The exited process comes once, with its final cumulative counters, to each client.
+        for client in [first, second] {
+            let exited = try client.sample().filter { $0.pid == sender.pid }
+            #expect(exited.map(\.traffic.udpTxPackets) == [3])
+            #expect(exited.map(\.traffic.udpTxBytes) == [13])
+            #expect(try client.sample().filter { $0.pid == sender.pid }.isEmpty)
+        }
+        let (status, log) = daemon.stop()
+        #expect(status == 0)
+        #expect(log.contains("stopping"))
+    }
+
+    @Test func misbehavingClientsDoNotDisturbOthers() throws {
+        let daemon = try DaemonProcess()
+        // Half a request, then gone.
+        let half = try AtopClient(daemon.socket)
+        half.send([UInt8](repeating: 1, count: 48))
+        // A client that asks and asks but never reads.
+        let greedy = try AtopClient(daemon.socket)
+        for _ in 0..<50 { greedy.request() }
+        let good = try AtopClient(daemon.socket)
+        let started = Date()
+        for _ in 0..<5 { _ = try good.sample() }
+        #expect(Date().timeIntervalSince(started) < 2)
+        // Completing the half request later is still answered.
+        half.send([UInt8](repeating: 2, count: 48))
+        _ = try half.reply()
+        #expect(daemon.process.isRunning)
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func socketIsPrivateAndRemovedOnSIGTERM() throws {
+        let daemon = try DaemonProcess()
+        var info = stat()
+        #expect(stat(daemon.socket, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(stat(daemon.api, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let (status, _) = daemon.stop()
+        #expect(status == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socket))
+        #expect(!FileManager.default.fileExists(atPath: daemon.api))
+    }
+
+    @Test func aSecondDaemonRefusesAndAStaleSocketIsReclaimed() throws {
+        let daemon = try DaemonProcess()
+        let second = try Binary.run(["daemon", "--socket", daemon.socket, "--api-socket", daemon.directory + "/other.sock"])
+        #expect(second.status == 1)
+        #expect(second.err.contains("already serving \(daemon.socket)"))
+        _ = try AtopClient(daemon.socket).sample()
+
+        // SIGKILL leaves the socket files behind; the next daemon takes them over.
+        kill(daemon.process.processIdentifier, SIGKILL)
+        daemon.process.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: daemon.socket))
+        let next = Process()
+        next.executableURL = Binary.url
+        next.arguments = ["daemon", "--socket", daemon.socket, "--api-socket", daemon.api]
+        let log = Pipe()
+        next.standardError = log
+        try next.run()
+        var answered = false
+        for _ in 0..<100 where !answered {
+            usleep(50_000)
+            answered = (try? AtopClient(daemon.socket).sample()) != nil
+        }
+        kill(next.processIdentifier, SIGTERM)
+        next.waitUntilExit()
+        #expect(answered)
+        #expect(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("removed a stale socket"))
+    }
+
+    @Test func aPathThatIsNotASocketIsLeftAlone() throws {
+        let path = NSTemporaryDirectory() + "netacct-not-a-socket-\(getpid())"
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let result = try Binary.run(["daemon", "--socket", path, "--api-socket", path + ".api"])
+        #expect(result.status == 1)
+        #expect(result.err.contains("exists and is not a socket"))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+    }
+
+    @Test func topReadsTheDaemonInsteadOfLoadingItsOwnPrograms() throws {
+        let daemon = try DaemonProcess()
+        let sender = try SteppedSender(steps: [["0123456789"], ["ab"]])
+        let top = Process()
+        top.executableURL = Binary.url
+        top.arguments = ["top", "0.2", "--json", "-v", "--daemon-socket", daemon.api, "-p", String(sender.pid)]
+        let out = Pipe(), err = Pipe()
+        top.standardOutput = out
+        top.standardError = err
+        try top.run()
+        let lines = LineReader(out.fileHandleForReading)
+        _ = try #require(lines.next())
+        sender.step(expecting: 1)
+        sender.step(expecting: 1)
+        sender.waitForExit()
+        var rows: [[String: Any]] = []
+        for _ in 0..<30 {
+            guard let line = lines.next() else { break }
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            rows += object["processes"] as? [[String: Any]] ?? []
+            if rows.contains(where: { $0["exited"] as? Bool == true }) { break }
+        }
+        kill(top.processIdentifier, SIGTERM)
+        top.waitUntilExit()
+        #expect(rows.reduce(0) { $0 + ($1["udp_tx_bytes"] as? Int ?? 0) } == 12)
+        #expect(rows.reduce(0) { $0 + ($1["udp_tx_packets"] as? Int ?? 0) } == 2)
+        #expect(rows.last?["exited"] as? Bool == true)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("reading the counters of the netacct daemon"))
+        #expect(!log.contains("accounting programs attached"))
+        #expect(daemon.stop().status == 0)
+    }
+}
