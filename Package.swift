@@ -68,7 +68,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "NetacctCore", "BPFTestPrograms"],
+            dependencies: ["BPF", "NetacctCore", "NetacctServers", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),

@@ -38,3 +38,34 @@ int test_recvmmsg(int fd, size_t length, unsigned int count)
 {
 	return mmsg(fd, length, count, 0);
 }
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+int test_spawn_senders(int count, unsigned short port, int bytes, pid_t *pids)
+{
+	struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port) };
+	char payload[1024];
+	int started = 0;
+
+	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memset(payload, 'p', sizeof(payload));
+	for (int i = 0; i < count; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			break;
+		if (pid == 0) {
+			int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			sendto(fd, payload, bytes, 0, (struct sockaddr *)&address, sizeof(address));
+			for (;;)
+				pause();
+		}
+		pids[started++] = pid;
+	}
+	return started;
+}

@@ -3,47 +3,11 @@ import Glibc
 import NetacctServers
 import Testing
 
-/// A client that speaks the netatop-bpf protocol exactly as atop does: one 96-byte request
-/// of garbage, then 96-byte `recv`s until a record with id 0.
-final class AtopClient {
-    let fd: Int32
+/// The daemon's tests talk to it as atop does (NetacctServers.NetatopClient).
+typealias AtopClient = NetatopClient
 
-    init(_ path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else { throw DaemonTestError("connect \(path): \(String(cString: strerror(errno)))") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { close(fd) }
-
-    func send(_ bytes: [UInt8]) { _ = Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) }
-
-    func request() { send((0..<96).map { _ in UInt8.random(in: 0...255) }) }
-
-    /// Reads one reply; every recv must return a whole record, as atop requires.
-    func reply() throws -> [NetatopRecord] {
-        var records: [NetatopRecord] = []
-        var buffer = [UInt8](repeating: 0, count: 96)
-        while true {
-            let count = recv(fd, &buffer, 96, 0)
-            guard count == 96 else { throw DaemonTestError("recv returned \(count), not a whole record") }
-            let record = try #require(NetatopRecord(decoding: buffer))
-            if record.pid == 0 { return records }
-            records.append(record)
-        }
-    }
-
-    func sample() throws -> [NetatopRecord] {
-        request()
-        return try reply()
-    }
+extension NetatopClient {
+    convenience init(_ path: String) throws { try self.init(path: path) }
 }
 
 struct DaemonTestError: Error, CustomStringConvertible {

@@ -4,16 +4,27 @@ import Foundation
 import Glibc
 import NetacctCore
 
-// netacct-bench [events-per-round] [rounds]
+// netacct-bench events [events-per-round] [rounds]
 //
 // Measures what the accounting programs cost per socket event, with the kernel's own
 // run-time statistics (BPF_ENABLE_STATS: run_time_ns / run_cnt), under a loopback load
 // this process generates. Each round runs the same load twice: once under empty programs
 // on the same tracepoints (the floor), once under netacct's programs. Medians over rounds.
+//
+// netacct-bench daemon <netacct binary> [processes] [seconds]
+//
+// Starts `netacct daemon` on private sockets with that many live processes that have sent
+// traffic, then measures the time to answer one atop request, the daemon's CPU while atop
+// asks once a second, and its resident memory (DaemonBenchmark.swift).
 
 let arguments = CommandLine.arguments
-let eventsPerRound = arguments.count > 1 ? Int(arguments[1]) ?? 400_000 : 400_000
-let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 7 : 7
+if arguments.count > 1 && arguments[1] == "daemon" {
+    runDaemonBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
+let numbers = arguments.dropFirst(arguments.count > 1 && arguments[1] == "events" ? 2 : 1)
+let eventsPerRound = numbers.first.flatMap { Int($0) } ?? 400_000
+let rounds = numbers.dropFirst().first.flatMap { Int($0) } ?? 7
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("netacct-bench: \(message)\n".utf8))

@@ -1,0 +1,56 @@
+import Glibc
+import NetacctCore
+
+/// A client of the netatop-bpf protocol that behaves exactly as atop does: one 96-byte
+/// request (its content is not looked at), then 96-byte `recv`s until a record with id 0,
+/// taking a short read as a broken reply. For tests and benchmarks of the daemon.
+public final class NetatopClient {
+    public let fd: Int32
+
+    public init(path: String, timeoutSeconds: Int = 5) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = try SocketPath.unixAddress(path)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw NetacctError("Cannot connect to \(path): \(reason).")
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends raw bytes (a test may send half a request).
+    public func send(_ bytes: [UInt8]) {
+        _ = Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    }
+
+    /// Sends one request of uninitialised-looking bytes, as atop does.
+    public func request() {
+        send((0..<NetatopRecord.size).map { _ in UInt8.random(in: 0...255) })
+    }
+
+    /// Reads one reply up to its terminator; every recv must return a whole record.
+    public func reply() throws -> [NetatopRecord] {
+        var records: [NetatopRecord] = []
+        var buffer = [UInt8](repeating: 0, count: NetatopRecord.size)
+        while true {
+            let count = recv(fd, &buffer, NetatopRecord.size, 0)
+            guard count == NetatopRecord.size, let record = NetatopRecord(decoding: buffer) else {
+                throw NetacctError(count < 0 ? "recv: \(String(cString: strerror(errno)))"
+                                             : "recv returned \(count) bytes, not a whole \(NetatopRecord.size)-byte record")
+            }
+            if record.pid == 0 { return records }
+            records.append(record)
+        }
+    }
+
+    public func sample() throws -> [NetatopRecord] {
+        request()
+        return try reply()
+    }
+}

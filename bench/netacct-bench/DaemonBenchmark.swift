@@ -1,0 +1,98 @@
+import CTestSupport
+import Foundation
+import Glibc
+import NetacctServers
+
+/// See main.swift: `netacct-bench daemon <netacct binary> [processes] [seconds]`.
+func runDaemonBenchmark(_ arguments: [String]) {
+    guard let binary = arguments.first else { fail("usage: netacct-bench daemon <netacct binary> [processes] [seconds]") }
+    let processes = arguments.count > 1 ? Int(arguments[1]) ?? 10_000 : 10_000
+    let seconds = arguments.count > 2 ? Int(arguments[2]) ?? 60 : 60
+
+    // A UDP port for the children's one datagram each.
+    let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(receiver, $0, length)
+            _ = getsockname(receiver, $0, &length)
+        }
+    }
+    let port = address.sin_port.bigEndian
+
+    let directory = NSTemporaryDirectory() + "netacct-bench-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let socketPath = directory + "/netatop.sock"
+    let daemon = Process()
+    daemon.executableURL = URL(fileURLWithPath: binary)
+    daemon.arguments = ["daemon", "--socket", socketPath, "--api-socket", directory + "/api.sock"]
+    do { try daemon.run() } catch { fail("cannot start \(binary): \(error)") }
+    defer {
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+    var client: NetatopClient?
+    for _ in 0..<200 where client == nil {
+        usleep(50_000)
+        client = try? NetatopClient(path: socketPath)
+    }
+    guard let client else { fail("the daemon did not start") }
+
+    var pids = [pid_t](repeating: 0, count: processes)
+    let started = Int(test_spawn_senders(Int32(processes), port, 100, &pids))
+    defer {
+        for pid in pids.prefix(started) { kill(pid, SIGKILL) }
+        for pid in pids.prefix(started) { waitpid(pid, nil, 0) }
+    }
+    sleep(2)
+    do {
+        let known = try client.sample().count
+        print("netacct-bench daemon: \(started) live processes started, \(known) in the daemon's reply, kernel \(ProcessInfo.processInfo.operatingSystemVersionString)")
+        var latencies: [Double] = []
+        for _ in 0..<30 {
+            let start = Date()
+            _ = try client.sample()
+            latencies.append(Date().timeIntervalSince(start) * 1000)
+        }
+        let before = cpuTicks(daemon.processIdentifier)
+        let wall = Date()
+        for _ in 0..<seconds {
+            sleep(1)
+            _ = try client.sample()
+        }
+        let cpuSeconds = Double(cpuTicks(daemon.processIdentifier) - before) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let elapsed = Date().timeIntervalSince(wall)
+        let memory = memoryKiB(daemon.processIdentifier)
+        latencies.sort()
+        print("")
+        print("| figure | value | goal |")
+        print("|---|---|---|")
+        print("| time to answer one atop request (median of 30) | \(String(format: "%.2f", latencies[15])) ms (min \(String(format: "%.2f", latencies[0])), max \(String(format: "%.2f", latencies[29]))) | <= 5 ms |")
+        print("| daemon CPU, one request per second for \(seconds) s | \(String(format: "%.2f", cpuSeconds / elapsed * 100))% of one core | <= 0.5% |")
+        print("| daemon resident memory (VmRSS / peak VmHWM) | \(memory.rss / 1024) MiB / \(memory.peak / 1024) MiB | <= 20 MB |")
+    } catch {
+        fail("\(error)")
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+func cpuTicks(_ pid: Int32) -> Int {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After "pid (comm)": state is field 3, utime 14, stime 15 (1-based in proc(5)).
+    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+}
+
+func memoryKiB(_ pid: Int32) -> (rss: Int, peak: Int) {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+    func field(_ name: String) -> Int {
+        status.split(separator: "\n").first { $0.hasPrefix(name) }
+            .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
+    }
+    return (field("VmRSS:"), field("VmHWM:"))
+}
