@@ -4,18 +4,17 @@
  * sock_recv_length tracepoints (Linux >= 6.3).
  *
  * Hot path: one array lookup by TID (the verifier inlines it to an address computation),
- * a check that this thread owns the slot, and two plain increments. No hash lookup per
+ * one compare that this thread owns the slot, and two plain increments. No hash lookup per
  * process, thread or cgroup: the slot carries its thread's process and cgroup, and
- * processes and cgroups are sums that user space makes. A thread whose slot is owned by
- * another thread (TIDs equal modulo NETACCT_SLOTS) counts in task local storage, which is
- * exact too but costs ~20 ns more per event. Only the owning thread writes its counters,
- * so plain increments are exact without atomics.
+ * processes and cgroups are sums that user space makes. A thread whose slot another thread
+ * owns (TIDs equal modulo the array size) counts in the overflow hash: exact too, slower.
  *
  * Exit: sched_process_exit moves a thread's final counters into the exit ledger (a hash
- * keyed by thread identity) and marks the state exited; the last thread of a process
- * also marks the process as exited, so user space can report it once more.
+ * keyed by thread identity) and frees its slot; the last thread of a process marks the
+ * process exited and takes it out of the registry.
  *
- * Reading: the iter/task program writes one record per thread that has state.
+ * Reading needs no walk over the kernel's tasks: user space maps the slot array read-only
+ * and reads the registry, the overflow hash and the ledger in batches.
  */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
@@ -31,18 +30,28 @@ const volatile __u32 only_tgid = 0;
 const volatile __u32 slot_mask = NETACCT_SLOTS - 1;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct netacct_thread_state);
-} threads SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, NETACCT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct netacct_slot);
 } slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, NETACCT_OVERFLOW_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_slot);
+} overflow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, NETACCT_PROCESS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_process);
+} processes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -67,47 +76,65 @@ static __always_inline void stat_inc(__u32 which)
 		*v += 1;
 }
 
-/* Makes sure the process's group leader has state, so that the iterator sees the process. */
-static __always_inline void mark_process(struct task_struct *task)
+/* Fills a slot's identity for the calling thread; thread_start_ns last, as "ready". */
+static __always_inline void fill_identity(struct netacct_slot *slot, struct task_struct *task)
 {
-	if (task->group_leader != task)
-		bpf_task_storage_get(&threads, task->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	slot->tgid = task->tgid;
+	slot->process_start_ns = task->group_leader->start_time;
+	slot->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(&slot->comm, sizeof(slot->comm));
+	barrier();
+	slot->thread_start_ns = task->start_time;
 }
 
-/* The calling thread's counters in task local storage (the slow path), created if needed. */
-static __noinline struct netacct_counters *storage_counters(void)
+/* Puts the calling thread's process in the registry (once per process). */
+static __always_inline void register_process(struct task_struct *task, __u64 cgroup_id)
+{
+	struct netacct_process process = {};
+	__u32 tgid = task->tgid;
+	long err;
+
+	process.start_ns = task->group_leader->start_time;
+	process.cgroup_id = cgroup_id;
+	BPF_CORE_READ_STR_INTO(&process.comm, task, group_leader, comm);
+	err = bpf_map_update_elem(&processes, &tgid, &process, BPF_NOEXIST);
+	if (!err)
+		stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
+	else if (err != -17 /* EEXIST */)
+		stat_inc(NETACCT_STAT_REGISTRY_FULL);
+}
+
+/* The calling thread's entry in the overflow hash, created if needed. */
+static __noinline struct netacct_counters *overflow_counters(__u32 tid)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct netacct_thread_state *s;
+	struct netacct_slot *entry, fresh = {};
 
-	s = bpf_task_storage_get(&threads, task, 0, 0);
-	if (s)
-		return &s->counters;
-	s = bpf_task_storage_get(&threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s) {
-		stat_inc(NETACCT_STAT_STORAGE_FAILED);
+	entry = bpf_map_lookup_elem(&overflow, &tid);
+	if (entry)
+		return &entry->counters;
+	fresh.tid = tid;
+	fill_identity(&fresh, task);
+	bpf_map_update_elem(&overflow, &tid, &fresh, BPF_NOEXIST);
+	entry = bpf_map_lookup_elem(&overflow, &tid);
+	if (!entry) {
+		stat_inc(NETACCT_STAT_OVERFLOW_FULL);
 		return 0;
 	}
-	s->cgroup_id = bpf_get_current_cgroup_id();
-	mark_process(task);
-	return &s->counters;
+	register_process(task, fresh.cgroup_id);
+	return &entry->counters;
 }
 
-/* Claims a free slot for the calling thread; returns its counters, or the slow path's. */
+/* Claims a free slot for the calling thread, or falls back to the overflow hash. */
 static __noinline struct netacct_counters *claim(struct netacct_slot *slot, __u32 tid)
 {
 	struct task_struct *task;
 
 	if (slot->tid != 0 || __sync_val_compare_and_swap(&slot->tid, 0, tid) != 0)
-		return storage_counters();
+		return overflow_counters(tid);
 	task = bpf_get_current_task_btf();
-	slot->tgid = task->tgid;
-	slot->thread_start_ns = task->start_time;
-	slot->cgroup_id = bpf_get_current_cgroup_id();
-	mark_process(task);
-	/* The leader's own state (if this is the leader) keeps the process visible. */
-	if (task->group_leader == task)
-		bpf_task_storage_get(&threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	fill_identity(slot, task);
+	register_process(task, slot->cgroup_id);
 	return &slot->counters;
 }
 
@@ -193,14 +220,6 @@ int BPF_PROG(count_recv, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
-static __always_inline void fill_id(struct netacct_task_id *id, struct task_struct *task)
-{
-	id->tgid = task->tgid;
-	id->tid = task->pid;
-	id->process_start_ns = task->group_leader->start_time;
-	id->thread_start_ns = task->start_time;
-}
-
 static __always_inline void add_counters(struct netacct_counters *to, const struct netacct_counters *from)
 {
 	to->tcp_tx_packets += from->tcp_tx_packets;
@@ -213,92 +232,68 @@ static __always_inline void add_counters(struct netacct_counters *to, const stru
 	to->udp_rx_bytes += from->udp_rx_bytes;
 }
 
-/* The slot `task` owns, if any. */
-static __always_inline struct netacct_slot *owned_slot(struct task_struct *task)
-{
-	__u32 tid = task->pid;
-	__u32 key = tid & slot_mask;
-	struct netacct_slot *slot = bpf_map_lookup_elem(&slots, &key);
-
-	if (!slot || slot->tid != tid || slot->thread_start_ns != task->start_time)
-		return 0;
-	return slot;
-}
-
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(record_exit, struct task_struct *task)
 {
-	struct netacct_thread_state *s, *leader_state;
 	struct netacct_exit_record rec = {};
 	struct netacct_task_id id = {};
+	struct netacct_slot *slot, *entry;
+	struct netacct_process *process = 0;
 	bool process_exited = task->signal->live.counter == 0;
-	struct netacct_slot *slot = owned_slot(task);
+	__u32 tid = task->pid, tgid = task->tgid, key = tid & slot_mask;
+	__u64 start = task->start_time;
+	bool counted = false;
 
-	s = bpf_task_storage_get(&threads, task, 0, 0);
-	if (s) {
-		add_counters(&rec.counters, &s->counters);
-		rec.cgroup_id = s->cgroup_id;
-	} else if (!slot) {
-		/* A silent last thread still has to report the end of a counted process. */
-		if (!process_exited)
-			return 0;
-		leader_state = bpf_task_storage_get(&threads, task->group_leader, 0, 0);
-		if (!leader_state)
-			return 0;
-		rec.cgroup_id = leader_state->cgroup_id;
+	slot = bpf_map_lookup_elem(&slots, &key);
+	if (slot && (slot->tid != tid || slot->thread_start_ns != start))
+		slot = 0;
+	entry = bpf_map_lookup_elem(&overflow, &tid);
+	if (entry && entry->thread_start_ns != start)
+		entry = 0;
+	if (process_exited) {
+		process = bpf_map_lookup_elem(&processes, &tgid);
+		if (process && process->start_ns != task->group_leader->start_time)
+			process = 0;
 	}
 	if (slot) {
 		add_counters(&rec.counters, &slot->counters);
 		rec.cgroup_id = slot->cgroup_id;
+		counted = true;
 	}
-	fill_id(&id, task);
+	if (entry) {
+		add_counters(&rec.counters, &entry->counters);
+		rec.cgroup_id = entry->cgroup_id;
+		counted = true;
+	}
+	if (process) {
+		if (!counted)
+			rec.cgroup_id = process->cgroup_id;
+		counted = true;
+	}
+	/* Neither this thread nor, if it is the last, its process was ever counted. */
+	if (!counted)
+		return 0;
+
+	id.tgid = tgid;
+	id.tid = tid;
+	id.process_start_ns = task->group_leader->start_time;
+	id.thread_start_ns = start;
 	rec.exit_ns = bpf_ktime_get_ns();
 	rec.process_exited = process_exited;
 	BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
 	BPF_CORE_READ_STR_INTO(&rec.process_comm, task, group_leader, comm);
 	if (bpf_map_update_elem(&ledger, &id, &rec, BPF_NOEXIST))
 		stat_inc(NETACCT_STAT_LEDGER_FULL);
-	else if (s)
-		s->exited = 1;
+
 	if (slot) {
-		/* Free the slot for the next thread: clear it, then release the owner field last. */
-		__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
-		slot->tgid = 0;
+		/* Free the slot for the next thread: identity off first, the owner field last. */
 		slot->thread_start_ns = 0;
-		slot->cgroup_id = 0;
+		__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
 		__sync_fetch_and_and(&slot->tid, 0);
 	}
-	return 0;
-}
-
-SEC("iter/task")
-int dump_threads(struct bpf_iter__task *ctx)
-{
-	struct seq_file *seq = ctx->meta->seq;
-	struct task_struct *task = ctx->task;
-	struct netacct_thread_state *s;
-	struct netacct_slot *slot;
-	struct netacct_thread_record r = {};
-
-	if (!task)
-		return 0;
-	s = bpf_task_storage_get(&threads, task, 0, 0);
-	slot = owned_slot(task);
-	if (s) {
-		r.exited = s->exited;
-		r.cgroup_id = s->cgroup_id;
-		if (!s->exited)
-			add_counters(&r.counters, &s->counters);
-	} else if (!slot) {
-		return 0;
-	}
-	if (slot) {
-		r.cgroup_id = slot->cgroup_id;
-		add_counters(&r.counters, &slot->counters);
-	}
-	fill_id(&r.id, task);
-	BPF_CORE_READ_STR_INTO(&r.comm, task, comm);
-	BPF_CORE_READ_STR_INTO(&r.process_comm, task, group_leader, comm);
-	bpf_seq_write(seq, &r, sizeof(r));
+	if (entry)
+		bpf_map_delete_elem(&overflow, &tid);
+	if (process && bpf_map_delete_elem(&processes, &tgid) == 0)
+		stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
 	return 0;
 }

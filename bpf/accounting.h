@@ -2,7 +2,8 @@
 /*
  * accounting: the records shared by accounting.bpf.c and the Swift engine (NetacctCore).
  * This header is the only definition of their layout; Swift imports it through the
- * CNetacct module and a test asserts each size, so the two sides cannot drift.
+ * CNetacct module, and the BPF module checks every map's key and value sizes against the
+ * Swift types at load, so the two sides cannot drift.
  */
 #ifndef NETACCT_ACCOUNTING_H
 #define NETACCT_ACCOUNTING_H
@@ -26,57 +27,50 @@ struct netacct_counters {
 };
 
 /*
- * Per-thread state in task local storage: created when a thread cannot have a slot (below)
- * and for every counted process's group leader, so that the process stays visible to the
- * iterator while it lives. Written only by its thread; freed with the task.
- */
-struct netacct_thread_state {
-	struct netacct_counters counters;
-	__u64 cgroup_id;   /* cgroup v2 id of the thread at its first counted call */
-	__u32 exited;      /* set by the exit hook: the counters have moved to the ledger */
-	__u32 _pad;
-};
-
-/*
- * The fast path: an array of slots indexed by TID modulo NETACCT_SLOTS. A thread claims
- * the slot of its TID on its first counted call (compare-and-swap of `tid`) and keeps it
- * until it exits; then the exit hook moves the counters to the ledger and frees the slot.
- * A thread whose slot is taken by another thread counts in task local storage instead.
- * Only the owner writes a slot, so plain increments are exact.
+ * A live thread's counters. Most live in the `slots` array, indexed by TID modulo its size:
+ * a thread claims the slot of its TID on its first counted call (compare-and-swap of `tid`)
+ * and keeps it until it exits, when the exit hook moves the counters to the ledger and frees
+ * the slot. A thread whose slot another thread owns lives in the `overflow` hash instead.
+ * Only the owning thread writes its counters, so plain increments are exact. User space
+ * reads the array through a read-only memory mapping and the hash in batches.
  */
 struct netacct_slot {
-	__u32 tid;              /* owner, 0 when free: the only field checked per event */
+	__u32 tid;               /* owner, 0 when free: the only field checked per event */
 	__u32 tgid;
-	__u64 thread_start_ns;  /* owner's identity, written after the claim */
-	__u64 cgroup_id;
+	__u64 process_start_ns;  /* group leader's start_time (CLOCK_MONOTONIC ns) */
+	__u64 cgroup_id;         /* cgroup v2 id of the thread at its first counted call */
+	char comm[NETACCT_COMM_LEN];
 	struct netacct_counters counters;
+	__u64 thread_start_ns;   /* written last when a slot is claimed: 0 means not ready */
 };
 
 #define NETACCT_SLOTS 32768
+#define NETACCT_OVERFLOW_ENTRIES 16384
+
+/*
+ * The registry of counted processes, keyed by TGID: one entry from a process's first counted
+ * call to its exit, so user space knows which processes live without walking every task.
+ */
+struct netacct_process {
+	__u64 start_ns;
+	__u64 cgroup_id;
+	char comm[NETACCT_COMM_LEN];
+};
+
+#define NETACCT_PROCESS_ENTRIES 65536
 
 /* Identity of a thread or process: an id is reused, an (id, start time) pair never is. */
 struct netacct_task_id {
 	__u32 tgid;
 	__u32 tid;
-	__u64 process_start_ns; /* group leader's start_time (CLOCK_MONOTONIC ns) */
-	__u64 thread_start_ns;  /* this thread's start_time */
-};
-
-/* One record per thread with state, written by the iter/task program. */
-struct netacct_thread_record {
-	struct netacct_task_id id;
-	struct netacct_counters counters;
-	__u64 cgroup_id;
-	__u32 exited;
-	__u32 _pad;
-	char comm[NETACCT_COMM_LEN];         /* the thread's name */
-	char process_comm[NETACCT_COMM_LEN]; /* the group leader's name */
+	__u64 process_start_ns;
+	__u64 thread_start_ns;
 };
 
 /*
- * The exit ledger: a hash keyed by thread identity. The exit hook moves an exiting
- * thread's final counters here; the last thread of a process sets process_exited.
- * User space reads and deletes entries in one batch per sample.
+ * The exit ledger: a hash keyed by thread identity. The exit hook moves an exiting thread's
+ * final counters here; the last thread of a process sets process_exited (with zero counters
+ * if it never talked itself). User space reads and deletes entries in one batch per sample.
  */
 struct netacct_exit_record {
 	struct netacct_counters counters;
@@ -88,13 +82,15 @@ struct netacct_exit_record {
 	char process_comm[NETACCT_COMM_LEN];
 };
 
+#define NETACCT_LEDGER_ENTRIES 65536
+
 /* Indexes of the per-CPU statistics array: things that must never be silent. */
 enum netacct_stat {
-	NETACCT_STAT_STORAGE_FAILED = 0, /* a thread's state could not be created: its calls were not counted */
+	NETACCT_STAT_OVERFLOW_FULL = 0,  /* a thread had no slot and no room in the overflow hash: its calls were not counted */
 	NETACCT_STAT_LEDGER_FULL = 1,    /* an exiting thread's final counters did not fit in the ledger */
-	NETACCT_STAT_COUNT = 2,
+	NETACCT_STAT_REGISTRY_FULL = 2,  /* a process could not be registered: its exit may be noticed late */
+	NETACCT_STAT_REGISTRY_CHANGES = 3, /* registry insertions and deletions: user space rereads it only after one */
+	NETACCT_STAT_COUNT = 4,
 };
-
-#define NETACCT_LEDGER_ENTRIES 65536
 
 #endif /* NETACCT_ACCOUNTING_H */

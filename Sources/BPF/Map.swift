@@ -52,7 +52,7 @@ struct MapHandle {
 
     /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH.
     /// `valueStride` is the bytes one key's value takes in the output (per-CPU values are larger).
-    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256,
+    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 4096,
                _ body: (UnsafeRawPointer, UnsafeRawPointer) -> Void) throws {
         let fd = try fileDescriptor()
         var chunk = initialChunk

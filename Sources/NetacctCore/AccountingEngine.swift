@@ -19,9 +19,13 @@ public final class AccountingEngine {
     }
 
     private let object: BPFObject
+    private let slots: MappedArray<netacct_slot>
+    private let overflow: Map<UInt32, netacct_slot>
+    private let processes: Map<UInt32, netacct_process>
     private let ledger: Map<netacct_task_id, netacct_exit_record>
     private let stats: PerCPUMap<UInt32, UInt64>
-    private let iterator: Link
+    /// The registry as last read, and the change count it was read at.
+    private var registry: (changes: UInt64, processes: [Snapshot.Process])?
     /// Attached tracing programs, kept alive for as long as the engine.
     private let links: [Link]
     private let logger: Logger
@@ -43,6 +47,9 @@ public final class AccountingEngine {
         try object.setReadOnlyGlobal("slot_mask", to: options.slots - 1)
         try object.load()
         self.object = object
+        slots = try MappedArray(object, name: "slots")
+        overflow = try Map(object, name: "overflow")
+        processes = try Map(object, name: "processes")
         ledger = try Map(object, name: "ledger")
         stats = try PerCPUMap(object, name: "stats")
         // The exit hook goes first, so that no counted thread can exit unseen.
@@ -51,20 +58,50 @@ public final class AccountingEngine {
             links.append(try object.program(name).attach())
         }
         self.links = links
-        iterator = try object.program("dump_threads").attachIterator()
         logger.debug("accounting programs attached", metadata: ["programs": "\(links.map(\.subject))"])
     }
 
-    /// Live threads, exits since the previous call (taken out of the ledger), and losses.
+    /// Counted processes, live threads, exits since the previous call (taken out of the
+    /// ledger), and losses. No walk over the kernel's tasks: the slot array is mapped into
+    /// this process, the hashes are read in batches, the registry only when it changed.
     public func snapshot() throws -> Snapshot {
-        // Threads first, then the ledger: a thread that exits in between is in both, and
+        // The change count before the registry: a change in between makes the next call reread.
+        let changes = try stat(NETACCT_STAT_REGISTRY_CHANGES)
+        if registry?.changes != changes {
+            registry = (changes, try processes.entries().map { Snapshot.Process($0.key, $0.value) })
+        }
+        // Threads before the ledger: a thread that exits in between is in both, and
         // ProcessTable lets the exit record win; the other order could miss it for a sample.
-        let threads = try iterator.readIterator(of: netacct_thread_record.self).map(Snapshot.LiveThread.init)
-        let exits = try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value) }
-        let losses = Snapshot.Losses(
-            uncountedCalls: try stats.lookupSummed(UInt32(NETACCT_STAT_STORAGE_FAILED.rawValue)) ?? 0,
-            droppedExits: try stats.lookupSummed(UInt32(NETACCT_STAT_LEDGER_FULL.rawValue)) ?? 0)
-        return Snapshot(threads: threads, exits: exits, losses: losses)
+        var threads: [Snapshot.LiveThread] = []
+        threads.reserveCapacity(registry!.processes.count)
+        let tidOffset = MemoryLayout<netacct_slot>.offset(of: \.tid)!
+        let readyOffset = MemoryLayout<netacct_slot>.offset(of: \.thread_start_ns)!
+        for index in 0..<slots.count
+        where slots.field(index, at: tidOffset, as: UInt32.self) != 0
+            && slots.field(index, at: readyOffset, as: UInt64.self) != 0 {
+            let slot = slots[index]
+            // Skip a slot caught while being claimed or freed.
+            if slot.tid != 0 && slot.thread_start_ns != 0 { threads.append(Snapshot.LiveThread(slot)) }
+        }
+        for entry in try overflow.entries() where entry.value.thread_start_ns != 0 {
+            threads.append(Snapshot.LiveThread(entry.value))
+        }
+        return Snapshot(processes: registry!.processes, threads: threads, exits: try exits(), losses: try losses())
+    }
+
+    /// Only the exit records since the previous call (cheap: keeps the ledger drained).
+    public func exits() throws -> [Snapshot.ThreadExit] {
+        try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value) }
+    }
+
+    public func losses() throws -> Snapshot.Losses {
+        Snapshot.Losses(uncountedCalls: try stat(NETACCT_STAT_OVERFLOW_FULL),
+                        droppedExits: try stat(NETACCT_STAT_LEDGER_FULL),
+                        unregisteredProcesses: try stat(NETACCT_STAT_REGISTRY_FULL))
+    }
+
+    private func stat(_ which: netacct_stat) throws -> UInt64 {
+        try stats.lookupSummed(UInt32(which.rawValue)) ?? 0
     }
 
     /// Kernel run-time statistics of the traffic-path programs (needs kernel.bpf_stats_enabled=1).
@@ -76,3 +113,4 @@ public final class AccountingEngine {
         return result
     }
 }
+

@@ -17,9 +17,12 @@ public final class AccountingService {
         public var retention: Double = 900
         /// Most exited processes kept at once; beyond it the oldest are dropped (and counted).
         public var maximumExited = 50_000
-        public init(retention: Double = 900, maximumExited: Int = 50_000) {
+        /// Keep per-thread rows for clients (`netacct top --threads` through the daemon).
+        public var keepsThreads = false
+        public init(retention: Double = 900, maximumExited: Int = 50_000, keepsThreads: Bool = false) {
             self.retention = retention
             self.maximumExited = maximumExited
+            self.keepsThreads = keepsThreads
         }
     }
 
@@ -35,9 +38,11 @@ public final class AccountingService {
 
     public let configuration: Configuration
     private let source: () throws -> Snapshot
+    private let drain: (() throws -> [Snapshot.ThreadExit])?
     private let clock: () -> Double
-    private var table = ProcessTable()
-    private var live: [ProcessID: ProcessTable.ProcessSample] = [:]
+    private var table: ProcessTable
+    /// The live processes of the latest refresh.
+    private var live: [ProcessTable.ProcessSample] = []
     private var exited: [ProcessID: ExitedProcess] = [:]
     private var clients: Set<ClientID> = []
     private var nextClient: ClientID = 1
@@ -47,15 +52,17 @@ public final class AccountingService {
 
     /// A service over any snapshot source (tests give made-up snapshots).
     public init(configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now,
-                source: @escaping () throws -> Snapshot) {
+                source: @escaping () throws -> Snapshot, drain: (() throws -> [Snapshot.ThreadExit])? = nil) {
+        self.drain = drain
         self.configuration = configuration
+        self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
         self.clock = clock
         self.source = source
     }
 
     /// A service over the kernel's accounting programs.
     public convenience init(engine: AccountingEngine, configuration: Configuration = .init()) {
-        self.init(configuration: configuration, source: engine.snapshot)
+        self.init(configuration: configuration, source: engine.snapshot, drain: engine.exits)
     }
 
     public var liveCount: Int { live.count }
@@ -82,15 +89,23 @@ public final class AccountingService {
         let snapshot = try source()
         losses = snapshot.losses
         let now = clock()
+        live.removeAll(keepingCapacity: true)
         for sample in table.ingest(snapshot) {
             if sample.exited {
-                live[sample.id] = nil
                 exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
             } else {
-                live[sample.id] = sample
+                live.append(sample)
             }
         }
         expire(now: now)
+    }
+
+    /// Takes only the exit records out of the kernel's ledger (cheap: no reading of every
+    /// process), so that it never fills while no client asks. They show in the next refresh.
+    public func drainExits() throws {
+        guard let drain else { return try refresh() }
+        table.fold(exits: try drain())
+        expire(now: clock())
     }
 
     private func expire(now: Double) {
@@ -109,7 +124,7 @@ public final class AccountingService {
     /// What `client` gets now: every live process, and the exited processes it has not had,
     /// with cumulative counters. Marks those exited processes as delivered to it.
     public func processes(for client: ClientID) -> [ProcessTable.ProcessSample] {
-        var result = Array(live.values)
+        var result = live
         for (id, var entry) in exited where entry.pending.contains(client) || (entry.openToAll && !entry.deliveredTo.contains(client)) {
             result.append(entry.sample)
             entry.pending.remove(client)

@@ -10,9 +10,12 @@ public enum DaemonAPI {
     public struct Reply: Codable, Sendable {
         public var processes: [ProcessTable.ProcessSample]
         public var losses: Snapshot.Losses
-        public init(processes: [ProcessTable.ProcessSample], losses: Snapshot.Losses) {
+        /// The daemon keeps per-thread rows (`netacct daemon --threads`).
+        public var threads: Bool
+        public init(processes: [ProcessTable.ProcessSample], losses: Snapshot.Losses, threads: Bool) {
             self.processes = processes
             self.losses = losses
+            self.threads = threads
         }
     }
 

@@ -25,7 +25,8 @@ public struct ProcessTable: Sendable {
         public var total: Traffic
         /// Since the previous sample.
         public var delta: Traffic
-        /// Threads with traffic: live ones, and those that exited since the previous sample.
+        /// Threads with traffic: live ones, and those that exited since the previous sample
+        /// (empty unless the table keeps threads).
         public var threads: [ThreadSample]
     }
 
@@ -36,83 +37,126 @@ public struct ProcessTable: Sendable {
         var exitedThreads: Traffic = .zero
         /// Last reported total, for deltas.
         var lastTotal: Traffic = .zero
-        var lastThreadTotals: [ThreadID: Traffic] = [:]
+        /// Its last thread's exit record has been folded in; not reported yet.
+        var exitPending = false
+        /// Rows of threads whose exits were folded in since the last sample.
+        var exitedRows: [ThreadSample] = []
+        // Scratch for the snapshot being folded in.
+        var generation: UInt64 = 0
+        var live: Traffic = .zero
+        var threads: [ThreadSample] = []
     }
 
+    /// Keep per-thread rows (for `top --threads`); without, a sample costs less.
+    public let keepsThreads: Bool
     private var processes: [ProcessID: ProcessState] = [:]
+    private var lastThreadTotals: [ThreadID: Traffic] = [:]
+    /// Threads whose exit records were folded in since the last sample: if their slot is
+    /// still seen (read a moment before the exit hook freed it), the exit record wins.
+    private var exitedSinceSample: Set<ThreadID> = []
+    private var generation: UInt64 = 0
 
-    public init() {}
+    public init(keepsThreads: Bool = true) {
+        self.keepsThreads = keepsThreads
+    }
 
     /// Number of processes currently remembered (live, or exited and not yet reported).
     public var count: Int { processes.count }
 
-    /// Folds a snapshot in and returns every process with its totals and deltas.
-    public mutating func ingest(_ snapshot: Snapshot) -> [ProcessSample] {
-        var threadsByProcess: [ProcessID: [ThreadSample]] = [:]
-        var liveTraffic: [ProcessID: Traffic] = [:]
-        var seen: Set<ProcessID> = []
-        var exitedProcesses: Set<ProcessID> = []
-        var exitedThreads: Set<ThreadID> = []
+    /// The state of `id` for this generation, created (named `comm`) if new.
+    private mutating func touch(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Dictionary<ProcessID, ProcessState>.Index {
+        var index = processes.index(forKey: id)
+        if index == nil {
+            processes[id] = ProcessState(comm: comm, cgroupID: cgroupID)
+            index = processes.index(forKey: id)
+        }
+        let found = index!
+        if processes.values[found].generation != generation {
+            processes.values[found].generation = generation
+            processes.values[found].live = .zero
+            processes.values[found].threads.removeAll(keepingCapacity: true)
+        }
+        return found
+    }
 
-        // Exit records first: a thread that exited between the iterator and the ledger read
-        // appears in both, and its final counters win.
-        for exit in snapshot.exits {
-            let pid = exit.id.process
-            var state = processes[pid] ?? ProcessState(comm: exit.processComm, cgroupID: exit.cgroupID)
-            state.exitedThreads += exit.traffic
-            if !exit.processComm.isEmpty { state.comm = exit.processComm }
-            processes[pid] = state
-            seen.insert(pid)
-            exitedThreads.insert(exit.id)
-            if exit.processExited { exitedProcesses.insert(pid) }
-            if !exit.traffic.isZero || state.lastThreadTotals[exit.id] != nil {
-                threadsByProcess[pid, default: []].append(
+    /// Folds in exit records alone (the kernel's ledger drained between two samples). Their
+    /// processes are reported as exited in the next `ingest`.
+    public mutating func fold(exits: [Snapshot.ThreadExit]) {
+        for exit in exits {
+            let id = exit.id.process
+            if processes[id] == nil {
+                // The generation before this one: "seen" by the next ingest only if it is.
+                processes[id] = ProcessState(comm: exit.processComm, cgroupID: exit.cgroupID)
+            }
+            let index = processes.index(forKey: id)!
+            processes.values[index].exitedThreads += exit.traffic
+            if !exit.processComm.isEmpty { processes.values[index].comm = exit.processComm }
+            if exit.processExited { processes.values[index].exitPending = true }
+            exitedSinceSample.insert(exit.id)
+            if keepsThreads && (!exit.traffic.isZero || lastThreadTotals[exit.id] != nil) {
+                processes.values[index].exitedRows.append(
                     ThreadSample(id: exit.id, comm: exit.comm, exited: true, total: exit.traffic, delta: .zero))
             }
         }
-        for thread in snapshot.threads {
-            let pid = thread.id.process
-            seen.insert(pid)
-            if processes[pid] == nil {
-                processes[pid] = ProcessState(comm: thread.processComm, cgroupID: thread.cgroupID)
+    }
+
+    /// Folds a snapshot in and returns every process with its totals and deltas (unordered).
+    public mutating func ingest(_ snapshot: Snapshot) -> [ProcessSample] {
+        generation &+= 1
+        for process in snapshot.processes {
+            let index = touch(process.id, comm: process.comm, cgroupID: process.cgroupID)
+            processes.values[index].comm = process.comm
+            processes.values[index].cgroupID = process.cgroupID
+        }
+        // Exit records first: a thread that exited between reading the live threads and the
+        // ledger appears in both, and its final counters win.
+        fold(exits: snapshot.exits)
+        for exit in snapshot.exits { _ = touch(exit.id.process, comm: exit.processComm, cgroupID: exit.cgroupID) }
+        let exited = exitedSinceSample
+        exitedSinceSample = []
+        for thread in snapshot.threads where exited.isEmpty || !exited.contains(thread.id) {
+            let index = touch(thread.id.process, comm: thread.comm, cgroupID: thread.cgroupID)
+            processes.values[index].live += thread.traffic
+            if keepsThreads {
+                processes.values[index].threads.append(
+                    ThreadSample(id: thread.id, comm: thread.comm, exited: false, total: thread.traffic, delta: .zero))
             }
-            // An exited thread's counters are in the ledger (now or in an earlier snapshot).
-            if thread.exited || exitedThreads.contains(thread.id) { continue }
-            liveTraffic[pid, default: .zero] += thread.traffic
-            if thread.id.tid == pid.pid {
-                processes[pid]!.cgroupID = thread.cgroupID
-                processes[pid]!.comm = thread.processComm
-            }
-            threadsByProcess[pid, default: []].append(
-                ThreadSample(id: thread.id, comm: thread.comm, exited: false, total: thread.traffic, delta: .zero))
         }
 
         var samples: [ProcessSample] = []
         samples.reserveCapacity(processes.count)
-        for (pid, state) in processes {
-            // A process neither live nor in the ledger has gone without a record (ledger
-            // full): report its last totals as exited rather than keep it forever.
-            let vanished = !seen.contains(pid)
-            let exited = exitedProcesses.contains(pid) || vanished
-            let total = vanished ? state.lastTotal : state.exitedThreads + (liveTraffic[pid] ?? .zero)
-            var threads = threadsByProcess[pid] ?? []
-            var threadTotals: [ThreadID: Traffic] = [:]
-            for index in threads.indices {
-                let id = threads[index].id
-                threads[index].delta = threads[index].total.since(state.lastThreadTotals[id] ?? .zero)
-                if !threads[index].exited { threadTotals[id] = threads[index].total }
+        var gone: [ProcessID] = []
+        var threadTotals: [ThreadID: Traffic] = [:]
+        var index = processes.startIndex
+        while index != processes.endIndex {
+            let (id, state) = processes[index]
+            let current = state.generation == generation
+            // A process neither registered, nor with live threads, nor in the ledger has gone
+            // without a record (the ledger was full): report its last totals as exited.
+            let vanished = !current && !state.exitPending
+            let exited = state.exitPending || vanished
+            let total = vanished ? state.lastTotal : state.exitedThreads + (current ? state.live : .zero)
+            var threads: [ThreadSample] = []
+            if keepsThreads {
+                threads = state.exitedRows + (current ? state.threads : [])
+                for t in threads.indices {
+                    threads[t].delta = threads[t].total.since(lastThreadTotals[threads[t].id] ?? .zero)
+                    if !threads[t].exited && !exited { threadTotals[threads[t].id] = threads[t].total }
+                }
+                threads.sort { $0.id.tid < $1.id.tid }
+                if !exited && !state.exitedRows.isEmpty { processes.values[index].exitedRows.removeAll() }
             }
-            threads.sort { $0.id.tid < $1.id.tid }
-            samples.append(ProcessSample(id: pid, comm: state.comm, cgroupID: state.cgroupID, exited: exited,
+            samples.append(ProcessSample(id: id, comm: state.comm, cgroupID: state.cgroupID, exited: exited,
                                          total: total, delta: total.since(state.lastTotal), threads: threads))
             if exited {
-                processes[pid] = nil
+                gone.append(id)
             } else {
-                processes[pid]!.lastTotal = total
-                processes[pid]!.lastThreadTotals = threadTotals
+                processes.values[index].lastTotal = total
             }
+            processes.formIndex(after: &index)
         }
-        samples.sort { $0.id < $1.id }
+        for id in gone { processes[id] = nil }
+        lastThreadTotals = threadTotals
         return samples
     }
 }

@@ -1,25 +1,32 @@
 import CNetacct
 
-/// What the kernel side holds at one moment: live threads with their cumulative counters,
-/// and the exit records taken out of the ledger since the previous snapshot.
+/// What the kernel side holds at one moment: the counted processes, the live threads with
+/// their cumulative counters, and the exit records taken out of the ledger since the
+/// previous snapshot.
 public struct Snapshot: Sendable {
+    public struct Process: Sendable, Equatable {
+        public var id: ProcessID
+        public var cgroupID: UInt64
+        public var comm: String
+
+        public init(id: ProcessID, cgroupID: UInt64, comm: String) {
+            self.id = id
+            self.cgroupID = cgroupID
+            self.comm = comm
+        }
+    }
+
     public struct LiveThread: Sendable, Equatable {
         public var id: ThreadID
         public var traffic: Traffic
         public var cgroupID: UInt64
-        /// The thread has exited; its final counters are (or were) in an exit record.
-        public var exited: Bool
         public var comm: String
-        public var processComm: String
 
-        public init(id: ThreadID, traffic: Traffic, cgroupID: UInt64, exited: Bool = false,
-                    comm: String, processComm: String) {
+        public init(id: ThreadID, traffic: Traffic, cgroupID: UInt64, comm: String) {
             self.id = id
             self.traffic = traffic
             self.cgroupID = cgroupID
-            self.exited = exited
             self.comm = comm
-            self.processComm = processComm
         }
     }
 
@@ -46,32 +53,45 @@ public struct Snapshot: Sendable {
 
     /// Events the kernel side could not count, summed over CPUs since load. Never silent.
     public struct Losses: Sendable, Equatable, Codable {
-        /// Calls not counted because a thread's state could not be allocated.
+        /// Calls not counted: a thread had no slot and the overflow hash was full.
         public var uncountedCalls: UInt64 = 0
         /// Exited threads whose final counters did not fit in the exit ledger.
         public var droppedExits: UInt64 = 0
-        public var isZero: Bool { uncountedCalls == 0 && droppedExits == 0 }
-        public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0) {
+        /// Processes that could not be registered (their exit may be noticed a sample late).
+        public var unregisteredProcesses: UInt64 = 0
+        public var isZero: Bool { uncountedCalls == 0 && droppedExits == 0 && unregisteredProcesses == 0 }
+        public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0, unregisteredProcesses: UInt64 = 0) {
             self.uncountedCalls = uncountedCalls
             self.droppedExits = droppedExits
+            self.unregisteredProcesses = unregisteredProcesses
         }
     }
 
+    public var processes: [Process]
     public var threads: [LiveThread]
     public var exits: [ThreadExit]
     public var losses: Losses
 
-    public init(threads: [LiveThread], exits: [ThreadExit], losses: Losses = .init()) {
+    public init(processes: [Process] = [], threads: [LiveThread], exits: [ThreadExit], losses: Losses = .init()) {
+        self.processes = processes
         self.threads = threads
         self.exits = exits
         self.losses = losses
     }
 }
 
+extension Snapshot.Process {
+    init(_ tgid: UInt32, _ p: netacct_process) {
+        self.init(id: ProcessID(pid: Int32(bitPattern: tgid), startNanoseconds: p.start_ns), cgroupID: p.cgroup_id,
+                  comm: string(fromCString: p.comm))
+    }
+}
+
 extension Snapshot.LiveThread {
-    init(_ r: netacct_thread_record) {
-        self.init(id: ThreadID(r.id), traffic: Traffic(r.counters), cgroupID: r.cgroup_id, exited: r.exited != 0,
-                  comm: string(fromCString: r.comm), processComm: string(fromCString: r.process_comm))
+    init(_ s: netacct_slot) {
+        self.init(id: ThreadID(tid: Int32(bitPattern: s.tid), startNanoseconds: s.thread_start_ns,
+                               process: ProcessID(pid: Int32(bitPattern: s.tgid), startNanoseconds: s.process_start_ns)),
+                  traffic: Traffic(s.counters), cgroupID: s.cgroup_id, comm: string(fromCString: s.comm))
     }
 }
 

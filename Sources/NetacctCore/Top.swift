@@ -84,11 +84,17 @@ public struct Top {
 
         init(_ configuration: Configuration, logger: Logger) throws {
             if let path = configuration.daemonSocket, let connection = DaemonAPI.Connection(path: path) {
-                logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
-                self = .daemon(connection, DeltaTracker())
                 // The first reply sets the baseline: traffic before top started is not shown.
-                _ = try sample()
-                return
+                var tracker = DeltaTracker()
+                let first = try connection.sample()
+                if configuration.threads && !first.threads {
+                    logger.notice("the running daemon keeps no per-thread counters (start it with --threads); loading the programs here for --threads")
+                } else {
+                    logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
+                    _ = tracker.deltas(first.processes)
+                    self = .daemon(connection, tracker)
+                    return
+                }
             }
             let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
             self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger), ProcessTable())

@@ -41,19 +41,22 @@ public struct Traffic: Hashable, Sendable, Codable {
     public var rxPackets: UInt64 { tcpRxPackets &+ udpRxPackets }
     public var txPackets: UInt64 { tcpTxPackets &+ udpTxPackets }
 
-    private static func combine(_ a: Traffic, _ b: Traffic, _ op: (UInt64, UInt64) -> UInt64) -> Traffic {
-        Traffic(tcpTxPackets: op(a.tcpTxPackets, b.tcpTxPackets), tcpTxBytes: op(a.tcpTxBytes, b.tcpTxBytes),
-                tcpRxPackets: op(a.tcpRxPackets, b.tcpRxPackets), tcpRxBytes: op(a.tcpRxBytes, b.tcpRxBytes),
-                udpTxPackets: op(a.udpTxPackets, b.udpTxPackets), udpTxBytes: op(a.udpTxBytes, b.udpTxBytes),
-                udpRxPackets: op(a.udpRxPackets, b.udpRxPackets), udpRxBytes: op(a.udpRxBytes, b.udpRxBytes))
+    public static func + (a: Traffic, b: Traffic) -> Traffic {
+        Traffic(tcpTxPackets: a.tcpTxPackets &+ b.tcpTxPackets, tcpTxBytes: a.tcpTxBytes &+ b.tcpTxBytes,
+                tcpRxPackets: a.tcpRxPackets &+ b.tcpRxPackets, tcpRxBytes: a.tcpRxBytes &+ b.tcpRxBytes,
+                udpTxPackets: a.udpTxPackets &+ b.udpTxPackets, udpTxBytes: a.udpTxBytes &+ b.udpTxBytes,
+                udpRxPackets: a.udpRxPackets &+ b.udpRxPackets, udpRxBytes: a.udpRxBytes &+ b.udpRxBytes)
     }
 
-    public static func + (a: Traffic, b: Traffic) -> Traffic { combine(a, b, &+) }
     public static func += (a: inout Traffic, b: Traffic) { a = a + b }
 
     /// The traffic since `earlier` (counters never go back; a counter below its earlier value
     /// gives 0 rather than wrapping).
     public func since(_ earlier: Traffic) -> Traffic {
-        Self.combine(self, earlier) { $0 >= $1 ? $0 - $1 : 0 }
+        func minus(_ a: UInt64, _ b: UInt64) -> UInt64 { a >= b ? a - b : 0 }
+        return Traffic(tcpTxPackets: minus(tcpTxPackets, earlier.tcpTxPackets), tcpTxBytes: minus(tcpTxBytes, earlier.tcpTxBytes),
+                       tcpRxPackets: minus(tcpRxPackets, earlier.tcpRxPackets), tcpRxBytes: minus(tcpRxBytes, earlier.tcpRxBytes),
+                       udpTxPackets: minus(udpTxPackets, earlier.udpTxPackets), udpTxBytes: minus(udpTxBytes, earlier.udpTxBytes),
+                       udpRxPackets: minus(udpRxPackets, earlier.udpRxPackets), udpRxBytes: minus(udpRxBytes, earlier.udpRxBytes))
     }
 }

@@ -52,7 +52,8 @@ final class APIHandler: ChannelInboundHandler {
     private func reply(context: ChannelHandlerContext) {
         guard let client else { return }
         shared.refresh()
-        let reply = DaemonAPI.Reply(processes: shared.service.processes(for: client), losses: shared.service.losses)
+        let reply = DaemonAPI.Reply(processes: shared.service.processes(for: client), losses: shared.service.losses,
+                                    threads: shared.service.configuration.keepsThreads)
         do {
             var line = try JSONEncoder().encode(reply)
             line.append(0x0A)

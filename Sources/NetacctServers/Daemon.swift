@@ -15,8 +15,8 @@ public final class Daemon {
         /// A group whose members may connect too (mode 0660); nil: root only (0600).
         public var group: String?
         public var service = AccountingService.Configuration()
-        /// Seconds between reads of the kernel's counters while no client asks.
-        public var refreshInterval: Double = 1
+        /// Seconds between drains of the kernel's exit ledger.
+        public var drainInterval: Double = 1
         /// Most clients connected at once, per socket.
         public var maximumClients = 64
         public init() {}
@@ -61,9 +61,9 @@ public final class Daemon {
                 bound.append(api)
             }
         }
-        let interval = Int64(configuration.refreshInterval * 1000)
+        let interval = Int64(configuration.drainInterval * 1000)
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(interval), delay: .milliseconds(interval)) { _ in
-            shared.refresh(force: true)
+            shared.drainExits()
         }
         logger.notice("serving", metadata: ["atop": "\(configuration.socketPath)",
                                             "api": "\(configuration.apiSocketPath ?? "-")"])

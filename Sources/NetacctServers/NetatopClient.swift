@@ -49,6 +49,27 @@ public final class NetatopClient {
         }
     }
 
+    /// Reads one reply with large reads instead of atop's 96-byte ones: what the daemon's
+    /// answer costs without atop's own reading cost. Returns the number of data records.
+    public func replyInBulk() throws -> Int {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var pending: [UInt8] = []
+        var records = 0
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { throw NetacctError("recv: \(count < 0 ? String(cString: strerror(errno)) : "closed")") }
+            pending.append(contentsOf: buffer[..<count])
+            var offset = 0
+            while pending.count - offset >= NetatopRecord.size {
+                let id = pending.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: Int32.self) }
+                offset += NetatopRecord.size
+                if id == 0 { return records }
+                records += 1
+            }
+            pending.removeFirst(offset)
+        }
+    }
+
     public func sample() throws -> [NetatopRecord] {
         request()
         return try reply()

@@ -1,3 +1,4 @@
+import NIOCore
 import NetacctCore
 
 /// atop's `struct netpertask`, as the netatop-bpf protocol carries it: 96 bytes, native
@@ -32,20 +33,27 @@ public struct NetatopRecord: Equatable, Sendable {
                   command: sample.comm, traffic: sample.total)
     }
 
-    public func encode(into bytes: inout [UInt8]) {
-        func put<T: FixedWidthInteger>(_ value: T) {
-            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-        }
-        put(pid)
-        put(UInt32(0))
-        put(startSeconds)
-        let name = Array(command.utf8.prefix(15))
-        bytes.append(contentsOf: name)
-        bytes.append(contentsOf: repeatElement(0, count: 16 - name.count))
-        let t = traffic
-        for value in [t.tcpTxPackets, t.tcpTxBytes, t.tcpRxPackets, t.tcpRxBytes,
-                      t.udpTxPackets, t.udpTxBytes, t.udpRxPackets, t.udpRxBytes] {
-            put(value)
+    /// Appends the record's 96 bytes to `buffer`.
+    public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.size) { raw in
+            raw.storeBytes(of: pid.littleEndian, toByteOffset: 0, as: Int32.self)
+            raw.storeBytes(of: 0, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: startSeconds.littleEndian, toByteOffset: 8, as: UInt64.self)
+            raw.storeBytes(of: 0, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: 0, toByteOffset: 24, as: UInt64.self)
+            var offset = 16
+            for byte in command.utf8 where offset < 31 {
+                raw[offset] = byte
+                offset += 1
+            }
+            let t = traffic
+            let values = (t.tcpTxPackets, t.tcpTxBytes, t.tcpRxPackets, t.tcpRxBytes,
+                          t.udpTxPackets, t.udpTxBytes, t.udpRxPackets, t.udpRxBytes)
+            withUnsafeBytes(of: values) { counters in
+                // Native little-endian UInt64s, as atop's struct has them.
+                UnsafeMutableRawBufferPointer(rebasing: raw[32..<96]).copyMemory(from: counters)
+            }
+            return Self.size
         }
     }
 

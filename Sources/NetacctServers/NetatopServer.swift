@@ -20,6 +20,16 @@ final class SharedService: @unchecked Sendable {
         self.freshness = freshness
     }
 
+    /// Between requests: keep the kernel's exit ledger drained.
+    func drainExits() {
+        loop.preconditionInEventLoop()
+        do {
+            try service.drainExits()
+        } catch {
+            logger.error("reading the kernel's exit records failed: \(error)")
+        }
+    }
+
     func refresh(force: Bool = false) {
         loop.preconditionInEventLoop()
         let now = StopSignals.now()
@@ -44,7 +54,9 @@ final class NetatopHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    static let recordsPerChunk = 64
+    /// 34,560 bytes: below the largest buffer a Unix stream socket makes for one write
+    /// (~36 KiB with 4 KiB pages), so that each chunk travels as one buffer.
+    static let recordsPerChunk = 360
 
     private let shared: SharedService
     private var client: AccountingService.ClientID?
@@ -90,17 +102,17 @@ final class NetatopHandler: ChannelInboundHandler {
         shared.refresh()
         let processes = shared.service.processes(for: client).filter { $0.id.pid > 0 }
         var chunks: [ByteBuffer] = []
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(Self.recordsPerChunk * NetatopRecord.size)
-        for (index, process) in processes.enumerated() {
-            NetatopRecord(process).encode(into: &bytes)
-            if (index + 1) % Self.recordsPerChunk == 0 {
-                chunks.append(context.channel.allocator.buffer(bytes: bytes))
-                bytes.removeAll(keepingCapacity: true)
+        let chunkSize = Self.recordsPerChunk * NetatopRecord.size
+        var chunk = context.channel.allocator.buffer(capacity: chunkSize)
+        for process in processes {
+            NetatopRecord(process).encode(into: &chunk)
+            if chunk.readableBytes == chunkSize {
+                chunks.append(chunk)
+                chunk = context.channel.allocator.buffer(capacity: chunkSize)
             }
         }
-        NetatopRecord.terminator.encode(into: &bytes)
-        chunks.append(context.channel.allocator.buffer(bytes: bytes))
+        NetatopRecord.terminator.encode(into: &chunk)
+        chunks.append(chunk)
         replying = true
         write(chunks[...], context: context)
     }

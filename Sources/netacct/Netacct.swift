@@ -145,6 +145,9 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds an exited process waits for clients that have not had it yet.", valueName: "seconds"))
     var retention: Double = 900
 
+    @Flag(help: "Keep per-thread rows for netacct top --threads (costs more CPU per sample).")
+    var threads = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -160,6 +163,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.apiSocketPath = apiSocket
         configuration.group = group
         configuration.service.retention = retention
+        configuration.service.keepsThreads = threads
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

@@ -37,6 +37,39 @@ struct BPFModuleTests {
         #expect(try calls.entriesSummed().map(\.value) == [5])
     }
 
+    @Test func iteratorLinksReadTypedRecords() throws {
+        let object = try loadSelftest()
+        let iterator = try object.program("own_threads").attachIterator()
+        var helper = pthread_t()
+        // A second thread, alive while the iterator runs.
+        let block = DispatchSemaphore(value: 0)
+        pthread_create(&helper, nil, { semaphore in
+            Unmanaged<DispatchSemaphore>.fromOpaque(semaphore!).takeUnretainedValue().wait()
+            return nil
+        }, Unmanaged.passUnretained(block).toOpaque())
+        let records = try iterator.readIterator(of: selftest_event.self)
+        block.signal()
+        pthread_join(helper, nil)
+        #expect(records.allSatisfy { $0.pid == UInt32(getpid()) })
+        #expect(records.contains { $0.tid == UInt32(getpid()) })
+        #expect(records.count >= 2)
+        #expect(Set(records.map(\.tid)).count == records.count)
+    }
+
+    @Test func aMappedArrayIsReadWithoutSystemCalls() throws {
+        let object = try loadSelftest()
+        let mapped = try MappedArray<UInt64>(object, name: "mapped")
+        #expect(mapped.count == 8)
+        let link = try object.program("on_sys_enter").attach()
+        for _ in 0..<4 { _ = getppid() }
+        withExtendedLifetime(link) {}
+        #expect(mapped[0] == 4)
+        #expect(mapped[1] == 0)
+        #expect { try MappedArray<UInt64>(object, name: "scratch") } throws: { error in
+            "\(error)".contains("map 'scratch' of object 'selftest'")
+        }
+    }
+
     @Test func detachingStopsTheProgram() throws {
         let object = try loadSelftest()
         var link: Link? = try object.program("on_sys_enter").attach()

@@ -18,7 +18,7 @@ struct AccountingServiceTests {
     }
 
     func live(_ feed: Feed) {
-        feed.next = Snapshot(threads: [.init(id: Self.thread, traffic: Self.traffic, cgroupID: 1, comm: "c", processComm: "c")], exits: [])
+        feed.next = Snapshot(threads: [.init(id: Self.thread, traffic: Self.traffic, cgroupID: 1, comm: "c")], exits: [])
     }
 
     func exit(_ feed: Feed) {

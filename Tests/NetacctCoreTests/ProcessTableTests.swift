@@ -7,9 +7,10 @@ struct ProcessTableTests {
     func thread(_ tid: Int32, start: UInt64 = 6_000) -> ThreadID {
         ThreadID(tid: tid, startNanoseconds: start, process: process)
     }
-    func live(_ tid: Int32, _ traffic: Traffic, exited: Bool = false) -> Snapshot.LiveThread {
-        Snapshot.LiveThread(id: thread(tid), traffic: traffic, cgroupID: 1, exited: exited, comm: "t\(tid)", processComm: "app")
+    func live(_ tid: Int32, _ traffic: Traffic) -> Snapshot.LiveThread {
+        Snapshot.LiveThread(id: thread(tid), traffic: traffic, cgroupID: 1, comm: "t\(tid)")
     }
+    var registered: [Snapshot.Process] { [Snapshot.Process(id: process, cgroupID: 1, comm: "app")] }
     func exit(_ tid: Int32, _ traffic: Traffic, last: Bool = false) -> Snapshot.ThreadExit {
         Snapshot.ThreadExit(id: thread(tid), traffic: traffic, cgroupID: 1, processExited: last, comm: "t\(tid)", processComm: "app")
     }
@@ -28,6 +29,39 @@ struct ProcessTableTests {
         #expect(second[0].threads.map(\.delta) == [a, .zero])
     }
 
+    @Test func aRegisteredProcessWithoutLiveThreadsStaysAlive() {
+        var table = ProcessTable()
+        _ = table.ingest(Snapshot(processes: registered, threads: [live(101, a)], exits: []))
+        // Its only talking thread exited; the process (in the registry) did not.
+        let samples = table.ingest(Snapshot(processes: registered, threads: [], exits: [exit(101, a + b)]))
+        #expect(samples.count == 1 && !samples[0].exited && samples[0].total == a + b)
+        let later = table.ingest(Snapshot(processes: registered, threads: [], exits: []))
+        #expect(later.count == 1 && !later[0].exited && later[0].total == a + b && later[0].delta == .zero)
+        #expect(later[0].comm == "app")
+    }
+
+    @Test func exitsDrainedBetweenSamplesCountOnceAndShowNext() {
+        var table = ProcessTable()
+        _ = table.ingest(Snapshot(processes: registered, threads: [live(100, a), live(101, a)], exits: []))
+        // The daemon drains the ledger between two samples: thread 101 exited...
+        table.fold(exits: [exit(101, a + b)])
+        // ...and its slot is still seen by the next sample (read before the exit hook freed it).
+        let next = table.ingest(Snapshot(processes: registered, threads: [live(100, a), live(101, a + b)], exits: []))
+        #expect(next.count == 1 && next[0].total == a + a + b && !next[0].exited)
+        #expect(next[0].threads.first { $0.id.tid == 101 }?.exited == true)
+        // The last thread's exit, drained: the process is reported exited once, then forgotten.
+        table.fold(exits: [exit(100, a, last: true)])
+        let last = table.ingest(Snapshot(threads: [], exits: []))
+        #expect(last.count == 1 && last[0].exited && last[0].total == a + a + b && last[0].delta == .zero)
+        #expect(table.ingest(Snapshot(threads: [], exits: [])).isEmpty)
+    }
+
+    @Test func withoutThreadsNoRowsAreKept() {
+        var table = ProcessTable(keepsThreads: false)
+        let samples = table.ingest(Snapshot(threads: [live(100, a), live(101, b)], exits: []))
+        #expect(samples.count == 1 && samples[0].total == a + b && samples[0].threads.isEmpty)
+    }
+
     @Test func exitedThreadCountsOnceWhenSeenLiveAndInTheLedger() {
         var table = ProcessTable()
         _ = table.ingest(Snapshot(threads: [live(100, .zero), live(101, a)], exits: []))
@@ -36,8 +70,8 @@ struct ProcessTableTests {
         #expect(racing[0].total == a + b)
         #expect(racing[0].delta == b)
         #expect(racing[0].threads.first { $0.id.tid == 101 }?.exited == true)
-        // Afterwards the zombie's state is marked exited and the ledger entry is consumed.
-        let after = table.ingest(Snapshot(threads: [live(100, .zero), live(101, a + b, exited: true)], exits: []))
+        // Afterwards the thread's slot is free and the ledger entry consumed.
+        let after = table.ingest(Snapshot(threads: [live(100, .zero)], exits: []))
         #expect(after[0].total == a + b)
         #expect(after[0].delta == .zero)
     }
@@ -60,7 +94,7 @@ struct ProcessTableTests {
         _ = table.ingest(Snapshot(threads: [], exits: [exit(100, a, last: true)]))
         let reborn = ProcessID(pid: 100, startNanoseconds: 9_000)
         let newThread = Snapshot.LiveThread(id: ThreadID(tid: 100, startNanoseconds: 9_000, process: reborn),
-                                            traffic: b, cgroupID: 1, comm: "new", processComm: "new")
+                                            traffic: b, cgroupID: 1, comm: "new")
         let samples = table.ingest(Snapshot(threads: [newThread], exits: []))
         #expect(samples.count == 1)
         #expect(samples[0].id == reborn)

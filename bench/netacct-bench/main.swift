@@ -18,6 +18,10 @@ import NetacctCore
 // asks once a second, and its resident memory (DaemonBenchmark.swift).
 
 let arguments = CommandLine.arguments
+if arguments.count > 1 && arguments[1] == "ingest" {
+    runIngestBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
 if arguments.count > 1 && arguments[1] == "daemon" {
     runDaemonBenchmark(Array(arguments.dropFirst(2)))
     exit(0)

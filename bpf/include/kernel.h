@@ -50,6 +50,7 @@ enum {
 	BPF_EXIST = 2,
 };
 #define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_F_MMAPABLE (1U << 10)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
 
 /* uapi/linux/socket.h, in.h */

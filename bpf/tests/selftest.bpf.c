@@ -33,6 +33,14 @@ struct {
 	__type(value, __u64);
 } scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u64);
+} mapped SEC(".maps");
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_sys_enter, void *regs, long id)
 {
@@ -47,6 +55,9 @@ int BPF_PROG(on_sys_enter, void *regs, long id)
 	if (!count)
 		return 0;
 	*count += 1;
+	__u64 *shared = bpf_map_lookup_elem(&mapped, &zero);
+	if (shared)
+		__sync_fetch_and_add(shared, 1);
 	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 	if (!event)
 		return 0;
@@ -66,4 +77,20 @@ int BPF_PROG(rejected, void *regs, long id)
 
 	/* No NULL check: an invalid memory access the verifier will not accept. */
 	return *value;
+}
+
+/* One record per thread of the target process, for the BPF module's iterator support. */
+SEC("iter/task")
+int own_threads(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct selftest_event event = {};
+
+	if (!task || task->tgid != target_tgid)
+		return 0;
+	event.pid = task->tgid;
+	event.tid = task->pid;
+	event.sequence = ctx->meta->seq_num;
+	bpf_seq_write(ctx->meta->seq, &event, sizeof(event));
+	return 0;
 }
