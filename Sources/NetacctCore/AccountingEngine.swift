@@ -67,7 +67,8 @@ public final class AccountingEngine {
     public func snapshot() throws -> Snapshot {
         // The change count before the registry: a change in between makes the next call reread.
         let changes = try stat(NETACCT_STAT_REGISTRY_CHANGES)
-        if registry?.changes != changes {
+        let changed = registry?.changes != changes
+        if changed {
             registry = (changes, try processes.entries().map { Snapshot.Process($0.key, $0.value) })
         }
         // Threads before the ledger: a thread that exits in between is in both, and
@@ -86,7 +87,8 @@ public final class AccountingEngine {
         for entry in try overflow.entries() where entry.value.thread_start_ns != 0 {
             threads.append(Snapshot.LiveThread(entry.value))
         }
-        return Snapshot(processes: registry!.processes, threads: threads, exits: try exits(), losses: try losses())
+        return Snapshot(processes: registry!.processes, processesChanged: changed, threads: threads, exits: try exits(),
+                        losses: try losses())
     }
 
     /// Only the exit records since the previous call (cheap: keeps the ledger drained).

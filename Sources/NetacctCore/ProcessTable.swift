@@ -39,6 +39,8 @@ public struct ProcessTable: Sendable {
         var lastTotal: Traffic = .zero
         /// Its last thread's exit record has been folded in; not reported yet.
         var exitPending = false
+        /// In the kernel's registry of counted processes as last read.
+        var registered = false
         /// Rows of threads whose exits were folded in since the last sample.
         var exitedRows: [ThreadSample] = []
         // Scratch for the snapshot being folded in.
@@ -103,10 +105,18 @@ public struct ProcessTable: Sendable {
     /// Folds a snapshot in and returns every process with its totals and deltas (unordered).
     public mutating func ingest(_ snapshot: Snapshot) -> [ProcessSample] {
         generation &+= 1
-        for process in snapshot.processes {
-            let index = touch(process.id, comm: process.comm, cgroupID: process.cgroupID)
-            processes.values[index].comm = process.comm
-            processes.values[index].cgroupID = process.cgroupID
+        if snapshot.processesChanged {
+            var index = processes.startIndex
+            while index != processes.endIndex {
+                processes.values[index].registered = false
+                processes.formIndex(after: &index)
+            }
+            for process in snapshot.processes {
+                let index = touch(process.id, comm: process.comm, cgroupID: process.cgroupID)
+                processes.values[index].comm = process.comm
+                processes.values[index].cgroupID = process.cgroupID
+                processes.values[index].registered = true
+            }
         }
         // Exit records first: a thread that exited between reading the live threads and the
         // ledger appears in both, and its final counters win.
@@ -133,7 +143,7 @@ public struct ProcessTable: Sendable {
             let current = state.generation == generation
             // A process neither registered, nor with live threads, nor in the ledger has gone
             // without a record (the ledger was full): report its last totals as exited.
-            let vanished = !current && !state.exitPending
+            let vanished = !current && !state.registered && !state.exitPending
             let exited = state.exitPending || vanished
             let total = vanished ? state.lastTotal : state.exitedThreads + (current ? state.live : .zero)
             var threads: [ThreadSample] = []

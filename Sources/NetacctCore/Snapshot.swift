@@ -68,12 +68,17 @@ public struct Snapshot: Sendable {
     }
 
     public var processes: [Process]
+    /// False when `processes` is the registry exactly as in the previous snapshot (the
+    /// engine rereads it only after a change), so that it need not be folded in again.
+    public var processesChanged: Bool
     public var threads: [LiveThread]
     public var exits: [ThreadExit]
     public var losses: Losses
 
-    public init(processes: [Process] = [], threads: [LiveThread], exits: [ThreadExit], losses: Losses = .init()) {
+    public init(processes: [Process] = [], processesChanged: Bool = true, threads: [LiveThread], exits: [ThreadExit],
+                losses: Losses = .init()) {
         self.processes = processes
+        self.processesChanged = processesChanged
         self.threads = threads
         self.exits = exits
         self.losses = losses
