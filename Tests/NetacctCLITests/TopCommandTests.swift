@@ -34,49 +34,13 @@ enum Binary {
     }
 }
 
-/// A bash process that waits for a line on its standard input, then sends UDP datagrams
-/// to a port on loopback and exits: traffic from a known PID at a moment the test chooses.
-final class GatedSender {
-    let process = Process()
-    let gate = Pipe()
-    let receiver: Int32
-    let port: UInt16
-
-    init(datagrams: [String]) throws {
-        let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.receiver = receiver
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(receiver, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(receiver, $0, &length) } }
-        let port = address.sin_port.bigEndian
-        self.port = port
-        let sends = datagrams.map { "printf '\($0)' >&3" }.joined(separator: "; ")
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "read go; exec 3<>/dev/udp/127.0.0.1/\(port); \(sends)"]
-        process.standardInput = gate
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    func go() {
-        gate.fileHandleForWriting.write(Data("go\n".utf8))
-        process.waitUntilExit()
-    }
-
-    deinit { close(receiver) }
-}
-
 @Suite(.serialized)
 struct TopCommandTests {
     static let isRoot = geteuid() == 0
 
     @Test(.enabled(if: isRoot, "loads BPF programs: needs root"))
     func jsonStreamsOneLinePerIntervalWithExactCounters() throws {
-        let sender = try GatedSender(datagrams: ["hello", "netacct json"])
+        let sender = try SteppedSender(steps: [["hello", "netacct json"]])
         let top = Process()
         top.executableURL = Binary.url
         top.arguments = ["top", "0.2", "--json", "--threads", "-p", String(sender.pid)]
@@ -87,7 +51,8 @@ struct TopCommandTests {
         // The first line means the programs are attached: only then send.
         let first = try #require(lines.next())
         #expect(first.contains("\"processes\":[]"))
-        sender.go()
+        sender.step()
+        sender.waitForExit()
         var objects: [[String: Any]] = []
         while let line = lines.next() {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -118,7 +83,7 @@ struct TopCommandTests {
 
     @Test(.enabled(if: isRoot, "loads BPF programs: needs root"))
     func tableShowsTheProcessAndTheSummary() throws {
-        let sender = try GatedSender(datagrams: ["0123456789"])
+        let sender = try SteppedSender(steps: [["0123456789"]])
         let top = Process()
         top.executableURL = Binary.url
         top.arguments = ["top", "0.3", "4", "-C", "-p", String(sender.pid)]
@@ -126,7 +91,8 @@ struct TopCommandTests {
         top.standardOutput = out
         try top.run()
         usleep(150_000)
-        sender.go()
+        sender.step()
+        sender.waitForExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         top.waitUntilExit()
         #expect(top.terminationStatus == 0)

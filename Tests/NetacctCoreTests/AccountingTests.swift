@@ -135,9 +135,13 @@ struct AccountingTests {
         let threads = recorder.threads.values.filter { $0.id.process == process.id }
         #expect(threads.contains { $0.id.tid == first && $0.exited } && threads.contains { $0.id.tid == second && $0.exited })
         #expect(process.total == threads.reduce(.zero) { $0 + $1.total })
-        // Later samples keep the total although both threads are gone.
+        // Later samples keep both threads' counters in the total although both are gone.
         try recorder.poll()
-        #expect(recorder.process(me)?.total == process.total)
+        let later = try #require(recorder.process(me))
+        let laterThreads = recorder.threads.values.filter { $0.id.process == process.id }
+        #expect(later.total == laterThreads.reduce(.zero) { $0 + $1.total })
+        #expect(laterThreads.contains { $0.id.tid == first && $0.total == firstTraffic })
+        #expect(laterThreads.contains { $0.id.tid == second && $0.total == secondTraffic })
     }
 
     @Test func exitedChildIsReportedOnceWithItsFinalCounters() throws {

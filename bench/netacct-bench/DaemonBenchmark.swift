@@ -10,17 +10,8 @@ func runDaemonBenchmark(_ arguments: [String]) {
     let seconds = arguments.count > 2 ? Int(arguments[2]) ?? 60 : 60
 
     // A UDP port for the children's one datagram each.
-    let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(receiver, $0, length)
-            _ = getsockname(receiver, $0, &length)
-        }
-    }
+    let (receiver, address) = boundLoopbackSocket(SOCK_DGRAM)
+    defer { close(receiver) }
     let port = address.sin_port.bigEndian
 
     let directory = NSTemporaryDirectory() + "netacct-bench-\(getpid())"

@@ -35,22 +35,35 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-/// A loopback UDP pair on one thread: each iteration is one send and one receive event.
-func udpLoad(events: Int) {
-    let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    defer { close(receiver); close(sender) }
+/// A socket bound to an ephemeral port on 127.0.0.1, and that address.
+func boundLoopbackSocket(_ type: __socket_type) -> (Int32, sockaddr_in) {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(receiver, $0, length)
-            _ = getsockname(receiver, $0, &length)
-            _ = connect(sender, $0, length)
+            _ = bind(fd, $0, length)
+            _ = getsockname(fd, $0, &length)
         }
     }
+    return (fd, address)
+}
+
+func connectLoopback(_ fd: Int32, to address: sockaddr_in) {
+    var address = address
+    withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
+/// A loopback UDP pair on one thread: each iteration is one send and one receive event.
+func udpLoad(events: Int) {
+    let (receiver, address) = boundLoopbackSocket(SOCK_DGRAM)
+    let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(receiver); close(sender) }
+    connectLoopback(sender, to: address)
     var buffer = [UInt8](repeating: 7, count: 256)
     for _ in 0..<(events / 2) {
         _ = send(sender, &buffer, 100, 0)
@@ -60,17 +73,7 @@ func udpLoad(events: Int) {
 
 /// A loopback TCP request/response exchange between two threads (64-byte messages).
 func tcpLoad(events: Int) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(listener, $0, length)
-            _ = getsockname(listener, $0, &length)
-        }
-    }
+    let (listener, address) = boundLoopbackSocket(SOCK_STREAM)
     listen(listener, 1)
     let exchanges = events / 4
     let server = Thread {
@@ -84,9 +87,7 @@ func tcpLoad(events: Int) {
     }
     server.start()
     let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(client, $0, length) }
-    }
+    connectLoopback(client, to: address)
     var buffer = [UInt8](repeating: 1, count: 64)
     for _ in 0..<exchanges {
         _ = send(client, &buffer, 64, 0)
