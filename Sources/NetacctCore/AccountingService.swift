@@ -89,13 +89,12 @@ public final class AccountingService {
         let snapshot = try source()
         losses = snapshot.losses
         let now = clock()
-        live.removeAll(keepingCapacity: true)
-        for sample in table.ingest(snapshot) {
-            if sample.exited {
+        live = table.ingest(snapshot)
+        if live.contains(where: \.exited) {
+            for sample in live where sample.exited {
                 exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
-            } else {
-                live.append(sample)
             }
+            live.removeAll(where: \.exited)
         }
         expire(now: now)
     }

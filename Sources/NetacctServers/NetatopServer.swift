@@ -100,12 +100,13 @@ final class NetatopHandler: ChannelInboundHandler {
     private func reply(context: ChannelHandlerContext) {
         guard let client else { return }
         shared.refresh()
-        let processes = shared.service.processes(for: client).filter { $0.id.pid > 0 }
+        let processes = shared.service.processes(for: client)
         var chunks: [ByteBuffer] = []
         let chunkSize = Self.recordsPerChunk * NetatopRecord.size
         var chunk = context.channel.allocator.buffer(capacity: chunkSize)
-        for process in processes {
-            NetatopRecord(process).encode(into: &chunk)
+        // A data record never has id 0 (that ends the reply); no process has PID 0 anyway.
+        for process in processes where process.id.pid > 0 {
+            NetatopRecord.encode(process, into: &chunk)
             if chunk.readableBytes == chunkSize {
                 chunks.append(chunk)
                 chunk = context.channel.allocator.buffer(capacity: chunkSize)

@@ -1,6 +1,7 @@
 import CTestSupport
 import Foundation
 import Glibc
+import NetacctCore
 import NetacctServers
 
 /// See main.swift: `netacct-bench daemon <netacct binary> [processes] [seconds]`.
@@ -42,7 +43,7 @@ func runDaemonBenchmark(_ arguments: [String]) {
     sleep(2)
     do {
         let known = try client.sample().count
-        print("netacct-bench daemon: \(started) live processes started, \(known) in the daemon's reply, kernel \(ProcessInfo.processInfo.operatingSystemVersionString)")
+        print("netacct-bench daemon: \(started) live processes started, \(known) in the daemon's reply, kernel \(KernelRequirements.kernelRelease)")
         var latencies: [Double] = [], atopLatencies: [Double] = []
         for _ in 0..<30 {
             var start = Date()
