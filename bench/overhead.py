@@ -109,14 +109,22 @@ def iperf(seconds, udp):
     return {"gbps": summary["bits_per_second"] / 1e9}
 
 
+PROGRAMS = ("count_send", "count_recv", "record_exit")
+
+
 def prog_stats():
-    """run_time_ns and run_cnt of netacct's traffic programs, summed (bpftool)."""
+    """run_time_ns and run_cnt of netacct's programs (bpftool): the traffic programs summed
+    under "ns"/"runs", and each program under its name."""
     shown = json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)
     total = {"ns": 0, "runs": 0}
     for prog in shown:
-        if prog.get("name") in ("count_send", "count_recv"):
-            total["ns"] += prog.get("run_time_ns", 0)
-            total["runs"] += prog.get("run_cnt", 0)
+        name = prog.get("name")
+        if name in PROGRAMS:
+            ns, runs = prog.get("run_time_ns", 0), prog.get("run_cnt", 0)
+            total[name] = (total.get(name, (0, 0))[0] + ns, total.get(name, (0, 0))[1] + runs)
+            if name != "record_exit":
+                total["ns"] += ns
+                total["runs"] += runs
     return total
 
 
@@ -164,6 +172,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk and iperf3 phase")
     parser.add_argument("--ab-requests", type=int, default=100000)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/netacct"))
+    parser.add_argument("--control", action="store_true",
+                        help="A/A control: the 'with' phases run without netacct too, to measure the noise")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("overhead: run as root (it loads BPF programs and reads their statistics)")
@@ -176,6 +186,7 @@ def main():
     open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
     results = {"off": [], "on": []}
     bpf = []
+    per_program = {}
     daemon_cpu = []
     daemon_peak = 0
     started = time.time()
@@ -185,7 +196,7 @@ def main():
         for round_number in range(args.rounds):
             order = ["off", "on"] if round_number % 2 == 0 else ["on", "off"]
             for phase in order:
-                daemon = Daemon(args.binary, workdir) if phase == "on" else None
+                daemon = Daemon(args.binary, workdir) if phase == "on" and not args.control else None
                 try:
                     before = prog_stats() if daemon else None
                     w = wrk(args.seconds)
@@ -198,11 +209,15 @@ def main():
                     if daemon:
                         cpu, peak = daemon.stop()
                 results[phase].append({"wrk": w, "ab": a, "tcp": tcp, "udp": udp})
-                if phase == "on":
+                if daemon:
                     daemon_cpu.append(cpu)
                     daemon_peak = max(daemon_peak, peak)
                     runs = after["runs"] - before["runs"]
                     wrk_ns = after_wrk["ns"] - before["ns"]
+                    for name in PROGRAMS:
+                        ns = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
+                        count = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
+                        per_program.setdefault(name, []).append(ns / count if count else float("nan"))
                     bpf.append({"ns_per_event": (after["ns"] - before["ns"]) / runs if runs else float("nan"),
                                 "ns_per_request": wrk_ns / w["requests"] if w["requests"] else float("nan"),
                                 "events_per_request": (after_wrk["runs"] - before["runs"]) / w["requests"]})
@@ -222,6 +237,8 @@ def main():
 
     cores = os.cpu_count()
     kernel = os.uname().release
+    if args.control:
+        print("A/A CONTROL RUN: netacct was not running in either phase; the ratios show the noise.\n")
     print(f"netacct overhead: {args.rounds} rounds, {args.seconds} s phases, {cores} CPUs, kernel {kernel}, "
           f"{time.strftime('%Y-%m-%d')}, {time.time() - started:.0f} s in all\n")
     print("| measure | without netacct | with netacct daemon --threads | with/without, paired per round |")
@@ -233,14 +250,20 @@ def main():
         print(f"| {label} | {summary(series('off', tool, key))} | {summary(series('on', tool, key))} | "
               f"median {statistics.median(paired):.3f}, spread {min(paired):.3f}-{max(paired):.3f} "
               f"({' '.join(f'{r:.3f}' for r in paired)}) |")
+    if args.control:
+        return
     print()
     print("| netacct's own cost | value |")
     print("|---|---|")
     print(f"| BPF ns per socket event (count_send + count_recv, all phases) | {summary([b['ns_per_event'] for b in bpf])} |")
+    for name in PROGRAMS:
+        values = [v for v in per_program.get(name, []) if v == v]
+        if values:
+            print(f"| BPF ns per run of {name} | {summary(values)} |")
     print(f"| BPF ns per HTTP request (wrk; both nginx's and wrk's calls) | {summary([b['ns_per_request'] for b in bpf])} |")
     print(f"| socket events per HTTP request | {statistics.median([b['events_per_request'] for b in bpf]):.2f} |")
-    per_phase = [c for c in daemon_cpu]
-    print(f"| daemon CPU seconds per phase ({4 * args.seconds + 2}-ish s, no client asking) | {summary(per_phase)} |")
+    print(f"| daemon CPU seconds per phase (about {3 * args.seconds + 10} s, no client asking) | {summary(daemon_cpu)} |")
+    print(f"| daemon CPU over all phases with it | {sum(daemon_cpu):.2f} s |")
     print(f"| daemon peak resident memory (VmHWM) | {daemon_peak // 1024} MiB |")
 
 
