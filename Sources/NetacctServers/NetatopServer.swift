@@ -12,6 +12,7 @@ final class SharedService: @unchecked Sendable {
     /// Answers within this many seconds of a refresh reuse it (several atops asking at once).
     let freshness: Double
     private var lastRefresh = -Double.infinity
+    private var reportedLosses = Snapshot.Losses()
 
     init(service: AccountingService, loop: EventLoop, logger: Logger, freshness: Double = 0.02) {
         self.service = service
@@ -37,6 +38,14 @@ final class SharedService: @unchecked Sendable {
         do {
             try service.refresh()
             lastRefresh = now
+            if service.losses != reportedLosses {
+                reportedLosses = service.losses
+                logger.warning("some traffic could not be counted (a kernel map is full)", metadata: [
+                    "uncounted_calls": "\(reportedLosses.uncountedCalls)",
+                    "dropped_thread_exits": "\(reportedLosses.droppedExits)",
+                    "unregistered_processes": "\(reportedLosses.unregisteredProcesses)",
+                ])
+            }
         } catch {
             logger.error("reading the kernel's counters failed: \(error)")
         }

@@ -46,6 +46,27 @@ struct AccountingServiceTests {
         #expect(service.exitedCount == 0)
     }
 
+    @Test func exitsDrainedBetweenRequestsReachTheNextReply() throws {
+        let feed = Feed()
+        var drained: [Snapshot.ThreadExit] = []
+        let service = AccountingService(configuration: .init(retention: 60), clock: { feed.now },
+                                        source: { feed.next }, drain: { defer { drained = [] }; return drained })
+        let a = service.connect()
+        live(feed)
+        try service.refresh()
+        // The process exits; the periodic drain takes its record out of the ledger...
+        drained = [.init(id: Self.thread, traffic: Self.traffic + Self.traffic, cgroupID: 1, processExited: true,
+                         comm: "c", processComm: "c")]
+        try service.drainExits()
+        // ...and the next request's refresh (the slot is gone) reports it, once.
+        feed.next = Snapshot(threads: [], exits: [])
+        try service.refresh()
+        let reply = service.processes(for: a)
+        #expect(reply.count == 1 && reply[0].exited && reply[0].total == Self.traffic + Self.traffic)
+        try service.refresh()
+        #expect(service.processes(for: a).isEmpty)
+    }
+
     @Test func aDisconnectedClientDoesNotHoldExitedProcesses() throws {
         let feed = Feed()
         let service = service(feed)
