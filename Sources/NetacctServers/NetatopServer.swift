@@ -9,16 +9,12 @@ final class SharedService: @unchecked Sendable {
     let service: AccountingService
     let loop: EventLoop
     let logger: Logger
-    /// Answers within this many seconds of a refresh reuse it (several atops asking at once).
-    let freshness: Double
-    private var lastRefresh = -Double.infinity
     private var reportedLosses = Snapshot.Losses()
 
-    init(service: AccountingService, loop: EventLoop, logger: Logger, freshness: Double = 0.02) {
+    init(service: AccountingService, loop: EventLoop, logger: Logger) {
         self.service = service
         self.loop = loop
         self.logger = logger
-        self.freshness = freshness
     }
 
     /// Between requests: keep the kernel's exit ledger drained.
@@ -31,13 +27,12 @@ final class SharedService: @unchecked Sendable {
         }
     }
 
-    func refresh(force: Bool = false) {
+    /// Every answer reads the kernel anew: reusing a refresh even a few milliseconds old could
+    /// miss an exit that atop has already seen in /proc, and atop would never get that process.
+    func refresh() {
         loop.preconditionInEventLoop()
-        let now = StopSignals.now()
-        if !force && now - lastRefresh < freshness { return }
         do {
             try service.refresh()
-            lastRefresh = now
             if service.losses != reportedLosses {
                 reportedLosses = service.losses
                 logger.warning("some traffic could not be counted (a kernel map is full)", metadata: [
