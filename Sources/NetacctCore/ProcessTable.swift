@@ -31,6 +31,7 @@ public struct ProcessTable: Sendable {
     }
 
     struct ProcessState: Sendable {
+        let id: ProcessID
         var comm: String
         var cgroupID: UInt64
         /// Sum of the final counters of exited threads.
@@ -51,7 +52,9 @@ public struct ProcessTable: Sendable {
 
     /// Keep per-thread rows (for `top --threads`); without, a sample costs less.
     public let keepsThreads: Bool
-    private var processes: [ProcessID: ProcessState] = [:]
+    /// The states in an array (iterated and updated in place every sample), found by id.
+    private var states: [ProcessState] = []
+    private var positions: [ProcessID: Int] = [:]
     private var lastThreadTotals: [ThreadID: Traffic] = [:]
     /// Threads whose exit records were folded in since the last sample: if their slot is
     /// still seen (read a moment before the exit hook freed it), the exit record wins.
@@ -63,20 +66,23 @@ public struct ProcessTable: Sendable {
     }
 
     /// Number of processes currently remembered (live, or exited and not yet reported).
-    public var count: Int { processes.count }
+    public var count: Int { states.count }
 
-    /// The state of `id` for this generation, created (named `comm`) if new.
-    private mutating func touch(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Dictionary<ProcessID, ProcessState>.Index {
-        var index = processes.index(forKey: id)
-        if index == nil {
-            processes[id] = ProcessState(comm: comm, cgroupID: cgroupID)
-            index = processes.index(forKey: id)
-        }
-        let found = index!
-        if processes.values[found].generation != generation {
-            processes.values[found].generation = generation
-            processes.values[found].live = .zero
-            processes.values[found].threads.removeAll(keepingCapacity: true)
+    /// The position of `id`'s state, created (named `comm`) if new.
+    private mutating func position(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
+        if let found = positions[id] { return found }
+        states.append(ProcessState(id: id, comm: comm, cgroupID: cgroupID))
+        positions[id] = states.count - 1
+        return states.count - 1
+    }
+
+    /// The position of `id`'s state, reset for this generation, created if new.
+    private mutating func touch(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
+        let found = position(id, comm: comm, cgroupID: cgroupID)
+        if states[found].generation != generation {
+            states[found].generation = generation
+            states[found].live = .zero
+            states[found].threads.removeAll(keepingCapacity: true)
         }
         return found
     }
@@ -85,18 +91,14 @@ public struct ProcessTable: Sendable {
     /// processes are reported as exited in the next `ingest`.
     public mutating func fold(exits: [Snapshot.ThreadExit]) {
         for exit in exits {
-            let id = exit.id.process
-            if processes[id] == nil {
-                // The generation before this one: "seen" by the next ingest only if it is.
-                processes[id] = ProcessState(comm: exit.processComm, cgroupID: exit.cgroupID)
-            }
-            let index = processes.index(forKey: id)!
-            processes.values[index].exitedThreads += exit.traffic
-            if !exit.processComm.isEmpty { processes.values[index].comm = exit.processComm }
-            if exit.processExited { processes.values[index].exitPending = true }
+            // Not touched: "seen" by the next ingest only if it is in that snapshot.
+            let index = position(exit.id.process, comm: exit.processComm, cgroupID: exit.cgroupID)
+            states[index].exitedThreads += exit.traffic
+            if !exit.processComm.isEmpty { states[index].comm = exit.processComm }
+            if exit.processExited { states[index].exitPending = true }
             exitedSinceSample.insert(exit.id)
             if keepsThreads && (!exit.traffic.isZero || lastThreadTotals[exit.id] != nil) {
-                processes.values[index].exitedRows.append(
+                states[index].exitedRows.append(
                     ThreadSample(id: exit.id, comm: exit.comm, exited: true, total: exit.traffic, delta: .zero))
             }
         }
@@ -106,16 +108,12 @@ public struct ProcessTable: Sendable {
     public mutating func ingest(_ snapshot: Snapshot) -> [ProcessSample] {
         generation &+= 1
         if snapshot.processesChanged {
-            var index = processes.startIndex
-            while index != processes.endIndex {
-                processes.values[index].registered = false
-                processes.formIndex(after: &index)
-            }
+            for index in states.indices { states[index].registered = false }
             for process in snapshot.processes {
                 let index = touch(process.id, comm: process.comm, cgroupID: process.cgroupID)
-                processes.values[index].comm = process.comm
-                processes.values[index].cgroupID = process.cgroupID
-                processes.values[index].registered = true
+                states[index].comm = process.comm
+                states[index].cgroupID = process.cgroupID
+                states[index].registered = true
             }
         }
         // Exit records first: a thread that exited between reading the live threads and the
@@ -126,46 +124,54 @@ public struct ProcessTable: Sendable {
         exitedSinceSample = []
         for thread in snapshot.threads where exited.isEmpty || !exited.contains(thread.id) {
             let index = touch(thread.id.process, comm: thread.comm, cgroupID: thread.cgroupID)
-            processes.values[index].live += thread.traffic
+            states[index].live += thread.traffic
             if keepsThreads {
-                processes.values[index].threads.append(
+                states[index].threads.append(
                     ThreadSample(id: thread.id, comm: thread.comm, exited: false, total: thread.traffic, delta: .zero))
             }
         }
 
         var samples: [ProcessSample] = []
-        samples.reserveCapacity(processes.count)
-        var gone: [ProcessID] = []
+        samples.reserveCapacity(states.count)
+        var gone: [Int] = []
         var threadTotals: [ThreadID: Traffic] = [:]
-        var index = processes.startIndex
-        while index != processes.endIndex {
-            let (id, state) = processes[index]
-            let current = state.generation == generation
+        for index in states.indices {
+            let current = states[index].generation == generation
+            let exitPending = states[index].exitPending
             // A process neither registered, nor with live threads, nor in the ledger has gone
             // without a record (the ledger was full): report its last totals as exited.
-            let vanished = !current && !state.registered && !state.exitPending
-            let exited = state.exitPending || vanished
-            let total = vanished ? state.lastTotal : state.exitedThreads + (current ? state.live : .zero)
+            let vanished = !current && !states[index].registered && !exitPending
+            let exited = exitPending || vanished
+            let lastTotal = states[index].lastTotal
+            let total = vanished ? lastTotal : states[index].exitedThreads + (current ? states[index].live : .zero)
             var threads: [ThreadSample] = []
             if keepsThreads {
-                threads = state.exitedRows + (current ? state.threads : [])
+                threads = states[index].exitedRows + (current ? states[index].threads : [])
                 for t in threads.indices {
                     threads[t].delta = threads[t].total.since(lastThreadTotals[threads[t].id] ?? .zero)
                     if !threads[t].exited && !exited { threadTotals[threads[t].id] = threads[t].total }
                 }
                 threads.sort { $0.id.tid < $1.id.tid }
-                if !exited && !state.exitedRows.isEmpty { processes.values[index].exitedRows.removeAll() }
+                if !states[index].exitedRows.isEmpty { states[index].exitedRows.removeAll() }
             }
-            samples.append(ProcessSample(id: id, comm: state.comm, cgroupID: state.cgroupID, exited: exited,
-                                         total: total, delta: total.since(state.lastTotal), threads: threads))
+            samples.append(ProcessSample(id: states[index].id, comm: states[index].comm, cgroupID: states[index].cgroupID,
+                                         exited: exited, total: total, delta: total.since(lastTotal), threads: threads))
             if exited {
-                gone.append(id)
+                gone.append(index)
             } else {
-                processes.values[index].lastTotal = total
+                states[index].lastTotal = total
             }
-            processes.formIndex(after: &index)
         }
-        for id in gone { processes[id] = nil }
+        // Forget the exited: swap each with the last state, from the highest position down.
+        for index in gone.reversed() {
+            positions[states[index].id] = nil
+            let last = states.count - 1
+            if index != last {
+                states.swapAt(index, last)
+                positions[states[index].id] = index
+            }
+            states.removeLast()
+        }
         lastThreadTotals = threadTotals
         return samples
     }
