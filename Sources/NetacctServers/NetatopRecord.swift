@@ -51,10 +51,11 @@ public struct NetatopRecord: Equatable, Sendable {
             raw.storeBytes(of: startSeconds.littleEndian, toByteOffset: 8, as: UInt64.self)
             raw.storeBytes(of: 0, toByteOffset: 16, as: UInt64.self)
             raw.storeBytes(of: 0, toByteOffset: 24, as: UInt64.self)
-            var offset = 16
-            for byte in command.utf8 where offset < 31 {
-                raw[offset] = byte
-                offset += 1
+            var command = command
+            command.withUTF8 { name in
+                let count = min(name.count, 15)
+                UnsafeMutableRawBufferPointer(rebasing: raw[16..<(16 + count)])
+                    .copyMemory(from: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: name[0..<count])))
             }
             let t = traffic
             let values = (t.tcpTxPackets, t.tcpTxBytes, t.tcpRxPackets, t.tcpRxBytes,
