@@ -14,6 +14,14 @@ public struct ProcessTable: Sendable {
         public var total: Traffic
         /// Since the previous sample.
         public var delta: Traffic
+
+        public init(id: ThreadID, comm: String, exited: Bool, total: Traffic, delta: Traffic) {
+            self.id = id
+            self.comm = comm
+            self.exited = exited
+            self.total = total
+            self.delta = delta
+        }
     }
 
     public struct ProcessSample: Sendable, Equatable, Codable {
@@ -28,6 +36,17 @@ public struct ProcessTable: Sendable {
         /// Threads with traffic: live ones, and those that exited since the previous sample
         /// (empty unless the table keeps threads).
         public var threads: [ThreadSample]
+
+        public init(id: ProcessID, comm: String, cgroupID: UInt64, exited: Bool, total: Traffic, delta: Traffic,
+                    threads: [ThreadSample]) {
+            self.id = id
+            self.comm = comm
+            self.cgroupID = cgroupID
+            self.exited = exited
+            self.total = total
+            self.delta = delta
+            self.threads = threads
+        }
     }
 
     struct ProcessState: Sendable {

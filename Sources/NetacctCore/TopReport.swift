@@ -150,74 +150,105 @@ public struct TopRenderer {
 
     // MARK: JSON
 
-    struct JSONCounters: Encodable {
-        let traffic: Traffic
-        enum Keys: String, CodingKey {
-            case tcp_tx_packets, tcp_tx_bytes, tcp_rx_packets, tcp_rx_bytes
-            case udp_tx_packets, udp_tx_bytes, udp_rx_packets, udp_rx_bytes
-        }
-        func encode(into container: inout KeyedEncodingContainer<Keys>) throws {
-            try container.encode(traffic.tcpTxPackets, forKey: .tcp_tx_packets)
-            try container.encode(traffic.tcpTxBytes, forKey: .tcp_tx_bytes)
-            try container.encode(traffic.tcpRxPackets, forKey: .tcp_rx_packets)
-            try container.encode(traffic.tcpRxBytes, forKey: .tcp_rx_bytes)
-            try container.encode(traffic.udpTxPackets, forKey: .udp_tx_packets)
-            try container.encode(traffic.udpTxBytes, forKey: .udp_tx_bytes)
-            try container.encode(traffic.udpRxPackets, forKey: .udp_rx_packets)
-            try container.encode(traffic.udpRxBytes, forKey: .udp_rx_bytes)
-        }
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: Keys.self)
-            try encode(into: &container)
-        }
-    }
-
-    struct JSONThread: Encodable {
-        let thread: ProcessTable.ThreadSample
-        enum Keys: String, CodingKey { case tid, comm, exited }
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: Keys.self)
-            try container.encode(thread.id.tid, forKey: .tid)
-            try container.encode(thread.comm, forKey: .comm)
-            try container.encode(thread.exited, forKey: .exited)
-            try JSONCounters(traffic: thread.delta).encode(to: encoder)
-        }
-    }
-
-    struct JSONProcess: Encodable {
-        let process: ProcessTable.ProcessSample
-        let cgroup: String?
-        let threads: Bool
-        enum Keys: String, CodingKey { case pid, comm, cgroup, exited, threads }
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: Keys.self)
-            try container.encode(process.id.pid, forKey: .pid)
-            try container.encode(process.comm, forKey: .comm)
-            try container.encode(cgroup, forKey: .cgroup)
-            try container.encode(process.exited, forKey: .exited)
-            try JSONCounters(traffic: process.delta).encode(to: encoder)
+    /// One line of `netacct top --json` (without the newline), keys in the documented order.
+    public mutating func json(_ interval: TopInterval) -> String {
+        var out = JSONWriter()
+        out.begin("{")
+        let time = interval.time.formatted(.iso8601.year().month().day()
+            .time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        out.field("time", string: time)
+        out.field("interval_s", number: String(format: "%.3f", interval.seconds))
+        out.key("processes")
+        out.begin("[")
+        for process in interval.processes {
+            out.begin("{")
+            out.field("pid", number: String(process.id.pid))
+            out.field("comm", string: process.comm)
+            if let path = cgroups.path(of: process.cgroupID) {
+                out.field("cgroup", string: path)
+            } else {
+                out.field("cgroup", number: "null")
+            }
+            out.field("exited", number: process.exited ? "true" : "false")
+            out.counters(process.delta)
             if threads {
-                try container.encode(process.threads.map { JSONThread(thread: $0) }, forKey: .threads)
+                out.key("threads")
+                out.begin("[")
+                for thread in process.threads {
+                    out.begin("{")
+                    out.field("tid", number: String(thread.id.tid))
+                    out.field("comm", string: thread.comm)
+                    out.field("exited", number: thread.exited ? "true" : "false")
+                    out.counters(thread.delta)
+                    out.end("}")
+                }
+                out.end("]")
+            }
+            out.end("}")
+        }
+        out.end("]")
+        out.end("}")
+        return out.text
+    }
+}
+
+/// Writes JSON text in the order it is told (the documented key order of `--json`).
+struct JSONWriter {
+    private(set) var text = ""
+    private var needsComma = false
+
+    /// Opens an object ("{") or an array ("["), as a value of its container.
+    mutating func begin(_ bracket: String) {
+        if needsComma { text += "," }
+        text += bracket
+        needsComma = false
+    }
+
+    mutating func end(_ bracket: String) {
+        text += bracket
+        needsComma = true
+    }
+
+    mutating func key(_ name: String) {
+        if needsComma { text += "," }
+        text += "\"\(name)\":"
+        needsComma = false
+    }
+
+    /// A field whose value is already JSON (a number, true, false or null).
+    mutating func field(_ name: String, number: String) {
+        key(name)
+        text += number
+        needsComma = true
+    }
+
+    mutating func field(_ name: String, string: String) {
+        key(name)
+        text += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                text += String(format: "\\u%04x", scalar.value)
+            default: text.unicodeScalars.append(scalar)
             }
         }
+        text += "\""
+        needsComma = true
     }
 
-    struct JSONInterval: Encodable {
-        let time: String
-        let interval_s: Double
-        let processes: [JSONProcess]
-    }
-
-    /// One line of `netacct top --json` (without the newline).
-    public mutating func json(_ interval: TopInterval) -> String {
-        let processes = interval.processes.map {
-            JSONProcess(process: $0, cgroup: cgroups.path(of: $0.cgroupID), threads: threads)
-        }
-        let time = interval.time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-        let line = JSONInterval(time: time, interval_s: (interval.seconds * 1000).rounded() / 1000, processes: processes)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        // Encoding these plain values cannot fail.
-        return String(decoding: (try? encoder.encode(line)) ?? Data("{}".utf8), as: UTF8.self)
+    mutating func counters(_ t: Traffic) {
+        field("tcp_tx_packets", number: String(t.tcpTxPackets))
+        field("tcp_tx_bytes", number: String(t.tcpTxBytes))
+        field("tcp_rx_packets", number: String(t.tcpRxPackets))
+        field("tcp_rx_bytes", number: String(t.tcpRxBytes))
+        field("udp_tx_packets", number: String(t.udpTxPackets))
+        field("udp_tx_bytes", number: String(t.udpTxBytes))
+        field("udp_rx_packets", number: String(t.udpRxPackets))
+        field("udp_rx_bytes", number: String(t.udpRxBytes))
     }
 }
