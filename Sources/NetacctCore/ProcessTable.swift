@@ -63,9 +63,7 @@ public struct ProcessTable: Sendable {
         var registered = false
         /// Rows of threads whose exits were folded in since the last sample.
         var exitedRows: [ThreadSample] = []
-        // Scratch for the snapshot being folded in.
-        var generation: UInt64 = 0
-        var live: Traffic = .zero
+        // Scratch for the snapshot being folded in (the hot part is in `scratch`).
         var threads: [ThreadSample] = []
     }
 
@@ -73,7 +71,15 @@ public struct ProcessTable: Sendable {
     public let keepsThreads: Bool
     /// The states in an array (iterated and updated in place every sample), found by id.
     private var states: [ProcessState] = []
+    /// What the loop over live threads touches, apart from the large states, so that it
+    /// stays in cache when threads come in another order than the states (same positions).
+    private var scratch: [Scratch] = []
     private var positions: [ProcessID: Int] = [:]
+
+    struct Scratch: Sendable {
+        var generation: UInt64 = 0
+        var live: Traffic = .zero
+    }
     private var lastThreadTotals: [ThreadID: Traffic] = [:]
     /// Threads whose exit records were folded in since the last sample: if their slot is
     /// still seen (read a moment before the exit hook freed it), the exit record wins.
@@ -91,6 +97,7 @@ public struct ProcessTable: Sendable {
     private mutating func position(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
         if let found = positions[id] { return found }
         states.append(ProcessState(id: id, comm: comm, cgroupID: cgroupID))
+        scratch.append(Scratch())
         positions[id] = states.count - 1
         return states.count - 1
     }
@@ -98,10 +105,9 @@ public struct ProcessTable: Sendable {
     /// The position of `id`'s state, reset for this generation, created if new.
     private mutating func touch(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
         let found = position(id, comm: comm, cgroupID: cgroupID)
-        if states[found].generation != generation {
-            states[found].generation = generation
-            states[found].live = .zero
-            states[found].threads.removeAll(keepingCapacity: true)
+        if scratch[found].generation != generation {
+            scratch[found] = Scratch(generation: generation, live: .zero)
+            if keepsThreads { states[found].threads.removeAll(keepingCapacity: true) }
         }
         return found
     }
@@ -143,7 +149,7 @@ public struct ProcessTable: Sendable {
         exitedSinceSample = []
         for thread in snapshot.threads where exited.isEmpty || !exited.contains(thread.id) {
             let index = touch(thread.id.process, comm: thread.comm, cgroupID: thread.cgroupID)
-            states[index].live += thread.traffic
+            scratch[index].live += thread.traffic
             if keepsThreads {
                 states[index].threads.append(
                     ThreadSample(id: thread.id, comm: thread.comm, exited: false, total: thread.traffic, delta: .zero))
@@ -155,14 +161,14 @@ public struct ProcessTable: Sendable {
         var gone: [Int] = []
         var threadTotals: [ThreadID: Traffic] = [:]
         for index in states.indices {
-            let current = states[index].generation == generation
+            let current = scratch[index].generation == generation
             let exitPending = states[index].exitPending
             // A process neither registered, nor with live threads, nor in the ledger has gone
             // without a record (the ledger was full): report its last totals as exited.
             let vanished = !current && !states[index].registered && !exitPending
             let exited = exitPending || vanished
             let lastTotal = states[index].lastTotal
-            let total = vanished ? lastTotal : states[index].exitedThreads + (current ? states[index].live : .zero)
+            let total = vanished ? lastTotal : states[index].exitedThreads + (current ? scratch[index].live : .zero)
             var threads: [ThreadSample] = []
             if keepsThreads {
                 threads = states[index].exitedRows + (current ? states[index].threads : [])
@@ -187,9 +193,11 @@ public struct ProcessTable: Sendable {
             let last = states.count - 1
             if index != last {
                 states.swapAt(index, last)
+                scratch.swapAt(index, last)
                 positions[states[index].id] = index
             }
             states.removeLast()
+            scratch.removeLast()
         }
         lastThreadTotals = threadTotals
         return samples
