@@ -6,7 +6,7 @@ import NetacctCore
 func runIngestBenchmark(_ arguments: [String]) {
     let count = arguments.first.flatMap { Int($0) } ?? 10_000
     let processes = (0..<count).map { Snapshot.Process(id: ProcessID(pid: Int32($0 + 1), startNanoseconds: 7), cgroupID: 1, comm: "sender") }
-    let threads = processes.map { Snapshot.LiveThread(id: ThreadID(tid: $0.id.pid, startNanoseconds: 7, process: $0.id), traffic: Traffic(udpTxPackets: 1, udpTxBytes: 100), cgroupID: 1, comm: "sender") }
+    let threads = processes.map { Snapshot.LiveThread(id: ThreadID(tid: $0.id.pid, startNanoseconds: 7, process: $0.id), traffic: Traffic(udpTxPackets: 1, udpTxBytes: 100), cgroupID: 1, comm: "sender") }.shuffled()
     for keepsThreads in [false, true] {
         var table = ProcessTable(keepsThreads: keepsThreads)
         var times: [Double] = []
