@@ -34,6 +34,9 @@ public final class Daemon {
     /// detaches the programs. `ready` is called once the sockets accept connections.
     public func run(ready: () -> Void = {}) throws {
         let signals = StopSignals() // before any thread starts, so that all of them block these
+        if let group = configuration.group, getgrnam(group) == nil {
+            throw NetacctError("No group named \(group) (--group).")
+        }
         let engine = try AccountingEngine(logger: logger)
         var paths = [configuration.socketPath]
         if let api = configuration.apiSocketPath { paths.append(api) }
@@ -99,7 +102,13 @@ public final class Daemon {
         } catch {
             throw NetacctError("Cannot listen on \(path): \(error).")
         }
-        try SocketPath.restrict(path, group: configuration.group)
+        do {
+            try SocketPath.restrict(path, group: configuration.group)
+        } catch {
+            try? channel.close().wait()
+            unlink(path)
+            throw error
+        }
         return channel
     }
 }

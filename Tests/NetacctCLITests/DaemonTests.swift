@@ -164,6 +164,21 @@ struct DaemonTests {
         #expect(!FileManager.default.fileExists(atPath: daemon.api))
     }
 
+    @Test func aGroupCanBeLetIn() throws {
+        let group = try #require(getgrnam("nogroup"), "this test needs the group nogroup").pointee.gr_gid
+        let daemon = try DaemonProcess(extra: ["--group", "nogroup"])
+        var info = stat()
+        #expect(stat(daemon.socket, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o660)
+        #expect(info.st_gid == group)
+        #expect(daemon.stop().status == 0)
+        let unknown = try Binary.run(["daemon", "--group", "no-such-group-here", "--socket", daemon.directory + "/x.sock",
+                                      "--api-socket", daemon.directory + "/y.sock"])
+        #expect(unknown.status == 1)
+        #expect(unknown.err.contains("No group named no-such-group-here"))
+        #expect(!FileManager.default.fileExists(atPath: daemon.directory + "/x.sock"))
+    }
+
     @Test func aSecondDaemonRefusesAndAStaleSocketIsReclaimed() throws {
         let daemon = try DaemonProcess()
         let second = try Binary.run(["daemon", "--socket", daemon.socket, "--api-socket", daemon.directory + "/other.sock"])
