@@ -85,16 +85,22 @@ public final class AccountingService {
 
     /// Takes a snapshot and folds it in. Call it regularly (it drains the kernel's exit
     /// ledger) and before answering a client.
-    public func refresh() throws {
+    /// With `.exited`, only the exited processes get samples: for `forEachProcess`, which
+    /// reads the live ones straight from the table (the atop protocol's path); `processes(for:)`
+    /// needs a refresh with `.all`.
+    public func refresh(reporting: ProcessTable.Reporting = .all) throws {
         let snapshot = try source()
         losses = snapshot.losses
         let now = clock()
-        live = table.ingest(snapshot)
-        if live.contains(where: \.exited) {
-            for sample in live where sample.exited {
-                exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
-            }
-            live.removeAll(where: \.exited)
+        let samples = table.ingest(snapshot, reporting: reporting)
+        for sample in samples where sample.exited {
+            exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
+        }
+        if reporting == .all {
+            live = samples
+            if !exited.isEmpty { live.removeAll(where: \.exited) }
+        } else {
+            live = []
         }
         expire(now: now)
     }
@@ -122,14 +128,26 @@ public final class AccountingService {
 
     /// What `client` gets now: every live process, and the exited processes it has not had,
     /// with cumulative counters. Marks those exited processes as delivered to it.
+    /// (Call after `refresh(reporting: .all)`.)
     public func processes(for client: ClientID) -> [ProcessTable.ProcessSample] {
         var result = live
+        deliverExited(to: client) { result.append($0) }
+        return result
+    }
+
+    /// The same as `processes(for:)` without building a sample per live process: the
+    /// process, its name and its cumulative total. (Call after `refresh(reporting: .exited)`.)
+    public func forEachProcess(for client: ClientID, _ body: (ProcessID, String, Traffic) -> Void) {
+        table.forEachLive(body)
+        deliverExited(to: client) { body($0.id, $0.comm, $0.total) }
+    }
+
+    private func deliverExited(to client: ClientID, _ body: (ProcessTable.ProcessSample) -> Void) {
         for (id, var entry) in exited where entry.pending.contains(client) || (entry.openToAll && !entry.deliveredTo.contains(client)) {
-            result.append(entry.sample)
+            body(entry.sample)
             entry.pending.remove(client)
             entry.deliveredTo.insert(client)
             if entry.pending.isEmpty && !entry.openToAll { exited[id] = nil } else { exited[id] = entry }
         }
-        return result
     }
 }

@@ -93,6 +93,13 @@ public struct ProcessTable: Sendable {
     /// Number of processes currently remembered (live, or exited and not yet reported).
     public var count: Int { states.count }
 
+    /// Every live process as of the last `ingest`, with its cumulative total, in no order.
+    public func forEachLive(_ body: (ProcessID, String, Traffic) -> Void) {
+        for state in states where !state.exitPending {
+            body(state.id, state.comm, state.lastTotal)
+        }
+    }
+
     /// The position of `id`'s state, created (named `comm`) if new.
     private mutating func position(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
         if let found = positions[id] { return found }
@@ -131,6 +138,19 @@ public struct ProcessTable: Sendable {
 
     /// Folds a snapshot in and returns every process with its totals and deltas (unordered).
     public mutating func ingest(_ snapshot: Snapshot) -> [ProcessSample] {
+        ingest(snapshot, reporting: .all)
+    }
+
+    /// Which processes `ingest` returns samples for.
+    public enum Reporting: Sendable {
+        case all
+        /// Only the exited ones (their last report); the live ones stay readable through
+        /// `forEachLive` without building a sample each.
+        case exited
+    }
+
+    /// Folds a snapshot in and returns the processes `reporting` asks for (unordered).
+    public mutating func ingest(_ snapshot: Snapshot, reporting: Reporting) -> [ProcessSample] {
         generation &+= 1
         if snapshot.processesChanged {
             for index in states.indices { states[index].registered = false }
@@ -157,7 +177,7 @@ public struct ProcessTable: Sendable {
         }
 
         var samples: [ProcessSample] = []
-        samples.reserveCapacity(states.count)
+        if reporting == .all { samples.reserveCapacity(states.count) }
         var gone: [Int] = []
         var threadTotals: [ThreadID: Traffic] = [:]
         for index in states.indices {
@@ -179,8 +199,10 @@ public struct ProcessTable: Sendable {
                 threads.sort { $0.id.tid < $1.id.tid }
                 if !states[index].exitedRows.isEmpty { states[index].exitedRows.removeAll() }
             }
-            samples.append(ProcessSample(id: states[index].id, comm: states[index].comm, cgroupID: states[index].cgroupID,
-                                         exited: exited, total: total, delta: total.since(lastTotal), threads: threads))
+            if reporting == .all || exited {
+                samples.append(ProcessSample(id: states[index].id, comm: states[index].comm, cgroupID: states[index].cgroupID,
+                                             exited: exited, total: total, delta: total.since(lastTotal), threads: threads))
+            }
             if exited {
                 gone.append(index)
             } else {

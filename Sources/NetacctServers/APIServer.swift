@@ -51,7 +51,7 @@ final class APIHandler: ChannelInboundHandler {
 
     private func reply(context: ChannelHandlerContext) {
         guard let client else { return }
-        shared.refresh()
+        shared.refresh(reporting: .all)
         let reply = DaemonAPI.Reply(processes: shared.service.processes(for: client), losses: shared.service.losses,
                                     threads: shared.service.configuration.keepsThreads)
         do {

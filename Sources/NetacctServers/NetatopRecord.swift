@@ -28,23 +28,13 @@ public struct NetatopRecord: Equatable, Sendable {
     /// The record that ends a reply.
     public static let terminator = NetatopRecord(pid: 0)
 
-    public init(_ sample: ProcessTable.ProcessSample) {
-        self.init(pid: sample.id.pid, startSeconds: sample.id.startNanoseconds / 1_000_000_000,
-                  command: sample.comm, traffic: sample.total)
-    }
-
     /// Appends the record's 96 bytes to `buffer`.
     public func encode(into buffer: inout ByteBuffer) {
         Self.encode(pid: pid, startSeconds: startSeconds, command: command, traffic: traffic, into: &buffer)
     }
 
-    /// Appends a process's record (its cumulative counters) without making a record first.
-    public static func encode(_ sample: ProcessTable.ProcessSample, into buffer: inout ByteBuffer) {
-        encode(pid: sample.id.pid, startSeconds: sample.id.startNanoseconds / 1_000_000_000, command: sample.comm,
-               traffic: sample.total, into: &buffer)
-    }
-
-    static func encode(pid: Int32, startSeconds: UInt64, command: String, traffic: Traffic, into buffer: inout ByteBuffer) {
+    /// Appends a record without making a `NetatopRecord` first (the daemon's reply loop).
+    public static func encode(pid: Int32, startSeconds: UInt64, command: String, traffic: Traffic, into buffer: inout ByteBuffer) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.size) { raw in
             raw.storeBytes(of: pid.littleEndian, toByteOffset: 0, as: Int32.self)
             raw.storeBytes(of: 0, toByteOffset: 4, as: UInt32.self)

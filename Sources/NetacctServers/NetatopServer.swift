@@ -29,10 +29,10 @@ final class SharedService: @unchecked Sendable {
 
     /// Every answer reads the kernel anew: reusing a refresh even a few milliseconds old could
     /// miss an exit that atop has already seen in /proc, and atop would never get that process.
-    func refresh() {
+    func refresh(reporting: ProcessTable.Reporting) {
         loop.preconditionInEventLoop()
         do {
-            try service.refresh()
+            try service.refresh(reporting: reporting)
             if service.losses != reportedLosses {
                 reportedLosses = service.losses
                 logger.warning("some traffic could not be counted (a kernel map is full)", metadata: [
@@ -103,17 +103,19 @@ final class NetatopHandler: ChannelInboundHandler {
 
     private func reply(context: ChannelHandlerContext) {
         guard let client else { return }
-        shared.refresh()
-        let processes = shared.service.processes(for: client)
+        shared.refresh(reporting: .exited)
         var chunks: [ByteBuffer] = []
         let chunkSize = Self.recordsPerChunk * NetatopRecord.size
-        var chunk = context.channel.allocator.buffer(capacity: chunkSize)
-        // A data record never has id 0 (that ends the reply); no process has PID 0 anyway.
-        for process in processes where process.id.pid > 0 {
-            NetatopRecord.encode(process, into: &chunk)
+        let allocator = context.channel.allocator
+        var chunk = allocator.buffer(capacity: chunkSize)
+        shared.service.forEachProcess(for: client) { id, comm, total in
+            // A data record never has id 0 (that ends the reply); no process has PID 0 anyway.
+            guard id.pid > 0 else { return }
+            NetatopRecord.encode(pid: id.pid, startSeconds: id.startNanoseconds / 1_000_000_000, command: comm,
+                                 traffic: total, into: &chunk)
             if chunk.readableBytes == chunkSize {
                 chunks.append(chunk)
-                chunk = context.channel.allocator.buffer(capacity: chunkSize)
+                chunk = allocator.buffer(capacity: chunkSize)
             }
         }
         NetatopRecord.terminator.encode(into: &chunk)
