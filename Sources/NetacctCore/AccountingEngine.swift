@@ -82,7 +82,7 @@ public final class AccountingEngine {
             && slots.field(index, at: readyOffset, as: UInt64.self) != 0 {
             let slot = slots[index]
             // Skip a slot caught while being claimed or freed.
-            if slot.tid != 0 && slot.thread_start_ns != 0 { threads.append(Snapshot.LiveThread(slot)) }
+            if slot.tid != 0 && slot.thread_start_ns != 0 { threads.append(Snapshot.LiveThread(slot, slot: Int32(index))) }
         }
         for entry in try overflow.entries() where entry.value.thread_start_ns != 0 {
             threads.append(Snapshot.LiveThread(entry.value))

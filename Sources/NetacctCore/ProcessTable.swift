@@ -75,6 +75,9 @@ public struct ProcessTable: Sendable {
     /// stays in cache when threads come in another order than the states (same positions).
     private var scratch: [Scratch] = []
     private var positions: [ProcessID: Int] = [:]
+    /// For each slot of the kernel's slot array, the position of its thread's process as last
+    /// seen (checked against the state's id before use: positions move when states go).
+    private var slotPositions: [Int] = []
 
     struct Scratch: Sendable {
         var generation: UInt64 = 0
@@ -111,7 +114,23 @@ public struct ProcessTable: Sendable {
 
     /// The position of `id`'s state, reset for this generation, created if new.
     private mutating func touch(_ id: ProcessID, comm: String, cgroupID: UInt64) -> Int {
-        let found = position(id, comm: comm, cgroupID: cgroupID)
+        touch(at: position(id, comm: comm, cgroupID: cgroupID))
+    }
+
+    /// The position of a live thread's process, through the thread's slot when it is known.
+    private mutating func touch(_ thread: Snapshot.LiveThread) -> Int {
+        let id = thread.id.process
+        guard thread.slot >= 0 else { return touch(id, comm: thread.comm, cgroupID: thread.cgroupID) }
+        let slot = Int(thread.slot)
+        if slot >= slotPositions.count { slotPositions.append(contentsOf: repeatElement(-1, count: slot + 1 - slotPositions.count)) }
+        let cached = slotPositions[slot]
+        if cached >= 0 && cached < states.count && states[cached].id == id { return touch(at: cached) }
+        let found = position(id, comm: thread.comm, cgroupID: thread.cgroupID)
+        slotPositions[slot] = found
+        return touch(at: found)
+    }
+
+    private mutating func touch(at found: Int) -> Int {
         if scratch[found].generation != generation {
             scratch[found] = Scratch(generation: generation, live: .zero)
             if keepsThreads { states[found].threads.removeAll(keepingCapacity: true) }
@@ -168,7 +187,7 @@ public struct ProcessTable: Sendable {
         let exited = exitedSinceSample
         exitedSinceSample = []
         for thread in snapshot.threads where exited.isEmpty || !exited.contains(thread.id) {
-            let index = touch(thread.id.process, comm: thread.comm, cgroupID: thread.cgroupID)
+            let index = touch(thread)
             scratch[index].live += thread.traffic
             if keepsThreads {
                 states[index].threads.append(

@@ -21,12 +21,16 @@ public struct Snapshot: Sendable {
         public var traffic: Traffic
         public var cgroupID: UInt64
         public var comm: String
+        /// The slot the thread owns in the kernel's slot array (-1: the overflow hash). A hint
+        /// that spares ProcessTable a hash lookup per thread; identities still decide.
+        public var slot: Int32
 
-        public init(id: ThreadID, traffic: Traffic, cgroupID: UInt64, comm: String) {
+        public init(id: ThreadID, traffic: Traffic, cgroupID: UInt64, comm: String, slot: Int32 = -1) {
             self.id = id
             self.traffic = traffic
             self.cgroupID = cgroupID
             self.comm = comm
+            self.slot = slot
         }
     }
 
@@ -93,10 +97,10 @@ extension Snapshot.Process {
 }
 
 extension Snapshot.LiveThread {
-    init(_ s: netacct_slot) {
+    init(_ s: netacct_slot, slot: Int32 = -1) {
         self.init(id: ThreadID(tid: Int32(bitPattern: s.tid), startNanoseconds: s.thread_start_ns,
                                process: ProcessID(pid: Int32(bitPattern: s.tgid), startNanoseconds: s.process_start_ns)),
-                  traffic: Traffic(s.counters), cgroupID: s.cgroup_id, comm: string(fromCString: s.comm))
+                  traffic: Traffic(s.counters), cgroupID: s.cgroup_id, comm: string(fromCString: s.comm), slot: slot)
     }
 }
 

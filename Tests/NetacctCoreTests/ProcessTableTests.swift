@@ -56,6 +56,27 @@ struct ProcessTableTests {
         #expect(table.ingest(Snapshot(threads: [], exits: [])).isEmpty)
     }
 
+    @Test func slotHintsSurviveProcessesMovingAndSlotsChangingHands() {
+        var table = ProcessTable(keepsThreads: false)
+        func process(_ pid: Int32) -> ProcessID { ProcessID(pid: pid, startNanoseconds: UInt64(pid)) }
+        func thread(_ pid: Int32, slot: Int32, _ traffic: Traffic) -> Snapshot.LiveThread {
+            Snapshot.LiveThread(id: ThreadID(tid: pid, startNanoseconds: UInt64(pid), process: process(pid)),
+                                traffic: traffic, cgroupID: 1, comm: "p\(pid)", slot: slot)
+        }
+        func totals(_ samples: [ProcessTable.ProcessSample]) -> [Int32: Traffic] {
+            Dictionary(uniqueKeysWithValues: samples.map { ($0.id.pid, $0.total) })
+        }
+        _ = table.ingest(Snapshot(threads: [thread(1, slot: 0, a), thread(2, slot: 1, b), thread(3, slot: 2, a + b)], exits: []))
+        // Process 1 exits: the last state moves into its position.
+        let exit1 = Snapshot.ThreadExit(id: ThreadID(tid: 1, startNanoseconds: 1, process: process(1)), traffic: a + a,
+                                        cgroupID: 1, processExited: true, comm: "p1", processComm: "p1")
+        _ = table.ingest(Snapshot(threads: [thread(2, slot: 1, b), thread(3, slot: 2, a + b)], exits: [exit1]))
+        // Slot 0 now belongs to a thread of a new process 4; process 3 keeps slot 2.
+        let samples = table.ingest(Snapshot(threads: [thread(4, slot: 0, b), thread(2, slot: 1, b + b), thread(3, slot: 2, a + a + b)], exits: []))
+        #expect(totals(samples) == [4: b, 2: b + b, 3: a + a + b])
+        #expect(samples.allSatisfy { !$0.exited })
+    }
+
     @Test func withoutThreadsNoRowsAreKept() {
         var table = ProcessTable(keepsThreads: false)
         let samples = table.ingest(Snapshot(threads: [live(100, a), live(101, b)], exits: []))
