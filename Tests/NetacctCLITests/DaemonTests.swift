@@ -217,6 +217,17 @@ struct DaemonTests {
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
     }
 
+    @Test func topThreadsNeedsADaemonWithThreads() throws {
+        for (extra, expectDaemon) in [([String](), false), (["--threads"], true)] {
+            let daemon = try DaemonProcess(extra: extra)
+            let result = try Binary.run(["top", "0.2", "1", "--json", "--threads", "-v", "--daemon-socket", daemon.api])
+            #expect(result.status == 0)
+            #expect(result.err.contains("reading the counters of the netacct daemon") == expectDaemon)
+            #expect(result.err.contains("keeps no per-thread counters") == !expectDaemon)
+            #expect(daemon.stop().status == 0)
+        }
+    }
+
     @Test func topReadsTheDaemonInsteadOfLoadingItsOwnPrograms() throws {
         let daemon = try DaemonProcess()
         let sender = try SteppedSender(steps: [["0123456789"], ["ab"]])
