@@ -53,7 +53,8 @@ final class SharedService: @unchecked Sendable {
 /// Records are never split between reads: the reply goes out in chunks of whole records,
 /// each written only after the previous one left, so each becomes its own socket buffer and
 /// atop's 96-byte `recv`s always find whole records. A client that asks again before it has
-/// read its reply, or that stops reading, is dropped; nothing it does blocks other clients.
+/// read its reply is dropped; one that stops reading holds at most its one pending reply.
+/// Nothing a client does blocks the others (the loop never waits on a socket).
 final class NetatopHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
