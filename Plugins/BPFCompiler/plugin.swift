@@ -32,34 +32,19 @@ struct BPFCompiler: BuildToolPlugin {
         var commands: [Command] = []
         for source in sources {
             let name = String(source.lastPathComponent.dropLast(".bpf.c".count))
-            let work = context.pluginWorkDirectoryURL
-            let object = work.appending(path: "\(name).bpf.o")
-            let stripped = work.appending(path: "\(name).stripped.o")
-            let swift = work.appending(path: "\(name).bpf.swift")
+            let swift = context.pluginWorkDirectoryURL.appending(path: "\(name).bpf.swift")
+            // One command from source to Swift (see BPFEmbed): only the Swift file is an output.
             commands.append(.buildCommand(
                 displayName: "Compiling BPF \(source.lastPathComponent)",
-                executable: clang,
+                executable: embed,
                 arguments: [
+                    clang.path, objcopy.path, name, swift.path,
                     "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_\(targetArch)",
                     "-Wall", "-Werror",
                     "-I", bpfRoot.appending(path: "include").path, "-I", bpfDir.path,
-                    "-c", source.path, "-o", object.path,
+                    "-c", source.path,
                 ],
                 inputFiles: [source] + headers,
-                outputFiles: [object]
-            ))
-            commands.append(.buildCommand(
-                displayName: "Stripping BPF \(name)",
-                executable: objcopy,
-                arguments: ["--strip-debug", object.path, stripped.path],
-                inputFiles: [object],
-                outputFiles: [stripped]
-            ))
-            commands.append(.buildCommand(
-                displayName: "Embedding BPF \(name)",
-                executable: embed,
-                arguments: [stripped.path, swift.path, name],
-                inputFiles: [stripped],
                 outputFiles: [swift]
             ))
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials // Data's base64 decoding only
 
 /// The bytes of a compiled BPF ELF object, as embedded into the binary at build time.
 public struct BPFObjectImage: Sendable {

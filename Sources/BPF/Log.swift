@@ -62,7 +62,7 @@ public enum LibbpfLog {
                     state.verifierLastLine = String(line)
                 }
                 // "libbpf: prog 'count_send': failed to load: -13"
-                if line.contains("failed to load"), let start = line.range(of: "prog '") {
+                if line.contains("failed to load"), let start = line.firstRange(of: "prog '") {
                     let rest = line[start.upperBound...]
                     if let end = rest.firstIndex(of: "'") { state.failedProgram = String(rest[..<end]) }
                 }

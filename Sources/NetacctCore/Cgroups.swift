@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Names cgroup v2 ids (what BPF's bpf_get_current_cgroup_id returns: the inode number of
 /// the cgroup's directory) as paths relative to the cgroup2 mount, e.g. `/system.slice/ssh.service`.
@@ -15,13 +16,31 @@ public struct CgroupNames: Sendable {
     /// The mount point of the first cgroup2 file system in a mountinfo text.
     static func cgroup2Mount(in mountInfo: String) -> String? {
         for line in mountInfo.split(separator: "\n") {
-            // "36 25 0:30 / /sys/fs/cgroup rw,… shared:9 - cgroup2 cgroup2 rw,…"
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
-            let fields = halves[0].split(separator: " ")
-            if fields.count > 4 { return String(fields[4]).replacingOccurrences(of: "\\040", with: " ") }
+            // "36 25 0:30 / /sys/fs/cgroup rw,… shared:9 - cgroup2 cgroup2 rw,…": optional
+            // fields end at the lone "-", then comes the file system type.
+            let fields = line.split(separator: " ")
+            guard let separator = fields.firstIndex(of: "-"), separator > 4,
+                  fields.index(after: separator) < fields.endIndex,
+                  fields[fields.index(after: separator)] == "cgroup2" else { continue }
+            return unescapeMountPath(fields[4])
         }
         return nil
+    }
+
+    /// mountinfo writes space, tab, newline and backslash in paths as octal escapes (\040).
+    static func unescapeMountPath(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var rest = field.utf8[...]
+        while let byte = rest.popFirst() {
+            if byte == UInt8(ascii: "\\"), rest.count >= 3,
+               let value = UInt8(String(decoding: rest.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                rest = rest.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func inode(_ path: String) -> UInt64? {
@@ -34,18 +53,25 @@ public struct CgroupNames: Sendable {
         guard let root else { return }
         var found: [UInt64: String] = [:]
         if let id = Self.inode(root) { found[id] = "/" }
-        if let walker = FileManager.default.enumerator(atPath: root) {
-            while let relative = walker.nextObject() as? String {
-                let full = root + "/" + relative
-                var info = stat()
-                guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-                    walker.skipDescendants()
-                    continue
-                }
-                found[UInt64(info.st_ino)] = "/" + relative
-            }
-        }
+        Self.walk(root, relative: "", into: &found)
         paths = found
+    }
+
+    /// Records every directory below `root + relative` (cgroups are directories; their
+    /// interface files are not, and are skipped by their type without a stat).
+    private static func walk(_ root: String, relative: String, into found: inout [UInt64: String]) {
+        guard let directory = opendir(root + relative) else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let child = relative + "/" + name
+            found[UInt64(entry.pointee.d_ino)] = child
+            walk(root, relative: child, into: &found)
+        }
     }
 
     /// The cgroup's path, rescanning once when it is new; nil if it no longer exists.

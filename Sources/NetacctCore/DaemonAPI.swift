@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// The daemon's local API, for `netacct top` and other local programs: a Unix stream socket

@@ -1,5 +1,6 @@
 import BPF
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A failure the user can act on: what is wrong and what to do, without a stack trace.
 public struct NetacctError: Error, CustomStringConvertible, Sendable {
@@ -16,7 +17,7 @@ public enum KernelRequirements {
 
     public static func check() throws {
         try checkPrivileges()
-        guard FileManager.default.fileExists(atPath: KernelBTF.path) else {
+        guard access(KernelBTF.path, F_OK) == 0 else {
             throw NetacctError("""
                 The running kernel (\(kernelRelease)) has no BTF (\(KernelBTF.path) is missing). \
                 netacct's programs are compiled once and adapt to each kernel through BTF: \
@@ -48,7 +49,7 @@ public enum KernelRequirements {
     static func effectiveCapabilities() -> UInt64? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+            return UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16)
         }
         return nil
     }

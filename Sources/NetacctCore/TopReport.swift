@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One interval of `netacct top`: the processes with traffic in it, filtered and sorted.
 public struct TopInterval: Sendable {
@@ -72,7 +73,7 @@ public struct TopRenderer {
         var lines: [String] = []
         if summary {
             let total = interval.total
-            let clock = Self.clock.string(from: interval.time)
+            let clock = Self.clock(interval.time)
             var line = "\(clock) loadavg: \(loadAverage ?? "-")"
             line += "  TCP rx \(Self.count(total.tcpRxPackets))/\(Self.bytes(total.tcpRxBytes))"
             line += " tx \(Self.count(total.tcpTxPackets))/\(Self.bytes(total.tcpTxBytes))"
@@ -136,17 +137,28 @@ public struct TopRenderer {
             index += 1
         }
         if index == 0 { return "\(value)\(suffixes[0])" }
-        let text = amount < 10 ? String(format: "%.1f", amount) : String(format: "%.0f", amount)
+        let text = fixed(amount, decimals: amount < 10 ? 1 : 0)
         return text + suffixes[index]
     }
 
-    static func seconds(_ value: Double) -> String { String(format: "%.2fs", value) }
+    static func seconds(_ value: Double) -> String { fixed(value, decimals: 2) + "s" }
 
-    static let clock: DateFormatter = {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm:ss"
-        return formatter
-    }()
+    /// `value` with `decimals` digits after the point, exactly as printf's %.Nf prints it.
+    static func fixed(_ value: Double, decimals: Int) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let written = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.\(decimals)f", $0) }
+        guard written > 0, Int(written) < buffer.count else { return "\(value)" }
+        return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The local wall-clock time of day, HH:MM:SS (as top's header shows it).
+    static func clock(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var local = tm()
+        guard localtime_r(&seconds, &local) != nil else { return "--:--:--" }
+        func twoDigits(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(twoDigits(local.tm_hour)):\(twoDigits(local.tm_min)):\(twoDigits(local.tm_sec))"
+    }
 
     // MARK: JSON
 
@@ -157,7 +169,7 @@ public struct TopRenderer {
         let time = interval.time.formatted(.iso8601.year().month().day()
             .time(includingFractionalSeconds: true).timeZone(separator: .omitted))
         out.field("time", string: time)
-        out.field("interval_s", number: String(format: "%.3f", interval.seconds))
+        out.field("interval_s", number: TopRenderer.fixed(interval.seconds, decimals: 3))
         out.key("processes")
         out.begin("[")
         for process in interval.processes {
@@ -233,7 +245,8 @@ struct JSONWriter {
             case "\r": text += "\\r"
             case "\t": text += "\\t"
             case _ where scalar.value < 0x20:
-                text += String(format: "\\u%04x", scalar.value)
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: text.unicodeScalars.append(scalar)
             }
         }

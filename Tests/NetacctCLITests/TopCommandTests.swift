@@ -115,6 +115,18 @@ struct TopCommandTests {
         #expect(badPID.status != 0)
     }
 
+    /// The daemon's memory goal depends on it (BENCHMARKS.md): Foundation proper and ICU are
+    /// ~6 MiB resident; the product uses FoundationEssentials only.
+    @Test func foundationAndICUAreNotLoaded() throws {
+        let result = try Binary.run(["--help"], prefix: ["LD_DEBUG=libs"])
+        #expect(result.status == 0)
+        #expect(result.out.contains("USAGE"))
+        let loaded = result.err.split(separator: "\n").filter { $0.contains("calling init:") }
+        #expect(!loaded.isEmpty, "LD_DEBUG=libs reported no library (is this glibc?)")
+        #expect(!loaded.contains { $0.contains("libFoundation.so") || $0.contains("ICU") || $0.contains("FoundationInternationalization") },
+                "\(loaded)")
+    }
+
     @Test(.enabled(if: isRoot, "needs root to drop to another user"))
     func withoutPrivilegesItSaysWhatToDo() throws {
         let result = try Binary.run(["top", "1", "1"], prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
