@@ -52,12 +52,18 @@ struct MapHandle {
 
     /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH.
     /// `valueStride` is the bytes one key's value takes in the output (per-CPU values are larger).
-    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 4096,
+    /// Reads (and deletes) every entry, `chunk` at a time: small buffers, reused, never
+    /// cleared (the kernel fills them), so that reading a map costs no memory to speak of.
+    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256,
                _ body: (UnsafeRawPointer, UnsafeRawPointer) -> Void) throws {
         let fd = try fileDescriptor()
         var chunk = initialChunk
-        var keys = [UInt8](repeating: 0, count: keySize * chunk)
-        var values = [UInt8](repeating: 0, count: valueStride * chunk)
+        var keys = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize * chunk, alignment: 8)
+        var values = UnsafeMutableRawBufferPointer.allocate(byteCount: valueStride * chunk, alignment: 8)
+        defer {
+            keys.deallocate()
+            values.deallocate()
+        }
         // The batch cursor is opaque to user space; it needs at least a key's room.
         let cursorSize = max(keySize, 8)
         var inCursor = [UInt8](repeating: 0, count: cursorSize)
@@ -65,32 +71,26 @@ struct MapHandle {
         var first = true
         while true {
             var count = UInt32(chunk)
-            let result = keys.withUnsafeMutableBytes { keyBuffer in
-                values.withUnsafeMutableBytes { valueBuffer in
-                    inCursor.withUnsafeMutableBytes { inBuffer in
-                        outCursor.withUnsafeMutableBytes { outBuffer in
-                            netacct_map_lookup_batch(fd, first ? nil : inBuffer.baseAddress, outBuffer.baseAddress,
-                                                     keyBuffer.baseAddress, valueBuffer.baseAddress, &count, deleting)
-                        }
-                    }
+            let result = inCursor.withUnsafeMutableBytes { inBuffer in
+                outCursor.withUnsafeMutableBytes { outBuffer in
+                    netacct_map_lookup_batch(fd, first ? nil : inBuffer.baseAddress, outBuffer.baseAddress,
+                                             keys.baseAddress, values.baseAddress, &count, deleting)
                 }
             }
             if result != 0 && -result == ENOSPC && count == 0 {
                 // A hash bucket holds more entries than the chunk: grow it and retry.
                 chunk *= 4
-                keys = [UInt8](repeating: 0, count: keySize * chunk)
-                values = [UInt8](repeating: 0, count: valueStride * chunk)
+                keys.deallocate()
+                values.deallocate()
+                keys = .allocate(byteCount: keySize * chunk, alignment: 8)
+                values = .allocate(byteCount: valueStride * chunk, alignment: 8)
                 continue
             }
             if result != 0 && -result != ENOENT {
                 throw BPFError(deleting ? "reading and deleting" : "reading", subject, code: result)
             }
-            keys.withUnsafeBytes { keyBuffer in
-                values.withUnsafeBytes { valueBuffer in
-                    for index in 0..<Int(count) {
-                        body(keyBuffer.baseAddress! + index * keySize, valueBuffer.baseAddress! + index * valueStride)
-                    }
-                }
+            for index in 0..<Int(count) {
+                body(UnsafeRawPointer(keys.baseAddress! + index * keySize), UnsafeRawPointer(values.baseAddress! + index * valueStride))
             }
             if result != 0 { return } // ENOENT: the walk is complete
             swap(&inCursor, &outCursor)

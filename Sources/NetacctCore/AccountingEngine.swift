@@ -24,11 +24,15 @@ public final class AccountingEngine {
     private let processes: Map<UInt32, netacct_process>
     private let ledger: Map<netacct_task_id, netacct_exit_record>
     private let stats: PerCPUMap<UInt32, UInt64>
-    /// The registry as last read, and the change count it was read at.
-    private var registry: (changes: UInt64, processes: [Snapshot.Process])?
+    /// The registry's change count when it was last read (nil: never read).
+    private var registryChanges: UInt64?
+    /// The registry's size when last read, to size the next snapshot's arrays.
+    private var registrySize = 0
     /// Attached tracing programs, kept alive for as long as the engine.
     private let links: [Link]
     private let logger: Logger
+    /// Slot count - 1: a thread's slot is its TID masked with it.
+    private let slotMask: UInt32
 
     /// The programs that run on the traffic path, for their run-time statistics.
     public static let hotPrograms = ["count_send", "count_recv"]
@@ -45,9 +49,12 @@ public final class AccountingEngine {
         }
         try object.setMaxEntries("slots", to: options.slots)
         try object.setReadOnlyGlobal("slot_mask", to: options.slots - 1)
+        slotMask = options.slots - 1
         try object.load()
         self.object = object
-        slots = try MappedArray(object, name: "slots")
+        // Mapped whole while a snapshot reads it and unmapped after: one mmap per read (its cost
+        // is per page, not per call), and no resident pages between reads.
+        slots = try MappedArray(object, name: "slots", windowBytes: .max)
         overflow = try Map(object, name: "overflow")
         processes = try Map(object, name: "processes")
         ledger = try Map(object, name: "ledger")
@@ -62,38 +69,20 @@ public final class AccountingEngine {
     }
 
     /// Counted processes, live threads, exits since the previous call (taken out of the
-    /// ledger), and losses. No walk over the kernel's tasks: the slot array is mapped into
-    /// this process, the hashes are read in batches, the registry only when it changed.
+    /// ledger), and losses, as values (for tools and tests; `ProcessTable.ingest(from:)` reads
+    /// the engine directly, without a list of every thread).
     public func snapshot() throws -> Snapshot {
-        // The change count before the registry: a change in between makes the next call reread.
-        let changes = try stat(NETACCT_STAT_REGISTRY_CHANGES)
-        let changed = registry?.changes != changes
-        if changed {
-            registry = (changes, try processes.entries().map { Snapshot.Process($0.key, $0.value) })
-        }
-        // Threads before the ledger: a thread that exits in between is in both, and
-        // ProcessTable lets the exit record win; the other order could miss it for a sample.
+        let registry = try readRegistry()
         var threads: [Snapshot.LiveThread] = []
-        threads.reserveCapacity(registry!.processes.count)
-        let tidOffset = MemoryLayout<netacct_slot>.offset(of: \.tid)!
-        let readyOffset = MemoryLayout<netacct_slot>.offset(of: \.thread_start_ns)!
-        for index in 0..<slots.count
-        where slots.field(index, at: tidOffset, as: UInt32.self) != 0
-            && slots.field(index, at: readyOffset, as: UInt64.self) != 0 {
-            let slot = slots[index]
-            // Skip a slot caught while being claimed or freed.
-            if slot.tid != 0 && slot.thread_start_ns != 0 { threads.append(Snapshot.LiveThread(slot, slot: Int32(index))) }
-        }
-        for entry in try overflow.entries() where entry.value.thread_start_ns != 0 {
-            threads.append(Snapshot.LiveThread(entry.value))
-        }
-        return Snapshot(processes: registry!.processes, processesChanged: changed, threads: threads, exits: try exits(),
-                        losses: try losses())
+        threads.reserveCapacity(registrySize)
+        try readLiveThreads { threads.append($0) }
+        return Snapshot(processes: registry ?? [], processesChanged: registry != nil, threads: threads,
+                        exits: try readExits(), losses: try losses())
     }
 
     /// Only the exit records since the previous call (cheap: keeps the ledger drained).
     public func exits() throws -> [Snapshot.ThreadExit] {
-        try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value) }
+        try readExits()
     }
 
     public func losses() throws -> Snapshot.Losses {
@@ -116,3 +105,39 @@ public final class AccountingEngine {
     }
 }
 
+
+/// The engine reads the kernel as `ProcessTable.ingest` asks: no walk over the kernel's tasks,
+/// the slot array through a memory mapping, the hashes in batches, the registry only when its
+/// change count moved.
+extension AccountingEngine: SampleSource {
+    public typealias Failure = any Error
+
+    public func readRegistry() throws -> [Snapshot.Process]? {
+        // The change count before the registry: a change in between makes the next call reread.
+        let changes = try stat(NETACCT_STAT_REGISTRY_CHANGES)
+        guard registryChanges != changes else { return nil }
+        let registered = try processes.entries().map { Snapshot.Process($0.key, $0.value) }
+        registryChanges = changes
+        registrySize = registered.count
+        return registered
+    }
+
+    public func readLiveThreads(_ body: (Snapshot.LiveThread) -> Void) throws {
+        let tidOffset = MemoryLayout<netacct_slot>.offset(of: \.tid)!
+        let readyOffset = MemoryLayout<netacct_slot>.offset(of: \.thread_start_ns)!
+        try slots.forEach { element in
+            guard element.field(at: tidOffset, as: UInt32.self) != 0,
+                  element.field(at: readyOffset, as: UInt64.self) != 0 else { return }
+            let slot = element.value
+            // Skip a slot caught while being claimed or freed.
+            if slot.tid != 0 && slot.thread_start_ns != 0 { body(Snapshot.LiveThread(slot, slot: Int32(element.index))) }
+        }
+        for entry in try overflow.entries() where entry.value.thread_start_ns != 0 {
+            body(Snapshot.LiveThread(entry.value))
+        }
+    }
+
+    public func readExits() throws -> [Snapshot.ThreadExit] {
+        try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value, slotMask: slotMask) }
+    }
+}

@@ -37,7 +37,8 @@ public final class AccountingService {
     }
 
     public let configuration: Configuration
-    private let source: () throws -> Snapshot
+    /// Reads a sample into the table: the processes asked for, and the losses.
+    private let read: (inout ProcessTable, ProcessTable.Reporting) throws -> ([ProcessTable.ProcessSample], Snapshot.Losses)
     private let drain: (() throws -> [Snapshot.ThreadExit])?
     private let clock: () -> Double
     private var table: ProcessTable
@@ -57,12 +58,23 @@ public final class AccountingService {
         self.configuration = configuration
         self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
         self.clock = clock
-        self.source = source
+        self.read = { table, reporting in
+            let snapshot = try source()
+            return (table.ingest(snapshot, reporting: reporting), snapshot.losses)
+        }
     }
 
-    /// A service over the kernel's accounting programs.
-    public convenience init(engine: AccountingEngine, configuration: Configuration = .init()) {
-        self.init(configuration: configuration, source: engine.snapshot, drain: engine.exits)
+    /// A service over the kernel's accounting programs: each refresh reads the kernel straight
+    /// into the table.
+    public init(engine: AccountingEngine, configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now) {
+        self.drain = engine.exits
+        self.configuration = configuration
+        self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
+        self.clock = clock
+        self.read = { table, reporting in
+            var source = engine
+            return (try table.ingest(from: &source, reporting: reporting), try engine.losses())
+        }
     }
 
     public var liveCount: Int { live.count }
@@ -89,10 +101,9 @@ public final class AccountingService {
     /// reads the live ones straight from the table (the atop protocol's path); `processes(for:)`
     /// needs a refresh with `.all`.
     public func refresh(reporting: ProcessTable.Reporting = .all) throws {
-        let snapshot = try source()
-        losses = snapshot.losses
+        let (samples, losses) = try read(&table, reporting)
+        self.losses = losses
         let now = clock()
-        let samples = table.ingest(snapshot, reporting: reporting)
         for sample in samples where sample.exited {
             exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
         }

@@ -41,3 +41,28 @@ func string<T>(fromCString tuple: T) -> String {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// A task's name as the kernel keeps it (TASK_COMM_LEN bytes, NUL-padded), decoded to a
+/// String only when read: a sample has thousands of them and rarely needs one.
+struct TaskComm: Sendable, Equatable {
+    private var low: UInt64 = 0
+    private var high: UInt64 = 0
+
+    /// From a C `char comm[16]` (a tuple in Swift).
+    init<T>(cString tuple: T) {
+        precondition(MemoryLayout<T>.size == 16)
+        withUnsafeBytes(of: tuple) { raw in
+            low = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+            high = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        }
+    }
+
+    /// The first 15 bytes of `name` (the kernel's limit).
+    init(_ name: String) {
+        withUnsafeMutableBytes(of: &self) { raw in
+            for (index, byte) in name.utf8.prefix(15).enumerated() { raw[index] = byte }
+        }
+    }
+
+    var string: String { NetacctCore.string(fromCString: (low, high)) }
+}

@@ -20,7 +20,9 @@ public struct Snapshot: Sendable {
         public var id: ThreadID
         public var traffic: Traffic
         public var cgroupID: UInt64
-        public var comm: String
+        /// The thread's name as the kernel has it; decoded when `comm` is read.
+        var rawComm: TaskComm
+        public var comm: String { rawComm.string }
         /// The slot the thread owns in the kernel's slot array (-1: the overflow hash). A hint
         /// that spares ProcessTable a hash lookup per thread; identities still decide.
         public var slot: Int32
@@ -29,7 +31,7 @@ public struct Snapshot: Sendable {
             self.id = id
             self.traffic = traffic
             self.cgroupID = cgroupID
-            self.comm = comm
+            self.rawComm = TaskComm(comm)
             self.slot = slot
         }
     }
@@ -43,15 +45,19 @@ public struct Snapshot: Sendable {
         public var processExited: Bool
         public var comm: String
         public var processComm: String
+        /// The slot the thread would own in the kernel's slot array (its TID modulo the
+        /// array's size; -1: unknown), for ProcessTable to tell whether it counted it live.
+        public var slot: Int32
 
         public init(id: ThreadID, traffic: Traffic, cgroupID: UInt64, processExited: Bool,
-                    comm: String, processComm: String) {
+                    comm: String, processComm: String, slot: Int32 = -1) {
             self.id = id
             self.traffic = traffic
             self.cgroupID = cgroupID
             self.processExited = processExited
             self.comm = comm
             self.processComm = processComm
+            self.slot = slot
         }
     }
 
@@ -71,9 +77,10 @@ public struct Snapshot: Sendable {
         }
     }
 
+    /// The kernel's registry of counted processes, when `processesChanged`.
     public var processes: [Process]
-    /// False when `processes` is the registry exactly as in the previous snapshot (the
-    /// engine rereads it only after a change), so that it need not be folded in again.
+    /// False when the registry has not changed since the previous snapshot: the engine does
+    /// not reread it (nor keep a copy), `processes` is empty, and the table keeps what it had.
     public var processesChanged: Bool
     public var threads: [LiveThread]
     public var exits: [ThreadExit]
@@ -98,16 +105,20 @@ extension Snapshot.Process {
 
 extension Snapshot.LiveThread {
     init(_ s: netacct_slot, slot: Int32 = -1) {
-        self.init(id: ThreadID(tid: Int32(bitPattern: s.tid), startNanoseconds: s.thread_start_ns,
-                               process: ProcessID(pid: Int32(bitPattern: s.tgid), startNanoseconds: s.process_start_ns)),
-                  traffic: Traffic(s.counters), cgroupID: s.cgroup_id, comm: string(fromCString: s.comm), slot: slot)
+        id = ThreadID(tid: Int32(bitPattern: s.tid), startNanoseconds: s.thread_start_ns,
+                      process: ProcessID(pid: Int32(bitPattern: s.tgid), startNanoseconds: s.process_start_ns))
+        traffic = Traffic(s.counters)
+        cgroupID = s.cgroup_id
+        rawComm = TaskComm(cString: s.comm)
+        self.slot = slot
     }
 }
 
 extension Snapshot.ThreadExit {
-    init(_ id: netacct_task_id, _ r: netacct_exit_record) {
+    init(_ id: netacct_task_id, _ r: netacct_exit_record, slotMask: UInt32) {
         self.init(id: ThreadID(id), traffic: Traffic(r.counters), cgroupID: r.cgroup_id,
                   processExited: r.process_exited != 0,
-                  comm: string(fromCString: r.comm), processComm: string(fromCString: r.process_comm))
+                  comm: string(fromCString: r.comm), processComm: string(fromCString: r.process_comm),
+                  slot: Int32(bitPattern: id.tid & slotMask))
     }
 }

@@ -108,10 +108,10 @@ public struct Top {
                 self = .daemon(connection, tracker)
                 return (samples, reply.losses)
             case .local(let engine, var table):
-                let snapshot = try engine.snapshot()
-                let samples = table.ingest(snapshot)
+                var source = engine
+                let samples = try table.ingest(from: &source, reporting: .all)
                 self = .local(engine, table)
-                return (samples, snapshot.losses)
+                return (samples, try engine.losses())
             }
         }
     }

@@ -63,11 +63,34 @@ struct BPFModuleTests {
         let link = try object.program("on_sys_enter").attach()
         for _ in 0..<4 { _ = getppid() }
         withExtendedLifetime(link) {}
-        #expect(mapped[0] == 4)
-        #expect(mapped[1] == 0)
+        var values: [UInt64] = []
+        try mapped.forEach { values.append($0.value) }
+        #expect(values == [4, 0, 0, 0, 0, 0, 0, 0])
         #expect { try MappedArray<UInt64>(object, name: "scratch") } throws: { error in
             "\(error)".contains("map 'scratch' of object 'selftest'")
         }
+    }
+
+    /// Windows hold whole elements even when the element size divides no page (24 bytes), and
+    /// the last window may be short: every element is read once, in order, with its value.
+    @Test(arguments: [1, 12 << 10, 50_000, 1 << 20])
+    func aMappedArrayIsReadInWindows(windowBytes: Int) throws {
+        let object = try loadSelftest()
+        let writer = try Map<UInt32, selftest_element>(object, name: "windowed")
+        for index in 0..<UInt32(5000) {
+            try writer.update(index, selftest_element(index: UInt64(index), square: UInt64(index) * UInt64(index),
+                                                      tag: index ^ 0xA5A5, pad: 0))
+        }
+        let mapped = try MappedArray<selftest_element>(object, name: "windowed", windowBytes: windowBytes)
+        var seen = 0
+        try mapped.forEach { element in
+            let value = element.value
+            #expect(element.index == seen)
+            #expect(value.index == UInt64(seen) && value.square == UInt64(seen * seen) && value.tag == UInt32(seen) ^ 0xA5A5)
+            #expect(element.field(at: MemoryLayout<selftest_element>.offset(of: \.tag)!, as: UInt32.self) == value.tag)
+            seen += 1
+        }
+        #expect(seen == 5000)
     }
 
     @Test func detachingStopsTheProgram() throws {

@@ -68,8 +68,14 @@ final class Recorder {
         engine = try AccountingEngine(options: options)
     }
 
+    /// Reads the kernel into the table as the daemon does (streaming, not a snapshot).
+    func sample() throws -> [ProcessTable.ProcessSample] {
+        var source = engine
+        return try table.ingest(from: &source, reporting: .all)
+    }
+
     func poll() throws {
-        for sample in table.ingest(try engine.snapshot()) {
+        for sample in try sample() {
             processes[sample.id] = sample
             for thread in sample.threads { threads[thread.id.tid] = thread }
         }

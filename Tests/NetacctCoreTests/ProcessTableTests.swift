@@ -1,4 +1,4 @@
-import NetacctCore
+@testable import NetacctCore
 import Testing
 
 /// ProcessTable's bookkeeping on made-up snapshots: no kernel involved.
@@ -86,15 +86,48 @@ struct ProcessTableTests {
     @Test func exitedThreadCountsOnceWhenSeenLiveAndInTheLedger() {
         var table = ProcessTable()
         _ = table.ingest(Snapshot(threads: [live(100, .zero), live(101, a)], exits: []))
-        // The thread exited between the iterator and the ledger read: the final counters win.
-        let racing = table.ingest(Snapshot(threads: [live(100, .zero), live(101, a)], exits: [exit(101, a + b)]))
-        #expect(racing[0].total == a + b)
-        #expect(racing[0].delta == b)
-        #expect(racing[0].threads.first { $0.id.tid == 101 }?.exited == true)
+        // The thread sent more and exited between the read of its slot and the ledger read:
+        // this sample keeps the live count, the next one has the final counters. Never twice,
+        // never going back.
+        let racing = table.ingest(Snapshot(threads: [live(100, .zero), live(101, a + a)], exits: [exit(101, a + a + b)]))
+        #expect(racing[0].total == a + a)
+        #expect(racing[0].delta == a)
+        #expect(racing[0].threads.first { $0.id.tid == 101 }?.exited == false)
         // Afterwards the thread's slot is free and the ledger entry consumed.
         let after = table.ingest(Snapshot(threads: [live(100, .zero)], exits: []))
-        #expect(after[0].total == a + b)
-        #expect(after[0].delta == .zero)
+        #expect(after[0].total == a + a + b)
+        #expect(after[0].delta == b)
+        #expect(after[0].threads.first { $0.id.tid == 101 }.map { $0.exited && $0.delta == b } == true)
+        let later = table.ingest(Snapshot(threads: [live(100, .zero)], exits: []))
+        #expect(later[0].total == a + a + b && later[0].delta == .zero)
+    }
+
+    @Test func lastThreadExitingAfterItsSlotWasReadEndsTheProcessNextSample() {
+        var table = ProcessTable(keepsThreads: false)
+        func slotted(_ traffic: Traffic) -> Snapshot.LiveThread {
+            Snapshot.LiveThread(id: thread(100), traffic: traffic, cgroupID: 1, comm: "t100", slot: 100)
+        }
+        let last = Snapshot.ThreadExit(id: thread(100), traffic: a + b, cgroupID: 1, processExited: true,
+                                       comm: "t100", processComm: "app", slot: 100)
+        _ = table.ingest(Snapshot(processes: registered, threads: [slotted(a)], exits: []))
+        // Counted live from its slot, then its exit record (same slot, same thread) arrives.
+        let racing = table.ingest(Snapshot(processes: registered, threads: [slotted(a)], exits: [last]))
+        #expect(racing.count == 1 && !racing[0].exited && racing[0].total == a)
+        // Next sample: gone from the registry and the slots; reported exited, final counters.
+        let next = table.ingest(Snapshot(processes: [], threads: [], exits: []))
+        #expect(next.count == 1 && next[0].exited && next[0].total == a + b && next[0].delta == b)
+        #expect(table.ingest(Snapshot(threads: [], exits: [])).isEmpty)
+    }
+
+    @Test func anExitRecordForAnotherThreadOfTheSlotIsFoldedAtOnce() {
+        var table = ProcessTable(keepsThreads: false)
+        // Slot 4 holds thread 100 (start 6,000); the exit record is of thread 100's
+        // predecessor in that slot (start 1,000), which was never counted live by this sample.
+        let living = Snapshot.LiveThread(id: thread(100), traffic: a, cgroupID: 1, comm: "t100", slot: 4)
+        let predecessor = Snapshot.ThreadExit(id: thread(100, start: 1_000), traffic: b, cgroupID: 1, processExited: false,
+                                              comm: "old", processComm: "app", slot: 4)
+        let samples = table.ingest(Snapshot(processes: registered, threads: [living], exits: [predecessor]))
+        #expect(samples.count == 1 && samples[0].total == a + b)
     }
 
     @Test func exitedProcessIsReportedOnceThenForgotten() {
@@ -129,5 +162,38 @@ struct ProcessTableTests {
         let samples = table.ingest(Snapshot(threads: [], exits: []))
         #expect(samples.count == 1 && samples[0].exited && samples[0].total == a)
         #expect(table.count == 0)
+    }
+
+    /// The table reorders its states to follow the slot array (registry order is random to
+    /// it); totals, exits and slot hints stay right through it.
+    @Test func reorderingByThreadSlotsKeepsEveryTotal() {
+        var table = ProcessTable(keepsThreads: false)
+        let count: Int32 = 200
+        func process(_ index: Int32) -> ProcessID { ProcessID(pid: 1000 + index, startNanoseconds: UInt64(index) + 1) }
+        let registry = (0..<count).map { Snapshot.Process(id: process($0), cgroupID: 1, comm: "p\($0)") }
+        func threads(round: UInt64, without gone: Int32? = nil) -> [Snapshot.LiveThread] {
+            // Slot order is the reverse of the registry order.
+            (0..<count).reversed().filter { $0 != gone }.map { index in
+                Snapshot.LiveThread(id: ThreadID(tid: 1000 + index, startNanoseconds: UInt64(index) + 1, process: process(index)),
+                                    traffic: Traffic(tcpTxPackets: round, tcpTxBytes: round * UInt64(index + 1)),
+                                    cgroupID: 1, comm: "p\(index)", slot: count - 1 - index)
+            }
+        }
+        for round in UInt64(1)...40 {
+            let samples = table.ingest(Snapshot(processes: round == 1 ? registry : [], processesChanged: round == 1,
+                                                threads: threads(round: round), exits: []))
+            #expect(samples.count == Int(count))
+            #expect(samples.allSatisfy { $0.total == Traffic(tcpTxPackets: round, tcpTxBytes: round * UInt64($0.id.pid - 999)) })
+        }
+        let exit = Snapshot.ThreadExit(id: ThreadID(tid: 1007, startNanoseconds: 8, process: process(7)),
+                                       traffic: Traffic(tcpTxPackets: 41, tcpTxBytes: 41 * 8), cgroupID: 1,
+                                       processExited: true, comm: "p7", processComm: "p7", slot: count - 1 - 7)
+        let registryWithout = registry.filter { $0.id != process(7) }
+        let samples = table.ingest(Snapshot(processes: registryWithout, threads: threads(round: 41, without: 7), exits: [exit]))
+        #expect(samples.count == Int(count))
+        #expect(samples.first { $0.id == process(7) }.map { $0.exited && $0.total == exit.traffic } == true)
+        #expect(samples.filter { !$0.exited }.allSatisfy { $0.total == Traffic(tcpTxPackets: 41, tcpTxBytes: 41 * UInt64($0.id.pid - 999)) })
+        #expect(table.count == Int(count) - 1)
+        #expect(table.orderings == 1, "reordered once, after 16 samples out of order; in order since")
     }
 }

@@ -12,4 +12,12 @@ struct selftest_event {
 	__u64 sequence;
 };
 
+/* An element whose size divides no page (24 bytes), to test reading a mapped array in windows. */
+struct selftest_element {
+	__u64 index;
+	__u64 square;
+	__u32 tag;
+	__u32 pad;
+};
+
 #endif
