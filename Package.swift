@@ -43,11 +43,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // glibc's malloc.h (malloc_trim), which the Glibc module leaves out.
+        .target(name: "CMalloc"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
         .target(
             name: "NetacctServers",
             dependencies: [
-                "NetacctCore",
+                "NetacctCore", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -57,7 +57,10 @@ final class APIHandler: ChannelInboundHandler {
         do {
             var line = try JSONEncoder().encode(reply)
             line.append(0x0A)
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: line)), promise: nil)
+            let shared = self.shared
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: line))).whenComplete { _ in
+                shared.answered()
+            }
         } catch {
             shared.logger.error("encoding an API reply failed: \(error)")
             context.close(promise: nil)

@@ -1,3 +1,4 @@
+import CMalloc
 import Logging
 import NIOCore
 import NIOPosix
@@ -25,6 +26,14 @@ final class SharedService: @unchecked Sendable {
         } catch {
             logger.error("reading the kernel's exit records failed: \(error)")
         }
+    }
+
+    /// After an answer has left: gives the memory that building it took back to the system.
+    /// glibc keeps freed memory for reuse otherwise, and the daemon would stay as large as its
+    /// largest answer ever instead of its tables (BENCHMARKS.md, memory).
+    func answered() {
+        // Once the callbacks that wrote the answer have returned and let go of it.
+        loop.execute { malloc_trim(0) }
     }
 
     /// Every answer reads the kernel anew: reusing a refresh even a few milliseconds old could
@@ -67,6 +76,8 @@ final class NetatopHandler: ChannelInboundHandler {
     private var client: AccountingService.ClientID?
     private var requestBytes = 0
     private var replying = false
+    /// The reply being written, last chunk first: each is freed as soon as it has left.
+    private var pending: [ByteBuffer] = []
 
     init(shared: SharedService) {
         self.shared = shared
@@ -122,20 +133,24 @@ final class NetatopHandler: ChannelInboundHandler {
         NetatopRecord.terminator.encode(into: &chunk)
         chunks.append(chunk)
         replying = true
-        write(chunks[...], context: context)
+        pending = chunks.reversed()
+        writeNext(context: context)
     }
 
-    private func write(_ chunks: ArraySlice<ByteBuffer>, context: ChannelHandlerContext) {
-        guard let chunk = chunks.first else {
+    private func writeNext(context: ChannelHandlerContext) {
+        guard let chunk = pending.popLast() else {
             replying = false
+            shared.answered()
             return
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(chunk)).whenComplete { result in
             let (handler, context) = bound.value
             switch result {
-            case .success: handler.write(chunks.dropFirst(), context: context)
-            case .failure: context.close(promise: nil)
+            case .success: handler.writeNext(context: context)
+            case .failure:
+                handler.pending = []
+                context.close(promise: nil)
             }
         }
     }

@@ -1,0 +1,2 @@
+/* A C target needs a source file; the module is its header. */
+#include "CMalloc.h"
