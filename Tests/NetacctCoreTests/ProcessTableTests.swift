@@ -166,8 +166,9 @@ struct ProcessTableTests {
 
     /// The table reorders its states to follow the slot array (registry order is random to
     /// it); totals, exits and slot hints stay right through it.
-    @Test func reorderingByThreadSlotsKeepsEveryTotal() {
-        var table = ProcessTable(keepsThreads: false)
+    @Test(arguments: [false, true])
+    func reorderingByThreadSlotsKeepsEveryTotal(keepsThreads: Bool) {
+        var table = ProcessTable(keepsThreads: keepsThreads)
         let count: Int32 = 200
         func process(_ index: Int32) -> ProcessID { ProcessID(pid: 1000 + index, startNanoseconds: UInt64(index) + 1) }
         let registry = (0..<count).map { Snapshot.Process(id: process($0), cgroupID: 1, comm: "p\($0)") }
@@ -184,6 +185,9 @@ struct ProcessTableTests {
                                                 threads: threads(round: round), exits: []))
             #expect(samples.count == Int(count))
             #expect(samples.allSatisfy { $0.total == Traffic(tcpTxPackets: round, tcpTxBytes: round * UInt64($0.id.pid - 999)) })
+            if keepsThreads {
+                #expect(samples.allSatisfy { $0.threads.count == 1 && $0.threads[0].id.process == $0.id && $0.threads[0].total == $0.total })
+            }
         }
         let exit = Snapshot.ThreadExit(id: ThreadID(tid: 1007, startNanoseconds: 8, process: process(7)),
                                        traffic: Traffic(tcpTxPackets: 41, tcpTxBytes: 41 * 8), cgroupID: 1,
