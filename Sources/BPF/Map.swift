@@ -50,10 +50,10 @@ struct MapHandle {
         throw BPFError("looking up in", subject, code: result)
     }
 
-    /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH.
-    /// `valueStride` is the bytes one key's value takes in the output (per-CPU values are larger).
-    /// Reads (and deletes) every entry, `chunk` at a time: small buffers, reused, never
-    /// cleared (the kernel fills them), so that reading a map costs no memory to speak of.
+    /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH,
+    /// `chunk` at a time into small buffers, reused and never cleared (the kernel fills them),
+    /// so that reading a map costs no memory to speak of. `valueStride` is the bytes one key's
+    /// value takes in the output (per-CPU values are larger).
     func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256,
                _ body: (UnsafeRawPointer, UnsafeRawPointer) -> Void) throws {
         let fd = try fileDescriptor()

@@ -52,9 +52,7 @@ public final class AccountingEngine {
         slotMask = options.slots - 1
         try object.load()
         self.object = object
-        // Mapped whole while a snapshot reads it and unmapped after: one mmap per read (its cost
-        // is per page, not per call), and no resident pages between reads.
-        slots = try MappedArray(object, name: "slots", windowBytes: .max)
+        slots = try MappedArray(object, name: "slots")
         overflow = try Map(object, name: "overflow")
         processes = try Map(object, name: "processes")
         ledger = try Map(object, name: "ledger")
@@ -80,11 +78,6 @@ public final class AccountingEngine {
                         exits: try readExits(), losses: try losses())
     }
 
-    /// Only the exit records since the previous call (cheap: keeps the ledger drained).
-    public func exits() throws -> [Snapshot.ThreadExit] {
-        try readExits()
-    }
-
     public func losses() throws -> Snapshot.Losses {
         Snapshot.Losses(uncountedCalls: try stat(NETACCT_STAT_OVERFLOW_FULL),
                         droppedExits: try stat(NETACCT_STAT_LEDGER_FULL),
@@ -104,7 +97,6 @@ public final class AccountingEngine {
         return result
     }
 }
-
 
 /// The engine reads the kernel as `ProcessTable.ingest` asks: no walk over the kernel's tasks,
 /// the slot array through a memory mapping, the hashes in batches, the registry only when its
@@ -137,6 +129,7 @@ extension AccountingEngine: SampleSource {
         }
     }
 
+    /// Only the exit records since the previous call (cheap: keeps the ledger drained).
     public func readExits() throws -> [Snapshot.ThreadExit] {
         try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value, slotMask: slotMask) }
     }

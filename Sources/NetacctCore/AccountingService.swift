@@ -52,13 +52,9 @@ public final class AccountingService {
     public private(set) var droppedExited = 0
 
     /// A service over any snapshot source (tests give made-up snapshots).
-    public init(configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now,
+    public convenience init(configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now,
                 source: @escaping () throws -> Snapshot, drain: (() throws -> [Snapshot.ThreadExit])? = nil) {
-        self.drain = drain
-        self.configuration = configuration
-        self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
-        self.clock = clock
-        self.read = { table, reporting in
+        self.init(configuration: configuration, clock: clock, drain: drain) { table, reporting in
             let snapshot = try source()
             return (table.ingest(snapshot, reporting: reporting), snapshot.losses)
         }
@@ -66,15 +62,21 @@ public final class AccountingService {
 
     /// A service over the kernel's accounting programs: each refresh reads the kernel straight
     /// into the table.
-    public init(engine: AccountingEngine, configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now) {
-        self.drain = engine.exits
-        self.configuration = configuration
-        self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
-        self.clock = clock
-        self.read = { table, reporting in
+    public convenience init(engine: AccountingEngine, configuration: Configuration = .init()) {
+        self.init(configuration: configuration, clock: StopSignals.now, drain: engine.readExits) { table, reporting in
             var source = engine
             return (try table.ingest(from: &source, reporting: reporting), try engine.losses())
         }
+    }
+
+    private init(configuration: Configuration, clock: @escaping () -> Double,
+                 drain: (() throws -> [Snapshot.ThreadExit])?,
+                 read: @escaping (inout ProcessTable, ProcessTable.Reporting) throws -> ([ProcessTable.ProcessSample], Snapshot.Losses)) {
+        self.configuration = configuration
+        self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
+        self.clock = clock
+        self.drain = drain
+        self.read = read
     }
 
     public var liveCount: Int { live.count }

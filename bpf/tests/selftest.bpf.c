@@ -41,14 +41,14 @@ struct {
 	__type(value, __u64);
 } mapped SEC(".maps");
 
-/* Filled by the test from user space; read back through windows of the mapping. */
+/* Filled by the test from user space; read back through the mapping (5000 x 24 bytes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 5000);
 	__type(key, __u32);
 	__type(value, struct selftest_element);
-} windowed SEC(".maps");
+} pages SEC(".maps");
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_sys_enter, void *regs, long id)

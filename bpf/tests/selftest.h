@@ -12,7 +12,7 @@ struct selftest_event {
 	__u64 sequence;
 };
 
-/* An element whose size divides no page (24 bytes), to test reading a mapped array in windows. */
+/* An element whose size divides no page (24 bytes), to test reading a mapped array. */
 struct selftest_element {
 	__u64 index;
 	__u64 square;
