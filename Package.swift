@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // libbpf from Debian (libbpf-dev), plus the few C shims Swift cannot express.
@@ -39,6 +40,7 @@ let package = Package(
             name: "NetacctCore",
             dependencies: [
                 "BPF", "CNetacct", "NetacctPrograms",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -74,8 +76,8 @@ let package = Package(
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
-        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
         .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
-        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers"]),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "CTestSupport"]),
     ]
 )

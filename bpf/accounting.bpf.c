@@ -10,8 +10,9 @@
  * owns (TIDs equal modulo the array size) counts in the overflow hash: exact too, slower.
  *
  * Exit: sched_process_exit moves a thread's final counters into the exit ledger (a hash
- * keyed by thread identity) and frees its slot; the last thread of a process marks the
- * process exited and takes it out of the registry.
+ * keyed by thread identity) and frees its slot. The process's last counted thread through the
+ * hook (or its last thread, when the group is dead) takes it out of the registry and adds a
+ * "process exited" record after all of its threads' records.
  *
  * Reading needs no walk over the kernel's tasks: user space maps the slot array read-only
  * and reads the registry, the overflow hash and the ledger in batches.
@@ -28,6 +29,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 only_tgid = 0;
 /* Slots - 1; user space may size the slot array to another power of two before load. */
 const volatile __u32 slot_mask = NETACCT_SLOTS - 1;
+/*
+ * Set once the registry was full: from then on an exiting process that is not in the registry
+ * may still have been counted, so its last thread always leaves an exit record.
+ */
+__u32 registry_overflowed = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -87,21 +93,38 @@ static __always_inline void fill_identity(struct netacct_slot *slot, struct task
 	slot->thread_start_ns = task->start_time;
 }
 
-/* Puts the calling thread's process in the registry (once per process). */
-static __always_inline void register_process(struct task_struct *task, __u64 cgroup_id)
+/*
+ * Counts the calling thread, which has just claimed its counters, in its process's registry
+ * entry (created on the process's first counted thread).
+ */
+static __always_inline void register_thread(struct task_struct *task, __u64 cgroup_id)
 {
-	struct netacct_process process = {};
+	struct netacct_process fresh = {}, *process;
 	__u32 tgid = task->tgid;
 	long err;
 
-	process.start_ns = task->group_leader->start_time;
-	process.cgroup_id = cgroup_id;
-	BPF_CORE_READ_STR_INTO(&process.comm, task, group_leader, comm);
-	err = bpf_map_update_elem(&processes, &tgid, &process, BPF_NOEXIST);
-	if (!err)
+	fresh.start_ns = task->group_leader->start_time;
+	fresh.cgroup_id = cgroup_id;
+	BPF_CORE_READ_STR_INTO(&fresh.comm, task, group_leader, comm);
+	err = bpf_map_update_elem(&processes, &tgid, &fresh, BPF_NOEXIST);
+	if (!err) {
 		stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
-	else if (err != -17 /* EEXIST */)
+	} else if (err != -17 /* EEXIST */) {
 		stat_inc(NETACCT_STAT_REGISTRY_FULL);
+		registry_overflowed = 1;
+		return;
+	}
+	process = bpf_map_lookup_elem(&processes, &tgid);
+	if (!process)
+		return;
+	if (process->start_ns != fresh.start_ns) {
+		/* An entry a process with this TGID left behind (its exit was never seen). */
+		fresh.threads = 1;
+		if (bpf_map_update_elem(&processes, &tgid, &fresh, BPF_EXIST) == 0)
+			stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
+		return;
+	}
+	__sync_fetch_and_add(&process->threads, 1);
 }
 
 /* The calling thread's entry in the overflow hash, created if needed. */
@@ -121,7 +144,7 @@ static __noinline struct netacct_counters *overflow_counters(__u32 tid)
 		stat_inc(NETACCT_STAT_OVERFLOW_FULL);
 		return 0;
 	}
-	register_process(task, fresh.cgroup_id);
+	register_thread(task, fresh.cgroup_id);
 	return &entry->counters;
 }
 
@@ -134,7 +157,7 @@ static __noinline struct netacct_counters *claim(struct netacct_slot *slot, __u3
 		return overflow_counters(tid);
 	task = bpf_get_current_task_btf();
 	fill_identity(slot, task);
-	register_process(task, slot->cgroup_id);
+	register_thread(task, slot->cgroup_id);
 	return &slot->counters;
 }
 
@@ -232,14 +255,47 @@ static __always_inline void add_counters(struct netacct_counters *to, const stru
 	to->udp_rx_bytes += from->udp_rx_bytes;
 }
 
+/*
+ * Whether the exiting thread ends its process: the whole thread group is dead and no other
+ * counted thread is still on its way through this hook. Exactly one thread decides so (the
+ * registry entry is deleted once), after every counted thread has put its record in the ledger.
+ */
+static __always_inline bool ends_process(struct task_struct *task, __u32 tgid, bool counted)
+{
+	bool group_dead = task->signal->live.counter == 0;
+	struct netacct_process *process;
+	__u32 remaining;
+
+	process = bpf_map_lookup_elem(&processes, &tgid);
+	if (process && process->start_ns != task->group_leader->start_time)
+		process = 0;
+	if (!process)
+		/* Not registered: counted only if the registry was full at some point. */
+		return group_dead && (counted || registry_overflowed);
+	if (counted)
+		remaining = __sync_sub_and_fetch(&process->threads, 1);
+	else
+		remaining = *(volatile __u32 *)&process->threads;
+	if (!group_dead || remaining != 0)
+		return false;
+	if (bpf_map_delete_elem(&processes, &tgid) != 0)
+		return false; /* another exiting thread decided first */
+	stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
+	return true;
+}
+
+/*
+ * The exit of every counted thread: its final counters go to the ledger (keyed by the thread's
+ * identity) and its slot is freed. When it ends its process, a second record follows, keyed
+ * by the process's identity with tid 0: "the process has exited", written after every one of
+ * its threads' records, so user space never learns of the exit before the final counters.
+ */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(record_exit, struct task_struct *task)
 {
 	struct netacct_exit_record rec = {};
 	struct netacct_task_id id = {};
 	struct netacct_slot *slot, *entry;
-	struct netacct_process *process = 0;
-	bool process_exited = task->signal->live.counter == 0;
 	__u32 tid = task->pid, tgid = task->tgid, key = tid & slot_mask;
 	__u64 start = task->start_time;
 	bool counted = false;
@@ -250,11 +306,11 @@ int BPF_PROG(record_exit, struct task_struct *task)
 	entry = bpf_map_lookup_elem(&overflow, &tid);
 	if (entry && entry->thread_start_ns != start)
 		entry = 0;
-	if (process_exited) {
-		process = bpf_map_lookup_elem(&processes, &tgid);
-		if (process && process->start_ns != task->group_leader->start_time)
-			process = 0;
-	}
+
+	id.tgid = tgid;
+	id.process_start_ns = task->group_leader->start_time;
+	rec.exit_ns = bpf_ktime_get_ns();
+	BPF_CORE_READ_STR_INTO(&rec.process_comm, task, group_leader, comm);
 	if (slot) {
 		add_counters(&rec.counters, &slot->counters);
 		rec.cgroup_id = slot->cgroup_id;
@@ -265,35 +321,31 @@ int BPF_PROG(record_exit, struct task_struct *task)
 		rec.cgroup_id = entry->cgroup_id;
 		counted = true;
 	}
-	if (process) {
-		if (!counted)
-			rec.cgroup_id = process->cgroup_id;
-		counted = true;
+	if (counted) {
+		id.tid = tid;
+		id.thread_start_ns = start;
+		BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
+		if (bpf_map_update_elem(&ledger, &id, &rec, BPF_NOEXIST))
+			stat_inc(NETACCT_STAT_LEDGER_FULL);
+		if (slot) {
+			/* Free the slot for the next thread: identity off first, the owner field last. */
+			slot->thread_start_ns = 0;
+			__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
+			__sync_fetch_and_and(&slot->tid, 0);
+		}
+		if (entry)
+			bpf_map_delete_elem(&overflow, &tid);
 	}
-	/* Neither this thread nor, if it is the last, its process was ever counted. */
-	if (!counted)
+	if (!ends_process(task, tgid, counted))
 		return 0;
-
-	id.tgid = tgid;
-	id.tid = tid;
-	id.process_start_ns = task->group_leader->start_time;
-	id.thread_start_ns = start;
-	rec.exit_ns = bpf_ktime_get_ns();
-	rec.process_exited = process_exited;
-	BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
-	BPF_CORE_READ_STR_INTO(&rec.process_comm, task, group_leader, comm);
-	if (bpf_map_update_elem(&ledger, &id, &rec, BPF_NOEXIST))
+	/* The process record: no counters of its own (its threads' records carry them). */
+	__builtin_memset(&rec.counters, 0, sizeof(rec.counters));
+	__builtin_memset(&rec.comm, 0, sizeof(rec.comm));
+	id.tid = 0;
+	id.thread_start_ns = 0;
+	rec.process_exited = 1;
+	/* BPF_ANY: an unregistered process may be ended by two threads at once. */
+	if (bpf_map_update_elem(&ledger, &id, &rec, BPF_ANY))
 		stat_inc(NETACCT_STAT_LEDGER_FULL);
-
-	if (slot) {
-		/* Free the slot for the next thread: identity off first, the owner field last. */
-		slot->thread_start_ns = 0;
-		__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
-		__sync_fetch_and_and(&slot->tid, 0);
-	}
-	if (entry)
-		bpf_map_delete_elem(&overflow, &tid);
-	if (process && bpf_map_delete_elem(&processes, &tgid) == 0)
-		stat_inc(NETACCT_STAT_REGISTRY_CHANGES);
 	return 0;
 }

@@ -50,11 +50,16 @@ struct netacct_slot {
 /*
  * The registry of counted processes, keyed by TGID: one entry from a process's first counted
  * call to its exit, so user space knows which processes live without walking every task.
+ * `threads` counts the process's counted threads that have not passed the exit hook yet: the
+ * process is marked exited by the last of them (or by its last thread, if that one never
+ * counted), so that no thread's final counters can reach the ledger after the process's.
  */
 struct netacct_process {
 	__u64 start_ns;
 	__u64 cgroup_id;
 	char comm[NETACCT_COMM_LEN];
+	__u32 threads;           /* changed with atomic operations only */
+	__u32 _pad;
 };
 
 #define NETACCT_PROCESS_ENTRIES 65536

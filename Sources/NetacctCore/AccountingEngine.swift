@@ -12,9 +12,13 @@ public final class AccountingEngine {
         /// Fast-path slots (a power of two): threads whose TIDs collide modulo this count
         /// take the slower task-storage path. Tests shrink it to exercise that path.
         public var slots: UInt32 = UInt32(NETACCT_SLOTS)
-        public init(onlyPID: Int32? = nil, slots: UInt32 = UInt32(NETACCT_SLOTS)) {
+        /// Room in the registry of counted processes (tests shrink it to fill it).
+        public var registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES)
+        public init(onlyPID: Int32? = nil, slots: UInt32 = UInt32(NETACCT_SLOTS),
+                    registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES)) {
             self.onlyPID = onlyPID
             self.slots = slots
+            self.registryEntries = registryEntries
         }
     }
 
@@ -48,6 +52,7 @@ public final class AccountingEngine {
             throw NetacctError("The number of slots must be a power of two, not \(options.slots).")
         }
         try object.setMaxEntries("slots", to: options.slots)
+        try object.setMaxEntries("processes", to: options.registryEntries)
         try object.setReadOnlyGlobal("slot_mask", to: options.slots - 1)
         slotMask = options.slots - 1
         try object.load()
@@ -129,8 +134,12 @@ extension AccountingEngine: SampleSource {
         }
     }
 
-    /// Only the exit records since the previous call (cheap: keeps the ledger drained).
+    /// The exit records since the previous call, taken out of the ledger.
     public func readExits() throws -> [Snapshot.ThreadExit] {
         try ledger.entries(deleting: true).map { Snapshot.ThreadExit($0.key, $0.value, slotMask: slotMask) }
+    }
+
+    public func isRunning(_ process: ProcessID) -> Bool {
+        ProcessLiveness.isRunning(process)
     }
 }

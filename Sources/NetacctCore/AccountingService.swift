@@ -1,12 +1,16 @@
+import DequeModule
+
 /// The accounting engine as a service for several clients at once (atop instances, `netacct
 /// top`): cumulative counters per process since it was first seen, and exited processes
 /// kept until every client that should see them has.
 ///
 /// An exited process goes, once, to every client that was connected when its exit was
 /// noticed. When no client was connected, it goes to every client that asks within the
-/// retention time instead (an atop restarting between two samples). Either way it is
-/// forgotten after the retention time, so memory stays bounded however many processes come
-/// and go, and a client that stops asking cannot hold entries forever.
+/// retention time instead (an atop restarting between two samples, `atop -w` started by a
+/// timer). Either way it is forgotten after the retention time, so memory stays bounded
+/// however many processes come and go. Exits are noticed whether or not anyone is connected
+/// (the owner calls `maintain` every second), and at most `maximumExited` wait at once: past
+/// that the oldest are forgotten, and counted in `losses.forgottenExits`.
 ///
 /// Not thread-safe: the owner calls it from one thread (the daemon's event loop).
 public final class AccountingService {
@@ -15,46 +19,88 @@ public final class AccountingService {
     public struct Configuration: Sendable {
         /// Seconds an exited process is kept for clients that have not received it yet.
         public var retention: Double = 900
-        /// Most exited processes kept at once; beyond it the oldest are dropped (and counted).
-        public var maximumExited = 50_000
+        /// Most exited processes kept at once (about 120 bytes each); beyond it the oldest are
+        /// forgotten, and counted.
+        public var maximumExited = 100_000
         /// Keep per-thread rows for clients (`netacct top --threads` through the daemon).
         public var keepsThreads = false
-        public init(retention: Double = 900, maximumExited: Int = 50_000, keepsThreads: Bool = false) {
+        public init(retention: Double = 900, maximumExited: Int = 100_000, keepsThreads: Bool = false) {
             self.retention = retention
             self.maximumExited = maximumExited
             self.keepsThreads = keepsThreads
         }
     }
 
+    /// An exited process waiting for clients: a fixed-size value, so that a long backlog is
+    /// one array of them.
     struct ExitedProcess {
-        var sample: ProcessTable.ProcessSample
+        var id: ProcessID
         var noticed: Double
-        /// Clients connected when the exit was noticed that have not received it yet.
-        var pending: Set<ClientID>
-        /// Nobody was connected: it goes to whoever asks within the retention time.
-        var openToAll: Bool
-        var deliveredTo: Set<ClientID> = []
+        var cgroupID: UInt64
+        var comm: TaskComm
+        var total: Traffic
+    }
+
+    /// Exits in the order they were noticed, numbered: a client's place in it is one number.
+    struct ExitLog {
+        var entries = Deque<ExitedProcess>()
+        /// The number of `entries.first`.
+        var first: UInt64 = 0
+        /// Thread rows of the entries that have any (only when the service keeps threads).
+        var threads: [UInt64: [ProcessTable.ThreadSample]] = [:]
+
+        var end: UInt64 { first + UInt64(entries.count) }
+
+        mutating func append(_ entry: ExitedProcess, threads rows: [ProcessTable.ThreadSample]) {
+            if !rows.isEmpty { threads[end] = rows }
+            entries.append(entry)
+        }
+
+        subscript(number: UInt64) -> ExitedProcess? {
+            number >= first && number < end ? entries[Int(number - first)] : nil
+        }
+
+        /// Forgets the oldest entry.
+        mutating func removeFirst() {
+            entries.removeFirst()
+            if !threads.isEmpty { threads[first] = nil }
+            first += 1
+        }
+    }
+
+    /// A client's place in the two logs.
+    struct Client {
+        /// The next entry of `whileConnected` it has not had.
+        var next: UInt64
+        /// The next entry of `whileNobody` it has not had.
+        var nextOpen: UInt64
+        /// Entries it passed over because their PID was in the same reply already (the
+        /// netatop-bpf protocol cannot carry one PID twice): they go first next time.
+        var heldBack: [UInt64] = []
+        var heldBackOpen: [UInt64] = []
     }
 
     public let configuration: Configuration
     /// Reads a sample into the table: the processes asked for, and the losses.
     private let read: (inout ProcessTable, ProcessTable.Reporting) throws -> ([ProcessTable.ProcessSample], Snapshot.Losses)
-    private let drain: (() throws -> [Snapshot.ThreadExit])?
     private let clock: () -> Double
     private var table: ProcessTable
     /// The live processes of the latest refresh.
     private var live: [ProcessTable.ProcessSample] = []
-    private var exited: [ProcessID: ExitedProcess] = [:]
-    private var clients: Set<ClientID> = []
+    /// Exits noticed while some client was connected: for those clients.
+    private var whileConnected = ExitLog()
+    /// Exits noticed while no client was connected: for any client within the retention time.
+    private var whileNobody = ExitLog()
+    private var clients: [ClientID: Client] = [:]
     private var nextClient: ClientID = 1
-    public private(set) var losses = Snapshot.Losses()
-    /// Exited processes dropped before every client had them (maximumExited reached).
-    public private(set) var droppedExited = 0
+    private var lastRefresh = -Double.infinity
+    private var kernelLosses = Snapshot.Losses()
+    private var forgotten: UInt64 = 0
 
     /// A service over any snapshot source (tests give made-up snapshots).
     public convenience init(configuration: Configuration = .init(), clock: @escaping () -> Double = StopSignals.now,
-                source: @escaping () throws -> Snapshot, drain: (() throws -> [Snapshot.ThreadExit])? = nil) {
-        self.init(configuration: configuration, clock: clock, drain: drain) { table, reporting in
+                            source: @escaping () throws -> Snapshot) {
+        self.init(configuration: configuration, clock: clock) { table, reporting in
             let snapshot = try source()
             return (table.ingest(snapshot, reporting: reporting), snapshot.losses)
         }
@@ -63,80 +109,103 @@ public final class AccountingService {
     /// A service over the kernel's accounting programs: each refresh reads the kernel straight
     /// into the table.
     public convenience init(engine: AccountingEngine, configuration: Configuration = .init()) {
-        self.init(configuration: configuration, clock: StopSignals.now, drain: engine.readExits) { table, reporting in
+        self.init(configuration: configuration, clock: StopSignals.now) { table, reporting in
             var source = engine
             return (try table.ingest(from: &source, reporting: reporting), try engine.losses())
         }
     }
 
     private init(configuration: Configuration, clock: @escaping () -> Double,
-                 drain: (() throws -> [Snapshot.ThreadExit])?,
                  read: @escaping (inout ProcessTable, ProcessTable.Reporting) throws -> ([ProcessTable.ProcessSample], Snapshot.Losses)) {
         self.configuration = configuration
         self.table = ProcessTable(keepsThreads: configuration.keepsThreads)
         self.clock = clock
-        self.drain = drain
         self.read = read
     }
 
-    public var liveCount: Int { live.count }
-    public var exitedCount: Int { exited.count }
+    /// Exited processes waiting for clients.
+    public var exitedCount: Int { whileConnected.entries.count + whileNobody.entries.count }
+
+    /// What could not be counted or delivered, since start: the kernel side's, the table's and
+    /// the service's own.
+    public var losses: Snapshot.Losses {
+        var losses = kernelLosses
+        losses.lateThreadExits = table.lateExitRecords
+        losses.forgottenExits = forgotten
+        return losses
+    }
 
     public func connect() -> ClientID {
         defer { nextClient += 1 }
-        clients.insert(nextClient)
+        clients[nextClient] = Client(next: whileConnected.end, nextOpen: whileNobody.first)
         return nextClient
     }
 
     public func disconnect(_ client: ClientID) {
-        clients.remove(client)
-        for (id, var entry) in exited where entry.pending.contains(client) || entry.deliveredTo.contains(client) {
-            entry.pending.remove(client)
-            entry.deliveredTo.remove(client)
-            if entry.pending.isEmpty && !entry.openToAll { exited[id] = nil } else { exited[id] = entry }
-        }
+        clients[client] = nil
+        trim()
     }
 
-    /// Takes a snapshot and folds it in. Call it regularly (it drains the kernel's exit
-    /// ledger) and before answering a client.
+    /// Takes a sample and folds it in. Call it before answering a client.
     /// With `.exited`, only the exited processes get samples: for `forEachProcess`, which
     /// reads the live ones straight from the table (the atop protocol's path); `processes(for:)`
     /// needs a refresh with `.all`.
     public func refresh(reporting: ProcessTable.Reporting = .all) throws {
         let (samples, losses) = try read(&table, reporting)
-        self.losses = losses
+        kernelLosses = losses
         let now = clock()
+        lastRefresh = now
         for sample in samples where sample.exited {
-            exited[sample.id] = ExitedProcess(sample: sample, noticed: now, pending: clients, openToAll: clients.isEmpty)
+            let entry = ExitedProcess(id: sample.id, noticed: now, cgroupID: sample.cgroupID, comm: TaskComm(sample.comm),
+                                      total: sample.total)
+            if clients.isEmpty {
+                whileNobody.append(entry, threads: sample.threads)
+            } else {
+                whileConnected.append(entry, threads: sample.threads)
+            }
         }
         if reporting == .all {
             live = samples
-            if !exited.isEmpty { live.removeAll(where: \.exited) }
+            if samples.contains(where: \.exited) { live.removeAll(where: \.exited) }
         } else {
             live = []
         }
         expire(now: now)
     }
 
-    /// Takes only the exit records out of the kernel's ledger (cheap: no reading of every
-    /// process), so that it never fills while no client asks. They show in the next refresh.
-    public func drainExits() throws {
-        guard let drain else { return try refresh() }
-        table.fold(exits: try drain())
-        expire(now: clock())
+    /// Call every `interval` seconds, whether or not clients ask: notices the exits since the
+    /// last refresh (unless a client's request just did), so that the kernel's exit ledger
+    /// never fills and the retention time runs from the exit, and forgets what has waited
+    /// long enough.
+    public func maintain(interval: Double) throws {
+        if clock() - lastRefresh >= interval * 0.9 {
+            try refresh(reporting: .exited)
+        } else {
+            expire(now: clock())
+        }
     }
 
     private func expire(now: Double) {
-        for (id, entry) in exited where now - entry.noticed > configuration.retention {
-            exited[id] = nil
+        let oldest = now - configuration.retention
+        while let entry = whileNobody.entries.first, entry.noticed < oldest { whileNobody.removeFirst() }
+        while let entry = whileConnected.entries.first, entry.noticed < oldest { whileConnected.removeFirst() }
+        while exitedCount > configuration.maximumExited {
+            let nobody = whileNobody.entries.first?.noticed ?? .infinity
+            let connected = whileConnected.entries.first?.noticed ?? .infinity
+            forgotten += 1
+            if nobody <= connected { whileNobody.removeFirst() } else { whileConnected.removeFirst() }
         }
-        if exited.count > configuration.maximumExited {
-            let excess = exited.count - configuration.maximumExited
-            for (id, _) in exited.sorted(by: { $0.value.noticed < $1.value.noticed }).prefix(excess) {
-                exited[id] = nil
-            }
-            droppedExited += excess
+        trim()
+    }
+
+    /// Forgets the exits every connected client has had (all of them when none is connected).
+    private func trim() {
+        var needed = whileConnected.end
+        for client in clients.values {
+            needed = min(needed, client.next)
+            if let held = client.heldBack.min() { needed = min(needed, held) }
         }
+        while whileConnected.first < needed { whileConnected.removeFirst() }
     }
 
     /// What `client` gets now: every live process, and the exited processes it has not had,
@@ -144,23 +213,55 @@ public final class AccountingService {
     /// (Call after `refresh(reporting: .all)`.)
     public func processes(for client: ClientID) -> [ProcessTable.ProcessSample] {
         var result = live
-        deliverExited(to: client) { result.append($0) }
+        deliverExited(to: client, uniquePIDs: false) { entry, threads in
+            result.append(ProcessTable.ProcessSample(id: entry.id, comm: entry.comm.string, cgroupID: entry.cgroupID, exited: true,
+                                                     total: entry.total, delta: .zero, threads: threads))
+        }
         return result
     }
 
-    /// The same as `processes(for:)` without building a sample per live process: the
-    /// process, its name and its cumulative total. (Call after `refresh(reporting: .exited)`.)
+    /// What the netatop-bpf protocol carries: the process, its name and its cumulative total,
+    /// for the exited processes `client` has not had and every live process, never two with
+    /// one PID (an exited process goes first; a live process whose PID it has waits for the next
+    /// reply, which has its counters since it started). (Call after `refresh(reporting: .exited)`.)
     public func forEachProcess(for client: ClientID, _ body: (ProcessID, String, Traffic) -> Void) {
-        table.forEachLive(body)
-        deliverExited(to: client) { body($0.id, $0.comm, $0.total) }
+        var pids = Set<Int32>(minimumCapacity: table.count + 16)
+        deliverExited(to: client, uniquePIDs: true) { entry, _ in
+            pids.insert(entry.id.pid)
+            body(entry.id, entry.comm.string, entry.total)
+        }
+        table.forEachLive { id, comm, total in
+            if pids.insert(id.pid).inserted { body(id, comm, total) }
+        }
     }
 
-    private func deliverExited(to client: ClientID, _ body: (ProcessTable.ProcessSample) -> Void) {
-        for (id, var entry) in exited where entry.pending.contains(client) || (entry.openToAll && !entry.deliveredTo.contains(client)) {
-            body(entry.sample)
-            entry.pending.remove(client)
-            entry.deliveredTo.insert(client)
-            if entry.pending.isEmpty && !entry.openToAll { exited[id] = nil } else { exited[id] = entry }
+    private func deliverExited(to id: ClientID, uniquePIDs: Bool,
+                               _ body: (ExitedProcess, [ProcessTable.ThreadSample]) -> Void) {
+        guard var client = clients[id] else { return }
+        var pids = Set<Int32>()
+        func take(_ log: ExitLog, _ number: UInt64, holdingBackIn heldBack: inout [UInt64]) {
+            guard let entry = log[number] else { return }
+            if uniquePIDs && !pids.insert(entry.id.pid).inserted {
+                heldBack.append(number)
+                return
+            }
+            body(entry, log.threads[number] ?? [])
         }
+        var heldBack: [UInt64] = []
+        for number in client.heldBack { take(whileConnected, number, holdingBackIn: &heldBack) }
+        for number in max(client.next, whileConnected.first)..<whileConnected.end {
+            take(whileConnected, number, holdingBackIn: &heldBack)
+        }
+        client.heldBack = heldBack
+        client.next = whileConnected.end
+        heldBack = []
+        for number in client.heldBackOpen { take(whileNobody, number, holdingBackIn: &heldBack) }
+        for number in max(client.nextOpen, whileNobody.first)..<whileNobody.end {
+            take(whileNobody, number, holdingBackIn: &heldBack)
+        }
+        client.heldBackOpen = heldBack
+        client.nextOpen = whileNobody.end
+        clients[id] = client
+        trim()
     }
 }

@@ -19,41 +19,39 @@ public enum DaemonAPI {
         }
     }
 
+    /// The reply to a request the daemon does not know, or cannot answer.
+    public struct ErrorReply: Codable, Sendable {
+        public var error: String
+        public init(error: String) { self.error = error }
+    }
+
+    /// The requests the daemon answers, one per line.
+    public enum Request: String, CaseIterable, Sendable {
+        case sample
+    }
+
     /// A blocking client connection to a running daemon.
     public final class Connection {
-        private let fd: Int32
+        private let socket: UnixSocket
         private var buffer: [UInt8] = []
 
-        /// Connects to the daemon's API socket; nil when no daemon listens there.
-        public init?(path: String = DaemonAPI.defaultSocket) {
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { return nil }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard connected == 0 else {
-                close(fd)
-                return nil
-            }
-            self.fd = fd
+        /// Connects to the daemon's API socket. Throws `UnixSocket.ConnectError` (no daemon
+        /// listens there, or its socket is not open to this user).
+        public init(path: String = DaemonAPI.defaultSocket) throws {
+            socket = try UnixSocket.connect(path)
         }
 
-        deinit { close(fd) }
-
         public func sample() throws -> Reply {
-            let request = Array("sample\n".utf8)
-            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
+            guard socket.send(Array("sample\n".utf8)) else {
                 throw NetacctError("The netacct daemon closed the connection (\(String(cString: strerror(errno)))).")
             }
             while true {
                 if let newline = buffer.firstIndex(of: 0x0A) {
                     let line = Data(buffer[..<newline])
                     buffer.removeSubrange(...newline)
+                    if let refusal = try? JSONDecoder().decode(ErrorReply.self, from: line) {
+                        throw NetacctError("The netacct daemon refused the request: \(refusal.error)")
+                    }
                     do {
                         return try JSONDecoder().decode(Reply.self, from: line)
                     } catch {
@@ -61,7 +59,7 @@ public enum DaemonAPI {
                     }
                 }
                 var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                let count = recv(fd, &chunk, chunk.count, 0)
+                let count = recv(socket.fd, &chunk, chunk.count, 0)
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { throw NetacctError("The netacct daemon closed the connection.") }
                 buffer.append(contentsOf: chunk[..<count])

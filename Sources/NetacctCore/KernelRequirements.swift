@@ -35,7 +35,7 @@ public enum KernelRequirements {
         }
     }
 
-    static func checkPrivileges() throws {
+    public static func checkPrivileges() throws {
         if geteuid() == 0 { return }
         // CAP_PERFMON (38) and CAP_BPF (39) suffice for tracing programs.
         let needed: UInt64 = (1 << 38) | (1 << 39)

@@ -3,8 +3,9 @@
 ///
 /// A process's total is the sum of its live threads' counters and the final counters of
 /// its exited threads. An exited process is reported once more, in the first sample after
-/// its exit, and then forgotten. Identities are (id, start time), so a reused PID or TID
-/// starts from zero.
+/// its exit in which no exit record of its threads can still be on its way, and then
+/// forgotten. Identities are (id, start time), so a reused PID or TID starts from zero.
+/// No total ever goes back, and a process is reported exited once and only once it has.
 public struct ProcessTable: Sendable {
     public struct ThreadSample: Sendable, Equatable, Codable {
         public var id: ThreadID
@@ -55,7 +56,7 @@ public struct ProcessTable: Sendable {
         var cgroupID: UInt64
         /// Last reported total, for deltas.
         var lastTotal: Traffic = .zero
-        /// Its last thread's exit record has been folded in; not reported yet.
+        /// The kernel's record of its exit has been folded in; not reported yet.
         var exitPending = false
         /// In the kernel's registry of counted processes as last read.
         var registered = false
@@ -90,6 +91,16 @@ public struct ProcessTable: Sendable {
     private var countedOutsideSlots: Set<ThreadID> = []
     /// Exit records of threads this sample had already counted live: folded in by the next.
     private var deferredExits: [Snapshot.ThreadExit] = []
+    /// The processes of those records: none of them is reported exited before they are in.
+    private var deferredProcesses: Set<ProcessID> = []
+    /// Processes reported exited in the last few samples, with the sample that did it: an exit
+    /// record that comes for one of them after all is not taken for a new process.
+    private var recentlyExited: [ProcessID: UInt64] = [:]
+    /// How many samples a process stays in `recentlyExited`.
+    static let exitedMemory: UInt64 = 8
+    /// Thread exit records with traffic that came after their process was reported exited
+    /// (never with the kernel's ordering of exit records; counted rather than added twice).
+    public private(set) var lateExitRecords: UInt64 = 0
 
     struct SlotHint: Sendable {
         /// The position of the thread's process (checked against the id in `scratch` before
@@ -104,6 +115,8 @@ public struct ProcessTable: Sendable {
         /// The state's id again, so that finding a thread's process touches one array, not two.
         let id: ProcessID
         var generation: UInt64 = 0
+        /// The sample that last counted a live thread of the process.
+        var threadsGeneration: UInt64 = 0
         var live: Traffic = .zero
     }
     private var lastThreadTotals: [ThreadID: Traffic] = [:]
@@ -127,8 +140,10 @@ public struct ProcessTable: Sendable {
     public var count: Int { states.count }
 
     /// Every live process as of the last `ingest`, with its cumulative total, in no order.
+    /// (A process whose exit is known but not reported yet is still live: `ingest` reports it
+    /// exited once the last of its records is in.)
     public func forEachLive(_ body: (ProcessID, String, Traffic) -> Void) {
-        for state in states where !state.exitPending {
+        for state in states {
             body(state.id, state.comm, state.lastTotal)
         }
     }
@@ -186,22 +201,28 @@ public struct ProcessTable: Sendable {
         return found
     }
 
-    /// Folds in exit records alone (the kernel's ledger drained between two samples). Their
-    /// processes are reported as exited in the next `ingest`.
-    public mutating func fold(exits: [Snapshot.ThreadExit]) {
-        foldDeferredExits()
-        foldNow(exits)
-    }
-
     private mutating func foldDeferredExits() {
         guard !deferredExits.isEmpty else { return }
         let exits = deferredExits
         deferredExits = []
+        deferredProcesses = []
         foldNow(exits)
     }
 
     private mutating func foldNow(_ exits: [Snapshot.ThreadExit]) {
-        for exit in exits {
+        // The threads' records before the processes' (a batch from the kernel's hash has no
+        // order), so that a process's exit finds the state its threads' records made.
+        for exit in exits.lazy.filter({ !$0.processExited }) + exits.lazy.filter(\.processExited) {
+            if positions[exit.id.process] == nil {
+                // Already reported exited: a record that comes after that is not a new process.
+                if recentlyExited[exit.id.process] != nil {
+                    if !exit.traffic.isZero { lateExitRecords += 1 }
+                    continue
+                }
+                // The exit of a process never counted (the kernel reports every exit once its
+                // registry was full): nothing to report.
+                if exit.processExited && exit.traffic.isZero { continue }
+            }
             // Not touched: "seen" by the next ingest only if it is in that snapshot.
             let index = position(exit.id.process, comm: exit.processComm, cgroupID: exit.cgroupID)
             exitedThreads[exit.id.process, default: .zero] += exit.traffic
@@ -259,6 +280,7 @@ public struct ProcessTable: Sendable {
             let index = touch(thread)
             if thread.slot < 0 { countedOutsideSlots.insert(thread.id) }
             scratch[index].live += thread.traffic
+            scratch[index].threadsGeneration = generation
             if keepsThreads {
                 rows[index].live.append(
                     ThreadSample(id: thread.id, comm: thread.comm, exited: false, total: thread.traffic, delta: .zero))
@@ -269,10 +291,17 @@ public struct ProcessTable: Sendable {
         // (folding them now would count it twice); every other record is folded in now.
         var exits: [Snapshot.ThreadExit] = []
         for exit in try source.readExits() {
-            if countedLive(exit) { deferredExits.append(exit) } else { exits.append(exit) }
+            if countedLive(exit) {
+                deferredExits.append(exit)
+                deferredProcesses.insert(exit.id.process)
+            } else {
+                exits.append(exit)
+            }
         }
         foldNow(exits)
-        for exit in exits { _ = touch(exit.id.process, comm: exit.processComm, cgroupID: exit.cgroupID) }
+        for exit in exits where positions[exit.id.process] != nil {
+            _ = touch(exit.id.process, comm: exit.processComm, cgroupID: exit.cgroupID)
+        }
 
         var samples: [ProcessSample] = []
         if reporting == .all { samples.reserveCapacity(states.count) }
@@ -280,14 +309,21 @@ public struct ProcessTable: Sendable {
         var threadTotals: [ThreadID: Traffic] = [:]
         for index in states.indices {
             let current = scratch[index].generation == generation
-            let exitPending = states[index].exitPending
-            // A process neither registered, nor with live threads, nor in the ledger has gone
-            // without a record (the ledger was full): report its last totals as exited.
-            let vanished = !current && !states[index].registered && !exitPending
-            let exited = exitPending || vanished
+            let id = states[index].id
+            // Its exit is known, but a thread of it was counted live in this sample, or has its
+            // record held back to the next: that record is still to come. Until then it is live.
+            let exitReady = states[index].exitPending && scratch[index].threadsGeneration != generation
+                && (deferredProcesses.isEmpty || !deferredProcesses.contains(id))
+            // Neither registered, nor with live threads, nor in the ledger: either its exit
+            // record was lost (the ledger was full), or it was never registered (the registry
+            // was full) and its counted threads are gone. Only the process itself can tell.
+            let vanished = !current && !states[index].registered && !states[index].exitPending
+                && !source.isRunning(id)
+            let exited = exitReady || vanished
             let lastTotal = states[index].lastTotal
-            let exitedSum = states[index].hasExitedThreads ? exitedThreads[states[index].id] ?? .zero : .zero
-            let total = vanished ? lastTotal : exitedSum + (current ? scratch[index].live : .zero)
+            let exitedSum = states[index].hasExitedThreads ? exitedThreads[id] ?? .zero : .zero
+            // Never below what was reported (a record lost to a full ledger cannot undo it).
+            let total = (exitedSum + (current ? scratch[index].live : .zero)).atLeast(lastTotal)
             var threads: [ThreadSample] = []
             if keepsThreads {
                 threads = rows[index].exited + (current ? rows[index].live : [])
@@ -309,7 +345,11 @@ public struct ProcessTable: Sendable {
             }
         }
         // Forget the exited: swap each with the last state, from the highest position down.
+        if !recentlyExited.isEmpty {
+            recentlyExited = recentlyExited.filter { generation &- $0.value < Self.exitedMemory }
+        }
         for index in gone.reversed() {
+            recentlyExited[states[index].id] = generation
             positions[states[index].id] = nil
             if states[index].hasExitedThreads { exitedThreads[states[index].id] = nil }
             let last = states.count - 1
@@ -374,6 +414,9 @@ public struct ProcessTable: Sendable {
 /// hands out values read before (tools, tests).
 public protocol SampleSource {
     associatedtype Failure: Error
+    /// Whether the process still runs (asked only of a process the kernel side no longer
+    /// lists and has no exit record of: rare, see `ProcessTable.ingest`).
+    mutating func isRunning(_ process: ProcessID) -> Bool
     /// The kernel's registry of counted processes if it changed since the previous read; nil if not.
     mutating func readRegistry() throws(Failure) -> [Snapshot.Process]?
     /// Calls `body` with every live thread.
@@ -387,4 +430,5 @@ extension Snapshot: SampleSource {
     public func readRegistry() -> [Process]? { processesChanged ? processes : nil }
     public func readLiveThreads(_ body: (LiveThread) -> Void) { threads.forEach(body) }
     public func readExits() -> [ThreadExit] { exits }
+    public func isRunning(_ process: ProcessID) -> Bool { running.contains(process) }
 }

@@ -67,13 +67,34 @@ public struct Snapshot: Sendable {
         public var uncountedCalls: UInt64 = 0
         /// Exited threads whose final counters did not fit in the exit ledger.
         public var droppedExits: UInt64 = 0
-        /// Processes that could not be registered (their exit may be noticed a sample late).
+        /// Processes that could not be registered (the registry was full): still counted, but
+        /// their exits are found through /proc, and their threads' records may come late.
         public var unregisteredProcesses: UInt64 = 0
-        public var isZero: Bool { uncountedCalls == 0 && droppedExits == 0 && unregisteredProcesses == 0 }
-        public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0, unregisteredProcesses: UInt64 = 0) {
+        /// Thread exit records that came after their process had been reported exited: their
+        /// final counters were not added (the process's total had been delivered).
+        public var lateThreadExits: UInt64 = 0
+        /// Exited processes forgotten before every client that should have had them did (the
+        /// daemon keeps at most a set number; `netacct daemon --max-exited`).
+        public var forgottenExits: UInt64 = 0
+        public var isZero: Bool { self == Losses() }
+        public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0, unregisteredProcesses: UInt64 = 0,
+                    lateThreadExits: UInt64 = 0, forgottenExits: UInt64 = 0) {
             self.uncountedCalls = uncountedCalls
             self.droppedExits = droppedExits
             self.unregisteredProcesses = unregisteredProcesses
+            self.lateThreadExits = lateThreadExits
+            self.forgottenExits = forgottenExits
+        }
+
+        /// What the logs and `top` say about it, one phrase per kind of loss.
+        public var phrases: [String] {
+            var result: [String] = []
+            if uncountedCalls > 0 { result.append("\(uncountedCalls) calls not counted (no room for thread counters)") }
+            if droppedExits > 0 { result.append("\(droppedExits) thread exits lost (exit ledger full)") }
+            if unregisteredProcesses > 0 { result.append("\(unregisteredProcesses) processes unregistered (registry full; their exits found through /proc)") }
+            if lateThreadExits > 0 { result.append("\(lateThreadExits) thread exits after their process's") }
+            if forgottenExits > 0 { result.append("\(forgottenExits) exited processes forgotten before delivery (exit backlog full)") }
+            return result
         }
     }
 
@@ -85,14 +106,18 @@ public struct Snapshot: Sendable {
     public var threads: [LiveThread]
     public var exits: [ThreadExit]
     public var losses: Losses
+    /// Processes known to run although neither registered nor with live threads (tests of
+    /// full maps); any other such process has gone.
+    public var running: Set<ProcessID>
 
     public init(processes: [Process] = [], processesChanged: Bool = true, threads: [LiveThread], exits: [ThreadExit],
-                losses: Losses = .init()) {
+                losses: Losses = .init(), running: Set<ProcessID> = []) {
         self.processes = processes
         self.processesChanged = processesChanged
         self.threads = threads
         self.exits = exits
         self.losses = losses
+        self.running = running
     }
 }
 
@@ -119,6 +144,7 @@ extension Snapshot.ThreadExit {
         self.init(id: ThreadID(id), traffic: Traffic(r.counters), cgroupID: r.cgroup_id,
                   processExited: r.process_exited != 0,
                   comm: string(fromCString: r.comm), processComm: string(fromCString: r.process_comm),
-                  slot: Int32(bitPattern: id.tid & slotMask))
+                  // tid 0: the record of the process's exit, which has no slot.
+                  slot: id.tid == 0 ? -1 : Int32(bitPattern: id.tid & slotMask))
     }
 }

@@ -46,10 +46,7 @@ public struct Top {
             let end = StopSignals.now()
             let (samples, losses) = try source.sample()
             if losses != reportedLosses {
-                logger.warning("some traffic could not be counted", metadata: [
-                    "uncounted_calls": "\(losses.uncountedCalls)",
-                    "dropped_thread_exits": "\(losses.droppedExits)",
-                ])
+                logger.warning("not everything could be counted: \(losses.phrases.joined(separator: "; "))")
                 reportedLosses = losses
             }
             if let cgroupPath = configuration.cgroup {
@@ -83,7 +80,7 @@ public struct Top {
         case local(AccountingEngine, ProcessTable)
 
         init(_ configuration: Configuration, logger: Logger) throws {
-            if let path = configuration.daemonSocket, let connection = DaemonAPI.Connection(path: path) {
+            if let path = configuration.daemonSocket, let connection = try Self.connect(path, logger: logger) {
                 // The first reply sets the baseline: traffic before top started is not shown.
                 var tracker = DeltaTracker()
                 let first = try connection.sample()
@@ -98,6 +95,29 @@ public struct Top {
             }
             let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
             self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger), ProcessTable())
+        }
+
+        /// The daemon's API, if one serves `path`. When its socket is closed to this user and
+        /// this user cannot load the programs either, says which and what to do.
+        static func connect(_ path: String, logger: Logger) throws -> DaemonAPI.Connection? {
+            do {
+                return try DaemonAPI.Connection(path: path)
+            } catch let error as UnixSocket.ConnectError where error.isPermissionDenied {
+                do {
+                    try KernelRequirements.checkPrivileges()
+                } catch {
+                    throw NetacctError("""
+                        A netacct daemon serves \(path), but its socket is not open to you (permission \
+                        denied), and loading netacct's own programs needs root or CAP_BPF and CAP_PERFMON. \
+                        Ask for the daemon to be run with --group GROUP and join that group, or run netacct as root.
+                        """)
+                }
+                logger.info("the daemon's socket is not open to this user: loading the programs here", metadata: ["socket": "\(path)"])
+                return nil
+            } catch let error as UnixSocket.ConnectError {
+                logger.debug("no daemon: \(error)")
+                return nil
+            }
         }
 
         mutating func sample() throws -> ([ProcessTable.ProcessSample], Snapshot.Losses) {

@@ -82,7 +82,7 @@ public struct TopRenderer {
             line += "  (\(interval.processes.count) processes, \(Self.seconds(interval.seconds)))"
             lines.append(line)
             if !losses.isZero {
-                lines.append("WARNING: not counted since start: \(losses.uncountedCalls) calls (no memory for thread state), \(losses.droppedExits) thread exits (exit ledger full)")
+                lines.append("WARNING since start: " + losses.phrases.joined(separator: "; "))
             }
             lines.append("")
         }

@@ -50,6 +50,15 @@ public struct Traffic: Hashable, Sendable, Codable {
 
     public static func += (a: inout Traffic, b: Traffic) { a = a + b }
 
+    /// Each counter's larger value of the two: what a total must be at least when it may not
+    /// go back (an exit record lost to a full ledger must not undo counts already reported).
+    public func atLeast(_ other: Traffic) -> Traffic {
+        Traffic(tcpTxPackets: max(tcpTxPackets, other.tcpTxPackets), tcpTxBytes: max(tcpTxBytes, other.tcpTxBytes),
+                tcpRxPackets: max(tcpRxPackets, other.tcpRxPackets), tcpRxBytes: max(tcpRxBytes, other.tcpRxBytes),
+                udpTxPackets: max(udpTxPackets, other.udpTxPackets), udpTxBytes: max(udpTxBytes, other.udpTxBytes),
+                udpRxPackets: max(udpRxPackets, other.udpRxPackets), udpRxBytes: max(udpRxBytes, other.udpRxBytes))
+    }
+
     /// The traffic since `earlier` (counters never go back; a counter below its earlier value
     /// gives 0 rather than wrapping).
     public func since(_ earlier: Traffic) -> Traffic {

@@ -2,17 +2,29 @@ import FoundationEssentials
 import NIOCore
 import NetacctCore
 
-/// One local API connection (DaemonAPI): each request line gets one JSON reply line.
+/// One local API connection (DaemonAPI): each request line gets one JSON reply line, in order.
+///
+/// A reply is made only once the previous one has been written out, so a client gets replies
+/// as fast as it reads them and no faster; it may send a few requests ahead
+/// (`maximumQueued`), and one that sends more while it does not read is dropped. An unknown
+/// request gets an error reply (`{"error": …}`); a line longer than `maximumRequest` bytes
+/// drops the client; so does sending nothing for the idle timeout.
 final class APIHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// A request line longer than this is not a request: the client is dropped.
     static let maximumRequest = 4096
+    /// Requests a client may have waiting behind the one being answered.
+    static let maximumQueued = 4
 
     private let shared: SharedService
     private var client: AccountingService.ClientID?
-    private var pending = 0
+    /// The line being received.
+    private var partial: [UInt8] = []
+    /// Whole request lines not answered yet, oldest first.
+    private var queued: [String] = []
+    private var answering = false
 
     init(shared: SharedService) {
         self.shared = shared
@@ -25,45 +37,87 @@ final class APIHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let client { shared.service.disconnect(client) }
+        if shared.budget.forget(ObjectIdentifier(self)) { shared.returnFreedMemory() }
+        queued = []
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        while let byte = buffer.readInteger(as: UInt8.self) {
+        let buffer = unwrapInboundIn(data)
+        for byte in buffer.readableBytesView {
             guard byte == 0x0A else {
-                pending += 1
-                if pending > Self.maximumRequest {
-                    shared.logger.notice("dropping an API client whose request line is too long")
+                partial.append(byte)
+                if partial.count > Self.maximumRequest {
+                    shared.log.log(.notice, "long-request", "dropping an API client whose request line is too long",
+                                   metadata: ["limit_bytes": "\(Self.maximumRequest)"])
                     context.close(promise: nil)
                     return
                 }
                 continue
             }
-            pending = 0
-            reply(context: context)
+            if queued.count >= Self.maximumQueued + (answering ? 0 : 1) {
+                shared.log.log(.notice, "pipelining", "dropping an API client that sends requests without reading the replies",
+                               metadata: ["queued_requests_allowed": "\(Self.maximumQueued)"])
+                context.close(promise: nil)
+                return
+            }
+            queued.append(String(decoding: partial, as: UTF8.self))
+            partial.removeAll(keepingCapacity: true)
         }
+        answerNext(context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
 
-    private func reply(context: ChannelHandlerContext) {
-        guard let client else { return }
-        shared.refresh(reporting: .all)
-        let reply = DaemonAPI.Reply(processes: shared.service.processes(for: client), losses: shared.service.losses,
-                                    threads: shared.service.configuration.keepsThreads)
+    /// Answers the oldest queued request, unless a reply is still being written.
+    private func answerNext(context: ChannelHandlerContext) {
+        guard !answering, !queued.isEmpty, context.channel.isActive else { return }
+        let request = queued.removeFirst()
+        let buffer: ByteBuffer
         do {
-            var line = try JSONEncoder().encode(reply)
-            line.append(0x0A)
-            let shared = self.shared
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: line))).whenComplete { _ in
-                shared.answered()
-            }
+            // The encoder's Data goes as soon as it is copied: only the buffer waits for the client.
+            buffer = context.channel.allocator.buffer(bytes: try reply(to: request))
         } catch {
-            shared.logger.error("encoding an API reply failed: \(error)")
+            shared.log.log(.error, "encoding", "encoding an API reply failed: \(error)")
             context.close(promise: nil)
+            return
         }
+        answering = true
+        let channel = context.channel
+        let owner = ObjectIdentifier(self)
+        let held = buffer.capacity
+        shared.hold(held, for: owner) { channel.close(promise: nil) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { result in
+            let (handler, context) = bound.value
+            handler.shared.budget.release(held, for: owner)
+            handler.answering = false
+            handler.shared.returnFreedMemory()
+            switch result {
+            case .success: handler.answerNext(context: context)
+            case .failure: context.close(promise: nil)
+            }
+        }
+    }
+
+    /// The JSON line (with its newline) that answers `request`.
+    private func reply(to request: String) throws -> Data {
+        var line: Data
+        let word = request.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed()
+        switch DaemonAPI.Request(rawValue: String(word)) {
+        case .sample:
+            shared.refresh(reporting: .all)
+            let processes = client.map { shared.service.processes(for: $0) } ?? []
+            line = try JSONEncoder().encode(DaemonAPI.Reply(processes: processes, losses: shared.service.losses,
+                                                            threads: shared.service.configuration.keepsThreads))
+        case nil:
+            let known = DaemonAPI.Request.allCases.map(\.rawValue).joined(separator: ", ")
+            let shown = request.count > 64 ? String(request.prefix(64)) + "…" : request
+            line = try JSONEncoder().encode(DaemonAPI.ErrorReply(error: "unknown request \"\(shown)\" (requests: \(known))"))
+        }
+        line.append(0x0A)
+        return line
     }
 }

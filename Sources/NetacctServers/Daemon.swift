@@ -15,10 +15,20 @@ public final class Daemon {
         /// A group whose members may connect too (mode 0660); nil: root only (0600).
         public var group: String?
         public var service = AccountingService.Configuration()
-        /// Seconds between drains of the kernel's exit ledger.
-        public var drainInterval: Double = 1
+        /// Seconds between two readings of the kernel when no client asks (exits noticed,
+        /// the exit ledger kept drained, the retention time applied).
+        public var maintenanceInterval: Double = 1
         /// Most clients connected at once, per socket.
         public var maximumClients = 64
+        /// A client that sends no request for this long is closed, so that idle connections
+        /// cannot keep others out. atop asks once per interval: its logging service
+        /// (`atop -w`) every 600 s by default, an interactive atop every few seconds, so the
+        /// default, 1200 s, is twice the longest interval in common use.
+        public var idleTimeout: Double = 1200
+        /// Most reply bytes held at once for clients that have not read them (all clients of
+        /// both sockets together); past it, the clients that left replies unread longest are
+        /// dropped. One atop reply is 96 bytes per process.
+        public var replyBudget = 24 << 20
         public init() {}
     }
 
@@ -30,8 +40,9 @@ public final class Daemon {
         self.logger = logger
     }
 
-    /// Serves until SIGINT or SIGTERM, then closes the sockets, removes their files and
-    /// detaches the programs. `ready` is called once the sockets accept connections.
+    /// Serves until SIGINT or SIGTERM, then closes the sockets, removes their files (if they
+    /// are still the sockets it made) and detaches the programs. `ready` is called once the
+    /// sockets accept connections.
     public func run(ready: () -> Void = {}) throws {
         let signals = StopSignals() // before any thread starts, so that all of them block these
         if let group = configuration.group, getgrnam(group) == nil {
@@ -40,76 +51,103 @@ public final class Daemon {
         let engine = try AccountingEngine(logger: logger)
         var paths = [configuration.socketPath]
         if let api = configuration.apiSocketPath { paths.append(api) }
-        for path in paths where try SocketPath.claim(path) == .reclaimedStale {
-            logger.notice("removed a stale socket left by an earlier daemon", metadata: ["path": "\(path)"])
+        var leases: [SocketPath.Lease] = []
+        defer { for lease in leases { lease.release() } }
+        for path in paths {
+            let lease = try SocketPath.claim(path)
+            leases.append(lease)
+            if lease.claim == .reclaimedStale {
+                logger.notice("removed a stale socket left by an earlier daemon", metadata: ["path": "\(path)"])
+            }
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),
-                                   loop: loop, logger: logger)
+                                   loop: loop, logger: logger, replyBudget: configuration.replyBudget)
         var channels: [Channel] = []
-        var bound: [String] = []
         defer {
             for channel in channels { try? channel.close().wait() }
             try? group.syncShutdownGracefully()
-            for path in bound { unlink(path) }
             withExtendedLifetime(engine) {}
         }
-        do {
-            channels.append(try bind(configuration.socketPath, group: group) { NetatopHandler(shared: shared) })
-            bound.append(configuration.socketPath)
-            if let api = configuration.apiSocketPath {
-                channels.append(try bind(api, group: group) { APIHandler(shared: shared) })
-                bound.append(api)
-            }
+        channels.append(try bind(leases[0], group: group, shared: shared) { NetatopHandler(shared: shared) })
+        if leases.count > 1 {
+            channels.append(try bind(leases[1], group: group, shared: shared) { APIHandler(shared: shared) })
         }
-        let interval = Int64(configuration.drainInterval * 1000)
-        loop.scheduleRepeatedTask(initialDelay: .milliseconds(interval), delay: .milliseconds(interval)) { _ in
-            shared.drainExits()
+        let interval = configuration.maintenanceInterval
+        let milliseconds = Int64(interval * 1000)
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(milliseconds), delay: .milliseconds(milliseconds)) { _ in
+            shared.maintain(interval: interval)
         }
         logger.notice("serving", metadata: ["atop": "\(configuration.socketPath)",
-                                            "api": "\(configuration.apiSocketPath ?? "-")"])
+                                            "api": "\(configuration.apiSocketPath ?? "-")",
+                                            "idle_timeout_s": "\(configuration.idleTimeout)"])
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
     }
 
-    private func bind(_ path: String, group: EventLoopGroup,
+    private func bind(_ lease: SocketPath.Lease, group: EventLoopGroup, shared: SharedService,
                       handler: @escaping @Sendable () -> any ChannelInboundHandler) throws -> Channel {
+        let path = lease.path
         let limit = configuration.maximumClients
-        let logger = self.logger
+        let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeout * 1000))
         let connections = ConnectionCount()
         let previous = umask(0o177) // the socket file is created 0600, then widened if asked
         defer { umask(previous) }
+        // Bound here rather than by NIO, which would delete whatever socket is at the path when
+        // it closes the channel: only the lease removes the file, and only if it is this one.
+        let socket = try UnixSocket.listening(at: path, backlog: 16)
         let channel: Channel
         do {
             channel = try ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 16)
                 .childChannelInitializer { channel in
                     guard connections.increment() <= limit else {
-                        logger.warning("refusing a client: \(limit) are connected already", metadata: ["path": "\(path)"])
                         connections.decrement()
+                        shared.log.log(.warning, "refused-\(path)", "refusing a client: \(limit) are connected already",
+                                       metadata: ["path": "\(path)"])
                         return channel.close()
                     }
                     channel.closeFuture.whenComplete { _ in connections.decrement() }
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(handler())
+                        try channel.pipeline.syncOperations.addHandlers(IdleStateHandler(readTimeout: idle),
+                                                                       ClosingIdleClients(log: shared.log), handler())
                     }
                 }
-                .bind(unixDomainSocketPath: path)
+                .withBoundSocket(socket)
                 .wait()
         } catch {
+            close(socket)
+            unlink(path)
             throw NetacctError("Cannot listen on \(path): \(error).")
         }
         do {
             try SocketPath.restrict(path, group: configuration.group)
+            try lease.bound()
         } catch {
             try? channel.close().wait()
-            unlink(path)
+            lease.release()
             throw error
         }
         return channel
+    }
+}
+
+/// Closes a client that sent nothing for the idle timeout (IdleStateHandler's read event).
+final class ClosingIdleClients: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    // The log is used on the event loop only, like everything a handler does.
+    nonisolated(unsafe) let log: RateLimitedLog
+
+    init(log: RateLimitedLog) { self.log = log }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        log.log(.notice, "idle", "closing a client that sent no request for the idle timeout")
+        context.close(promise: nil)
     }
 }
 

@@ -5,28 +5,21 @@ import NetacctCore
 /// request (its content is not looked at), then 96-byte `recv`s until a record with id 0,
 /// taking a short read as a broken reply. For tests and benchmarks of the daemon.
 public final class NetatopClient {
-    public let fd: Int32
+    private let socket: UnixSocket
+    public var fd: Int32 { socket.fd }
 
     public init(path: String, timeoutSeconds: Int = 5) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = try SocketPath.unixAddress(path)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        do {
+            socket = try UnixSocket.connect(path)
+        } catch let error as UnixSocket.ConnectError {
+            throw NetacctError(error.description)
         }
-        guard result == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw NetacctError("Cannot connect to \(path): \(reason).")
-        }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        socket.setReceiveTimeout(seconds: timeoutSeconds)
     }
-
-    deinit { close(fd) }
 
     /// Sends raw bytes (a test may send half a request).
     public func send(_ bytes: [UInt8]) {
-        _ = Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
+        socket.send(bytes)
     }
 
     /// Sends one request of uninitialised-looking bytes, as atop does.

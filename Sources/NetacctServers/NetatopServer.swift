@@ -4,34 +4,41 @@ import NIOCore
 import NIOPosix
 import NetacctCore
 
-/// The accounting service, reachable from channel handlers. Every use happens on `loop`,
-/// the daemon's single event loop, which is what makes the unchecked Sendable true.
+/// The accounting service, reachable from channel handlers, with what the servers share:
+/// the bound on unsent replies and the rate-limited log. Every use happens on `loop`, the
+/// daemon's single event loop, which is what makes the unchecked Sendable true.
 final class SharedService: @unchecked Sendable {
     let service: AccountingService
     let loop: EventLoop
     let logger: Logger
+    let log: RateLimitedLog
+    let budget: ReplyBudget
     private var reportedLosses = Snapshot.Losses()
 
-    init(service: AccountingService, loop: EventLoop, logger: Logger) {
+    init(service: AccountingService, loop: EventLoop, logger: Logger, replyBudget: Int) {
         self.service = service
         self.loop = loop
         self.logger = logger
+        self.log = RateLimitedLog(logger: logger, clock: StopSignals.now)
+        self.budget = ReplyBudget(limit: replyBudget, clock: StopSignals.now)
     }
 
-    /// Between requests: keep the kernel's exit ledger drained.
-    func drainExits() {
+    /// Every second, clients or not: notices exits and forgets what waited long enough.
+    func maintain(interval: Double) {
         loop.preconditionInEventLoop()
         do {
-            try service.drainExits()
+            try service.maintain(interval: interval)
+            reportLosses()
         } catch {
-            logger.error("reading the kernel's exit records failed: \(error)")
+            log.log(.error, "maintain", "reading the kernel's counters failed: \(error)")
         }
     }
 
-    /// After an answer has left: gives the memory that building it took back to the system.
-    /// glibc keeps freed memory for reuse otherwise, and the daemon would stay as large as its
-    /// largest answer ever instead of its tables (BENCHMARKS.md, memory).
-    func answered() {
+    /// After an answer has left, or a client holding one has gone: gives the memory that
+    /// building it took back to the system. glibc keeps freed memory for reuse otherwise, and
+    /// the daemon would stay as large as its largest answers ever instead of its tables
+    /// (BENCHMARKS.md, memory).
+    func returnFreedMemory() {
         // Once the callbacks that wrote the answer have returned and let go of it.
         loop.execute { malloc_trim(0) }
     }
@@ -42,17 +49,35 @@ final class SharedService: @unchecked Sendable {
         loop.preconditionInEventLoop()
         do {
             try service.refresh(reporting: reporting)
-            if service.losses != reportedLosses {
-                reportedLosses = service.losses
-                logger.warning("some traffic could not be counted (a kernel map is full)", metadata: [
-                    "uncounted_calls": "\(reportedLosses.uncountedCalls)",
-                    "dropped_thread_exits": "\(reportedLosses.droppedExits)",
-                    "unregistered_processes": "\(reportedLosses.unregisteredProcesses)",
-                ])
-            }
+            reportLosses()
         } catch {
-            logger.error("reading the kernel's counters failed: \(error)")
+            log.log(.error, "refresh", "reading the kernel's counters failed: \(error)")
         }
+    }
+
+    /// Makes room in the reply budget for `bytes` of `owner`'s, dropping the clients that left
+    /// their replies unread longest if needed.
+    func hold(_ bytes: Int, for owner: ReplyBudget.Owner, drop: @escaping () -> Void) {
+        let dropped = budget.hold(bytes, for: owner, drop: drop)
+        if dropped > 0 {
+            returnFreedMemory()
+            log.log(.notice, "budget", "dropped clients that do not read their replies, to keep the daemon's memory bounded",
+                    metadata: ["dropped": "\(dropped)", "dropped_since_start": "\(budget.dropped)",
+                               "reply_budget_bytes": "\(budget.limit)"])
+        }
+    }
+
+    private func reportLosses() {
+        let losses = service.losses
+        guard losses != reportedLosses else { return }
+        reportedLosses = losses
+        log.log(.warning, "losses", "not everything could be counted: \(losses.phrases.joined(separator: "; "))", metadata: [
+            "uncounted_calls": "\(losses.uncountedCalls)",
+            "dropped_thread_exits": "\(losses.droppedExits)",
+            "unregistered_processes": "\(losses.unregisteredProcesses)",
+            "late_thread_exits": "\(losses.lateThreadExits)",
+            "forgotten_exits": "\(losses.forgottenExits)",
+        ])
     }
 }
 
@@ -62,8 +87,10 @@ final class SharedService: @unchecked Sendable {
 /// Records are never split between reads: the reply goes out in chunks of whole records,
 /// each written only after the previous one left, so each becomes its own socket buffer and
 /// atop's 96-byte `recv`s always find whole records. A client that asks again before it has
-/// read its reply is dropped; one that stops reading holds at most its one pending reply.
-/// Nothing a client does blocks the others (the loop never waits on a socket).
+/// read its reply is dropped; one that stops reading holds at most its one pending reply,
+/// and is dropped when the replies waiting for clients pass the daemon's bound
+/// (`SharedService.hold`). Nothing a client does blocks the others (the loop never waits on
+/// a socket). A client that sends nothing for the idle timeout is closed.
 final class NetatopHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -91,6 +118,8 @@ final class NetatopHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let client { shared.service.disconnect(client) }
+        if shared.budget.forget(ObjectIdentifier(self)) { shared.returnFreedMemory() }
+        pending = []
         shared.logger.debug("atop client disconnected", metadata: ["client": "\(client ?? 0)"])
         context.fireChannelInactive()
     }
@@ -100,7 +129,7 @@ final class NetatopHandler: ChannelInboundHandler {
         while requestBytes >= NetatopRecord.size {
             requestBytes -= NetatopRecord.size
             guard !replying else {
-                shared.logger.notice("dropping an atop client that asked again before reading its reply")
+                shared.log.log(.notice, "pipelining", "dropping an atop client that asked again before reading its reply")
                 context.close(promise: nil)
                 return
             }
@@ -134,18 +163,24 @@ final class NetatopHandler: ChannelInboundHandler {
         chunks.append(chunk)
         replying = true
         pending = chunks.reversed()
+        let channel = context.channel
+        shared.hold(chunks.reduce(0) { $0 + $1.capacity }, for: ObjectIdentifier(self)) {
+            channel.close(promise: nil)
+        }
         writeNext(context: context)
     }
 
     private func writeNext(context: ChannelHandlerContext) {
         guard let chunk = pending.popLast() else {
             replying = false
-            shared.answered()
+            shared.returnFreedMemory()
             return
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let bytes = chunk.capacity
         context.writeAndFlush(wrapOutboundOut(chunk)).whenComplete { result in
             let (handler, context) = bound.value
+            handler.shared.budget.release(bytes, for: ObjectIdentifier(handler))
             switch result {
             case .success: handler.writeNext(context: context)
             case .failure:

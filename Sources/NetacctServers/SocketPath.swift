@@ -3,14 +3,92 @@ import NetacctCore
 
 /// Claims a Unix socket path for a server: refuses when another server answers there,
 /// reclaims a stale socket file left by a crashed one, and never deletes anything that is
-/// not a socket.
+/// not a socket, nor a socket another server made.
+///
+/// Two servers starting together are kept apart by a lock file beside the socket
+/// (`PATH.lock`, `flock(2)`), held for as long as the server runs: checking, reclaiming and
+/// binding happen under it, so the second can never delete the first's live socket. The lock
+/// file stays when the server stops (deleting it would let a third server lock another file
+/// while the second waits on this one); it holds nothing.
 public enum SocketPath {
     public enum Claim: Equatable, Sendable {
         case free
         case reclaimedStale
     }
 
-    public static func claim(_ path: String) throws -> Claim {
+    /// The claim on a path: its lock, held until `release`.
+    public final class Lease {
+        public let path: String
+        public let claim: Claim
+        private var lock: Int32
+        /// The socket file this server bound, once `bound()` says so, held open (O_PATH): an
+        /// inode number is reused as soon as its file is gone, and holding it keeps the number
+        /// this file's, so a file someone puts at the path later always differs.
+        private var socketFile: Int32 = -1
+        /// open(2)'s O_PATH (Linux), which Swift's Glibc module leaves out (a GNU extension).
+        private static let openPathOnly: Int32 = 0o10000000
+
+        init(path: String, claim: Claim, lock: Int32) {
+            self.path = path
+            self.claim = claim
+            self.lock = lock
+        }
+
+        /// Records the socket file the server has just bound and set up at the path.
+        public func bound() throws {
+            let fd = open(path, Self.openPathOnly | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw NetacctError("Cannot open the socket \(path) netacct has just made: \(String(cString: strerror(errno))).")
+            }
+            socketFile = fd
+        }
+
+        /// Removes the socket file if it is still the one this server bound (not a file or a
+        /// socket someone put there since), then lets go of the lock.
+        public func release() {
+            if socketFile >= 0 {
+                var ours = stat(), there = stat()
+                if fstat(socketFile, &ours) == 0, lstat(path, &there) == 0,
+                   ours.st_dev == there.st_dev, ours.st_ino == there.st_ino {
+                    unlink(path)
+                }
+                close(socketFile)
+                socketFile = -1
+            }
+            if lock >= 0 {
+                close(lock)
+                lock = -1
+            }
+        }
+
+        deinit { release() }
+    }
+
+    public static func lockPath(for path: String) -> String { path + ".lock" }
+
+    public static func claim(_ path: String) throws -> Lease {
+        let lockPath = lockPath(for: path)
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lock >= 0 else {
+            throw NetacctError("Cannot open the lock file \(lockPath): \(String(cString: strerror(errno))).")
+        }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            close(lock)
+            if reason == EWOULDBLOCK {
+                throw NetacctError("Another netacct daemon holds \(lockPath): it is serving \(path) or starting to. Stop it first, or choose another path with --socket.")
+            }
+            throw NetacctError("Cannot lock \(lockPath): \(String(cString: strerror(reason))).")
+        }
+        do {
+            return Lease(path: path, claim: try claimLocked(path), lock: lock)
+        } catch {
+            close(lock)
+            throw error
+        }
+    }
+
+    private static func claimLocked(_ path: String) throws -> Claim {
         var info = stat()
         if lstat(path, &info) != 0 {
             if errno == ENOENT { return .free }
@@ -30,25 +108,12 @@ public enum SocketPath {
 
     /// Whether something accepts connections on the socket at `path`.
     static func answers(_ path: String) throws -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = try unixAddress(path)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        do {
+            _ = try UnixSocket.connect(path)
+            return true
+        } catch let error as UnixSocket.ConnectError where error.isRefusedOrAbsent {
+            return false
         }
-        return result == 0
-    }
-
-    static func unixAddress(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw NetacctError("The socket path \(path) is too long (at most \(MemoryLayout.size(ofValue: address.sun_path) - 1) bytes).")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        return address
     }
 
     /// Who may connect: the owner (root) only, or also a group.

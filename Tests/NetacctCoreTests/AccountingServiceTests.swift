@@ -46,25 +46,73 @@ struct AccountingServiceTests {
         #expect(service.exitedCount == 0)
     }
 
-    @Test func exitsDrainedBetweenRequestsReachTheNextReply() throws {
+    @Test func exitsAreNoticedAndExpireWithNoClientConnected() throws {
         let feed = Feed()
-        var drained: [Snapshot.ThreadExit] = []
-        let service = AccountingService(configuration: .init(retention: 60), clock: { feed.now },
-                                        source: { feed.next }, drain: { defer { drained = [] }; return drained })
-        let a = service.connect()
+        let service = service(feed, retention: 10)
+        live(feed)
+        try service.maintain(interval: 1)
+        exit(feed)
+        feed.now = 1
+        try service.maintain(interval: 1) // no client: the exit is noticed all the same
+        feed.next = Snapshot(threads: [], exits: [])
+        #expect(service.exitedCount == 1)
+        feed.now = 12
+        try service.maintain(interval: 1) // and forgotten after the retention time
+        #expect(service.exitedCount == 0)
+        let late = service.connect()
+        try service.refresh()
+        #expect(service.processes(for: late).isEmpty)
+    }
+
+    @Test func everyClientThatAsksWithinTheRetentionGetsExitsNoticedWhileNoneWasConnected() throws {
+        let feed = Feed()
+        let service = service(feed, retention: 10)
         live(feed)
         try service.refresh()
-        // The process exits; the periodic drain takes its record out of the ledger...
-        drained = [.init(id: Self.thread, traffic: Self.traffic + Self.traffic, cgroupID: 1, processExited: true,
-                         comm: "c", processComm: "c")]
-        try service.drainExits()
-        // ...and the next request's refresh (the slot is gone) reports it, once.
+        exit(feed)
+        feed.now = 1
+        try service.maintain(interval: 1)
         feed.next = Snapshot(threads: [], exits: [])
+        #expect(service.exitedCount == 1)
+        feed.now = 2
+        let first = service.connect()
         try service.refresh()
-        let reply = service.processes(for: a)
-        #expect(reply.count == 1 && reply[0].exited && reply[0].total == Self.traffic + Self.traffic)
+        #expect(service.processes(for: first).map(\.exited) == [true])
+        feed.now = 3
+        let second = service.connect()
         try service.refresh()
-        #expect(service.processes(for: a).isEmpty)
+        #expect(service.processes(for: second).map(\.total) == [Self.traffic + Self.traffic])
+        #expect(service.processes(for: second).isEmpty && service.processes(for: first).isEmpty)
+    }
+
+    @Test func aReplyNeverCarriesOnePIDTwice() throws {
+        let feed = Feed()
+        let service = service(feed)
+        let client = service.connect()
+        func thread(_ start: UInt64) -> ThreadID {
+            ThreadID(tid: 42, startNanoseconds: start, process: ProcessID(pid: 42, startNanoseconds: start))
+        }
+        func records() -> [(ProcessID, Traffic)] {
+            var result: [(ProcessID, Traffic)] = []
+            service.forEachProcess(for: client) { id, _, total in result.append((id, total)) }
+            return result
+        }
+        // PID 42 exits twice and is reused a third time, all within one interval.
+        feed.next = Snapshot(threads: [.init(id: thread(3), traffic: Self.traffic, cgroupID: 1, comm: "c")], exits: [
+            .init(id: thread(1), traffic: Self.traffic, cgroupID: 1, processExited: true, comm: "c", processComm: "c"),
+            .init(id: thread(2), traffic: Self.traffic + Self.traffic, cgroupID: 1, processExited: true, comm: "c", processComm: "c"),
+        ])
+        try service.refresh(reporting: .exited)
+        feed.next = Snapshot(threads: [.init(id: thread(3), traffic: Self.traffic + Self.traffic, cgroupID: 1, comm: "c")], exits: [])
+        var replies: [[(ProcessID, Traffic)]] = []
+        for _ in 0..<3 {
+            replies.append(records())
+            try service.refresh(reporting: .exited)
+        }
+        #expect(replies.map(\.count) == [1, 1, 1])
+        #expect(replies.map { $0.first?.0.startNanoseconds } == [1, 2, 3])
+        // The new process's counters are cumulative: nothing of it is lost by waiting.
+        #expect(replies[2].first?.1 == Self.traffic + Self.traffic)
     }
 
     @Test func aDisconnectedClientDoesNotHoldExitedProcesses() throws {
@@ -108,7 +156,8 @@ struct AccountingServiceTests {
             try service.refresh()
         }
         #expect(service.exitedCount == 5)
-        #expect(service.droppedExited == 15)
+        #expect(service.losses.forgottenExits == 15)
+        #expect(service.losses.phrases == ["15 exited processes forgotten before delivery (exit backlog full)"])
         feed.now = 20
         feed.next = Snapshot(threads: [], exits: [])
         try service.refresh()

@@ -161,6 +161,37 @@ struct AccountingTests {
         #expect(!next.contains { $0.id == sample.id })
     }
 
+    @Test func aFullRegistryNeverMakesALiveProcessExited() throws {
+        // Room for two processes: others on the machine may take them; most of ours find it full.
+        let recorder = try Recorder(registryEntries: 2)
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        _ = receiver
+        var pids = [pid_t](repeating: 0, count: 8)
+        let started = Int(test_spawn_worker_senders(8, try portNumber(address), 100, &pids))
+        #expect(started == 8)
+        var killed = false
+        defer { if !killed { for pid in pids { kill(pid, SIGKILL); waitpid(pid, nil, 0) } } }
+        // Each process's one talking thread has exited; the processes live on.
+        try recorder.poll { pids.allSatisfy { recorder.process($0)?.total.udpTxPackets == 1 } }
+        for _ in 0..<5 {
+            try recorder.poll()
+            usleep(100_000)
+        }
+        for pid in pids {
+            let sample = recorder.process(pid)
+            #expect(sample?.exited == false, "process \(pid) reported exited while it runs")
+            #expect(sample?.total == Traffic(udpTxPackets: 1, udpTxBytes: 100))
+        }
+        #expect(try recorder.engine.losses().unregisteredProcesses >= 6)
+        // When they end, each is reported exited once, with its counters.
+        for pid in pids { kill(pid, SIGKILL); waitpid(pid, nil, 0) }
+        killed = true
+        try recorder.poll { pids.allSatisfy { recorder.process($0)?.exited == true } }
+        for pid in pids {
+            #expect(recorder.process(pid).map { $0.exited && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 100) } == true)
+        }
+    }
+
     @Test func onlyPIDCountsOneProcess() throws {
         let recorder = try Recorder(onlyPID: getpid())
         let (_, receiver, address) = try udpPair(.v4, connected: false)

@@ -40,20 +40,58 @@ struct ProcessTableTests {
         #expect(later[0].comm == "app")
     }
 
-    @Test func exitsDrainedBetweenSamplesCountOnceAndShowNext() {
+    /// The process's exit record (tid 0) after its threads'.
+    func processExit() -> Snapshot.ThreadExit {
+        Snapshot.ThreadExit(id: ThreadID(tid: 0, startNanoseconds: 0, process: process), traffic: .zero, cgroupID: 1,
+                            processExited: true, comm: "", processComm: "app")
+    }
+
+    @Test func aProcessIsReportedExitedOnlyOnceNoRecordOfItsThreadsCanCome() {
         var table = ProcessTable()
         _ = table.ingest(Snapshot(processes: registered, threads: [live(100, a), live(101, a)], exits: []))
-        // The daemon drains the ledger between two samples: thread 101 exited...
-        table.fold(exits: [exit(101, a + b)])
-        // ...and its slot is still seen by the next sample (read before the exit hook freed it).
-        let next = table.ingest(Snapshot(processes: registered, threads: [live(100, a), live(101, a + b)], exits: []))
-        #expect(next.count == 1 && next[0].total == a + a + b && !next[0].exited)
-        #expect(next[0].threads.first { $0.id.tid == 101 }?.exited == true)
-        // The last thread's exit, drained: the process is reported exited once, then forgotten.
-        table.fold(exits: [exit(100, a, last: true)])
-        let last = table.ingest(Snapshot(threads: [], exits: []))
-        #expect(last.count == 1 && last[0].exited && last[0].total == a + a + b && last[0].delta == .zero)
+        // The process's exit is read while thread 101 is still seen in its slot (its exit hook
+        // has not run yet): the process stays live, with what is counted.
+        let racing = table.ingest(Snapshot(processes: [], threads: [live(101, a + b)], exits: [exit(100, a), processExit()]))
+        #expect(racing.count == 1 && !racing[0].exited && racing[0].total == a + a + b)
+        var live: [ProcessID] = []
+        table.forEachLive { id, _, _ in live.append(id) }
+        #expect(live == [process]) // still in an atop reply
+        // Thread 101's record: now the process is reported exited, once, with everything.
+        let next = table.ingest(Snapshot(threads: [], exits: [exit(101, a + b + b)]))
+        #expect(next.count == 1 && next[0].exited && next[0].total == a + a + b + b && next[0].delta == b)
         #expect(table.ingest(Snapshot(threads: [], exits: [])).isEmpty)
+    }
+
+    @Test func aLateRecordMakesNoGhostExit() {
+        var table = ProcessTable()
+        _ = table.ingest(Snapshot(processes: registered, threads: [live(100, a)], exits: []))
+        let exited = table.ingest(Snapshot(threads: [], exits: [exit(100, a), processExit()]))
+        #expect(exited.count == 1 && exited[0].exited && exited[0].total == a)
+        // A record of the process that comes after all: no second exit, no new process; counted.
+        let after = table.ingest(Snapshot(threads: [], exits: [exit(101, b)]))
+        #expect(after.isEmpty)
+        #expect(table.lateExitRecords == 1)
+        #expect(table.count == 0)
+    }
+
+    @Test func anUnregisteredProcessIsNotReportedExitedWhileItRuns() {
+        var table = ProcessTable()
+        // The registry was full: the process is not in it; its one talking thread exits.
+        _ = table.ingest(Snapshot(processes: [], threads: [live(101, a)], exits: []))
+        let samples = table.ingest(Snapshot(processes: [], threads: [], exits: [exit(101, a + b)], running: [process]))
+        #expect(samples.count == 1 && !samples[0].exited && samples[0].total == a + b)
+        let later = table.ingest(Snapshot(processes: [], threads: [], exits: [], running: [process]))
+        #expect(later.count == 1 && !later[0].exited && later[0].total == a + b)
+        // Once it is gone from /proc (its exit record lost), it is reported exited, once.
+        let gone = table.ingest(Snapshot(processes: [], threads: [], exits: []))
+        #expect(gone.count == 1 && gone[0].exited && gone[0].total == a + b)
+        #expect(table.ingest(Snapshot(threads: [], exits: [])).isEmpty)
+    }
+
+    @Test func theExitOfAProcessNeverCountedIsNoSample() {
+        var table = ProcessTable()
+        #expect(table.ingest(Snapshot(threads: [], exits: [processExit()])).isEmpty)
+        #expect(table.count == 0)
     }
 
     @Test func slotHintsSurviveProcessesMovingAndSlotsChangingHands() {

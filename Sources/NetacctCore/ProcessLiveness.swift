@@ -1,0 +1,41 @@
+import Glibc
+
+/// Whether a process still runs, from /proc: asked by the engine for a process the kernel side
+/// no longer lists and has no exit record of (a full registry or exit ledger), so that a live
+/// process is never reported exited.
+enum ProcessLiveness {
+    /// Whether `/proc/<pid>` is the process that started at `startNanoseconds` (the kernel's
+    /// CLOCK_MONOTONIC start time). /proc gives the start in clock ticks of CLOCK_BOOTTIME,
+    /// which runs ahead of CLOCK_MONOTONIC by the time the machine was suspended: the same
+    /// process lies between the two, within a tick. A reused PID started later.
+    static func isRunning(_ process: ProcessID) -> Bool {
+        guard let ticks = startTicks(process.pid) else { return false }
+        let tick = 1_000_000_000 / UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+        let bootNanoseconds = ticks &* tick
+        let start = process.startNanoseconds
+        return bootNanoseconds + tick >= start && bootNanoseconds <= start + suspended() + tick
+    }
+
+    /// Field 22 of /proc/<pid>/stat; nil when there is no such process.
+    static func startTicks(_ pid: Int32) -> UInt64? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // After "pid (comm)": field 3 (state) is the first; starttime is field 22.
+        let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 19 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    /// CLOCK_BOOTTIME - CLOCK_MONOTONIC: how long the machine has been suspended.
+    static func suspended() -> UInt64 {
+        var boot = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let difference = (Int64(boot.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000 + Int64(boot.tv_nsec - monotonic.tv_nsec)
+        return UInt64(max(difference, 0))
+    }
+}

@@ -1,0 +1,363 @@
+import CTestSupport
+import Foundation
+import Glibc
+import NetacctCore
+import NetacctServers
+import Synchronization
+import Testing
+
+/// A UDP socket on loopback that test processes send to; nothing reads it (a full receive
+/// buffer drops datagrams, but each send still succeeds and is counted).
+final class UDPSink: Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = address.sin_port.bigEndian
+    }
+
+    deinit { close(fd) }
+}
+
+/// Processes that each sent one 100-byte datagram and sleep until the test ends.
+final class LiveSenders {
+    var pids: [pid_t]
+
+    init(_ count: Int, sink: UDPSink) {
+        pids = [pid_t](repeating: 0, count: count)
+        let started = Int(test_spawn_senders(Int32(count), sink.port, 100, &pids))
+        pids.removeLast(count - started)
+    }
+
+    deinit {
+        for pid in pids { kill(pid, SIGKILL) }
+        for pid in pids { waitpid(pid, nil, 0) }
+    }
+}
+
+/// Runs `count` processes of `threads` threads that each send one 100-byte datagram, then exit
+/// (at most `concurrent` at once); returns their PIDs once all have exited.
+func spawnExiters(_ count: Int, threads: Int = 1, concurrent: Int = 32, sink: UDPSink) -> [pid_t] {
+    var pids = [pid_t](repeating: 0, count: count)
+    let started = Int(test_spawn_exiters(Int32(count), Int32(threads), sink.port, 100, &pids, Int32(concurrent)))
+    return Array(pids.prefix(started))
+}
+
+extension DaemonProcess {
+    /// The daemon's resident memory (VmRSS), in KiB.
+    var residentKiB: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+    }
+}
+
+/// The daemon as hostile clients and a very busy machine find it (the issue "The daemon under
+/// hostile clients and heavy churn"): each test is one of its defects.
+@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+struct DaemonHostileTests {
+    /// Test builds are debug builds: larger than a release daemon (BENCHMARKS.md has those).
+    static let memoryBoundKiB = 64_000 + 32_000
+
+    @Test func anAPIClientThatAsksWithoutReadingIsDroppedWhileAtopIsAnswered() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess()
+        let senders = LiveSenders(3000, sink: sink)
+        usleep(300_000)
+        let atop = try AtopClient(daemon.socket)
+        #expect(try atop.sample().filter { senders.pids.contains($0.pid) }.count == senders.pids.count)
+        let hostile = try UnixSocket.connect(daemon.api)
+        var peak = 0, slowest = 0.0, dropped = false
+        for _ in 0..<30 {
+            // 50 empty request lines every 0.1 s, and never a read.
+            if !hostile.send([UInt8](repeating: 0x0A, count: 50)) { dropped = true }
+            let started = Date()
+            #expect(try atop.sample().count >= senders.pids.count)
+            slowest = max(slowest, Date().timeIntervalSince(started))
+            peak = max(peak, daemon.residentKiB)
+            usleep(100_000)
+        }
+        #expect(dropped, "the daemon must close a client that pipelines without reading")
+        #expect(slowest < 1, "atop waited \(slowest) s for a reply")
+        #expect(peak < Self.memoryBoundKiB, "the daemon grew to \(peak) KiB")
+        let stopping = Date()
+        let (status, log) = daemon.stop()
+        #expect(status == 0)
+        #expect(Date().timeIntervalSince(stopping) < 3)
+        #expect(log.contains("dropping an API client that sends requests without reading the replies"))
+    }
+
+    @Test func clientsThatNeverReadCannotGrowTheDaemon() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess()
+        let senders = LiveSenders(3000, sink: sink)
+        usleep(300_000)
+        // 60 atop clients and 60 API clients ask once and never read (64 may connect to each socket).
+        var hostile: [UnixSocket] = []
+        for index in 0..<120 {
+            let client = try UnixSocket.connect(index % 2 == 0 ? daemon.socket : daemon.api)
+            client.send(index % 2 == 0 ? [UInt8](repeating: 7, count: NetatopRecord.size) : Array("sample\n".utf8))
+            hostile.append(client)
+            usleep(20_000)
+        }
+        let peak = daemon.residentKiB
+        #expect(peak < Self.memoryBoundKiB, "the daemon grew to \(peak) KiB")
+        // A client that reads is answered, completely.
+        let atop = try AtopClient(daemon.socket)
+        #expect(try atop.sample().filter { senders.pids.contains($0.pid) }.count == senders.pids.count)
+        _ = hostile
+        let (status, log) = daemon.stop()
+        #expect(status == 0)
+        #expect(log.contains("dropped clients that do not read their replies"))
+    }
+
+    @Test func exitsWithNoClientAreNoticedAndForgottenAfterTheRetention() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess(extra: ["--retention", "2"])
+        let pids = Set(spawnExiters(300, sink: sink))
+        #expect(pids.count == 300)
+        sleep(4) // the retention time and a maintenance round: nobody asked, all were noticed and expired
+        let atop = try AtopClient(daemon.socket)
+        #expect(try atop.sample().filter { pids.contains($0.pid) }.isEmpty)
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func everyClientWithinTheRetentionGetsTheExitsOfWhenNoneWasConnected() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess()
+        let pids = Set(spawnExiters(300, sink: sink))
+        usleep(1_500_000)
+        let first = try AtopClient(daemon.socket)
+        let firstReply = try first.sample().filter { pids.contains($0.pid) }
+        usleep(300_000)
+        let second = try AtopClient(daemon.socket)
+        let secondReply = try second.sample().filter { pids.contains($0.pid) }
+        for reply in [firstReply, secondReply] {
+            #expect(Set(reply.map(\.pid)) == pids)
+            #expect(reply.allSatisfy { $0.traffic == Traffic(udpTxPackets: 1, udpTxBytes: 100) })
+        }
+        // Once each.
+        #expect(try first.sample().filter { pids.contains($0.pid) }.isEmpty)
+        #expect(try second.sample().filter { pids.contains($0.pid) }.isEmpty)
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func theBoundOnWaitingExitsIsCountedAndReported() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess(extra: ["--max-exited", "100"])
+        let api = try DaemonAPI.Connection(path: daemon.api)
+        _ = try api.sample()
+        let pids = Set(spawnExiters(300, sink: sink))
+        usleep(1_500_000)
+        let reply = try api.sample()
+        let exited = reply.processes.filter(\.exited)
+        #expect(exited.count == 100)
+        #expect(exited.filter { pids.contains($0.id.pid) }.count >= 90)
+        #expect(reply.losses.forgottenExits >= 200)
+        // top shows it.
+        let top = try Binary.run(["top", "0.3", "2", "-C", "--daemon-socket", daemon.api])
+        #expect(top.out.contains("exited processes forgotten before delivery"))
+        let (status, log) = daemon.stop()
+        #expect(status == 0)
+        #expect(log.contains("forgotten_exits"))
+    }
+
+    @Test func multiThreadedProcessesExitOnceWithTheirFinalCounters() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess()
+        let api = try DaemonAPI.Connection(path: daemon.api)
+        _ = try api.sample()
+        let spawned = Mutex<[pid_t]>([])
+        let spawner = Thread {
+            let pids = spawnExiters(2000, threads: 4, concurrent: 8, sink: sink)
+            spawned.withLock { $0 = pids }
+        }
+        spawner.start()
+        // Another client refreshes every 50 ms while they come and go.
+        var seen: [Int32: [(exited: Bool, packets: UInt64)]] = [:]
+        let deadline = Date().addingTimeInterval(120)
+        var finished: Date?
+        while Date() < deadline {
+            for process in try api.sample().processes {
+                seen[process.id.pid, default: []].append((process.exited, process.total.udpTxPackets))
+            }
+            if finished == nil && spawned.withLock({ !$0.isEmpty }) { finished = Date() }
+            if let finished, Date().timeIntervalSince(finished) > 2 { break }
+            usleep(50_000)
+        }
+        let pids = spawned.withLock { $0 }
+        #expect(pids.count == 2000)
+        var ghosts: [Int32] = [], wrong: [Int32] = [], backwards: [Int32] = []
+        for pid in pids {
+            let records = seen[pid] ?? []
+            let exits = records.filter(\.exited)
+            if exits.count != 1 { ghosts.append(pid) }
+            if exits.last?.packets != 4 { wrong.append(pid) }
+            if zip(records, records.dropFirst()).contains(where: { $0.packets > $1.packets }) { backwards.append(pid) }
+        }
+        #expect(ghosts.isEmpty, "exited other than once: \(ghosts.prefix(5).map { ($0, seen[$0] ?? []) })")
+        #expect(wrong.isEmpty, "final counters other than 4 datagrams: \(wrong.prefix(5).map { ($0, seen[$0] ?? []) })")
+        #expect(backwards.isEmpty, "a total went back: \(backwards.prefix(5).map { ($0, seen[$0] ?? []) })")
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func sigtermRemovesOnlyTheSocketsItMade() throws {
+        let daemon = try DaemonProcess()
+        // While it runs, someone puts a file at one path and another server's socket at the other.
+        unlink(daemon.api)
+        try Data("not the daemon's".utf8).write(to: URL(fileURLWithPath: daemon.api))
+        unlink(daemon.socket)
+        let other = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(other) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(daemon.socket.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(other, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        #expect(daemon.stop().status == 0)
+        #expect(try String(contentsOfFile: daemon.api, encoding: .utf8) == "not the daemon's")
+        var info = stat()
+        #expect(lstat(daemon.socket, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK)
+    }
+
+    @Test func aLockKeepsDaemonsThatStartTogetherApart() throws {
+        let directory = NSTemporaryDirectory() + "netacct-lock-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/netatop.sock", api = directory + "/api.sock"
+        // While another daemon holds the lock (here: the test), nothing at the path is touched,
+        // not even a stale socket.
+        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        close(stale)
+        let lock = open(SocketPath.lockPath(for: path), O_RDWR | O_CREAT, 0o600)
+        #expect(flock(lock, LOCK_EX) == 0)
+        let refused = try Binary.run(["daemon", "--socket", path, "--api-socket", api])
+        #expect(refused.status == 1)
+        #expect(refused.err.contains("Another netacct daemon holds \(path).lock"))
+        var info = stat()
+        #expect(lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK)
+        close(lock)
+        // Two daemons started at once, over a stale socket: one serves, the other refuses, and
+        // the socket that remains is the serving one's.
+        for _ in 0..<5 {
+            let pair = (0..<2).map { _ in Process() }
+            let errors = pair.map { _ in Pipe() }
+            for (process, error) in zip(pair, errors) {
+                process.executableURL = Binary.url
+                process.arguments = ["daemon", "--socket", path, "--api-socket", api]
+                process.standardError = error
+            }
+            for process in pair { try process.run() }
+            var served = false
+            for _ in 0..<100 where !served {
+                usleep(50_000)
+                served = (try? AtopClient(path).sample()) != nil
+            }
+            usleep(300_000)
+            let running = pair.filter(\.isRunning)
+            #expect(served)
+            #expect(running.count == 1)
+            #expect((try? AtopClient(path).sample()) != nil)
+            for process in pair where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            for process in pair { process.waitUntilExit() }
+        }
+    }
+
+    @Test func aReplyNeverHoldsOnePIDTwice() throws {
+        let sink = try UDPSink()
+        let daemon = try DaemonProcess()
+        let atop = try AtopClient(daemon.socket)
+        _ = try atop.sample()
+        // A process with PID X exits, and a new one gets PID X, between two of atop's samples.
+        var reused: pid_t = -1
+        for attempt in 0..<20 where reused < 0 {
+            let wanted: pid_t = 32_000 - Int32(attempt) * 97 // below pid_max (32768 here) and rarely taken
+            guard access("/proc/\(wanted)", F_OK) != 0 else { continue }
+            let first = test_spawn_sender_with_pid(wanted, sink.port, 100, 1, 0)
+            guard first == wanted else { if first > 0 { waitpid(first, nil, 0) }; continue }
+            waitpid(first, nil, 0)
+            let second = test_spawn_sender_with_pid(wanted, sink.port, 100, 2, 1)
+            if second == wanted { reused = wanted } else if second > 0 { kill(second, SIGKILL); waitpid(second, nil, 0) }
+        }
+        try #require(reused > 0, "could not get a PID twice in a row")
+        defer { kill(reused, SIGKILL); waitpid(reused, nil, 0) }
+        usleep(100_000)
+        let first = try atop.sample().filter { $0.pid == reused }
+        let second = try atop.sample().filter { $0.pid == reused }
+        // The exited one first, then the new one, with its counters since it started.
+        #expect(first.map(\.traffic.udpTxPackets) == [1])
+        #expect(second.map(\.traffic.udpTxPackets) == [2])
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func unknownRequestsGetAnErrorAndRequestsAheadAreAnsweredInOrder() throws {
+        let daemon = try DaemonProcess()
+        let client = try UnixSocket.connect(daemon.api)
+        client.setReceiveTimeout(seconds: 5)
+        client.send(Array("garbage\n\nsample\nsample\n".utf8))
+        var lines: [String] = []
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while lines.count < 4 {
+            let count = recv(client.fd, &chunk, chunk.count, 0)
+            guard count > 0 else { break }
+            buffer += chunk[..<count]
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                buffer.removeSubrange(...newline)
+            }
+        }
+        #expect(lines.count == 4)
+        #expect(lines.first == #"{"error":"unknown request \"garbage\" (requests: sample)"}"#)
+        #expect(lines.dropFirst().first == #"{"error":"unknown request \"\" (requests: sample)"}"#)
+        #expect(lines.dropFirst(2).allSatisfy { $0.hasPrefix("{") && $0.contains("\"processes\"") })
+        #expect(daemon.stop().status == 0)
+    }
+
+    @Test func idleClientsAreClosedAndRefusalsAreLoggedSparingly() throws {
+        let daemon = try DaemonProcess(extra: ["--idle-timeout", "2", "--max-clients", "8"])
+        let idle = try (0..<8).map { _ in try AtopClient(daemon.socket) }
+        usleep(200_000)
+        // The ninth is refused, and so are 300 more: a few log lines, not 300.
+        for _ in 0..<300 { _ = try? AtopClient(path: daemon.socket, timeoutSeconds: 1).sample() }
+        #expect((try? AtopClient(path: daemon.socket, timeoutSeconds: 1).sample()) == nil)
+        sleep(3)
+        // The idle ones were closed: a new client is served.
+        #expect(try AtopClient(daemon.socket).sample().count >= 0)
+        var byte: UInt8 = 0
+        #expect(idle.allSatisfy { recv($0.fd, &byte, 1, 0) == 0 })
+        let (status, log) = daemon.stop()
+        #expect(status == 0)
+        let refusals = log.components(separatedBy: "refusing a client").count - 1
+        #expect(refusals >= 1 && refusals <= 3, "\(refusals) log lines for refused clients")
+        #expect(log.contains("closing a client that sent no request for the idle timeout"))
+    }
+
+    @Test func topSaysWhenTheDaemonsSocketIsClosedToItsUser() throws {
+        let daemon = try DaemonProcess()
+        chmod(daemon.directory, 0o755)
+        let result = try Binary.run(["top", "1", "1", "--daemon-socket", daemon.api],
+                                    prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        #expect(result.status == 1)
+        #expect(result.err.contains("its socket is not open to you"))
+        #expect(result.err.contains("--group"))
+        #expect(!result.err.contains("must run as root"))
+        #expect(daemon.stop().status == 0)
+    }
+}
