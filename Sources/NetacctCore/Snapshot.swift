@@ -86,6 +86,19 @@ public struct Snapshot: Sendable {
             self.forgottenExits = forgottenExits
         }
 
+        enum CodingKeys: String, CodingKey {
+            case uncountedCalls, droppedExits, unregisteredProcesses, lateThreadExits, forgottenExits
+        }
+
+        /// A counter a daemon of an earlier version does not send is 0.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            func count(_ key: CodingKeys) throws -> UInt64 { try container.decodeIfPresent(UInt64.self, forKey: key) ?? 0 }
+            self.init(uncountedCalls: try count(.uncountedCalls), droppedExits: try count(.droppedExits),
+                      unregisteredProcesses: try count(.unregisteredProcesses),
+                      lateThreadExits: try count(.lateThreadExits), forgottenExits: try count(.forgottenExits))
+        }
+
         /// What the logs and `top` say about it, one phrase per kind of loss.
         public var phrases: [String] {
             var result: [String] = []

@@ -15,24 +15,9 @@ func runDaemonBenchmark(_ arguments: [String]) {
     defer { close(receiver) }
     let port = address.sin_port.bigEndian
 
-    let directory = NSTemporaryDirectory() + "netacct-bench-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let socketPath = directory + "/netatop.sock"
-    let daemon = Process()
-    daemon.executableURL = URL(fileURLWithPath: binary)
-    daemon.arguments = ["daemon", "--socket", socketPath, "--api-socket", directory + "/api.sock"]
-    do { try daemon.run() } catch { fail("cannot start \(binary): \(error)") }
-    defer {
-        kill(daemon.processIdentifier, SIGTERM)
-        daemon.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-    var client: NetatopClient?
-    for _ in 0..<200 where client == nil {
-        usleep(50_000)
-        client = try? NetatopClient(path: socketPath)
-    }
-    guard let client else { fail("the daemon did not start") }
+    let daemon = BenchDaemon(binary: binary)
+    defer { daemon.stop() }
+    guard let client = try? NetatopClient(path: daemon.socketPath) else { fail("cannot connect to the daemon") }
 
     var pids = [pid_t](repeating: 0, count: processes)
     let started = Int(test_spawn_senders(Int32(processes), port, 100, &pids))
@@ -55,16 +40,16 @@ func runDaemonBenchmark(_ arguments: [String]) {
             atopLatencies.append(Date().timeIntervalSince(start) * 1000)
         }
         atopLatencies.sort()
-        let before = cpuTicks(daemon.processIdentifier)
+        let before = cpuTicks(daemon.pid)
         let wall = Date()
         for _ in 0..<seconds {
             sleep(1)
             _ = try client.sample()
         }
-        let cpuSeconds = Double(cpuTicks(daemon.processIdentifier) - before) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let cpuSeconds = Double(cpuTicks(daemon.pid) - before) / Double(sysconf(Int32(_SC_CLK_TCK)))
         let elapsed = Date().timeIntervalSince(wall)
-        let memory = memoryKiB(daemon.processIdentifier)
-        let anonymous = anonymousKiB(daemon.processIdentifier)
+        let memory = memoryKiB(daemon.pid)
+        let anonymous = anonymousKiB(daemon.pid)
         latencies.sort()
         print("")
         print("| figure | value | goal |")
@@ -72,7 +57,6 @@ func runDaemonBenchmark(_ arguments: [String]) {
         print("| time to answer one atop request, read in bulk (median of 30) | \(String(format: "%.2f", latencies[15])) ms (min \(String(format: "%.2f", latencies[0])), max \(String(format: "%.2f", latencies[29]))) | <= 5 ms |")
         print("| the same, read 96 bytes per recv as atop does (median of 30) | \(String(format: "%.2f", atopLatencies[15])) ms (min \(String(format: "%.2f", atopLatencies[0])), max \(String(format: "%.2f", atopLatencies[29]))) | |")
         print("| daemon CPU, one request per second for \(seconds) s | \(String(format: "%.2f", cpuSeconds / elapsed * 100))% of one core | <= 0.5% |")
-        func megabytes(_ kib: Int) -> String { String(format: "%.1f MB", Double(kib) * 1024 / 1_000_000) }
         print("| daemon resident memory between requests (VmRSS) | \(memory.rss) KiB = \(megabytes(memory.rss)) | <= 20 MB |")
         print("| its peak since start (VmHWM: loading, kernel BTF) | \(memory.peak) KiB = \(megabytes(memory.peak)) | |")
         print("| of which heap and stacks (RssAnon) / code and data (rest) | \(anonymous) KiB / \(memory.rss - anonymous) KiB | |")

@@ -16,10 +16,19 @@ import NetacctCore
 // Starts `netacct daemon` on private sockets with that many live processes that have sent
 // traffic, then measures the time to answer one atop request, the daemon's CPU while atop
 // asks once a second, and its resident memory (DaemonBenchmark.swift).
+//
+// netacct-bench hostile <netacct binary> [processes] [exits]
+//
+// The daemon's memory while clients misbehave and while processes exit with no client
+// connected (HostileBenchmark.swift).
 
 let arguments = CommandLine.arguments
 if arguments.count > 1 && arguments[1] == "ingest" {
     runIngestBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
+if arguments.count > 1 && arguments[1] == "hostile" {
+    runHostileBenchmark(Array(arguments.dropFirst(2)))
     exit(0)
 }
 if arguments.count > 1 && arguments[1] == "daemon" {
