@@ -79,5 +79,14 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
         .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
         .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "CTestSupport"]),
+        .testTarget(
+            name: "NetacctServersTests",
+            dependencies: [
+                "NetacctServers", "NetacctCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

@@ -176,13 +176,15 @@ public final class AccountingService {
     /// Call every `interval` seconds, whether or not clients ask: notices the exits since the
     /// last refresh (unless a client's request just did), so that the kernel's exit ledger
     /// never fills and the retention time runs from the exit, and forgets what has waited
-    /// long enough.
-    public func maintain(interval: Double) throws {
-        if clock() - lastRefresh >= interval * 0.9 {
-            try refresh(reporting: .exited)
-        } else {
+    /// long enough. Returns whether it read the kernel.
+    @discardableResult
+    public func maintain(interval: Double) throws -> Bool {
+        guard clock() - lastRefresh >= interval * 0.9 else {
             expire(now: clock())
+            return false
         }
+        try refresh(reporting: .exited)
+        return true
     }
 
     private func expire(now: Double) {

@@ -28,7 +28,7 @@ public final class Daemon {
         /// Most reply bytes held at once for clients that have not read them (all clients of
         /// both sockets together); past it, the clients that left replies unread longest are
         /// dropped. One atop reply is 96 bytes per process.
-        public var replyBudget = 24 << 20
+        public var replyBudget = 16 << 20
         public init() {}
     }
 

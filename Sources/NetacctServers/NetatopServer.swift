@@ -27,7 +27,7 @@ final class SharedService: @unchecked Sendable {
     func maintain(interval: Double) {
         loop.preconditionInEventLoop()
         do {
-            try service.maintain(interval: interval)
+            if try service.maintain(interval: interval) { returnFreedMemory() }
             reportLosses()
         } catch {
             log.log(.error, "maintain", "reading the kernel's counters failed: \(error)")

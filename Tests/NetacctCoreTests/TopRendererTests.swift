@@ -20,4 +20,17 @@ struct TopRendererTests {
         #expect(processes.first?["comm"] as? String == "a\\b\n\"c\"")
         #expect((processes.first?["threads"] as? [[String: Any]])?.first?["udp_tx_bytes"] as? Int == 9)
     }
+
+    @Test func theSummarySaysEveryLossSinceStart() {
+        var renderer = TopRenderer(threads: false, summary: true, cgroups: CgroupNames(mountInfo: ""))
+        let interval = TopInterval(time: Date(timeIntervalSince1970: 0), seconds: 1, samples: [])
+        #expect(!renderer.table(interval).contains("WARNING"))
+        let losses = Snapshot.Losses(uncountedCalls: 1, droppedExits: 2, unregisteredProcesses: 3, lateThreadExits: 4, forgottenExits: 5)
+        let warning = renderer.table(interval, losses: losses).split(separator: "\n").first { $0.hasPrefix("WARNING") }
+        #expect(warning == """
+            WARNING since start: 1 calls not counted (no room for thread counters); 2 thread exits lost (exit ledger full); \
+            3 processes unregistered (registry full; their exits found through /proc); 4 thread exits after their process's; \
+            5 exited processes forgotten before delivery (exit backlog full)
+            """)
+    }
 }
