@@ -227,13 +227,21 @@ public final class AccountingService {
     /// one PID (an exited process goes first; a live process whose PID it has waits for the next
     /// reply, which has its counters since it started). (Call after `refresh(reporting: .exited)`.)
     public func forEachProcess(for client: ClientID, _ body: (ProcessID, String, Traffic) -> Void) {
-        var pids = Set<Int32>(minimumCapacity: table.count + 16)
+        var pids = Set<Int32>()
         deliverExited(to: client, uniquePIDs: true) { entry, _ in
             pids.insert(entry.id.pid)
             body(entry.id, entry.comm.string, entry.total)
         }
-        table.forEachLive { id, comm, total in
-            if pids.insert(id.pid).inserted { body(id, comm, total) }
+        if table.hasSharedPIDs {
+            table.forEachLive { id, comm, total in
+                if pids.insert(id.pid).inserted { body(id, comm, total) }
+            }
+        } else if !pids.isEmpty {
+            table.forEachLive { id, comm, total in
+                if !pids.contains(id.pid) { body(id, comm, total) }
+            }
+        } else {
+            table.forEachLive(body) // the common case: nothing to tell apart
         }
     }
 

@@ -80,6 +80,10 @@ public struct ProcessTable: Sendable {
     /// stays in cache when threads come in another order than the states (same positions).
     private var scratch: [Scratch] = []
     private var positions: [ProcessID: Int] = [:]
+    /// How many states each PID has (changed only when a state comes or goes, not per sample).
+    private var statesPerPID: [Int32: Int] = [:]
+    /// PIDs with more than one state.
+    private var sharedPIDs = 0
     /// Thread rows at the states' positions; empty unless the table keeps threads.
     private var rows: [ThreadRows] = []
     /// The summed final counters of exited threads, for the processes that have any. Most
@@ -139,6 +143,17 @@ public struct ProcessTable: Sendable {
     /// Number of processes currently remembered (live, or exited and not yet reported).
     public var count: Int { states.count }
 
+    /// Whether two of the processes remembered have one PID (a process whose exit is not
+    /// reported yet, and a new one with its PID): rare, and what a reply to atop must not show.
+    public var hasSharedPIDs: Bool { sharedPIDs > 0 }
+
+    private mutating func countPID(_ pid: Int32, by change: Int) {
+        let before = statesPerPID[pid, default: 0]
+        let after = before + change
+        statesPerPID[pid] = after > 0 ? after : nil
+        if before < 2 && after >= 2 { sharedPIDs += 1 } else if before >= 2 && after < 2 { sharedPIDs -= 1 }
+    }
+
     /// Every live process as of the last `ingest`, with its cumulative total, in no order.
     /// (A process whose exit is known but not reported yet is still live: `ingest` reports it
     /// exited once the last of its records is in.)
@@ -152,6 +167,7 @@ public struct ProcessTable: Sendable {
     private mutating func position(_ id: ProcessID, comm: @autoclosure () -> String, cgroupID: UInt64) -> Int {
         if let found = positions[id] { return found }
         states.append(ProcessState(id: id, comm: comm(), cgroupID: cgroupID))
+        countPID(id.pid, by: 1)
         scratch.append(Scratch(id: id))
         if keepsThreads { rows.append(ThreadRows()) }
         positions[id] = states.count - 1
@@ -351,6 +367,7 @@ public struct ProcessTable: Sendable {
         for index in gone.reversed() {
             recentlyExited[states[index].id] = generation
             positions[states[index].id] = nil
+            countPID(states[index].id.pid, by: -1)
             if states[index].hasExitedThreads { exitedThreads[states[index].id] = nil }
             let last = states.count - 1
             if index != last {

@@ -85,6 +85,27 @@ struct AccountingServiceTests {
         #expect(service.processes(for: second).isEmpty && service.processes(for: first).isEmpty)
     }
 
+    @Test func twoLiveProcessesWithOnePIDGoToAtopOneAtATime() throws {
+        let feed = Feed()
+        let service = service(feed)
+        let client = service.connect()
+        func thread(_ start: UInt64) -> ThreadID {
+            ThreadID(tid: 42, startNanoseconds: start, process: ProcessID(pid: 42, startNanoseconds: start))
+        }
+        feed.next = Snapshot(threads: [.init(id: thread(1), traffic: Self.traffic, cgroupID: 1, comm: "c")], exits: [])
+        try service.refresh(reporting: .exited)
+        // The old process's exit is read while its thread is still seen (so it stays live one
+        // more sample), and a new process already has its PID.
+        feed.next = Snapshot(threads: [.init(id: thread(1), traffic: Self.traffic, cgroupID: 1, comm: "c"),
+                                       .init(id: thread(5), traffic: Self.traffic, cgroupID: 1, comm: "c")],
+                             exits: [.init(id: ThreadID(tid: 0, startNanoseconds: 0, process: thread(1).process), traffic: .zero,
+                                           cgroupID: 1, processExited: true, comm: "", processComm: "c")])
+        try service.refresh(reporting: .exited)
+        var pids: [Int32] = []
+        service.forEachProcess(for: client) { id, _, _ in pids.append(id.pid) }
+        #expect(pids == [42])
+    }
+
     @Test func aReplyNeverCarriesOnePIDTwice() throws {
         let feed = Feed()
         let service = service(feed)
