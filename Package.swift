@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "netacct", targets: ["netacct"]),
         .library(name: "BPF", targets: ["BPF"]),
-        .library(name: "NetacctCore", targets: ["NetacctCore"]),
+        .library(name: "Accounting", targets: ["Accounting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,12 +35,30 @@ let package = Package(
         .target(name: "NetacctPrograms", dependencies: ["BPF"], plugins: ["BPFCompiler"]),
         // The structs shared with the BPF programs (bpf/*.h), imported into Swift.
         .target(name: "CNetacct"),
-        // Accounting: loading the programs, samples and deltas, processes, cgroups, exit ledger.
+        // What every tool shares: errors, the clock, units, the ordered JSON writer, the Unix
+        // socket wrapper, cgroup names, kernel probes.
         .target(
-            name: "NetacctCore",
+            name: "NetacctKit",
             dependencies: [
-                "BPF", "CNetacct", "NetacctPrograms",
+                "BPF",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Accounting: loading the programs, samples, the process table, the multi-client service.
+        .target(
+            name: "Accounting",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms", "NetacctKit",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // `netacct top`, the terminal app: a daemon's counters or its own engine, as a table or JSON lines.
+        .target(
+            name: "Top",
+            dependencies: [
+                "Accounting", "NetacctKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -51,7 +69,7 @@ let package = Package(
         .target(
             name: "NetacctServers",
             dependencies: [
-                "NetacctCore", "CMalloc",
+                "Accounting", "NetacctKit", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "NetacctCore", "NetacctServers",
+                "Accounting", "NetacctKit", "Top", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -72,17 +90,19 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "NetacctCore", "NetacctServers", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NetacctKit", "NetacctServers", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
-        .testTarget(name: "NetacctCoreTests", dependencies: ["NetacctCore", "CTestSupport"]),
-        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "CTestSupport"]),
+        .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
+        .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
+        .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit"]),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(
             name: "NetacctServersTests",
             dependencies: [
-                "NetacctServers", "NetacctCore",
+                "NetacctServers", "Accounting", "NetacctKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import NIOCore
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// One local API connection (DaemonAPI): each request line gets one JSON reply line, in order.
 ///

@@ -2,7 +2,8 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
-import NetacctCore
+import Accounting
+import NetacctKit
 import Synchronization
 
 /// `netacct daemon`: loads the accounting programs once, counts all the time, and serves

@@ -1,5 +1,6 @@
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// A client of the netatop-bpf protocol that behaves exactly as atop does: one 96-byte
 /// request (its content is not looked at), then 96-byte `recv`s until a record with id 0,

@@ -1,5 +1,6 @@
 import NIOCore
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// atop's `struct netpertask`, as the netatop-bpf protocol carries it: 96 bytes, native
 /// (little-endian) layout. See ../shared/reference/atop-protocol.md.

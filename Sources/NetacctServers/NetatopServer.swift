@@ -2,7 +2,8 @@ import CMalloc
 import Logging
 import NIOCore
 import NIOPosix
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// The accounting service, reachable from channel handlers, with what the servers share:
 /// the bound on unsent replies and the rate-limited log. Every use happens on `loop`, the

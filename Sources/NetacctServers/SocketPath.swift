@@ -1,5 +1,6 @@
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// Claims a Unix socket path for a server: refuses when another server answers there,
 /// reclaims a stale socket file left by a crashed one, and never deletes anything that is

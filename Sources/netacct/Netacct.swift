@@ -2,7 +2,9 @@ import ArgumentParser
 import BPF
 import Glibc
 import Logging
-import NetacctCore
+import Accounting
+import NetacctKit
+import Top
 import NetacctServers
 
 @main
@@ -107,7 +109,7 @@ struct TopCommand: ParsableCommand {
     func run() throws {
         let logger = global.bootstrap("netacct.top")
         signal(SIGPIPE, SIG_IGN)
-        var configuration = Top.Configuration()
+        var configuration = TopApp.Configuration()
         configuration.interval = interval
         configuration.count = count
         configuration.pids = Set(pid)
@@ -118,7 +120,7 @@ struct TopCommand: ParsableCommand {
         configuration.sort = sort
         configuration.json = json
         configuration.daemonSocket = noDaemon ? nil : daemonSocket
-        try reportingErrors { try Top(configuration, logger: logger).run() }
+        try reportingErrors { try TopApp(configuration, logger: logger).run() }
     }
 }
 

@@ -1,7 +1,8 @@
 import CTestSupport
 import Foundation
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 import NetacctServers
 import Synchronization
 import Testing

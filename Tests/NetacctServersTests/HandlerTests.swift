@@ -3,7 +3,8 @@ import Logging
 import NIOCore
 import NIOEmbedded
 @testable import NetacctServers
-import NetacctCore
+import Accounting
+import NetacctKit
 import Testing
 
 /// The servers' handlers on swift-nio's EmbeddedChannel, over a service of made-up samples:

@@ -1,7 +1,8 @@
 import CTestSupport
 import Foundation
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 import NetacctServers
 
 /// See main.swift: `netacct-bench daemon <netacct binary> [processes] [seconds]`.
@@ -28,7 +29,7 @@ func runDaemonBenchmark(_ arguments: [String]) {
     sleep(2)
     do {
         let known = try client.sample().count
-        print("netacct-bench daemon: \(started) live processes started, \(known) in the daemon's reply, kernel \(KernelRequirements.kernelRelease)")
+        print("netacct-bench daemon: \(started) live processes started, \(known) in the daemon's reply, kernel \(KernelProbe.kernelRelease)")
         var latencies: [Double] = [], atopLatencies: [Double] = []
         for _ in 0..<30 {
             var start = Date()

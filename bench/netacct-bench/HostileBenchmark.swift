@@ -1,7 +1,8 @@
 import CTestSupport
 import Foundation
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 import NetacctServers
 import Synchronization
 
@@ -23,7 +24,7 @@ func runHostileBenchmark(_ arguments: [String]) {
     defer { close(receiver) }
     let port = address.sin_port.bigEndian
 
-    print("netacct-bench hostile: kernel \(KernelRequirements.kernelRelease), \(processes) live processes")
+    print("netacct-bench hostile: kernel \(KernelProbe.kernelRelease), \(processes) live processes")
     print("")
     print("| scenario | peak VmRSS | after | what the good client saw | goal |")
     print("|---|---|---|---|---|")

@@ -1,5 +1,6 @@
 import Foundation
-import NetacctCore
+import Accounting
+import NetacctKit
 
 /// `netacct-bench ingest [processes]`: user-space cost of folding one snapshot of that many
 /// single-thread processes into a ProcessTable, without the kernel. The registry comes in

@@ -2,7 +2,8 @@ import BPF
 import BPFTestPrograms
 import Foundation
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 
 // netacct-bench events [events-per-round] [rounds]
 //
@@ -141,7 +142,7 @@ func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
 do {
     let session = try StatisticsSession()
-    print("netacct-bench: \(rounds) rounds of \(eventsPerRound) socket events per load, kernel \(KernelRequirements.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+    print("netacct-bench: \(rounds) rounds of \(eventsPerRound) socket events per load, kernel \(KernelProbe.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
     print("")
     print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | rounds (netacct) |")
     print("|---|---|---|---|---|")

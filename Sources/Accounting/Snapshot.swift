@@ -1,4 +1,5 @@
 import CNetacct
+import NetacctKit
 
 /// What the kernel side holds at one moment: the counted processes, the live threads with
 /// their cumulative counters, and the exit records taken out of the ledger since the

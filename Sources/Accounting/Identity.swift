@@ -1,4 +1,5 @@
 import CNetacct
+import NetacctKit
 
 /// A process: its PID and its start time. PIDs are reused; the pair never is.
 public struct ProcessID: Hashable, Sendable, Comparable, Codable {
@@ -64,5 +65,5 @@ struct TaskComm: Sendable, Equatable {
         }
     }
 
-    var string: String { NetacctCore.string(fromCString: (low, high)) }
+    var string: String { Accounting.string(fromCString: (low, high)) }
 }

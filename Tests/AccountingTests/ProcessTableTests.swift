@@ -1,4 +1,5 @@
-@testable import NetacctCore
+@testable import Accounting
+import NetacctKit
 import Testing
 
 /// ProcessTable's bookkeeping on made-up snapshots: no kernel involved.

@@ -1,4 +1,5 @@
 import DequeModule
+import NetacctKit
 
 /// The accounting engine as a service for several clients at once (atop instances, `netacct
 /// top`): cumulative counters per process since it was first seen, and exited processes

@@ -2,6 +2,7 @@ import BPF
 import CNetacct
 import Logging
 import NetacctPrograms
+import NetacctKit
 
 /// The accounting programs loaded and attached: counts from the moment `init` returns
 /// until the engine is released. `snapshot()` reads the kernel side.

@@ -1,5 +1,5 @@
 import Foundation
-@testable import NetacctCore
+@testable import NetacctKit
 import Testing
 
 /// The text helpers that replace Foundation's formatters in the product (which links only
@@ -10,27 +10,27 @@ struct FormattingTests {
                                 999.5, 1023.99, 12345.678, 0.0005, 0.0015, 1.0005, 3.14159]
         for value in values {
             for decimals in 0...3 {
-                #expect(TopRenderer.fixed(value, decimals: decimals) == String(format: "%.\(decimals)f", value),
+                #expect(Units.fixed(value, decimals: decimals) == String(format: "%.\(decimals)f", value),
                         "\(value) with \(decimals) decimals")
             }
         }
     }
 
     @Test func unitsAndSeconds() {
-        #expect(TopRenderer.bytes(512) == "512B")
-        #expect(TopRenderer.bytes(1536) == "1.5K")
-        #expect(TopRenderer.bytes(20 << 20) == "20M")
-        #expect(TopRenderer.count(999) == "999")
-        #expect(TopRenderer.count(1250) == "1.2k") // 1.25 rounds half to even, as printf does
-        #expect(TopRenderer.count(35_000_000) == "35M")
-        #expect(TopRenderer.seconds(1.004) == "1.00s")
+        #expect(Units.bytes(512) == "512B")
+        #expect(Units.bytes(1536) == "1.5K")
+        #expect(Units.bytes(20 << 20) == "20M")
+        #expect(Units.count(999) == "999")
+        #expect(Units.count(1250) == "1.2k") // 1.25 rounds half to even, as printf does
+        #expect(Units.count(35_000_000) == "35M")
+        #expect(Units.seconds(1.004) == "1.00s")
     }
 
     @Test func clockIsLocalTimeOfDay() {
         let date = Date(timeIntervalSince1970: 1_700_000_000.9)
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss"
-        #expect(TopRenderer.clock(date) == formatter.string(from: date))
+        #expect(Units.clock(date) == formatter.string(from: date))
     }
 
     @Test func controlCharactersAreEscapedInJSON() {
@@ -61,15 +61,5 @@ struct FormattingTests {
         let path = try #require(own)
         #expect(stat(root + path, &info) == 0)
         #expect(names.path(of: UInt64(info.st_ino)) == path)
-    }
-
-    @Test func taskNamesKeepTheKernelsFifteenBytes() {
-        #expect(TaskComm("sender").string == "sender")
-        #expect(TaskComm("a-name-longer-than-fifteen").string == "a-name-longer-t")
-        #expect(TaskComm("").string == "")
-        let kernel: (CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar,
-                     CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar) = (0x6e, 0x67, 0x69, 0x6e, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        #expect(TaskComm(cString: kernel).string == "nginx")
-        #expect(TaskComm(cString: kernel) == TaskComm("nginx"))
     }
 }

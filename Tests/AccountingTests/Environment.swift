@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
-import NetacctCore
+import Accounting
+import NetacctKit
 import Testing
 import CTestSupport
 

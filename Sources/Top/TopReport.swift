@@ -1,5 +1,7 @@
 import FoundationEssentials
 import Glibc
+import Accounting
+import NetacctKit
 
 /// One interval of `netacct top`: the processes with traffic in it, filtered and sorted.
 public struct TopInterval: Sendable {
@@ -64,22 +66,22 @@ public struct TopRenderer {
     // MARK: Text
 
     static let header = [
-        pad("PID", 7), pad("COMM", 16, left: true), pad("CGROUP", 20, left: true),
-        pad("TCP-RXP", 8), pad("TCP-RX", 7), pad("TCP-TXP", 8), pad("TCP-TX", 7),
-        pad("UDP-RXP", 8), pad("UDP-RX", 7), pad("UDP-TXP", 8), pad("UDP-TX", 7),
+        Units.pad("PID", 7), Units.pad("COMM", 16, left: true), Units.pad("CGROUP", 20, left: true),
+        Units.pad("TCP-RXP", 8), Units.pad("TCP-RX", 7), Units.pad("TCP-TXP", 8), Units.pad("TCP-TX", 7),
+        Units.pad("UDP-RXP", 8), Units.pad("UDP-RX", 7), Units.pad("UDP-TXP", 8), Units.pad("UDP-TX", 7),
     ].joined(separator: " ")
 
     public mutating func table(_ interval: TopInterval, loadAverage: String? = nil, losses: Snapshot.Losses = .init()) -> String {
         var lines: [String] = []
         if summary {
             let total = interval.total
-            let clock = Self.clock(interval.time)
+            let clock = Units.clock(interval.time)
             var line = "\(clock) loadavg: \(loadAverage ?? "-")"
-            line += "  TCP rx \(Self.count(total.tcpRxPackets))/\(Self.bytes(total.tcpRxBytes))"
-            line += " tx \(Self.count(total.tcpTxPackets))/\(Self.bytes(total.tcpTxBytes))"
-            line += "  UDP rx \(Self.count(total.udpRxPackets))/\(Self.bytes(total.udpRxBytes))"
-            line += " tx \(Self.count(total.udpTxPackets))/\(Self.bytes(total.udpTxBytes))"
-            line += "  (\(interval.processes.count) processes, \(Self.seconds(interval.seconds)))"
+            line += "  TCP rx \(Units.count(total.tcpRxPackets))/\(Units.bytes(total.tcpRxBytes))"
+            line += " tx \(Units.count(total.tcpTxPackets))/\(Units.bytes(total.tcpTxBytes))"
+            line += "  UDP rx \(Units.count(total.udpRxPackets))/\(Units.bytes(total.udpRxBytes))"
+            line += " tx \(Units.count(total.udpTxPackets))/\(Units.bytes(total.udpTxBytes))"
+            line += "  (\(interval.processes.count) processes, \(Units.seconds(interval.seconds)))"
             lines.append(line)
             if !losses.isZero {
                 lines.append("WARNING since start: " + losses.phrases.joined(separator: "; "))
@@ -106,58 +108,12 @@ public struct TopRenderer {
 
     static func row(id: String, comm: String, cgroup: String, traffic t: Traffic) -> String {
         [
-            pad(id, 7), pad(String(comm.prefix(16)), 16, left: true), pad(String(cgroup.suffix(20)), 20, left: true),
-            pad(count(t.tcpRxPackets), 8), pad(bytes(t.tcpRxBytes), 7),
-            pad(count(t.tcpTxPackets), 8), pad(bytes(t.tcpTxBytes), 7),
-            pad(count(t.udpRxPackets), 8), pad(bytes(t.udpRxBytes), 7),
-            pad(count(t.udpTxPackets), 8), pad(bytes(t.udpTxBytes), 7),
+            Units.pad(id, 7), Units.pad(String(comm.prefix(16)), 16, left: true), Units.pad(String(cgroup.suffix(20)), 20, left: true),
+            Units.pad(Units.count(t.tcpRxPackets), 8), Units.pad(Units.bytes(t.tcpRxBytes), 7),
+            Units.pad(Units.count(t.tcpTxPackets), 8), Units.pad(Units.bytes(t.tcpTxBytes), 7),
+            Units.pad(Units.count(t.udpRxPackets), 8), Units.pad(Units.bytes(t.udpRxBytes), 7),
+            Units.pad(Units.count(t.udpTxPackets), 8), Units.pad(Units.bytes(t.udpTxBytes), 7),
         ].joined(separator: " ")
-    }
-
-    static func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(0, width - text.count))
-        return left ? text + padding : padding + text
-    }
-
-    /// Bytes in binary units: 512B, 1.5K, 20M, 3.1G.
-    public static func bytes(_ value: UInt64) -> String {
-        scaled(value, base: 1024, suffixes: ["B", "K", "M", "G", "T", "P"])
-    }
-
-    /// Counts in decimal units: 999, 1.2k, 35M.
-    public static func count(_ value: UInt64) -> String {
-        scaled(value, base: 1000, suffixes: ["", "k", "M", "G", "T", "P"])
-    }
-
-    static func scaled(_ value: UInt64, base: Double, suffixes: [String]) -> String {
-        var amount = Double(value)
-        var index = 0
-        while amount >= base && index < suffixes.count - 1 {
-            amount /= base
-            index += 1
-        }
-        if index == 0 { return "\(value)\(suffixes[0])" }
-        let text = fixed(amount, decimals: amount < 10 ? 1 : 0)
-        return text + suffixes[index]
-    }
-
-    static func seconds(_ value: Double) -> String { fixed(value, decimals: 2) + "s" }
-
-    /// `value` with `decimals` digits after the point, exactly as printf's %.Nf prints it.
-    static func fixed(_ value: Double, decimals: Int) -> String {
-        var buffer = [CChar](repeating: 0, count: 64)
-        let written = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.\(decimals)f", $0) }
-        guard written > 0, Int(written) < buffer.count else { return "\(value)" }
-        return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// The local wall-clock time of day, HH:MM:SS (as top's header shows it).
-    static func clock(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var local = tm()
-        guard localtime_r(&seconds, &local) != nil else { return "--:--:--" }
-        func twoDigits(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(twoDigits(local.tm_hour)):\(twoDigits(local.tm_min)):\(twoDigits(local.tm_sec))"
     }
 
     // MARK: JSON
@@ -169,7 +125,7 @@ public struct TopRenderer {
         let time = interval.time.formatted(.iso8601.year().month().day()
             .time(includingFractionalSeconds: true).timeZone(separator: .omitted))
         out.field("time", string: time)
-        out.field("interval_s", number: TopRenderer.fixed(interval.seconds, decimals: 3))
+        out.field("interval_s", number: Units.fixed(interval.seconds, decimals: 3))
         out.key("processes")
         out.begin("[")
         for process in interval.processes {
@@ -204,56 +160,8 @@ public struct TopRenderer {
     }
 }
 
-/// Writes JSON text in the order it is told (the documented key order of `--json`).
-struct JSONWriter {
-    private(set) var text = ""
-    private var needsComma = false
-
-    /// Opens an object ("{") or an array ("["), as a value of its container.
-    mutating func begin(_ bracket: String) {
-        if needsComma { text += "," }
-        text += bracket
-        needsComma = false
-    }
-
-    mutating func end(_ bracket: String) {
-        text += bracket
-        needsComma = true
-    }
-
-    mutating func key(_ name: String) {
-        if needsComma { text += "," }
-        text += "\"\(name)\":"
-        needsComma = false
-    }
-
-    /// A field whose value is already JSON (a number, true, false or null).
-    mutating func field(_ name: String, number: String) {
-        key(name)
-        text += number
-        needsComma = true
-    }
-
-    mutating func field(_ name: String, string: String) {
-        key(name)
-        text += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        text += "\""
-        needsComma = true
-    }
-
+extension JSONWriter {
+    /// The eight counters, in the documented order.
     mutating func counters(_ t: Traffic) {
         field("tcp_tx_packets", number: String(t.tcpTxPackets))
         field("tcp_tx_bytes", number: String(t.tcpTxBytes))

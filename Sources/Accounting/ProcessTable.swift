@@ -1,3 +1,4 @@
+import NetacctKit
 /// Turns the kernel's snapshots into per-process and per-thread cumulative counters that
 /// survive thread and process exits, and the traffic of each since the previous snapshot.
 ///

@@ -1,9 +1,11 @@
 import FoundationEssentials
 import Logging
 import SystemPackage
+import Accounting
+import NetacctKit
 
 /// `netacct top`: every interval, the processes with traffic in it, busiest first.
-public struct Top {
+public struct TopApp {
     public struct Configuration: Sendable {
         public var interval: Double = 1
         /// Number of intervals to print; nil: until interrupted.
@@ -104,7 +106,7 @@ public struct Top {
                 return try DaemonAPI.Connection(path: path)
             } catch let error as UnixSocket.ConnectError where error.isPermissionDenied {
                 do {
-                    try KernelRequirements.checkPrivileges()
+                    try KernelProbe.checkPrivileges()
                 } catch {
                     throw NetacctError("""
                         A netacct daemon serves \(path), but its socket is not open to you (permission \

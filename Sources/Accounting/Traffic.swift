@@ -1,4 +1,5 @@
 import CNetacct
+import NetacctKit
 
 /// Socket-level traffic of a thread, process or cgroup: a "packet" is one successful send
 /// or receive call on a TCP or UDP socket, "bytes" its payload (no headers).

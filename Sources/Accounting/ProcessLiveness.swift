@@ -1,4 +1,5 @@
 import Glibc
+import NetacctKit
 
 /// Whether a process still runs, from /proc: asked by the engine for a process the kernel side
 /// no longer lists and has no exit record of (a full registry or exit ledger), so that a live

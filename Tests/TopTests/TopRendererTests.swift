@@ -1,5 +1,7 @@
 import Foundation
-import NetacctCore
+import Accounting
+import NetacctKit
+import Top
 import Testing
 
 /// The `--json` line: keys in the documented order, values escaped, valid JSON.

@@ -1,4 +1,5 @@
-import NetacctCore
+import Accounting
+import NetacctKit
 import Testing
 
 /// The service's delivery of exited processes to several clients, on made-up snapshots.
