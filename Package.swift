@@ -90,7 +90,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NetacctKit", "NetacctServers", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
@@ -98,7 +98,9 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
         .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit"]),
-        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "Accounting", "NetacctKit", "CTestSupport"]),
+        // A client of the netatop-bpf protocol that behaves as atop does, for tests and benchmarks.
+        .target(name: "ProtocolClients", dependencies: ["NetacctServers", "NetacctKit"], path: "Tests/ProtocolClients"),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "ProtocolClients", "Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(
             name: "NetacctServersTests",
             dependencies: [

@@ -11,7 +11,7 @@ public final class AccountingEngine {
         /// Count only this process (checked in the kernel; 0 or nil counts every process).
         public var onlyPID: Int32?
         /// Fast-path slots (a power of two): threads whose TIDs collide modulo this count
-        /// take the slower task-storage path. Tests shrink it to exercise that path.
+        /// count in the overflow hash instead. Tests shrink it to exercise that path.
         public var slots: UInt32 = UInt32(NETACCT_SLOTS)
         /// Room in the registry of counted processes (tests shrink it to fill it).
         public var registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES)

@@ -34,15 +34,6 @@ public final class BPFObject {
         return Program(pointer: pointer, object: self)
     }
 
-    public var programs: [Program] {
-        var result: [Program] = []
-        var cursor = bpf_object__next_program(handle, nil)
-        while let program = cursor {
-            result.append(Program(pointer: program, object: self))
-            cursor = bpf_object__next_program(handle, program)
-        }
-        return result
-    }
 
     func mapPointer(_ name: String) throws -> OpaquePointer {
         guard let pointer = bpf_object__find_map_by_name(handle, name) else {

@@ -23,11 +23,6 @@ public enum LibbpfLog {
         install()
     }
 
-    /// Stops logging libbpf's messages (they are still read for error reports).
-    public static func silence() {
-        state.withLock { $0.logger = nil }
-    }
-
     static func install() {
         let first = state.withLock { state in
             defer { state.installed = true }

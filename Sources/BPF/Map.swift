@@ -20,7 +20,7 @@ struct MapHandle {
 
     var subject: String { "map '\(name)' of object '\(object.name)'" }
 
-    init(object: BPFObject, name: String, keySize: Int, valueSize: Int, valueMultiple: Int = 1) throws {
+    init(object: BPFObject, name: String, keySize: Int, valueSize: Int) throws {
         self.pointer = try object.mapPointer(name)
         self.object = object
         self.name = name

@@ -3,7 +3,7 @@ import Accounting
 import NetacctKit
 
 /// atop's `struct netpertask`, as the netatop-bpf protocol carries it: 96 bytes, native
-/// (little-endian) layout. See ../shared/reference/atop-protocol.md.
+/// (little-endian) layout, as atop (>= 2.10) and netatop-bpf define it.
 ///
 /// ```
 /// 0  int32 id (TGID; 0 ends a reply)   4 padding   8 uint64 btime   16 char command[16]

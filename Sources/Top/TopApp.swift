@@ -96,7 +96,9 @@ public struct TopApp {
                 }
             }
             let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
-            self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger), ProcessTable())
+            // Thread rows cost a sample more: kept only when shown.
+            self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger),
+                          ProcessTable(keepsThreads: configuration.threads))
         }
 
         /// The daemon's API, if one serves `path`. When its socket is closed to this user and

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NetacctServers
+import ProtocolClients
 import Testing
 
 /// The daemon's tests talk to it as atop does (NetacctServers.NetatopClient).

@@ -90,10 +90,17 @@ struct TopCommandTests {
         let out = Pipe()
         top.standardOutput = out
         try top.run()
-        usleep(150_000)
+        // Its first output means the programs are attached: only then send (a fixed wait
+        // loses the datagram when the machine is busy).
+        let lines = LineReader(out.fileHandleForReading)
+        var text = ""
+        while let line = lines.next() {
+            text += line + "\n"
+            if line.contains("loadavg:") { break }
+        }
         sender.step()
         sender.waitForExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        while let line = lines.next() { text += line + "\n" }
         top.waitUntilExit()
         #expect(top.terminationStatus == 0)
         #expect(text.components(separatedBy: "loadavg:").count - 1 == 4)

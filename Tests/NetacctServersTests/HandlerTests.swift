@@ -89,6 +89,27 @@ struct HandlerTests {
     }
 }
 
+/// atop's 96-byte record, both ways.
+struct NetatopRecordTests {
+    @Test func aRecordSurvivesEncodingAndDecoding() throws {
+        let record = NetatopRecord(pid: 4_000_000, startSeconds: 1234, command: "a-name-of-15-by",
+                                   traffic: Traffic(tcpTxPackets: 1, tcpTxBytes: 2, tcpRxPackets: 3, tcpRxBytes: 4,
+                                                    udpTxPackets: 5, udpTxBytes: 6, udpRxPackets: 7, udpRxBytes: .max))
+        var buffer = ByteBuffer()
+        record.encode(into: &buffer)
+        #expect(buffer.readableBytes == NetatopRecord.size)
+        #expect(NetatopRecord(decoding: buffer.readableBytesView) == record)
+        // The id at offset 0, the first counter at 32 (atop's struct netpertask, little-endian).
+        #expect(buffer.getInteger(at: 0, endianness: .little, as: Int32.self) == 4_000_000)
+        #expect(buffer.getInteger(at: 32, endianness: .little, as: UInt64.self) == 1)
+        // A longer name keeps the kernel's 15 bytes and a NUL.
+        var long = ByteBuffer()
+        NetatopRecord(pid: 1, command: "a-name-longer-than-fifteen").encode(into: &long)
+        #expect(NetatopRecord(decoding: long.readableBytesView)?.command == "a-name-longer-t")
+        #expect(NetatopRecord(decoding: [UInt8](repeating: 0, count: 95)) == nil)
+    }
+}
+
 /// The bound on unsent replies and the rate-limited log, on their own.
 struct ServerPartsTests {
     final class Clock: @unchecked Sendable { var now = 0.0 }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NetacctServers
+import ProtocolClients
 
 /// `netacct daemon` on private sockets, for a benchmark: started at init (returns once atop's
 /// socket answers), stopped with SIGTERM by `stop()`.

@@ -4,6 +4,7 @@ import Glibc
 import Accounting
 import NetacctKit
 import NetacctServers
+import ProtocolClients
 
 /// See main.swift: `netacct-bench daemon <netacct binary> [processes] [seconds]`.
 func runDaemonBenchmark(_ arguments: [String]) {

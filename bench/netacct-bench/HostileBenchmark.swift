@@ -4,6 +4,7 @@ import Glibc
 import Accounting
 import NetacctKit
 import NetacctServers
+import ProtocolClients
 import Synchronization
 
 /// `netacct-bench hostile <netacct binary> [processes] [exits]`: the daemon's memory while

@@ -1,5 +1,5 @@
 import Glibc
-import Accounting
+import NetacctServers
 import NetacctKit
 
 /// A client of the netatop-bpf protocol that behaves exactly as atop does: one 96-byte
