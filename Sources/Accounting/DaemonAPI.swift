@@ -44,25 +44,25 @@ public enum DaemonAPI {
 
         public func sample() throws -> Reply {
             guard socket.send(Array("sample\n".utf8)) else {
-                throw NetacctError("The netacct daemon closed the connection (\(String(cString: strerror(errno)))).")
+                throw NetacctError("The netacct daemon closed the connection (\(String(cString: strerror(errno)))).", kind: .failure)
             }
             while true {
                 if let newline = buffer.firstIndex(of: 0x0A) {
                     let line = Data(buffer[..<newline])
                     buffer.removeSubrange(...newline)
                     if let refusal = try? JSONDecoder().decode(ErrorReply.self, from: line) {
-                        throw NetacctError("The netacct daemon refused the request: \(refusal.error)")
+                        throw NetacctError("The netacct daemon refused the request: \(refusal.error)", kind: .failure)
                     }
                     do {
                         return try JSONDecoder().decode(Reply.self, from: line)
                     } catch {
-                        throw NetacctError("The netacct daemon sent a reply this netacct does not understand: \(error)")
+                        throw NetacctError("The netacct daemon sent a reply this netacct does not understand: \(error)", kind: .failure)
                     }
                 }
                 var chunk = [UInt8](repeating: 0, count: 1 << 16)
                 let count = recv(socket.fd, &chunk, chunk.count, 0)
                 if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { throw NetacctError("The netacct daemon closed the connection.") }
+                guard count > 0 else { throw NetacctError("The netacct daemon closed the connection.", kind: .failure) }
                 buffer.append(contentsOf: chunk[..<count])
             }
         }

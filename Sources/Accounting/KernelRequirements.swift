@@ -14,7 +14,7 @@ public enum KernelRequirements {
                 Kernel \(KernelProbe.kernelRelease) has no \(name) tracepoint: netacct needs Linux >= \
                 \(minimumKernel.major).\(minimumKernel.minor), where sock:sock_send_length and \
                 sock:sock_recv_length were added.
-                """)
+                """, kind: .unsupported)
         }
     }
 }

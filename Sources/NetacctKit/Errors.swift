@@ -1,7 +1,12 @@
+import BPF
+
 /// A failure the user can act on: what is wrong and what to do, without a stack trace.
-public struct NetacctError: Error, CustomStringConvertible, Sendable {
+public struct NetacctError: UserFacingError {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var kind: ErrorKind
+    public init(_ message: String, kind: ErrorKind = .badInput) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
-

@@ -13,7 +13,7 @@ public enum KernelProbe {
         throw NetacctError("""
             netacct must run as root, or with the CAP_BPF and CAP_PERFMON capabilities, to load \
             its BPF programs (try: sudo netacct …).
-            """)
+            """, kind: .permission)
     }
 
     public static func effectiveCapabilities() -> UInt64? {
@@ -39,8 +39,8 @@ public enum KernelProbe {
                 The running kernel (\(kernelRelease)) has no BTF (\(KernelBTF.path) is missing). \
                 netacct's programs are compiled once and adapt to each kernel through BTF: \
                 use a kernel built with CONFIG_DEBUG_INFO_BTF=y (the default on Debian, Ubuntu, Fedora, RHEL >= 8.2).
-                """)
+                """, kind: .unsupported)
         }
-        do { return try KernelBTF() } catch { throw NetacctError("\(error)") }
+        do { return try KernelBTF() } catch { throw NetacctError("\(error)", kind: .failure) }
     }
 }

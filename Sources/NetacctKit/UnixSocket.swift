@@ -1,3 +1,4 @@
+import BPF
 import Glibc
 
 /// A connected Unix stream socket, closed when released: the one way netacct's clients (and
@@ -6,7 +7,7 @@ public final class UnixSocket {
     public let fd: Int32
 
     /// Why a connection failed, with the errno a caller can tell apart.
-    public struct ConnectError: Error, CustomStringConvertible, Sendable {
+    public struct ConnectError: UserFacingError {
         public var path: String
         public var code: Int32
         /// Nothing listens there (no file, or a socket nobody serves).
@@ -14,6 +15,7 @@ public final class UnixSocket {
         /// The socket file is not open to this user.
         public var isPermissionDenied: Bool { code == EACCES || code == EPERM }
         public var description: String { "Cannot connect to \(path): \(String(cString: strerror(code)))." }
+        public var kind: ErrorKind { isPermissionDenied ? .permission : .failure }
     }
 
     private init(fd: Int32) { self.fd = fd }
@@ -23,7 +25,7 @@ public final class UnixSocket {
     public static func connect(_ path: String) throws -> UnixSocket {
         var address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno))).") }
+        guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno))).", kind: .failure) }
         let socket = UnixSocket(fd: fd)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -37,14 +39,15 @@ public final class UnixSocket {
     public static func listening(at path: String, backlog: Int32) throws -> Int32 {
         var address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno))).") }
+        guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno))).", kind: .failure) }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0, listen(fd, backlog) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
             close(fd)
-            throw NetacctError("Cannot listen on \(path): \(reason).")
+            throw NetacctError("Cannot listen on \(path): \(String(cString: strerror(code))).",
+                               kind: code == EACCES ? .permission : .badInput)
         }
         return fd
     }

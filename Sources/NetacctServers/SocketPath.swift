@@ -39,7 +39,7 @@ public enum SocketPath {
         public func bound() throws {
             let fd = open(path, Self.openPathOnly | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else {
-                throw NetacctError("Cannot open the socket \(path) netacct has just made: \(String(cString: strerror(errno))).")
+                throw NetacctError("Cannot open the socket \(path) netacct has just made: \(String(cString: strerror(errno))).", kind: .failure)
             }
             socketFile = fd
         }
@@ -71,7 +71,7 @@ public enum SocketPath {
         let lockPath = lockPath(for: path)
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard lock >= 0 else {
-            throw NetacctError("Cannot open the lock file \(lockPath): \(String(cString: strerror(errno))).")
+            throw NetacctError("Cannot open the lock file \(lockPath): \(String(cString: strerror(errno))).", kind: .failure)
         }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
@@ -79,7 +79,7 @@ public enum SocketPath {
             if reason == EWOULDBLOCK {
                 throw NetacctError("Another netacct daemon holds \(lockPath): it is serving \(path) or starting to. Stop it first, or choose another path with --socket.")
             }
-            throw NetacctError("Cannot lock \(lockPath): \(String(cString: strerror(reason))).")
+            throw NetacctError("Cannot lock \(lockPath): \(String(cString: strerror(reason))).", kind: .failure)
         }
         do {
             return Lease(path: path, claim: try claimLocked(path), lock: lock)
@@ -93,7 +93,7 @@ public enum SocketPath {
         var info = stat()
         if lstat(path, &info) != 0 {
             if errno == ENOENT { return .free }
-            throw NetacctError("Cannot use \(path): \(String(cString: strerror(errno))).")
+            throw NetacctError("Cannot use \(path): \(String(cString: strerror(errno))).", kind: .failure)
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
             throw NetacctError("\(path) exists and is not a socket; netacct will not delete it. Remove it or choose another path with --socket.")
@@ -102,7 +102,7 @@ public enum SocketPath {
             throw NetacctError("Another server (a netacct daemon or netatop-bpf) is already serving \(path). Stop it first, or choose another path with --socket.")
         }
         guard unlink(path) == 0 || errno == ENOENT else {
-            throw NetacctError("Cannot remove the stale socket \(path): \(String(cString: strerror(errno))).")
+            throw NetacctError("Cannot remove the stale socket \(path): \(String(cString: strerror(errno))).", kind: .failure)
         }
         return .reclaimedStale
     }
@@ -120,12 +120,12 @@ public enum SocketPath {
     /// Who may connect: the owner (root) only, or also a group.
     public static func restrict(_ path: String, group: String?) throws {
         guard let group else {
-            guard chmod(path, 0o600) == 0 else { throw NetacctError("chmod \(path): \(String(cString: strerror(errno)))") }
+            guard chmod(path, 0o600) == 0 else { throw NetacctError("chmod \(path): \(String(cString: strerror(errno)))", kind: .failure) }
             return
         }
         guard let entry = getgrnam(group) else { throw NetacctError("No group named \(group) (--group).") }
         guard chown(path, getuid(), entry.pointee.gr_gid) == 0, chmod(path, 0o660) == 0 else {
-            throw NetacctError("Cannot give group \(group) access to \(path): \(String(cString: strerror(errno))).")
+            throw NetacctError("Cannot give group \(group) access to \(path): \(String(cString: strerror(errno))).", kind: .failure)
         }
     }
 }

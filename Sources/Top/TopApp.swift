@@ -114,7 +114,7 @@ public struct TopApp {
                         A netacct daemon serves \(path), but its socket is not open to you (permission \
                         denied), and loading netacct's own programs needs root or CAP_BPF and CAP_PERFMON. \
                         Ask for the daemon to be run with --group GROUP and join that group, or run netacct as root.
-                        """)
+                        """, kind: .permission)
                 }
                 logger.info("the daemon's socket is not open to this user: loading the programs here", metadata: ["socket": "\(path)"])
                 return nil

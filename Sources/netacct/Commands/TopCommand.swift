@@ -1,0 +1,74 @@
+import Accounting
+import ArgumentParser
+import Top
+
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "Show the processes with TCP and UDP traffic, busiest first, every interval.",
+        discussion: """
+            Counts are socket-level: a packet is one successful send or receive call, bytes are \
+            its payload. Processes that exited during the interval are marked with '*' and show \
+            their final traffic.
+            """
+    )
+
+    @Argument(help: "Seconds between outputs.")
+    var interval: Double = 1
+
+    @Argument(help: "Number of outputs (default: until interrupted).")
+    var count: Int?
+
+    @Option(name: [.customShort("p"), .long], help: "Only this process (repeatable).")
+    var pid: [Int32] = []
+
+    @Option(help: ArgumentHelp("Only processes in this cgroup v2 or below it.", valueName: "path"))
+    var cgroup: String?
+
+    @Flag(help: "A row for each thread under its process.")
+    var threads = false
+
+    @Flag(name: [.customShort("C"), .long], help: "Do not clear the screen between outputs.")
+    var noclear = false
+
+    @Flag(name: [.customShort("S"), .long], help: "Skip the summary line.")
+    var nosummary = false
+
+    @Option(help: "Sort by received, sent or total bytes (rx, tx, total).")
+    var sort: TopInterval.SortKey = .total
+
+    @Flag(help: "One JSON object per interval, one per line.")
+    var json = false
+
+    @Option(help: ArgumentHelp("A running daemon's API socket, read instead of loading the programs again.", valueName: "path"))
+    var daemonSocket: String = DaemonAPI.defaultSocket
+
+    @Flag(help: "Load the programs in this process even when a daemon runs.")
+    var noDaemon = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
+        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
+        if let bad = pid.first(where: { $0 <= 0 }) { throw ValidationError("A PID is a positive number, not \(bad).") }
+    }
+
+    func run() throws {
+        let logger = global.start("netacct.top")
+        var configuration = TopApp.Configuration()
+        configuration.interval = interval
+        configuration.count = count
+        configuration.pids = Set(pid)
+        configuration.cgroup = cgroup
+        configuration.threads = threads
+        configuration.clearScreen = !noclear && !json
+        configuration.summary = !nosummary
+        configuration.sort = sort
+        configuration.json = json
+        configuration.daemonSocket = noDaemon ? nil : daemonSocket
+        try reportingErrors { try TopApp(configuration, logger: logger).run() }
+    }
+}
+
+extension TopInterval.SortKey: ExpressibleByArgument {}
