@@ -191,14 +191,12 @@ static __always_inline int classify(struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(count_send, struct sock *sk, int ret, int flags)
+/* One counted call: `ret` bytes sent (tx) or received by the calling thread on `sk`. */
+static __always_inline int count_call(struct sock *sk, int ret, bool tx)
 {
 	struct netacct_counters *c;
 	int kind;
 
-	if (ret <= 0)
-		return 0;
 	if (only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid)
 		return 0;
 	kind = classify(sk);
@@ -207,40 +205,37 @@ int BPF_PROG(count_send, struct sock *sk, int ret, int flags)
 	c = current_counters();
 	if (!c)
 		return 0;
-	if (kind == 1) {
+	if (kind == 1 && tx) {
 		c->tcp_tx_packets += 1;
 		c->tcp_tx_bytes += ret;
-	} else {
-		c->udp_tx_packets += 1;
-		c->udp_tx_bytes += ret;
-	}
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(count_recv, struct sock *sk, int ret, int flags)
-{
-	struct netacct_counters *c;
-	int kind;
-
-	if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)))
-		return 0;
-	if (only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid)
-		return 0;
-	kind = classify(sk);
-	if (!kind)
-		return 0;
-	c = current_counters();
-	if (!c)
-		return 0;
-	if (kind == 1) {
+	} else if (kind == 1) {
 		c->tcp_rx_packets += 1;
 		c->tcp_rx_bytes += ret;
+	} else if (tx) {
+		c->udp_tx_packets += 1;
+		c->udp_tx_bytes += ret;
 	} else {
 		c->udp_rx_packets += 1;
 		c->udp_rx_bytes += ret;
 	}
 	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(count_send, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0)
+		return 0;
+	return count_call(sk, ret, true);
+}
+
+/* A receive with MSG_PEEK is read again later; MSG_ERRQUEUE reads no data. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(count_recv, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)))
+		return 0;
+	return count_call(sk, ret, false);
 }
 
 static __always_inline void add_counters(struct netacct_counters *to, const struct netacct_counters *from)
