@@ -40,31 +40,34 @@ public final class AccountingEngine {
     private let slotMask: UInt32
 
     /// The programs that run on the traffic path, for their run-time statistics.
-    public static let hotPrograms = ["count_send", "count_recv"]
+    public static let hotPrograms: [Names.Program] = [.countSend, .countRecv]
+
+    /// The accounting object's programs, maps and globals, by name (generated from its symbols).
+    public typealias Names = BPFObjects.Accounting
 
     public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.accounting")) throws {
         self.logger = logger
         try KernelRequirements.check()
         let object = try BPFObject(image: BPFObjects.accounting)
         if let pid = options.onlyPID, pid > 0 {
-            try object.setReadOnlyGlobal("only_tgid", to: UInt32(pid))
+            try object.setReadOnlyGlobal(Names.Global.onlyTgid, to: UInt32(pid))
         }
         guard options.slots > 0, options.slots & (options.slots - 1) == 0 else {
             throw NetacctError("The number of slots must be a power of two, not \(options.slots).")
         }
-        try object.setMaxEntries("slots", to: options.slots)
-        try object.setMaxEntries("processes", to: options.registryEntries)
-        try object.setReadOnlyGlobal("slot_mask", to: options.slots - 1)
+        try object.setMaxEntries(Names.Map.slots, to: options.slots)
+        try object.setMaxEntries(Names.Map.processes, to: options.registryEntries)
+        try object.setReadOnlyGlobal(Names.Global.slotMask, to: options.slots - 1)
         slotMask = options.slots - 1
         try object.load()
         self.object = object
-        slots = try MappedArray(object, name: "slots")
-        overflow = try Map(object, name: "overflow")
-        processes = try Map(object, name: "processes")
-        ledger = try Map(object, name: "ledger")
-        stats = try PerCPUMap(object, name: "stats")
+        slots = try MappedArray(object, name: Names.Map.slots)
+        overflow = try Map(object, name: Names.Map.overflow)
+        processes = try Map(object, name: Names.Map.processes)
+        ledger = try Map(object, name: Names.Map.ledger)
+        stats = try PerCPUMap(object, name: Names.Map.stats)
         // The exit hook goes first, so that no counted thread can exit unseen.
-        var links = [try object.program("record_exit").attach()]
+        var links = [try object.program(Names.Program.recordExit).attach()]
         for name in Self.hotPrograms {
             links.append(try object.program(name).attach())
         }
@@ -95,9 +98,9 @@ public final class AccountingEngine {
     }
 
     /// Kernel run-time statistics of the traffic-path programs (needs kernel.bpf_stats_enabled=1).
-    public func programStatistics() throws -> [String: ProgramStatistics] {
-        var result: [String: ProgramStatistics] = [:]
-        for name in Self.hotPrograms + ["record_exit"] {
+    public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
+        var result: [Names.Program: ProgramStatistics] = [:]
+        for name in Names.Program.allCases {
             result[name] = try object.program(name).statistics()
         }
         return result

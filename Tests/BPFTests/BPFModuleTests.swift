@@ -15,8 +15,8 @@ struct BPFModuleTests {
 
     func loadSelftest() throws -> BPFObject {
         let object = try BPFObject(image: BPFObjects.selftest)
-        try object.setReadOnlyGlobal("target_tgid", to: UInt32(getpid()))
-        try object.setReadOnlyGlobal("target_syscall", to: Self.getppidSyscall)
+        try object.setReadOnlyGlobal(BPFObjects.Selftest.Global.targetTgid, to: UInt32(getpid()))
+        try object.setReadOnlyGlobal(BPFObjects.Selftest.Global.targetSyscall, to: Self.getppidSyscall)
         try object.load()
         return object
     }
@@ -170,5 +170,18 @@ struct BPFModuleTests {
                 && text.contains("The verifier said:") && text.contains("map_value_or_null")
         }
         #expect(!object.isLoaded)
+    }
+}
+
+/// The names generated with each embedded object, from its symbol table (no kernel needed).
+struct GeneratedNamesTests {
+    @Test func theSelftestObjectsNamesAreItsSymbols() throws {
+        #expect(BPFObjects.Selftest.Program.allCases.map(\.rawValue) == ["on_sys_enter", "own_threads", "rejected"])
+        #expect(BPFObjects.Selftest.Map.allCases.map(\.rawValue) == ["calls", "events", "mapped", "pages", "scratch"])
+        #expect(BPFObjects.Selftest.Global.allCases.map(\.rawValue) == ["target_syscall", "target_tgid"])
+        // Each names something libbpf finds in the object.
+        let object = try BPFObject(image: BPFObjects.selftest)
+        for program in BPFObjects.Selftest.Program.allCases { _ = try object.program(program) }
+        for map in BPFObjects.Selftest.Map.allCases { try object.setMaxEntries(map, to: 1 << 12) }
     }
 }

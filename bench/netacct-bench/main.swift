@@ -130,7 +130,7 @@ func netacctCost(_ load: (Int) -> Void) throws -> (Double, exit: ProgramStatisti
     load(eventsPerRound)
     let statistics = try engine.programStatistics()
     _ = try engine.snapshot()
-    return (nanosecondsPerEvent(AccountingEngine.hotPrograms.compactMap { statistics[$0] }), statistics["record_exit"])
+    return (nanosecondsPerEvent(AccountingEngine.hotPrograms.compactMap { statistics[$0] }), statistics[.recordExit])
 }
 
 func median(_ values: [Double]) -> Double {
