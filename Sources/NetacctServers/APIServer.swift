@@ -1,9 +1,9 @@
-import FoundationEssentials
 import NIOCore
 import Accounting
 import NetacctKit
 
-/// One local API connection (DaemonAPI): each request line gets one JSON reply line, in order.
+/// One local API connection (DaemonAPI): each request line names a collector's verb and gets
+/// one JSON reply line, in order.
 ///
 /// A reply is made only once the previous one has been written out, so a client gets replies
 /// as fast as it reads them and no faster; it may send a few requests ahead
@@ -20,7 +20,7 @@ final class APIHandler: ChannelInboundHandler {
     static let maximumQueued = 4
 
     private let shared: SharedService
-    private var client: AccountingService.ClientID?
+    private var client: APIClientID?
     /// The line being received.
     private var partial: [UInt8] = []
     /// Whole request lines not answered yet, oldest first.
@@ -32,12 +32,12 @@ final class APIHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        client = shared.service.connect()
+        client = shared.connectAPIClient()
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let client { shared.service.disconnect(client) }
+        if let client { shared.disconnectAPIClient(client) }
         if shared.budget.forget(ObjectIdentifier(self)) { shared.returnFreedMemory() }
         queued = []
         context.fireChannelInactive()
@@ -78,7 +78,7 @@ final class APIHandler: ChannelInboundHandler {
         let request = queued.removeFirst()
         let buffer: ByteBuffer
         do {
-            // The encoder's Data goes as soon as it is copied: only the buffer waits for the client.
+            // The text goes as soon as it is copied: only the buffer waits for the client.
             buffer = context.channel.allocator.buffer(bytes: try reply(to: request))
         } catch {
             shared.log.log(.error, "encoding", "encoding an API reply failed: \(error)")
@@ -104,21 +104,29 @@ final class APIHandler: ChannelInboundHandler {
     }
 
     /// The JSON line (with its newline) that answers `request`.
-    private func reply(to request: String) throws -> Data {
-        var line: Data
-        let word = request.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed()
-        switch DaemonAPI.Request(rawValue: String(word)) {
-        case .sample:
-            shared.refresh(reporting: .all)
-            let processes = client.map { shared.service.processes(for: $0) } ?? []
-            line = try JSONEncoder().encode(DaemonAPI.Reply(processes: processes, losses: shared.service.losses,
-                                                            threads: shared.service.configuration.keepsThreads))
-        case nil:
-            let known = DaemonAPI.Request.allCases.map(\.rawValue).joined(separator: ", ")
-            let shown = request.count > 64 ? String(request.prefix(64)) + "…" : request
-            line = try JSONEncoder().encode(DaemonAPI.ErrorReply(error: "unknown request \"\(shown)\" (requests: \(known))"))
+    private func reply(to request: String) throws -> [UInt8] {
+        let word = String(request.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+        var out = JSONWriter()
+        out.begin("{")
+        out.field("version", number: String(DaemonAPI.version))
+        if let collector = shared.collector(for: word), let client {
+            out.field("verb", string: word)
+            do {
+                try collector.answer(client: client, into: &out)
+            } catch {
+                shared.log.log(.error, "answer-\(word)", "\(word): reading the kernel failed: \(error)")
+                out = JSONWriter()
+                out.begin("{")
+                out.field("version", number: String(DaemonAPI.version))
+                out.field("error", string: "\(word): the daemon could not read the kernel: \(error)")
+            }
+            shared.reportLosses()
+        } else {
+            let known = shared.collectors.map(\.verb).joined(separator: ", ")
+            let shown = word.count > 64 ? String(word.prefix(64)) + "…" : word
+            out.field("error", string: "unknown request \"\(shown)\" (requests: \(known))")
         }
-        line.append(0x0A)
-        return line
+        out.end("}")
+        return Array((out.text + "\n").utf8)
     }
 }

@@ -5,34 +5,57 @@ import NIOPosix
 import Accounting
 import NetacctKit
 
-/// The accounting service, reachable from channel handlers, with what the servers share:
-/// the bound on unsent replies and the rate-limited log. Every use happens on `loop`, the
-/// daemon's single event loop, which is what makes the unchecked Sendable true.
+/// What the servers share, reachable from channel handlers: the collectors (the accounting
+/// service first, which the netatop-bpf server reads too), the bound on unsent replies and the
+/// rate-limited log. Every use happens on `loop`, the daemon's single event loop, which is
+/// what makes the unchecked Sendable true.
 final class SharedService: @unchecked Sendable {
     let service: AccountingService
+    /// The collectors by API verb, and in the order they were loaded.
+    let collectors: [any Collector]
     let loop: EventLoop
     let logger: Logger
     let log: RateLimitedLog
     let budget: ReplyBudget
-    private var reportedLosses = Snapshot.Losses()
+    private var reportedLosses: [String: [String]] = [:]
+    private var nextAPIClient: APIClientID = 1
 
     init(service: AccountingService, loop: EventLoop, logger: Logger, replyBudget: Int) {
         self.service = service
+        self.collectors = [AccountingCollector(service: service)]
         self.loop = loop
         self.logger = logger
         self.log = RateLimitedLog(logger: logger, clock: StopSignals.now)
         self.budget = ReplyBudget(limit: replyBudget, clock: StopSignals.now)
     }
 
-    /// Every second, clients or not: notices exits and forgets what waited long enough.
+    func collector(for verb: String) -> (any Collector)? { collectors.first { $0.verb == verb } }
+
+    /// A new local API client, announced to every collector.
+    func connectAPIClient() -> APIClientID {
+        defer { nextAPIClient += 1 }
+        for collector in collectors { collector.connect(client: nextAPIClient) }
+        return nextAPIClient
+    }
+
+    func disconnectAPIClient(_ client: APIClientID) {
+        for collector in collectors { collector.disconnect(client: client) }
+    }
+
+    /// Every second, clients or not: each collector keeps itself fresh (accounting notices
+    /// exits and forgets what waited long enough).
     func maintain(interval: Double) {
         loop.preconditionInEventLoop()
-        do {
-            if try service.maintain(interval: interval) { returnFreedMemory() }
-            reportLosses()
-        } catch {
-            log.log(.error, "maintain", "reading the kernel's counters failed: \(error)")
+        var read = false
+        for collector in collectors {
+            do {
+                if try collector.maintain(interval: interval) { read = true }
+            } catch {
+                log.log(.error, "maintain-\(collector.verb)", "\(collector.verb): reading the kernel failed: \(error)")
+            }
         }
+        if read { returnFreedMemory() }
+        reportLosses()
     }
 
     /// After an answer has left, or a client holding one has gone: gives the memory that
@@ -68,17 +91,15 @@ final class SharedService: @unchecked Sendable {
         }
     }
 
-    private func reportLosses() {
-        let losses = service.losses
-        guard losses != reportedLosses else { return }
-        reportedLosses = losses
-        log.log(.warning, "losses", "not everything could be counted: \(losses.phrases.joined(separator: "; "))", metadata: [
-            "uncounted_calls": "\(losses.uncountedCalls)",
-            "dropped_thread_exits": "\(losses.droppedExits)",
-            "unregistered_processes": "\(losses.unregisteredProcesses)",
-            "late_thread_exits": "\(losses.lateThreadExits)",
-            "forgotten_exits": "\(losses.forgottenExits)",
-        ])
+    /// Logs what a collector could not count, when that grew (rate-limited per collector).
+    func reportLosses() {
+        for collector in collectors {
+            let losses = collector.losses
+            guard losses != reportedLosses[collector.verb, default: []] else { continue }
+            reportedLosses[collector.verb] = losses
+            log.log(.warning, "losses-\(collector.verb)",
+                    "\(collector.verb): not everything could be counted: \(losses.joined(separator: "; "))")
+        }
     }
 }
 

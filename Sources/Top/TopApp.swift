@@ -85,8 +85,8 @@ public struct TopApp {
             if let path = configuration.daemonSocket, let connection = try Self.connect(path, logger: logger) {
                 // The first reply sets the baseline: traffic before top started is not shown.
                 var tracker = DeltaTracker()
-                let first = try connection.sample()
-                if configuration.threads && !first.threads {
+                let first = try connection.processes()
+                if configuration.threads && !first.threadsKept {
                     logger.notice("the running daemon keeps no per-thread counters (start it with --threads); loading the programs here for --threads")
                 } else {
                     logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
@@ -127,7 +127,7 @@ public struct TopApp {
         mutating func sample() throws -> ([ProcessTable.ProcessSample], Snapshot.Losses) {
             switch self {
             case .daemon(let connection, var tracker):
-                let reply = try connection.sample()
+                let reply = try connection.processes()
                 let samples = tracker.deltas(reply.processes)
                 self = .daemon(connection, tracker)
                 return (samples, reply.losses)

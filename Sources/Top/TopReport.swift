@@ -159,17 +159,3 @@ public struct TopRenderer {
         return out.text
     }
 }
-
-extension JSONWriter {
-    /// The eight counters, in the documented order.
-    mutating func counters(_ t: Traffic) {
-        field("tcp_tx_packets", number: String(t.tcpTxPackets))
-        field("tcp_tx_bytes", number: String(t.tcpTxBytes))
-        field("tcp_rx_packets", number: String(t.tcpRxPackets))
-        field("tcp_rx_bytes", number: String(t.tcpRxBytes))
-        field("udp_tx_packets", number: String(t.udpTxPackets))
-        field("udp_tx_bytes", number: String(t.udpTxBytes))
-        field("udp_rx_packets", number: String(t.udpRxPackets))
-        field("udp_rx_bytes", number: String(t.udpRxBytes))
-    }
-}

@@ -58,24 +58,28 @@ struct HandlerTests {
     @Test func theAPIAnswersInOrderAndRefusesUnknownRequests() throws {
         let loop = EmbeddedEventLoop()
         let channel = try Self.channel(APIHandler(shared: Self.shared(processes: 3, loop: loop)))
-        try channel.writeInbound(channel.allocator.buffer(string: "what\nsam"))
-        try channel.writeInbound(channel.allocator.buffer(string: "ple\n"))
+        try channel.writeInbound(channel.allocator.buffer(string: "what\nproce"))
+        try channel.writeInbound(channel.allocator.buffer(string: "sses\n"))
         let lines = try Self.outbound(channel).map { String(buffer: $0) }
         #expect(lines.count == 2)
-        #expect(lines.first == "{\"error\":\"unknown request \\\"what\\\" (requests: sample)\"}\n")
-        let reply = try JSONDecoder().decode(DaemonAPI.Reply.self, from: Data(lines[1].utf8.dropLast()))
-        #expect(reply.processes.map(\.id.pid).sorted() == [1, 2, 3])
-        #expect(reply.processes.map(\.total.udpTxBytes).sorted() == [100, 200, 300])
+        #expect(lines.first == #"{"version":1,"error":"unknown request \"what\" (requests: processes)"}"# + "\n")
+        // The documented layout, snake_case, keys in order; counters cumulative.
+        #expect(lines.last?.hasPrefix(#"{"version":1,"verb":"processes","threads_kept":false,"processes":[{"pid":1,"start_ns":1,"comm":"p1","cgroup_id":1,"exited":false,"tcp_tx_packets":0,"tcp_tx_bytes":0,"tcp_rx_packets":0,"tcp_rx_bytes":0,"udp_tx_packets":1,"udp_tx_bytes":100,"udp_rx_packets":0,"udp_rx_bytes":0},"#) == true)
+        #expect(lines.last?.hasSuffix(#""losses":{"uncounted_calls":0,"dropped_exits":0,"unregistered_processes":0,"late_thread_exits":0,"forgotten_exits":0}}"# + "\n") == true)
+        let reply = try DaemonAPI.decodeProcesses(Data(lines[1].utf8.dropLast()))
+        #expect(reply.processes.map { $0.id.pid }.sorted() == [1, 2, 3])
+        #expect(reply.processes.map { $0.total.udpTxBytes }.sorted() == [100, 200, 300])
+        #expect(reply.processes.allSatisfy { $0.comm == "p\($0.id.pid)" && !$0.exited })
     }
 
     @Test func anAPIClientThatQueuesTooManyRequestsIsDropped() throws {
         let loop = EmbeddedEventLoop()
         let channel = try Self.channel(APIHandler(shared: Self.shared(processes: 1, loop: loop)))
         // The one being answered and 4 more are allowed; the sixth line in one read is not.
-        try channel.writeInbound(channel.allocator.buffer(string: String(repeating: "sample\n", count: 5)))
+        try channel.writeInbound(channel.allocator.buffer(string: String(repeating: "processes\n", count: 5)))
         #expect(channel.isActive)
         #expect(try Self.outbound(channel).count == 5)
-        try channel.writeInbound(channel.allocator.buffer(string: String(repeating: "sample\n", count: 6)))
+        try channel.writeInbound(channel.allocator.buffer(string: String(repeating: "processes\n", count: 6)))
         #expect(!channel.isActive)
     }
 

@@ -68,7 +68,7 @@ func runHostileBenchmark(_ arguments: [String]) {
         var peak = 0
         for index in 0..<200 {
             guard let client = try? UnixSocket.connect(index % 2 == 0 ? daemon.socketPath : daemon.apiPath) else { continue }
-            client.send(index % 2 == 0 ? [UInt8](repeating: 1, count: NetatopRecord.size) : Array("sample\n".utf8))
+            client.send(index % 2 == 0 ? [UInt8](repeating: 1, count: NetatopRecord.size) : Array("processes\n".utf8))
             clients.append(client)
             usleep(10_000)
             peak = max(peak, daemon.memory.rss)
@@ -129,7 +129,7 @@ func runHostileBenchmark(_ arguments: [String]) {
     let after = daemon.memory.rss
     var delivered = -1
     var forgotten: UInt64 = 0
-    if let api = try? DaemonAPI.Connection(path: daemon.apiPath), let reply = try? api.sample() {
+    if let api = try? DaemonAPI.Connection(path: daemon.apiPath), let reply = try? api.processes() {
         delivered = reply.processes.filter(\.exited).count
         forgotten = reply.losses.forgottenExits
     }
