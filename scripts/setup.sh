@@ -7,6 +7,7 @@ NETACCT_PACKAGES=(
     pkg-config
     util-linux  # setpriv, used by the tests to run netacct without privileges
     iproute2
+    python3     # Debian's /usr/bin/python3: the tests' client run as another user (setpriv)
 )
 
 netacct_install_packages() {

@@ -89,12 +89,30 @@ public final class Daemon {
         logger.notice("stopping")
     }
 
+    /// The user of the process at the other end of a Unix socket (SO_PEERCRED); an unknown
+    /// peer counts as a user other than root.
+    static func peerUser(of channel: Channel) -> EventLoopFuture<UInt32> {
+        guard let provider = channel as? SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(.max) }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.map { $0.uid }.recover { _ in UInt32.max }
+    }
+
+    /// Linux's `struct ucred`, which Swift's Glibc module leaves out (a GNU extension).
+    struct PeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
     private func bind(_ lease: SocketPath.Lease, group: EventLoopGroup, shared: SharedService,
                       handler: @escaping @Sendable () -> any ChannelInboundHandler) throws -> Channel {
         let path = lease.path
         let limit = configuration.maximumClients
         let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeout * 1000))
         let connections = ConnectionCount()
+        let users = UserConnections()
+        let perUser = max(1, limit / 4)
         let previous = umask(0o177) // the socket file is created 0600, then widened if asked
         defer { umask(previous) }
         // Bound here rather than by NIO, which would delete whatever socket is at the path when
@@ -111,9 +129,20 @@ public final class Daemon {
                         return channel.close()
                     }
                     channel.closeFuture.whenComplete { _ in connections.decrement() }
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(IdleStateHandler(readTimeout: idle),
-                                                                       ClosingIdleClients(log: shared.log), handler())
+                    return Self.peerUser(of: channel).flatMap { user in
+                        // Root's clients (atop) may take every place; another user at most a
+                        // quarter, so that one user's clients can never keep root's out.
+                        guard user == 0 || users.admit(user, limit: perUser) else {
+                            shared.log.log(.warning, "refused-user-\(path)",
+                                           "refusing a client: its user has \(perUser) connected already",
+                                           metadata: ["path": "\(path)", "uid": "\(user)"])
+                            return channel.close()
+                        }
+                        if user != 0 { channel.closeFuture.whenComplete { _ in users.release(user) } }
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandlers(IdleStateHandler(readTimeout: idle),
+                                                                           ClosingIdleClients(log: shared.log), handler())
+                        }
                     }
                 }
                 .withBoundSocket(socket)
@@ -149,6 +178,27 @@ final class ClosingIdleClients: ChannelInboundHandler, Sendable {
         }
         log.log(.notice, "idle", "closing a client that sent no request for the idle timeout")
         context.close(promise: nil)
+    }
+}
+
+/// Connections per user (other than root), shared like `ConnectionCount`.
+final class UserConnections: Sendable {
+    private let counts = Mutex<[UInt32: Int]>([:])
+
+    /// Counts one more connection of `user` if it has fewer than `limit`.
+    func admit(_ user: UInt32, limit: Int) -> Bool {
+        counts.withLock { counts in
+            guard counts[user, default: 0] < limit else { return false }
+            counts[user, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ user: UInt32) {
+        counts.withLock { counts in
+            let left = counts[user, default: 1] - 1
+            counts[user] = left > 0 ? left : nil
+        }
     }
 }
 
