@@ -64,6 +64,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // `netacct nic`: frames, bytes and segments per interface and queue.
+        .target(
+            name: "NIC",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms", "NetacctKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // glibc's malloc.h (malloc_trim), which the Glibc module leaves out.
         .target(name: "CMalloc"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
@@ -80,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "NetacctKit", "Top", "NetacctServers",
+                "Accounting", "NetacctKit", "Top", "NIC", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -15,6 +15,10 @@ extension BPFObject {
     public func setReadOnlyGlobal<T: BitwiseCopyable>(_ global: some BPFGlobalName, to value: T) throws {
         try setReadOnlyGlobal(global.rawValue, to: value)
     }
+
+    public func setReadOnlyGlobal(_ global: some BPFGlobalName, bytes: UnsafeRawBufferPointer) throws {
+        try setReadOnlyGlobal(global.rawValue, bytes: bytes)
+    }
 }
 
 extension Map {

@@ -45,14 +45,19 @@ public final class BPFObject {
     /// Sets a `const volatile` global (in `.rodata`) before load. The verifier then treats
     /// it as a constant and drops the code it makes dead.
     public func setReadOnlyGlobal<Value: BitwiseCopyable>(_ variable: String, to value: Value) throws {
+        try withUnsafeBytes(of: value) { try setReadOnlyGlobal(variable, bytes: $0) }
+    }
+
+    /// Sets a `const volatile` global (an array, say) to exactly `bytes`, before load.
+    public func setReadOnlyGlobal(_ variable: String, bytes: UnsafeRawBufferPointer) throws {
         let subject = "global '\(variable)' of object '\(name)'"
         guard !isLoaded else {
             throw BPFError("setting", subject, errno: .alreadyInProcess, hint: "Read-only globals are fixed at load")
         }
         let (offset, size) = try rodataVariable(variable)
-        guard size == MemoryLayout<Value>.size else {
+        guard size == bytes.count else {
             throw BPFError("setting", subject, errno: .invalidArgument,
-                           hint: "It has \(size) bytes, the value \(MemoryLayout<Value>.size)")
+                           hint: "It has \(size) bytes, the value \(bytes.count)")
         }
         let rodata = try mapPointer(".rodata")
         var rodataSize = 0
@@ -60,10 +65,7 @@ public final class BPFObject {
             throw BPFError("setting", subject, errno: .noSuchFileOrDirectory)
         }
         // libbpf 1.1 returns the map's initial value as const; it is the copy libbpf will load.
-        withUnsafeBytes(of: value) { bytes in
-            UnsafeMutableRawPointer(mutating: initial).advanced(by: offset)
-                .copyMemory(from: bytes.baseAddress!, byteCount: size)
-        }
+        UnsafeMutableRawPointer(mutating: initial).advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: size)
     }
 
     /// Sets a map's capacity before load.

@@ -2,4 +2,5 @@
 #define CNETACCT_H
 /* The structs shared with the BPF programs: bpf/<tool>.h is their one definition. */
 #include "../../../bpf/accounting.h"
+#include "../../../bpf/nic.h"
 #endif

@@ -1,0 +1,100 @@
+import FoundationEssentials
+import NetacctKit
+
+/// One interval of `netacct nic`: per interface, per direction, the counts of each queue in
+/// the interval and their total.
+public struct NICInterval: Sendable {
+    public struct Direction: Sendable, Equatable {
+        public var queues: [QueueCounters]
+        public var total: QueueCounters { queues.reduce(QueueCounters(), +) }
+    }
+
+    public struct Interface: Sendable {
+        public var name: String
+        public var ifindex: UInt32
+        public var tx: Direction
+        public var rx: Direction
+    }
+
+    public var time: Date
+    public var seconds: Double
+    public var interfaces: [Interface]
+}
+
+/// The table (as the seed's nic_throughput prints it: TX then RX, a row per queue and a
+/// Total, average size, bytes/s and packets/s) and the JSON line of an interval.
+public enum NICRenderer {
+    public static func table(_ interval: NICInterval) -> String {
+        var lines = [Units.clock(interval.time) + "  (\(Units.seconds(interval.seconds)))"]
+        for interface in interval.interfaces {
+            lines.append("\(interface.name) (ifindex \(interface.ifindex))")
+            for (title, direction) in [("TX", interface.tx), ("RX", interface.rx)] {
+                lines.append(title)
+                lines.append(row("QueueID", "avg_size", "BPS", "PPS", "segments/s"))
+                for (queue, counters) in direction.queues.enumerated() {
+                    lines.append(row(String(queue), counters, seconds: interval.seconds))
+                }
+                lines.append(row("Total", direction.total, seconds: interval.seconds))
+                lines.append("")
+            }
+        }
+        lines.append(String(repeating: "-", count: 60))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func row(_ queue: String, _ counters: QueueCounters, seconds: Double) -> String {
+        let average = counters.packets == 0 ? 0 : Double(counters.bytes) / Double(counters.packets)
+        let rate = { (value: UInt64) in Units.fixed(Double(value) / max(seconds, 1e-9), decimals: 1) }
+        return row(queue, Units.fixed(average, decimals: 1), rate(counters.bytes), rate(counters.packets), rate(counters.segments))
+    }
+
+    static func row(_ columns: String...) -> String {
+        var line = " " + columns.map { Units.pad($0, 10, left: true) }.joined(separator: " ")
+        while line.last == " " { line.removeLast() }
+        return line
+    }
+
+    /// One line of `netacct nic --json` (without the newline): counts in the interval.
+    public static func json(_ interval: NICInterval) -> String {
+        var out = JSONWriter()
+        out.begin("{")
+        out.field("time", string: interval.time.formatted(.iso8601.year().month().day()
+            .time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+        out.field("interval_s", number: Units.fixed(interval.seconds, decimals: 3))
+        out.key("interfaces")
+        out.begin("[")
+        for interface in interval.interfaces {
+            out.begin("{")
+            out.field("name", string: interface.name)
+            out.field("ifindex", number: String(interface.ifindex))
+            for (key, direction) in [("tx", interface.tx), ("rx", interface.rx)] {
+                out.key(key)
+                out.begin("{")
+                out.key("queues")
+                out.begin("[")
+                for (queue, counters) in direction.queues.enumerated() {
+                    out.begin("{")
+                    out.field("queue", number: String(queue))
+                    write(counters, into: &out)
+                    out.end("}")
+                }
+                out.end("]")
+                out.key("total")
+                out.begin("{")
+                write(direction.total, into: &out)
+                out.end("}")
+                out.end("}")
+            }
+            out.end("}")
+        }
+        out.end("]")
+        out.end("}")
+        return out.text
+    }
+
+    static func write(_ counters: QueueCounters, into out: inout JSONWriter) {
+        out.field("packets", number: String(counters.packets))
+        out.field("bytes", number: String(counters.bytes))
+        out.field("segments", number: String(counters.segments))
+    }
+}

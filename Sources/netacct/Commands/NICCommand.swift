@@ -1,0 +1,48 @@
+import ArgumentParser
+import NIC
+
+struct NICCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nic",
+        abstract: "Show each interface's TX and RX queues: frames, bytes and segments per second, every interval.",
+        discussion: """
+            Frames and bytes are what the device's own statistics count (the link-layer header \
+            included, a GSO/GRO super-packet once); segments are the wire segments they stand \
+            for. The interfaces are those of the network namespace netacct runs in.
+            """
+    )
+
+    @Argument(help: "Seconds between outputs.")
+    var interval: Double?
+
+    @Argument(help: "Number of outputs (default: until interrupted).")
+    var count: Int?
+
+    @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Only this interface (repeatable; default: every interface that is up).", valueName: "name"))
+    var name: [String] = []
+
+    @Option(name: [.customShort("i"), .customLong("interval")], help: ArgumentHelp("Seconds between outputs (as the positional interval).", valueName: "seconds"))
+    var intervalOption: Double?
+
+    @Flag(help: "One JSON object per interval, one per line (counts in the interval).")
+    var json = false
+
+    @OptionGroup var global: GlobalOptions
+
+    var seconds: Double { intervalOption ?? interval ?? 1 }
+
+    func validate() throws {
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(seconds).") }
+        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
+    }
+
+    func run() throws {
+        let logger = global.start("netacct.nic")
+        var configuration = NICApp.Configuration()
+        configuration.names = name
+        configuration.interval = seconds
+        configuration.count = count
+        configuration.json = json
+        try reportingErrors { try NICApp(configuration, logger: logger).run() }
+    }
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * nic: frames, bytes and wire segments per interface, per direction and per queue, from the
+ * net_dev_start_xmit (TX) and netif_receive_skb (RX) tracepoints.
+ *
+ * Only the interfaces user space asks for are counted (their ifindexes are read-only globals,
+ * found by a scan of at most 16: no hash per packet), in the network namespace it runs in
+ * (an ifindex is unique only within one). Counters are per CPU, indexed by interface slot,
+ * direction and queue: plain increments, summed by user space.
+ */
+#include "netdev.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "nic.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The interfaces counted, and how many of the slots are used (set before load). */
+const volatile __u32 ifindexes[NETACCT_NIC_INTERFACES] = {};
+const volatile __u32 interface_count = 0;
+/* The network namespace's inode number (/proc/self/ns/net): devices elsewhere are not counted. */
+const volatile __u32 netns_inum = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_NIC_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_nic_counters);
+} counters SEC(".maps");
+
+/* The slot of a device counted here, or -1. */
+static __always_inline int slot_of(struct net_device *dev)
+{
+	__u32 ifindex = dev->ifindex;
+
+	if (dev->nd_net.net->ns.inum != netns_inum)
+		return -1;
+	for (int i = 0; i < NETACCT_NIC_INTERFACES; i++) {
+		if (i >= interface_count)
+			break;
+		if (ifindexes[i] == ifindex)
+			return i;
+	}
+	return -1;
+}
+
+/* Counts one frame of `skb` on `dev`; `header` is what the device counts beyond skb->len. */
+static __always_inline void count_frame(struct sk_buff *skb, struct net_device *dev, __u32 direction,
+					__u32 queue, __u32 header)
+{
+	struct netacct_nic_counters *c;
+	struct skb_shared_info *shinfo;
+	int slot = slot_of(dev);
+	__u16 segments;
+	__u32 key;
+
+	if (slot < 0)
+		return;
+	if (queue >= NETACCT_NIC_QUEUES)
+		queue = NETACCT_NIC_QUEUES - 1;
+	key = ((__u32)slot * 2 + direction) * NETACCT_NIC_QUEUES + queue;
+	c = bpf_map_lookup_elem(&counters, &key);
+	if (!c)
+		return;
+	shinfo = (struct skb_shared_info *)(skb->head + skb->end);
+	segments = BPF_CORE_READ(shinfo, gso_segs);
+	c->packets += 1;
+	c->bytes += skb->len + header;
+	c->segments += segments ? segments : 1;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
+{
+	count_frame(skb, dev, NETACCT_NIC_TX, skb->queue_mapping, 0);
+	return 0;
+}
+
+/* The link-layer header has been pulled by now (eth_type_trans): the device counted it. */
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(count_rx, struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	__u16 queue = skb->queue_mapping; /* the RX queue + 1, or 0 when none was recorded */
+
+	count_frame(skb, dev, NETACCT_NIC_RX, queue ? queue - 1 : 0, dev->hard_header_len);
+	return 0;
+}
