@@ -100,7 +100,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NIC", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),

@@ -21,6 +21,11 @@ public final class KernelBTF {
     public func hasTracepoint(_ name: String) -> Bool {
         btf__find_by_name_kind(handle, "btf_trace_\(name)", UInt32(BTF_KIND_TYPEDEF as Int)) > 0
     }
+
+    /// Whether the kernel has a function of that name (a kfunc such as `bpf_rdonly_cast`).
+    public func hasFunction(_ name: String) -> Bool {
+        btf__find_by_name_kind(handle, name, UInt32(BTF_KIND_FUNC as Int)) > 0
+    }
 }
 
 extension BPFError {

@@ -9,6 +9,14 @@ public struct NetworkInterface: Sendable, Equatable {
     public var rxQueues: Int
     public var isUp: Bool
 
+    public init(name: String, ifindex: UInt32, txQueues: Int, rxQueues: Int, isUp: Bool) {
+        self.name = name
+        self.ifindex = ifindex
+        self.txQueues = txQueues
+        self.rxQueues = rxQueues
+        self.isUp = isUp
+    }
+
     /// The interfaces of this network namespace (`ip netns exec … netacct nic` sees that
     /// namespace's), by name.
     public static func all(sysfs: String = "/sys/class/net") -> [NetworkInterface] {

@@ -29,7 +29,8 @@ public struct QueueCounters: Sendable, Equatable {
 }
 
 /// The nic programs loaded and attached for a set of interfaces of this network namespace
-/// (Linux >= 5.5 for `tp_btf`; the two tracepoints are older). Counts from `init` on.
+/// (Linux >= 6.2: `tp_btf` and the `bpf_rdonly_cast` kfunc that reads a frame's segment count
+/// without a helper call). Counts from `init` on.
 public final class NICEngine {
     public typealias Names = BPFObjects.Nic
     public static let maximumInterfaces = Int(NETACCT_NIC_INTERFACES)
@@ -40,7 +41,10 @@ public final class NICEngine {
     private let counters: PerCPUMap<UInt32, netacct_nic_counters>
     private let links: [Link]
 
-    public init(interfaces: [NetworkInterface], logger: Logger = Logger(label: "netacct.nic")) throws {
+    /// Counts `interfaces` of the network namespace whose inode is `namespace` (default: this
+    /// process's own).
+    public init(interfaces: [NetworkInterface], namespace: UInt32 = NetworkInterface.namespaceInode(),
+                logger: Logger = Logger(label: "netacct.nic")) throws {
         try Self.checkKernel()
         guard interfaces.count <= Self.maximumInterfaces else {
             throw NetacctError("netacct nic counts at most \(Self.maximumInterfaces) interfaces at once, not \(interfaces.count).")
@@ -53,7 +57,7 @@ public final class NICEngine {
             try object.setReadOnlyGlobal(Names.Global.ifindexes, bytes: raw)
         }
         try object.setReadOnlyGlobal(Names.Global.interfaceCount, to: UInt32(interfaces.count))
-        try object.setReadOnlyGlobal(Names.Global.netnsInum, to: NetworkInterface.namespaceInode())
+        try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
         try object.load()
         self.object = object
         counters = try PerCPUMap(object, name: Names.Map.counters)
@@ -66,6 +70,10 @@ public final class NICEngine {
         let btf = try KernelProbe.requireBTF()
         for name in ["net_dev_start_xmit", "netif_receive_skb"] where !btf.hasTracepoint(name) {
             throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no \(name) tracepoint, which netacct nic needs.",
+                               kind: .unsupported)
+        }
+        guard btf.hasFunction("bpf_rdonly_cast") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast kfunc: netacct nic needs Linux >= 6.2.",
                                kind: .unsupported)
         }
     }

@@ -18,6 +18,11 @@ import NetacctKit
 // traffic, then measures the time to answer one atop request, the daemon's CPU while atop
 // asks once a second, and its resident memory (DaemonBenchmark.swift).
 //
+// netacct-bench nic [frames] [rounds]
+//
+// BPF ns per frame of the nic programs on each hook, beside empty programs on the same hooks,
+// under a UDP flood over a veth pair between two namespaces it makes (NICBenchmark.swift).
+//
 // netacct-bench hostile <netacct binary> [processes] [exits]
 //
 // The daemon's memory while clients misbehave and while processes exit with no client
@@ -26,6 +31,10 @@ import NetacctKit
 let arguments = CommandLine.arguments
 if arguments.count > 1 && arguments[1] == "ingest" {
     runIngestBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
+if arguments.count > 1 && arguments[1] == "nic" {
+    runNICBenchmark(Array(arguments.dropFirst(2)))
     exit(0)
 }
 if arguments.count > 1 && arguments[1] == "hostile" {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * floor: empty programs on the accounting tracepoints. Their run time is the floor of any
+ * floor: empty programs on the accounting and nic tracepoints. Their run time is the floor of any
  * program there (the kernel's statistics include their own clock reads): the benchmark
  * reports netacct's cost beside it.
  */
@@ -18,6 +18,21 @@ int BPF_PROG(floor_send, struct sock *sk, int ret, int flags)
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(floor_recv, struct sock *sk, int ret, int flags)
+{
+	return 0;
+}
+
+struct sk_buff;
+struct net_device;
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(floor_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(floor_receive, struct sk_buff *skb)
 {
 	return 0;
 }
