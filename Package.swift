@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NetacctKit", "CMalloc",
+                "Accounting", "NIC", "NetacctKit", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -92,7 +92,7 @@ public enum NICRenderer {
         return out.text
     }
 
-    static func write(_ counters: QueueCounters, into out: inout JSONWriter) {
+    public static func write(_ counters: QueueCounters, into out: inout JSONWriter) {
         out.field("packets", number: String(counters.packets))
         out.field("bytes", number: String(counters.bytes))
         out.field("segments", number: String(counters.segments))

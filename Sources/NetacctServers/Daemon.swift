@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Accounting
 import NetacctKit
+import NIC
 import Synchronization
 
 /// `netacct daemon`: loads the accounting programs once, counts all the time, and serves
@@ -30,6 +31,8 @@ public final class Daemon {
         /// both sockets together); past it, the clients that left replies unread longest are
         /// dropped. One atop reply is 96 bytes per process.
         public var replyBudget = 16 << 20
+        /// Also host the nic collector (API verb `nic`) for the interfaces up at start.
+        public var nic = false
         public init() {}
     }
 
@@ -64,8 +67,14 @@ public final class Daemon {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        var others: [any Collector] = []
+        if configuration.nic, let nic = try Self.optional("nic", logger: logger, {
+            NICCollector(engine: try NICEngine(interfaces: try NICApp.interfaces(named: []), logger: logger))
+        }) {
+            others.append(nic)
+        }
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),
-                                   loop: loop, logger: logger, replyBudget: configuration.replyBudget)
+                                   others: others, loop: loop, logger: logger, replyBudget: configuration.replyBudget)
         var channels: [Channel] = []
         defer {
             for channel in channels { try? channel.close().wait() }
@@ -87,6 +96,17 @@ public final class Daemon {
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
+    }
+
+    /// Loads an optional collector: one the running kernel cannot support is reported and
+    /// skipped, and the others go on serving; any other failure stops the daemon.
+    static func optional(_ name: String, logger: Logger, _ load: () throws -> any Collector) throws -> (any Collector)? {
+        do {
+            return try load()
+        } catch let error as any UserFacingError where error.kind == .unsupported {
+            logger.warning("not serving \(name): \(error)")
+            return nil
+        }
     }
 
     /// The user of the process at the other end of a Unix socket (SO_PEERCRED); an unknown

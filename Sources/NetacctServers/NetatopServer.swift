@@ -20,9 +20,9 @@ final class SharedService: @unchecked Sendable {
     private var reportedLosses: [String: [String]] = [:]
     private var nextAPIClient: APIClientID = 1
 
-    init(service: AccountingService, loop: EventLoop, logger: Logger, replyBudget: Int) {
+    init(service: AccountingService, others: [any Collector] = [], loop: EventLoop, logger: Logger, replyBudget: Int) {
         self.service = service
-        self.collectors = [AccountingCollector(service: service)]
+        self.collectors = [AccountingCollector(service: service)] + others
         self.loop = loop
         self.logger = logger
         self.log = RateLimitedLog(logger: logger, clock: StopSignals.now)

@@ -24,13 +24,20 @@ final class DaemonProcess {
     let api: String
     let errors = Pipe()
 
-    init(extra: [String] = []) throws {
+    /// `namespace`: run it in that network namespace (`ip netns exec`).
+    init(extra: [String] = [], namespace: String? = nil) throws {
         directory = NSTemporaryDirectory() + "netacct-test-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         socket = directory + "/netatop.sock"
         api = directory + "/api.sock"
-        process.executableURL = Binary.url
-        process.arguments = ["daemon", "--socket", socket, "--api-socket", api] + extra
+        let arguments = ["daemon", "--socket", socket, "--api-socket", api] + extra
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, Binary.url.path] + arguments
+        } else {
+            process.executableURL = Binary.url
+            process.arguments = arguments
+        }
         process.standardError = errors
         try process.run()
         let deadline = Date().addingTimeInterval(10)

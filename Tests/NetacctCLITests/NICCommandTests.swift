@@ -1,3 +1,4 @@
+import Accounting
 import Foundation
 import Glibc
 import Testing
@@ -175,6 +176,28 @@ struct NICCommandTests {
         #expect(abs(pps - 10) < 0.5) // 20 frames in a 2 s interval
         let totalRow = try #require(lines[tx..<rx].first { $0.split(separator: " ").first == "Total" }).split(separator: " ")
         #expect(totalRow[1] == "242.0")
+    }
+
+    @Test func theDaemonServesNICCountersWithNIC() throws {
+        let pair = try VethPair()
+        let daemon = try DaemonProcess(extra: ["--nic"], namespace: pair.sender)
+        try pair.send(20, bytes: 200, cpu: 1)
+        try pair.send(10, bytes: 200, cpu: 0)
+        let api = try DaemonAPI.Connection(path: daemon.api)
+        let line = try api.request("nic")
+        let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+        #expect(object["version"] as? Int == 1 && object["verb"] as? String == "nic")
+        let interfaces = try #require(object["interfaces"] as? [[String: Any]])
+        let va = try #require(interfaces.first { $0["name"] as? String == "va" })
+        let queues = try #require((va["tx"] as? [String: Any])?["queues"] as? [[String: Any]])
+        // Cumulative since the daemon started; nothing else crossed va.
+        #expect(queues.map { $0["packets"] as? Int ?? -1 } == [10, 20, 0, 0])
+        #expect(queues.map { $0["bytes"] as? Int ?? -1 } == [10 * Self.frame, 20 * Self.frame, 0, 0])
+        // Accounting is served beside it.
+        #expect(try api.processes().processes.count >= 0)
+        let unknown = try #require(try JSONSerialization.jsonObject(with: try api.request("what")) as? [String: Any])
+        #expect(unknown["error"] as? String == "unknown request \"what\" (requests: processes, nic)")
+        #expect(daemon.stop().status == 0)
     }
 
     @Test func anUnknownInterfaceIsAnErrorThatListsTheInterfaces() throws {

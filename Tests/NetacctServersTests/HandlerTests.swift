@@ -171,3 +171,26 @@ struct ServerPartsTests {
         #expect(lines.messages == ["refusing a client", "something else", "refusing a client (+499)"])
     }
 }
+
+/// Optional collectors: one the kernel cannot support is skipped, anything else is an error.
+struct OptionalCollectorTests {
+    final class Fake: Collector {
+        var verb: String { "fake" }
+        func connect(client: APIClientID) {}
+        func disconnect(client: APIClientID) {}
+        func maintain(interval: Double) throws -> Bool { false }
+        func answer(client: APIClientID, into json: inout JSONWriter) throws {}
+        var losses: [String] { [] }
+    }
+
+    @Test func aCollectorTheKernelCannotSupportIsSkippedOthersFailTheDaemon() throws {
+        let logger = Logger(label: "test")
+        #expect(try Daemon.optional("fake", logger: logger) { Fake() } != nil)
+        #expect(try Daemon.optional("fake", logger: logger) {
+            throw NetacctError("Kernel 5.4 has no such tracepoint", kind: .unsupported)
+        } == nil)
+        #expect(throws: NetacctError.self) {
+            _ = try Daemon.optional("fake", logger: logger) { throw NetacctError("needs root", kind: .permission) }
+        }
+    }
+}

@@ -39,6 +39,9 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Keep per-thread rows for netacct top --threads (costs more CPU per sample).")
     var threads = false
 
+    @Flag(help: "Also count each interface's TX/RX queues (API verb nic), for the interfaces up at start.")
+    var nic = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -60,6 +63,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.service.maximumExited = maxExited
         configuration.idleTimeout = idleTimeout
         configuration.maximumClients = maxClients
+        configuration.nic = nic
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

@@ -1,0 +1,55 @@
+import NIC
+import NetacctKit
+
+/// The nic tool as a collector (`netacct daemon --nic`): verb `nic`, each counted interface's
+/// cumulative frames, bytes and segments per TX and RX queue since the daemon started (the
+/// field names of `netacct nic --json`; a client takes the differences). The interfaces are
+/// those that were up in the daemon's network namespace when it started.
+final class NICCollector: Collector {
+    let engine: NICEngine
+
+    init(engine: NICEngine) {
+        self.engine = engine
+    }
+
+    var verb: String { "nic" }
+    func connect(client: APIClientID) {}
+    func disconnect(client: APIClientID) {}
+    /// The kernel keeps the counters: nothing to do between requests.
+    func maintain(interval: Double) throws -> Bool { false }
+
+    func answer(client: APIClientID, into out: inout JSONWriter) throws {
+        out.key("interfaces")
+        out.begin("[")
+        for (slot, interface) in engine.interfaces.enumerated() {
+            // Queues can appear (ethtool -L): read /sys again; a device gone counts no more.
+            let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
+            out.begin("{")
+            out.field("name", string: interface.name)
+            out.field("ifindex", number: String(interface.ifindex))
+            for (key, direction, queues) in [("tx", NICEngine.Direction.tx, now.txQueues), ("rx", .rx, now.rxQueues)] {
+                let counters = try engine.read(slot: slot, direction, queues: queues)
+                out.key(key)
+                out.begin("{")
+                out.key("queues")
+                out.begin("[")
+                for (queue, value) in counters.enumerated() {
+                    out.begin("{")
+                    out.field("queue", number: String(queue))
+                    NICRenderer.write(value, into: &out)
+                    out.end("}")
+                }
+                out.end("]")
+                out.key("total")
+                out.begin("{")
+                NICRenderer.write(counters.reduce(QueueCounters(), +), into: &out)
+                out.end("}")
+                out.end("}")
+            }
+            out.end("}")
+        }
+        out.end("]")
+    }
+
+    var losses: [String] { [] }
+}
