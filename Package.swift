@@ -107,6 +107,7 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
+        .testTarget(name: "NICTests", dependencies: ["NIC"]),
         .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit", "BPF", .product(name: "SystemPackage", package: "swift-system")]),
         // A client of the netatop-bpf protocol that behaves as atop does, for tests and benchmarks.
         .target(name: "ProtocolClients", dependencies: ["NetacctServers", "NetacctKit"], path: "Tests/ProtocolClients"),

@@ -200,6 +200,23 @@ struct NICCommandTests {
         #expect(daemon.stop().status == 0)
     }
 
+    @Test func anInterfaceThatGoesAwayIsReportedOnceAndTheOthersGoOn() throws {
+        let pair = try VethPair()
+        let run = try NICRun(namespace: pair.sender, ["-n", "va", "-n", "lo", "0.4", "4", "--json"])
+        let lines = LineReader(run.out.fileHandleForReading)
+        let first = try #require(lines.next())
+        #expect(first.contains(#""name":"va""#) && first.contains(#""name":"lo""#))
+        try VethPair.sh("ip -n \(pair.sender) link del va")
+        var rest: [String] = []
+        while let line = lines.next() { rest.append(line) }
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 0)
+        #expect(rest.count == 3)
+        #expect(rest.allSatisfy { !$0.contains(#""name":"va""#) && $0.contains(#""name":"lo""#) })
+        let log = String(decoding: run.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.components(separatedBy: "interface va has gone").count - 1 == 1)
+    }
+
     @Test func anUnknownInterfaceIsAnErrorThatListsTheInterfaces() throws {
         let result = try Binary.run(["nic", "-n", "no-such-nic0", "1", "1"])
         #expect(result.status == 1)
