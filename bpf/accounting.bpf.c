@@ -21,6 +21,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "maps.h"
 #include "accounting.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -76,10 +77,7 @@ struct {
 
 static __always_inline void stat_inc(__u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &which);
-
-	if (v)
-		*v += 1;
+	percpu_counter_inc(&stats, which);
 }
 
 /* Fills a slot's identity for the calling thread; thread_start_ns last, as "ready". */

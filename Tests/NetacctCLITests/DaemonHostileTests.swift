@@ -374,11 +374,12 @@ struct DaemonHostileTests {
         user.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         user.arguments = ["--reuid=65534", "--regid=65534", "--groups=\(getgrnam("nogroup")!.pointee.gr_gid)", "--inh-caps=-all",
                           "/usr/bin/python3", "-c", script, daemon.socket]
-        let out = Pipe()
+        let out = Pipe(), err = Pipe()
         user.standardOutput = out
+        user.standardError = err
         try user.run()
         let line = LineReader(out.fileHandleForReading).next()
-        #expect(line == "answered 2")
+        #expect(line == "answered 2", "\(String(decoding: err.fileHandleForReading.availableData, as: UTF8.self))")
         // Root's atop still gets in while those are held.
         #expect(try AtopClient(daemon.socket).sample().count >= 0)
         user.waitUntilExit()

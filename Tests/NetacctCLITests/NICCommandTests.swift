@@ -107,6 +107,11 @@ final class NICRun {
         while let line = lines.next(), !line.contains("nic programs attached") {}
     }
 
+    /// Ends the interval now (SIGINT: netacct prints the interval so far, then exits).
+    func interrupt() {
+        kill(process.processIdentifier, SIGINT)
+    }
+
     func finish() -> (status: Int32, out: String) {
         let output = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -121,14 +126,18 @@ struct NICCommandTests {
 
     @Test func exactCountsPerTXQueueAndTotalsEqualTheDevicesStatistics() throws {
         let pair = try VethPair()
-        let sending = try NICRun(namespace: pair.sender, ["-n", "va", "3", "1", "--json"])
-        let receiving = try NICRun(namespace: pair.receiver, ["-n", "vb", "3", "1", "--json"])
+        // One long interval, ended by SIGINT once everything is sent: however busy the machine,
+        // all of it falls in the interval.
+        let sending = try NICRun(namespace: pair.sender, ["-n", "va", "60", "1", "--json"])
+        let receiving = try NICRun(namespace: pair.receiver, ["-n", "vb", "60", "1", "--json"])
         let before = (try pair.statistic("tx_packets", onReceiver: false), try pair.statistic("tx_bytes", onReceiver: false),
                       try pair.statistic("rx_packets", onReceiver: true), try pair.statistic("rx_bytes", onReceiver: true))
         try pair.send(20, bytes: 200, cpu: 1)
         try pair.send(10, bytes: 200, cpu: 0)
         let after = (try pair.statistic("tx_packets", onReceiver: false), try pair.statistic("tx_bytes", onReceiver: false),
                      try pair.statistic("rx_packets", onReceiver: true), try pair.statistic("rx_bytes", onReceiver: true))
+        sending.interrupt()
+        receiving.interrupt()
         let (txStatus, txOut) = sending.finish()
         let (rxStatus, rxOut) = receiving.finish()
         #expect(txStatus == 0 && rxStatus == 0)
@@ -162,8 +171,9 @@ struct NICCommandTests {
 
     @Test func theTableShowsAverageSizesAndRates() throws {
         let pair = try VethPair()
-        let run = try NICRun(namespace: pair.sender, ["-n", "va", "2", "1"])
+        let run = try NICRun(namespace: pair.sender, ["-n", "va", "60", "1"])
         try pair.send(20, bytes: 200, cpu: 1)
+        run.interrupt()
         let (status, out) = run.finish()
         #expect(status == 0)
         let lines = out.split(separator: "\n").map(String.init)
@@ -172,8 +182,13 @@ struct NICCommandTests {
         let tx = try #require(lines.firstIndex(of: "TX")), rx = try #require(lines.firstIndex(of: "RX"))
         let queue1 = try #require(lines[tx..<rx].first { $0.split(separator: " ").first == "1" }).split(separator: " ")
         #expect(queue1[1] == "242.0") // average frame size
+        // The interval's length is on the first line, "HH:MM:SS  (1.23s)": 20 frames in it.
+        let seconds = try #require(Double(lines[0].split(separator: "(").last?.dropLast(2) ?? ""))
         let pps = try #require(Double(queue1[3]))
-        #expect(abs(pps - 10) < 0.5) // 20 frames in a 2 s interval
+        // (shown to 1/100 s: the rate lies between what the rounded ends give)
+        #expect(pps >= 20 / (seconds + 0.006) - 0.1 && pps <= 20 / max(seconds - 0.006, 0.001) + 0.1, "\(pps) frames/s in \(seconds) s")
+        let bps = try #require(Double(queue1[2]))
+        #expect(abs(bps / pps - 242) < 2.5) // bytes/s over frames/s: the frame size again
         let totalRow = try #require(lines[tx..<rx].first { $0.split(separator: " ").first == "Total" }).split(separator: " ")
         #expect(totalRow[1] == "242.0")
     }
