@@ -8,6 +8,7 @@ NETACCT_PACKAGES=(
     util-linux  # setpriv, used by the tests to run netacct without privileges
     iproute2
     python3     # Debian's /usr/bin/python3: the tests' client run as another user (setpriv)
+    ethtool     # the nic tests change a veth's queue count (ethtool -L)
 )
 
 netacct_install_packages() {

@@ -232,6 +232,23 @@ struct NICCommandTests {
         #expect(log.components(separatedBy: "interface va has gone").count - 1 == 1)
     }
 
+    @Test func aQueueThatAppearsIsShown() throws {
+        let pair = try VethPair()
+        try VethPair.sh("ip netns exec \(pair.sender) ethtool -L va tx 2 rx 2")
+        let run = try NICRun(namespace: pair.sender, ["-n", "va", "0.4", "3", "--json"])
+        let lines = LineReader(run.out.fileHandleForReading)
+        func txQueues(_ line: String?) throws -> Int {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data((line ?? "").utf8)) as? [String: Any])
+            let interface = try #require((object["interfaces"] as? [[String: Any]])?.first)
+            return ((interface["tx"] as? [String: Any])?["queues"] as? [Any])?.count ?? -1
+        }
+        #expect(try txQueues(lines.next()) == 2)
+        try VethPair.sh("ip netns exec \(pair.sender) ethtool -L va tx 4")
+        _ = lines.next()
+        #expect(try txQueues(lines.next()) == 4)
+        run.process.waitUntilExit()
+    }
+
     @Test func anUnknownInterfaceIsAnErrorThatListsTheInterfaces() throws {
         let result = try Binary.run(["nic", "-n", "no-such-nic0", "1", "1"])
         #expect(result.status == 1)
