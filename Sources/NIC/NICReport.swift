@@ -6,6 +6,7 @@ import NetacctKit
 public struct NICInterval: Sendable {
     public struct Direction: Sendable, Equatable {
         public var queues: [QueueCounters]
+        public init(queues: [QueueCounters]) { self.queues = queues }
         public var total: QueueCounters { queues.reduce(QueueCounters(), +) }
     }
 
@@ -14,6 +15,12 @@ public struct NICInterval: Sendable {
         public var ifindex: UInt32
         public var tx: Direction
         public var rx: Direction
+        public init(name: String, ifindex: UInt32, tx: Direction, rx: Direction) {
+            self.name = name
+            self.ifindex = ifindex
+            self.tx = tx
+            self.rx = rx
+        }
     }
 
     public var time: Date
@@ -64,32 +71,38 @@ public enum NICRenderer {
         out.key("interfaces")
         out.begin("[")
         for interface in interval.interfaces {
-            out.begin("{")
-            out.field("name", string: interface.name)
-            out.field("ifindex", number: String(interface.ifindex))
-            for (key, direction) in [("tx", interface.tx), ("rx", interface.rx)] {
-                out.key(key)
-                out.begin("{")
-                out.key("queues")
-                out.begin("[")
-                for (queue, counters) in direction.queues.enumerated() {
-                    out.begin("{")
-                    out.field("queue", number: String(queue))
-                    write(counters, into: &out)
-                    out.end("}")
-                }
-                out.end("]")
-                out.key("total")
-                out.begin("{")
-                write(direction.total, into: &out)
-                out.end("}")
-                out.end("}")
-            }
-            out.end("}")
+            write(interface, into: &out)
         }
         out.end("]")
         out.end("}")
         return out.text
+    }
+
+    /// One interface's object: `{"name","ifindex","tx":{"queues":[…],"total":{…}},"rx":{…}}`
+    /// (`--json`, per interval; the daemon's `nic` verb, cumulative).
+    public static func write(_ interface: NICInterval.Interface, into out: inout JSONWriter) {
+        out.begin("{")
+        out.field("name", string: interface.name)
+        out.field("ifindex", number: String(interface.ifindex))
+        for (key, direction) in [("tx", interface.tx), ("rx", interface.rx)] {
+            out.key(key)
+            out.begin("{")
+            out.key("queues")
+            out.begin("[")
+            for (queue, counters) in direction.queues.enumerated() {
+                out.begin("{")
+                out.field("queue", number: String(queue))
+                write(counters, into: &out)
+                out.end("}")
+            }
+            out.end("]")
+            out.key("total")
+            out.begin("{")
+            write(direction.total, into: &out)
+            out.end("}")
+            out.end("}")
+        }
+        out.end("}")
     }
 
     public static func write(_ counters: QueueCounters, into out: inout JSONWriter) {

@@ -24,29 +24,10 @@ final class NICCollector: Collector {
         for (slot, interface) in engine.interfaces.enumerated() {
             // Queues can appear (ethtool -L): read /sys again; a device gone counts no more.
             let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
-            out.begin("{")
-            out.field("name", string: interface.name)
-            out.field("ifindex", number: String(interface.ifindex))
-            for (key, direction, queues) in [("tx", NICEngine.Direction.tx, now.txQueues), ("rx", .rx, now.rxQueues)] {
-                let counters = try engine.read(slot: slot, direction, queues: queues)
-                out.key(key)
-                out.begin("{")
-                out.key("queues")
-                out.begin("[")
-                for (queue, value) in counters.enumerated() {
-                    out.begin("{")
-                    out.field("queue", number: String(queue))
-                    NICRenderer.write(value, into: &out)
-                    out.end("}")
-                }
-                out.end("]")
-                out.key("total")
-                out.begin("{")
-                NICRenderer.write(counters.reduce(QueueCounters(), +), into: &out)
-                out.end("}")
-                out.end("}")
-            }
-            out.end("}")
+            NICRenderer.write(NICInterval.Interface(
+                name: interface.name, ifindex: interface.ifindex,
+                tx: .init(queues: try engine.read(slot: slot, .tx, queues: now.txQueues)),
+                rx: .init(queues: try engine.read(slot: slot, .rx, queues: now.rxQueues))), into: &out)
         }
         out.end("]")
     }
