@@ -49,11 +49,10 @@ public struct NICApp {
             // Queues can appear (ethtool -L) and interfaces go away: read /sys again.
             var gone: [String] = []
             present = present.compactMap { interface in
-                guard var now = NetworkInterface.named(interface.name), now.ifindex == interface.ifindex else {
+                guard let now = NetworkInterface.named(interface.name), now.ifindex == interface.ifindex else {
                     gone.append(interface.name)
                     return nil
                 }
-                now.isUp = true
                 return now
             }
             for name in gone { logger.warning("interface \(name) has gone; the others go on") }

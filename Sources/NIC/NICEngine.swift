@@ -39,6 +39,7 @@ public final class NICEngine {
     public let interfaces: [NetworkInterface]
     private let object: BPFObject
     private let counters: PerCPUMap<UInt32, netacct_nic_counters>
+    /// Attached for as long as the engine lives.
     private let links: [Link]
 
     /// Counts `interfaces` of the network namespace whose inode is `namespace` (default: this
@@ -98,7 +99,6 @@ public final class NICEngine {
     public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
         var result: [Names.Program: ProgramStatistics] = [:]
         for name in Names.Program.allCases { result[name] = try object.program(name).statistics() }
-        withExtendedLifetime(links) {}
         return result
     }
 }

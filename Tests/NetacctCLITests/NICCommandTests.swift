@@ -208,8 +208,10 @@ struct NICCommandTests {
         // Cumulative since the daemon started; nothing else crossed va.
         #expect(queues.map { $0["packets"] as? Int ?? -1 } == [10, 20, 0, 0])
         #expect(queues.map { $0["bytes"] as? Int ?? -1 } == [10 * Self.frame, 20 * Self.frame, 0, 0])
-        // Accounting is served beside it.
-        #expect(try api.processes().processes.count >= 0)
+        // Accounting is served beside it: the two senders, exited, with exactly what they sent.
+        let senders = try api.processes().processes.filter { $0.exited && $0.comm == "python3" }.map(\.total)
+        #expect(senders.contains(Traffic(udpTxPackets: 20, udpTxBytes: 20 * 200)))
+        #expect(senders.contains(Traffic(udpTxPackets: 10, udpTxBytes: 10 * 200)))
         let unknown = try #require(try JSONSerialization.jsonObject(with: try api.request("what")) as? [String: Any])
         #expect(unknown["error"] as? String == "unknown request \"what\" (requests: processes, nic)")
         #expect(daemon.stop().status == 0)
