@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "NetacctKit",
             dependencies: [
-                "BPF",
+                "BPF", "CGlibcExtras",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -73,13 +73,22 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        // glibc's malloc.h (malloc_trim), which the Glibc module leaves out.
-        .target(name: "CMalloc"),
+        // `netacct connections`: TCP connections as they are established, fail and close.
+        .target(
+            name: "Connections",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms", "NetacctKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The glibc calls the Glibc module leaves out (malloc_trim, strerrorname_np).
+        .target(name: "CGlibcExtras"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NIC", "NetacctKit", "CMalloc",
+                "Accounting", "NIC", "NetacctKit", "CGlibcExtras",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "NetacctKit", "Top", "NIC", "NetacctServers",
+                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -32,3 +32,9 @@ extension PerCPUMap {
 extension MappedArray {
     public convenience init(_ object: BPFObject, name: some BPFMapName) throws { try self.init(object, name: name.rawValue) }
 }
+
+extension RingBuffer {
+    public convenience init(_ object: BPFObject, name: some BPFMapName, handler: @escaping (Record) -> Void) throws {
+        try self.init(object, name: name.rawValue, handler: handler)
+    }
+}

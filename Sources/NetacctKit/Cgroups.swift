@@ -82,6 +82,21 @@ public struct CgroupNames: Sendable {
         return paths[id]
     }
 
+    /// The directory of the cgroup at `path` (relative to the cgroup2 mount, or absolute under
+    /// it), for a BPF cgroup array; an error that says what exists when there is none.
+    public func directory(of path: String) throws -> String {
+        guard let root else {
+            throw NetacctError("No cgroup v2 file system is mounted, so --cgroup cannot be used (mount -t cgroup2 none /sys/fs/cgroup).")
+        }
+        var relative = path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
+        if !relative.hasPrefix("/") { relative = "/" + relative }
+        var info = stat()
+        guard stat(root + relative, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw NetacctError("No cgroup \(path) under \(root) (give a path such as /system.slice/ssh.service).")
+        }
+        return root + relative
+    }
+
     /// A short name for tables: the last component of the path.
     public mutating func shortName(of id: UInt64) -> String {
         guard let path = path(of: id) else { return id == 0 ? "-" : "#\(id)" }

@@ -32,6 +32,13 @@ public enum KernelProbe {
         }
     }
 
+    /// Whether the running kernel's release (6.18.0-…) is at least major.minor.
+    public static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        let numbers = kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return true }
+        return (numbers[0], numbers[1]) >= (major, minor)
+    }
+
     /// Throws unless the running kernel has BTF (`/sys/kernel/btf/vmlinux`); returns it.
     public static func requireBTF() throws -> KernelBTF {
         guard access(KernelBTF.path, F_OK) == 0 else {
@@ -42,5 +49,36 @@ public enum KernelProbe {
                 """, kind: .unsupported)
         }
         do { return try KernelBTF() } catch { throw NetacctError("\(error)", kind: .failure) }
+    }
+
+    /// Where libbpf looks for tracefs (it prefers the debugfs path when that exists).
+    public static let tracefsPaths = ["/sys/kernel/debug/tracing", "/sys/kernel/tracing"]
+
+    /// Makes sure tracefs is mounted, which attaching a classic tracepoint needs (libbpf reads
+    /// the event's id there): mounts it at /sys/kernel/tracing when no tracefs is found, as
+    /// systemd's sys-kernel-tracing.mount would. Returns where it is, and whether it was mounted now.
+    @discardableResult
+    public static func requireTracefs() throws -> (path: String, mounted: Bool) {
+        for path in tracefsPaths where access(path + "/events", F_OK) == 0 { return (path, false) }
+        let path = "/sys/kernel/tracing"
+        guard mount("tracefs", path, "tracefs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw NetacctError("""
+                tracefs is not mounted and mounting it at \(path) failed (\(reason)): netacct needs it to \
+                attach syscall tracepoints (mount -t tracefs tracefs \(path)).
+                """, kind: .unsupported)
+        }
+        return (path, true)
+    }
+
+    /// Throws unless the kernel has the classic tracepoint `group:name` (tracefs mounted first).
+    public static func requireTracepoint(_ group: String, _ name: String, for tool: String) throws {
+        let tracefs = try requireTracefs().path
+        guard access("\(tracefs)/events/\(group)/\(name)", F_OK) == 0 else {
+            throw NetacctError("""
+                Kernel \(kernelRelease) has no \(group):\(name) tracepoint, which \(tool) needs \
+                (syscall tracepoints need a kernel built with CONFIG_FTRACE_SYSCALLS=y).
+                """, kind: .unsupported)
+        }
     }
 }

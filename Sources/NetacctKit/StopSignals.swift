@@ -36,6 +36,14 @@ public struct StopSignals: Sendable {
         }
     }
 
+    /// A signal already pending, taken without waiting (for loops that wait on something else).
+    public func pending() -> Int32? {
+        var set = self.set
+        var zero = timespec(tv_sec: 0, tv_nsec: 0)
+        let signal = sigtimedwait(&set, nil, &zero)
+        return signal > 0 ? signal : nil
+    }
+
     /// CLOCK_MONOTONIC in seconds.
     public static func now() -> Double {
         var time = timespec()

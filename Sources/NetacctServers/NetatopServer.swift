@@ -1,4 +1,4 @@
-import CMalloc
+import CGlibcExtras
 import Logging
 import NIOCore
 import NIOPosix

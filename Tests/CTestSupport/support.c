@@ -239,3 +239,180 @@ int test_spawn_worker_senders(int count, unsigned short port, int bytes, pid_t *
 	}
 	return started;
 }
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static socklen_t loopback(int family, unsigned short port, struct sockaddr_storage *address)
+{
+	memset(address, 0, sizeof(*address));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)address;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		in6->sin6_addr = in6addr_loopback;
+		return sizeof(*in6);
+	}
+	struct sockaddr_in *in = (struct sockaddr_in *)address;
+
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sizeof(*in);
+}
+
+static unsigned short port_of(int fd, int peer)
+{
+	struct sockaddr_storage address;
+	socklen_t length = sizeof(address);
+
+	if ((peer ? getpeername : getsockname)(fd, (struct sockaddr *)&address, &length) != 0)
+		return 0;
+	return ntohs(address.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&address)->sin6_port
+						   : ((struct sockaddr_in *)&address)->sin_port);
+}
+
+int test_tcp_listen(int family, unsigned short port, unsigned short *bound)
+{
+	struct sockaddr_storage address;
+	socklen_t length = loopback(family, port, &address);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 128) != 0) {
+		int error = errno;
+		close(fd);
+		return -error;
+	}
+	*bound = port_of(fd, 0);
+	return fd;
+}
+
+int test_tcp_connect(int family, unsigned short port, unsigned short *local)
+{
+	struct sockaddr_storage address;
+	socklen_t length = loopback(family, port, &address);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&address, length) != 0) {
+		int error = errno;
+		close(fd);
+		return -error;
+	}
+	if (local)
+		*local = port_of(fd, 0);
+	return fd;
+}
+
+int test_tcp_send(int fd, int bytes)
+{
+	char buffer[4096];
+
+	memset(buffer, 'c', sizeof(buffer));
+	while (bytes > 0) {
+		ssize_t sent = send(fd, buffer, bytes < (int)sizeof(buffer) ? (size_t)bytes : sizeof(buffer), MSG_NOSIGNAL);
+		if (sent <= 0)
+			return -1;
+		bytes -= (int)sent;
+	}
+	return 0;
+}
+
+int test_tcp_receive(int fd, int bytes)
+{
+	char buffer[4096];
+
+	while (bytes > 0) {
+		ssize_t got = recv(fd, buffer, bytes < (int)sizeof(buffer) ? (size_t)bytes : sizeof(buffer), 0);
+		if (got <= 0)
+			return -1;
+		bytes -= (int)got;
+	}
+	return 0;
+}
+
+int test_tcp_accept(int listener)
+{
+	return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+}
+
+struct acceptor {
+	int listener;
+	int fd;
+	int tid;
+};
+
+static void *accept_one(void *context)
+{
+	struct acceptor *acceptor = context;
+
+	acceptor->tid = test_gettid();
+	acceptor->fd = accept4(acceptor->listener, NULL, NULL, SOCK_CLOEXEC);
+	return NULL;
+}
+
+int test_accept_in_thread(int listener, int *tid)
+{
+	struct acceptor acceptor = { .listener = listener, .fd = -1, .tid = 0 };
+	pthread_t thread;
+
+	if (pthread_create(&thread, NULL, accept_one, &acceptor) != 0)
+		return -1;
+	pthread_join(thread, NULL);
+	*tid = acceptor.tid;
+	return acceptor.fd;
+}
+
+pid_t test_spawn_connector(int family, unsigned short port, int bytes, const char *cgroup)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	if (cgroup) {
+		char path[4096];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			_exit(1);
+		close(fd);
+	}
+	int fd = test_tcp_connect(family, port, NULL);
+	if (fd < 0 || test_tcp_send(fd, bytes) != 0)
+		_exit(1);
+	close(fd);
+	_exit(0);
+}
+
+pid_t test_spawn_gated_connector(int family, unsigned short port, int *gate)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
+	if (pid != 0) {
+		close(fds[0]);
+		*gate = fds[1];
+		return pid;
+	}
+	char byte;
+	close(fds[1]);
+	if (read(fds[0], &byte, 1) != 0)
+		_exit(1);
+	int fd = test_tcp_connect(family, port, NULL);
+	_exit(fd >= 0 ? 0 : 1);
+}

@@ -41,6 +41,7 @@ enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_CGROUP_ARRAY = 8,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
@@ -71,18 +72,41 @@ typedef struct {
 	int counter;
 } atomic_t;
 
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+/*
+ * The kernel nests several of these in anonymous unions (skc_daddr with skc_rcv_saddr in
+ * skc_addrpair, skc_dport with skc_num in skc_portpair): CO-RE finds a field by its name
+ * through anonymous members, so they are declared flat here.
+ */
 struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;		/* the local port, in host order */
 	unsigned short skc_family;
+	unsigned char skc_state;
+	unsigned long skc_flags;	/* sk_flags */
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+	int sk_err;
 };
 
 struct signal_struct {
 	atomic_t live;
 };
+
+struct files_struct;
 
 struct task_struct {
 	int pid;
@@ -90,6 +114,7 @@ struct task_struct {
 	__u64 start_time;
 	struct task_struct *group_leader;
 	struct signal_struct *signal;
+	struct files_struct *files;
 	char comm[TASK_COMM_LEN];
 };
 

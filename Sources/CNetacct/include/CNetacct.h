@@ -3,4 +3,5 @@
 /* The structs shared with the BPF programs: bpf/<tool>.h is their one definition. */
 #include "../../../bpf/accounting.h"
 #include "../../../bpf/nic.h"
+#include "../../../bpf/connections.h"
 #endif

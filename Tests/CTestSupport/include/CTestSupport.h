@@ -33,4 +33,29 @@ pid_t test_spawn_sender_with_pid(pid_t wanted, unsigned short port, int bytes, i
  * of `bytes` bytes to 127.0.0.1:`port` and exits; the process sleeps until killed.
  */
 int test_spawn_worker_senders(int count, unsigned short port, int bytes, pid_t *pids);
+/*
+ * TCP, for the connections tests. test_tcp_listen: a listener on the loopback address of
+ * `family` (AF_INET or AF_INET6) at `port` (0: any), its port in *bound. test_tcp_connect: a
+ * connected socket to loopback:`port`, its local port in *local; -errno on failure.
+ */
+int test_tcp_listen(int family, unsigned short port, unsigned short *bound);
+int test_tcp_connect(int family, unsigned short port, unsigned short *local);
+/* Writes exactly `bytes` bytes (0: none); reads exactly `bytes` bytes. 0, or -1 on failure. */
+int test_tcp_send(int fd, int bytes);
+int test_tcp_receive(int fd, int bytes);
+/* accept4(2) on `listener` (close-on-exec): the new fd, or -1. */
+int test_tcp_accept(int listener);
+/* accept(2) on `listener` in a new thread; that thread's TID goes to *tid. The new fd, or -1. */
+int test_accept_in_thread(int listener, int *tid);
+/*
+ * Forks a child that, once in the cgroup v2 directory `cgroup` (NULL: where it is), connects
+ * to loopback:`port` of `family`, sends `bytes` bytes, closes and exits (status 0, or 1 on
+ * failure). Returns its PID (the caller reaps it) or -1.
+ */
+pid_t test_spawn_connector(int family, unsigned short port, int bytes, const char *cgroup);
+/*
+ * As test_spawn_connector, but the child waits to connect until the descriptor put in *gate is
+ * closed by the caller (its PID is known before it connects).
+ */
+pid_t test_spawn_gated_connector(int family, unsigned short port, int *gate);
 #endif

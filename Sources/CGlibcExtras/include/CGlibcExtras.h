@@ -1,0 +1,11 @@
+/*
+ * The glibc calls Swift's Glibc module does not export: malloc tuning (malloc.h) and the
+ * GNU extensions of string.h (strerrorname_np, glibc >= 2.32).
+ */
+#ifndef NETACCT_CGLIBCEXTRAS_H
+#define NETACCT_CGLIBCEXTRAS_H
+#include <malloc.h>
+
+/* "ECONNREFUSED" for ECONNREFUSED; NULL for a number glibc has no name for. */
+const char *netacct_errno_name(int number);
+#endif

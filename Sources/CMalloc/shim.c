@@ -1,2 +1,0 @@
-/* A C target needs a source file; the module is its header. */
-#include "CMalloc.h"

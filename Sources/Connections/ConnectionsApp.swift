@@ -1,0 +1,75 @@
+import Logging
+import NetacctKit
+import SystemPackage
+
+/// `netacct connections`: a line per TCP connection event as it happens, until interrupted or
+/// `count` events; events the kernel lost are said on standard error as they are noticed, and
+/// in the summary at the end.
+public struct ConnectionsApp {
+    public struct Configuration: Sendable {
+        public var filter = ConnectionFilter()
+        public var json = false
+        public var count: Int?
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let logger: Logger
+
+    public init(_ configuration: Configuration, logger: Logger = Logger(label: "netacct.connections")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run(output: FileDescriptor = .standardOutput, errors: FileDescriptor = .standardError) throws {
+        let signals = StopSignals()
+        let engine = try ConnectionsEngine(filter: configuration.filter, logger: logger)
+        var renderer = ConnectionsRenderer(showsOutcomes: configuration.filter.failed || configuration.filter.closes)
+        var shown = 0
+        var reportedLost: UInt64 = 0
+        func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
+        /// Prints a batch; false once the output is closed or the count reached.
+        func show(_ events: [ConnectionEvent]) throws -> Bool {
+            var text = ""
+            for event in events {
+                if let count = configuration.count, shown >= count { break }
+                text += configuration.json ? renderer.json(event) : renderer.row(event)
+                shown += 1
+            }
+            if !text.isEmpty {
+                do {
+                    _ = try output.writeAll(Array(text.utf8))
+                } catch Errno.brokenPipe {
+                    return false
+                }
+            }
+            return configuration.count.map { shown < $0 } ?? true
+        }
+        func reportLosses() throws {
+            let lost = try engine.lostEvents()
+            if lost > reportedLost {
+                say("netacct: \(lost - reportedLost) events lost: the ring buffer was full (user space fell behind); \(lost) in all\n")
+                reportedLost = lost
+            }
+        }
+
+        if !configuration.json {
+            _ = try? output.writeAll(Array(renderer.header.utf8))
+        }
+        var going = true
+        while going {
+            going = try show(engine.poll(milliseconds: 100))
+            try reportLosses()
+            if signals.pending() != nil {
+                // What the kernel sent before the signal is still shown.
+                if going { _ = try show(engine.drain()) }
+                break
+            }
+        }
+        try reportLosses()
+        let untracked = try engine.untrackedConnections()
+        var summary = "netacct connections: \(shown) events shown, \(reportedLost) lost"
+        if untracked > 0 { summary += ", \(untracked) connections not followed (the kernel's table was full)" }
+        say(summary + "\n")
+    }
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The TCP and file-table kernel types the connections programs touch (CO-RE, as in kernel.h:
+ * only the field names and types must match the running kernel's BTF).
+ */
+#ifndef NETACCT_SOCKETS_H
+#define NETACCT_SOCKETS_H
+
+#include "kernel.h"
+
+/* include/net/tcp_states.h */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
+	TCP_CLOSE = 7,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/* The bit numbers of sock.sk_flags (enum sock_flags). */
+enum sock_flags {
+	SOCK_DEAD,
+	SOCK_DONE,	/* the peer's FIN was received */
+};
+
+struct inet_sock {
+	__be16 inet_sport;	/* the local port; skc_num is cleared once the port is released */
+};
+
+struct tcp_sock {
+	__u32 srtt_us;		/* smoothed round-trip time << 3, in microseconds */
+	__u32 snd_una;		/* the first byte not acknowledged */
+	__u32 write_seq;	/* the end of what was queued to send (a FIN included) */
+	__u64 bytes_received;	/* payload bytes received (RFC 4898 tcpEStatsAppHCThruOctetsReceived) */
+	__u64 bytes_acked;	/* payload bytes sent and acknowledged (tcpEStatsAppHCThruOctetsAcked) */
+};
+
+struct file {
+	void *private_data;	/* a socket file's struct socket */
+};
+
+struct socket {
+	struct file *file;
+	struct sock *sk;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+#pragma clang attribute pop
+
+#endif /* NETACCT_SOCKETS_H */
