@@ -109,7 +109,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NIC", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NIC", "Connections", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
@@ -117,6 +117,7 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
         .testTarget(name: "NICTests", dependencies: ["NIC"]),
+        .testTarget(name: "ConnectionsTests", dependencies: ["Connections", "CNetacct", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit", "BPF", .product(name: "SystemPackage", package: "swift-system")]),
         // A client of the netatop-bpf protocol that behaves as atop does, for tests and benchmarks.
         .target(name: "ProtocolClients", dependencies: ["NetacctServers", "NetacctKit"], path: "Tests/ProtocolClients"),

@@ -9,8 +9,8 @@
  * `connections`, keyed by the socket, until the connection closes. The filters are read-only
  * globals: what they exclude costs a comparison in the kernel and never reaches user space.
  *
- * Needs Linux >= 5.11 (tp_btf on inet_sock_set_state, bpf_get_current_task_btf in tracepoints,
- * ring buffers) and tracefs for the two syscall tracepoints.
+ * Needs Linux >= 6.2 (tp_btf on inet_sock_set_state, bpf_get_current_task_btf in tracepoints,
+ * ring buffers, the bpf_rdonly_cast kfunc) and tracefs for the two syscall tracepoints.
  */
 #include "sockets.h"
 #include <bpf/bpf_helpers.h>
@@ -35,10 +35,23 @@ const volatile __u16 ports[NETACCT_CONNECTIONS_PORTS] = {};	/* local or remote *
 const volatile __u32 port_count = 0;
 const volatile bool in_cgroup = false;	/* only callers in cgroup_filter[0] or below it */
 
+/*
+ * User space is woken once this much is waiting (and polls every 100 ms anyway): a wakeup per
+ * event would cost more than the event, in the kernel and in user space.
+ */
+#define WAKEUP_BYTES (512 << 10)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+/*
+ * A typed view of kernel memory that the verifier lets the program read directly (Linux >= 6.2):
+ * a direct read is a load, bpf_probe_read_kernel() a helper call of tens of nanoseconds.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define TYPED(type, pointer) ((type *)bpf_rdonly_cast((pointer), bpf_core_type_id_kernel(type)))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -97,7 +110,7 @@ static __always_inline bool family_matches(__u16 sk_family)
 
 static __always_inline __u16 local_port(struct sock *sk)
 {
-	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	return bpf_ntohs(TYPED(struct inet_sock, sk)->inet_sport);
 }
 
 /* Whether either port passes -P. */
@@ -108,7 +121,7 @@ static __always_inline bool ports_match(struct sock *sk)
 	if (!port_count)
 		return true;
 	local = local_port(sk);
-	remote = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	remote = bpf_ntohs(sk->__sk_common.skc_dport);
 	for (int i = 0; i < NETACCT_CONNECTIONS_PORTS; i++) {
 		if (i >= port_count)
 			break;
@@ -158,18 +171,28 @@ event_for(__u8 kind, struct sock *sk, struct netacct_connection *c, __u64 now)
 	} else {
 		e->direction = NETACCT_CONNECTION_UNKNOWN;
 	}
-	sk_family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	sk_family = sk->__sk_common.skc_family;
 	e->family = sk_family;
 	e->lport = local_port(sk);
-	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (sk_family == AF_INET) {
-		BPF_CORE_READ_INTO((__be32 *)e->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)e->raddr, sk, __sk_common.skc_daddr);
+		*(__be32 *)e->laddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)e->raddr = sk->__sk_common.skc_daddr;
 	} else {
-		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		for (int i = 0; i < 4; i++) {
+			((__be32 *)e->laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			((__be32 *)e->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
 	}
 	return e;
+}
+
+/* Hands an event to user space, waking it only once a batch is waiting. */
+static __always_inline void submit(struct netacct_connection_event *e)
+{
+	bool batch = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES;
+
+	bpf_ringbuf_submit(e, batch ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void follow(__u64 key, struct netacct_connection *c)
@@ -215,7 +238,7 @@ static __always_inline int connect_ended(struct sock *sk, __u64 key, int newstat
 		if (kinds & KIND(CONNECT)) {
 			e = event_for(NETACCT_CONNECTION_CONNECT, sk, c, now);
 			if (e)
-				bpf_ringbuf_submit(e, 0);
+				submit(e);
 		}
 		if (!(kinds & KIND(CLOSE)))
 			bpf_map_delete_elem(&connections, &key);
@@ -226,7 +249,7 @@ static __always_inline int connect_ended(struct sock *sk, __u64 key, int newstat
 			e = event_for(NETACCT_CONNECTION_FAILED, sk, c, now);
 			if (e) {
 				e->error = sk->sk_err;
-				bpf_ringbuf_submit(e, 0);
+				submit(e);
 			}
 		}
 		bpf_map_delete_elem(&connections, &key);
@@ -250,7 +273,7 @@ static __always_inline int passive_established(struct sock *sk, __u64 key)
 	c.start_ns = bpf_ktime_get_ns();
 	c.direction = NETACCT_CONNECTION_INBOUND;
 	c.known = NETACCT_CONNECTION_HAS_DURATION;
-	srtt = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
+	srtt = TYPED(struct tcp_sock, sk)->srtt_us;
 	if (srtt) {
 		c.latency_us = srtt >> 3;
 		c.known |= NETACCT_CONNECTION_HAS_LATENCY;
@@ -273,14 +296,14 @@ static __always_inline bool fin_sent(int state)
 static __always_inline void payload_bytes(struct sock *sk, struct netacct_connection *c, int oldstate,
 					  struct netacct_connection_event *e)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
-	__u64 received = BPF_CORE_READ(tp, bytes_received);
-	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	struct tcp_sock *tp = TYPED(struct tcp_sock, sk);
+	__u64 acked = tp->bytes_acked;
+	__u64 received = tp->bytes_received;
+	unsigned long flags = sk->__sk_common.skc_flags;
 
 	if (c && c->direction == NETACCT_CONNECTION_OUTBOUND && acked)
 		acked -= 1;
-	if (fin_sent(oldstate) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
+	if (fin_sent(oldstate) && tp->snd_una == tp->write_seq && acked)
 		acked -= 1;
 	if ((flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && received)
 		received -= 1;
@@ -325,7 +348,7 @@ static __always_inline int closed(struct sock *sk, __u64 key, int oldstate)
 			e->known |= NETACCT_CONNECTION_HAS_DURATION;
 		}
 		payload_bytes(sk, c, oldstate, e);
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 forget:
 	if (c)
@@ -355,19 +378,21 @@ int BPF_PROG(state_change, struct sock *sk, int oldstate, int newstate)
 static __always_inline struct sock *socket_of(long fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct fdtable *fdt = task->files->fdt;
 	struct socket *socket;
 	struct file *file;
 
-	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+	if (fd >= fdt->max_fds)
 		return NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	/* An element of the descriptor array: the one read that needs the helper. */
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
-	socket = BPF_CORE_READ(file, private_data);
+	file = TYPED(struct file, file);
+	socket = TYPED(struct socket, file->private_data);
 	/* Only a socket's file and its struct socket point at each other. */
-	if (!socket || BPF_CORE_READ(socket, file) != file)
+	if (!socket || socket->file != file)
 		return NULL;
-	return BPF_CORE_READ(socket, sk);
+	return socket->sk;
 }
 
 /* accept() or accept4() returned `fd`, in the acceptor's context. */
@@ -381,8 +406,7 @@ static __always_inline int accepted(long fd)
 	if (fd < 0 || !(directions & DIRECTION(INBOUND)))
 		return 0;
 	sk = socket_of(fd);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
-	    !family_matches(BPF_CORE_READ(sk, __sk_common.skc_family)))
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || !family_matches(sk->__sk_common.skc_family))
 		return 0;
 	key = (__u64)sk;
 	c = bpf_map_lookup_elem(&connections, &key);
@@ -393,7 +417,7 @@ static __always_inline int accepted(long fd)
 	}
 	if (!c) {
 		/* Established before netacct started, or not followed (-P, or the table was full). */
-		if (!ports_match(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+		if (!ports_match(sk) || sk->__sk_common.skc_state == TCP_CLOSE)
 			return 0;
 		fresh.direction = NETACCT_CONNECTION_INBOUND;
 		c = &fresh;
@@ -402,7 +426,7 @@ static __always_inline int accepted(long fd)
 	if (kinds & KIND(ACCEPT)) {
 		e = event_for(NETACCT_CONNECTION_ACCEPT, sk, c, bpf_ktime_get_ns());
 		if (e)
-			bpf_ringbuf_submit(e, 0);
+			submit(e);
 	}
 	if (!(kinds & KIND(CLOSE)))
 		bpf_map_delete_elem(&connections, &key);

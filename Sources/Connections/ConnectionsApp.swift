@@ -27,18 +27,19 @@ public struct ConnectionsApp {
         var renderer = ConnectionsRenderer(showsOutcomes: configuration.filter.failed || configuration.filter.closes)
         var shown = 0
         var reportedLost: UInt64 = 0
+        var text = TextBuffer()
         func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
         /// Prints a batch; false once the output is closed or the count reached.
         func show(_ events: [ConnectionEvent]) throws -> Bool {
-            var text = ""
+            text.bytes.removeAll(keepingCapacity: true)
             for event in events {
                 if let count = configuration.count, shown >= count { break }
-                text += configuration.json ? renderer.json(event) : renderer.row(event)
+                if configuration.json { renderer.json(event, into: &text) } else { renderer.row(event, into: &text) }
                 shown += 1
             }
-            if !text.isEmpty {
+            if !text.bytes.isEmpty {
                 do {
-                    _ = try output.writeAll(Array(text.utf8))
+                    _ = try output.writeAll(text.bytes)
                 } catch Errno.brokenPipe {
                     return false
                 }

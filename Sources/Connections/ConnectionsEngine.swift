@@ -6,8 +6,9 @@ import NetacctKit
 import NetacctPrograms
 
 /// The connections programs loaded and attached with a filter: events from `init` on, through
-/// a ring buffer (Linux >= 5.11: tp_btf on sock:inet_sock_set_state, bpf_get_current_task_btf in
-/// syscall tracepoints, ring buffers).
+/// a ring buffer (Linux >= 6.2: tp_btf on sock:inet_sock_set_state, bpf_get_current_task_btf in
+/// syscall tracepoints, ring buffers, the bpf_rdonly_cast kfunc that reads sockets without a
+/// helper call).
 public final class ConnectionsEngine {
     public typealias Names = BPFObjects.Connections
     public static let maximumPIDs = Int(NETACCT_CONNECTIONS_PIDS)
@@ -28,7 +29,13 @@ public final class ConnectionsEngine {
         var records: [netacct_connection_event] = []
     }
 
-    public init(filter: ConnectionFilter, logger: Logger = Logger(label: "netacct.connections")) throws {
+    /// The ring buffer's size by default: at 128 bytes an event, 65,536 events (more than a
+    /// second of a 10,000 connections/s storm with every kind of event).
+    public static let defaultRingBufferBytes: UInt32 = 8 << 20
+
+    /// `ringBufferBytes`: a power of two, at least a page.
+    public init(filter: ConnectionFilter, ringBufferBytes: UInt32 = defaultRingBufferBytes,
+                logger: Logger = Logger(label: "netacct.connections")) throws {
         try Self.checkKernel(logger: logger)
         guard filter.pids.count <= Self.maximumPIDs else {
             throw NetacctError("netacct connections follows at most \(Self.maximumPIDs) processes (-p) at once, not \(filter.pids.count).", kind: .badInput)
@@ -65,6 +72,7 @@ public final class ConnectionsEngine {
         try ports.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.ports, bytes: $0) }
         try object.setReadOnlyGlobal(Names.Global.portCount, to: UInt32(filter.ports.count))
         try object.setReadOnlyGlobal(Names.Global.inCgroup, to: cgroupDirectory != nil)
+        try object.setMaxEntries(Names.Map.events, to: ringBufferBytes)
         try object.load()
         self.object = object
         if let cgroupDirectory {
@@ -92,8 +100,8 @@ public final class ConnectionsEngine {
             throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no sock:inet_sock_set_state tracepoint, which netacct connections needs (Linux >= 4.16).",
                                kind: .unsupported)
         }
-        guard KernelProbe.kernelAtLeast(5, 11) else {
-            throw NetacctError("Kernel \(KernelProbe.kernelRelease) is too old for netacct connections: it needs Linux >= 5.11 (bpf_get_current_task_btf in tracepoints).",
+        guard btf.hasFunction("bpf_rdonly_cast") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast kfunc: netacct connections needs Linux >= 6.2.",
                                kind: .unsupported)
         }
         if try KernelProbe.requireTracefs().mounted {
@@ -111,8 +119,11 @@ public final class ConnectionsEngine {
     }
 
     /// Waits up to `milliseconds` for events and returns those that came, in the kernel's order.
+    /// The kernel wakes user space only once a batch is waiting (connections.bpf.c): what came
+    /// in the meantime is taken when the wait ends.
     public func poll(milliseconds: Int32) throws -> [ConnectionEvent] {
         try ring.poll(milliseconds: milliseconds)
+        try ring.consume()
         return take()
     }
 

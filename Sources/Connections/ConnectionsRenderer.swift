@@ -2,12 +2,13 @@ import Glibc
 import NetacctKit
 
 /// Events as `netacct connections` prints them: table rows under a header, or one JSON object
-/// per line (the format README.md documents).
+/// per line (the format README.md documents), appended to a buffer as bytes.
 public struct ConnectionsRenderer {
     /// Whether failed connects or closes are shown: the table then has EVENT and DETAIL columns.
     public let showsOutcomes: Bool
     private var cgroups: CgroupNames
-    /// Cgroup ids no rescan could name, and when that was (rescans are rate-limited).
+    /// Cgroup paths as JSON strings, by id; nil: no rescan named it (rescans are rate-limited).
+    private var cgroupJSON: [UInt64: [UInt8]] = [:]
     private var unnamed: [UInt64: Int64] = [:]
     private var clock = Timestamps()
 
@@ -25,85 +26,165 @@ public struct ConnectionsRenderer {
         return columns.joined(separator: " ") + "\n"
     }
 
+    /// One table row.
     public mutating func row(_ event: ConnectionEvent) -> String {
-        var fields = [clock.localTime(event.wallClockNanoseconds)]
-        if showsOutcomes { fields.append(Units.pad(event.kind.rawValue, 7, left: true)) }
-        fields += [
-            Units.pad(event.pid.map(String.init) ?? "-", 7, left: true),
-            Units.pad(String((event.comm ?? "-").prefix(16)), 16, left: true),
-            event.family == .ipv6 ? "6 " : "4 ",
-            Units.pad(event.localAddress, 15, left: true),
-            Units.pad(String(event.localPort), 5),
-            Units.pad(event.remoteAddress, 15, left: true),
-            Units.pad(String(event.remotePort), 5),
-            Units.pad(event.direction?.rawValue ?? "-", 9, left: true),
-            Units.pad(event.latencyMicroseconds.map { Units.fixed(Double($0) / 1000, decimals: 3) } ?? "-", 7),
-        ]
-        if showsOutcomes { fields.append(detail(event)) }
-        return fields.joined(separator: " ") + "\n"
+        var out = TextBuffer(capacity: 160)
+        row(event, into: &out)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
-    /// What a failed connect or a close adds: the reason; the duration and bytes each way.
-    func detail(_ event: ConnectionEvent) -> String {
-        switch event.kind {
-        case .failed:
-            let error = event.error ?? 0
-            return "\(ConnectionEvent.reason(error)) (\(ConnectionEvent.errorName(error)))"
-        case .close:
-            let duration = event.durationNanoseconds.map { Units.seconds(Double($0) / 1e9) } ?? "-"
-            return "\(duration) tx \(Units.bytes(event.txBytes ?? 0)) rx \(Units.bytes(event.rxBytes ?? 0))"
-        case .connect, .accept:
-            return ""
-        }
-    }
-
+    /// One JSON line.
     public mutating func json(_ event: ConnectionEvent) -> String {
-        var out = JSONWriter()
-        out.begin("{")
-        out.field("time", string: clock.utc(event.wallClockNanoseconds))
-        out.field("event", string: event.kind.rawValue)
-        if let direction = event.direction { out.field("direction", string: direction.rawValue) } else { out.field("direction", number: "null") }
-        out.field("pid", number: event.pid.map(String.init) ?? "null")
-        out.field("tid", number: event.tid.map(String.init) ?? "null")
-        if let comm = event.comm { out.field("comm", string: comm) } else { out.field("comm", number: "null") }
-        if let path = event.cgroupID.flatMap({ cgroupPath($0, at: event.wallClockNanoseconds) }) {
-            out.field("cgroup", string: path)
-        } else {
-            out.field("cgroup", number: "null")
-        }
-        out.field("family", number: String(event.family.rawValue))
-        out.field("laddr", string: event.localAddress)
-        out.field("lport", number: String(event.localPort))
-        out.field("raddr", string: event.remoteAddress)
-        out.field("rport", number: String(event.remotePort))
-        out.field("latency_us", number: event.latencyMicroseconds.map(String.init) ?? "null")
-        if let error = event.error { out.field("error", string: ConnectionEvent.errorName(error)) } else { out.field("error", number: "null") }
-        out.field("duration_ms", number: event.durationNanoseconds.map { Units.fixed(Double($0) / 1e6, decimals: 3) } ?? "null")
-        out.field("tx_bytes", number: event.txBytes.map(String.init) ?? "null")
-        out.field("rx_bytes", number: event.rxBytes.map(String.init) ?? "null")
-        out.end("}")
-        return out.text + "\n"
+        var out = TextBuffer(capacity: 400)
+        json(event, into: &out)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
-    /// The cgroup's path; nil when it has gone. An id no rescan names is not rescanned for
-    /// again within a second (a storm from a deleted cgroup would rescan the tree per event).
-    mutating func cgroupPath(_ id: UInt64, at nanoseconds: Int64) -> String? {
-        if let last = unnamed[id], nanoseconds - last < 1_000_000_000 { return nil }
-        if let path = cgroups.path(of: id) {
-            unnamed[id] = nil
-            return path
+    mutating func row(_ event: ConnectionEvent, into out: inout TextBuffer) {
+        let record = event.record
+        let ipv6 = event.family == .ipv6
+        out.append(bytes: clock.localTime(event.wallClockNanoseconds))
+        if showsOutcomes {
+            out.append(" ")
+            out.padded(7, left: true) { $0.append(event.kind.rawValue) }
         }
-        unnamed[id] = nanoseconds
-        return nil
+        out.append(" ")
+        out.padded(7, left: true) { out in
+            if let pid = event.pid { out.append(pid) } else { out.append("-") }
+        }
+        out.append(" ")
+        out.padded(16, left: true) { out in
+            if event.hasProcess {
+                withUnsafeBytes(of: record.comm) { raw in
+                    out.append(String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self))
+                }
+            } else {
+                out.append("-")
+            }
+        }
+        out.append(ipv6 ? " 6  " : " 4  ")
+        out.padded(15, left: true) { out in withUnsafeBytes(of: record.laddr) { out.address($0, ipv6: ipv6) } }
+        out.append(" ")
+        out.padded(5) { $0.append(UInt64(event.localPort)) }
+        out.append(" ")
+        out.padded(15, left: true) { out in withUnsafeBytes(of: record.raddr) { out.address($0, ipv6: ipv6) } }
+        out.append(" ")
+        out.padded(5) { $0.append(UInt64(event.remotePort)) }
+        out.append(" ")
+        out.padded(9, left: true) { $0.append(event.direction?.rawValue ?? "-") }
+        out.append(" ")
+        out.padded(7) { out in
+            if let latency = event.latencyMicroseconds { out.append(UInt64(latency), decimals: 3) } else { out.append("-") }
+        }
+        if showsOutcomes {
+            switch event.kind {
+            case .failed:
+                out.append(" ")
+                let error = event.error ?? 0
+                out.append(ConnectionEvent.reason(error))
+                out.append(" (")
+                out.append(ConnectionEvent.errorName(error))
+                out.append(")")
+            case .close:
+                out.append(" ")
+                if let duration = event.durationNanoseconds {
+                    out.append(duration / 10_000_000, decimals: 2)
+                    out.append("s")
+                } else {
+                    out.append("-")
+                }
+                out.append(" tx ")
+                out.append(Units.bytes(event.txBytes ?? 0))
+                out.append(" rx ")
+                out.append(Units.bytes(event.rxBytes ?? 0))
+            case .connect, .accept:
+                break
+            }
+        }
+        out.append("\n")
     }
+
+    mutating func json(_ event: ConnectionEvent, into out: inout TextBuffer) {
+        let record = event.record
+        let ipv6 = event.family == .ipv6
+        out.append("{\"time\":\"")
+        clock.utc(event.wallClockNanoseconds, into: &out)
+        out.append("\",\"event\":\"")
+        out.append(event.kind.rawValue)
+        out.append("\",\"direction\":")
+        if let direction = event.direction {
+            out.append("\"")
+            out.append(direction.rawValue)
+            out.append("\"")
+        } else {
+            out.append("null")
+        }
+        if event.hasProcess {
+            out.append(",\"pid\":")
+            out.append(record.pid.asUInt64)
+            out.append(",\"tid\":")
+            out.append(record.tid.asUInt64)
+            out.append(",\"comm\":")
+            withUnsafeBytes(of: record.comm) { out.jsonString(UnsafeRawBufferPointer(rebasing: $0.prefix { $0 != 0 })) }
+            out.append(",\"cgroup\":")
+            out.append(bytes: cgroupPathJSON(record.cgroup, at: event.wallClockNanoseconds))
+        } else {
+            out.append(",\"pid\":null,\"tid\":null,\"comm\":null,\"cgroup\":null")
+        }
+        out.append(ipv6 ? ",\"family\":6,\"laddr\":\"" : ",\"family\":4,\"laddr\":\"")
+        withUnsafeBytes(of: record.laddr) { out.address($0, ipv6: ipv6) }
+        out.append("\",\"lport\":")
+        out.append(UInt64(record.lport))
+        out.append(",\"raddr\":\"")
+        withUnsafeBytes(of: record.raddr) { out.address($0, ipv6: ipv6) }
+        out.append("\",\"rport\":")
+        out.append(UInt64(record.rport))
+        out.append(",\"latency_us\":")
+        if let latency = event.latencyMicroseconds { out.append(UInt64(latency)) } else { out.append("null") }
+        out.append(",\"error\":")
+        if let error = event.error { out.jsonString(ConnectionEvent.errorName(error)) } else { out.append("null") }
+        out.append(",\"duration_ms\":")
+        if let duration = event.durationNanoseconds { out.append(duration / 1000, decimals: 3) } else { out.append("null") }
+        if event.kind == .close {
+            out.append(",\"tx_bytes\":")
+            out.append(record.tx_bytes)
+            out.append(",\"rx_bytes\":")
+            out.append(record.rx_bytes)
+            out.append("}\n")
+        } else {
+            out.append(",\"tx_bytes\":null,\"rx_bytes\":null}\n")
+        }
+    }
+
+    /// The cgroup's path as a JSON string, or null when it has gone. An id no rescan names is
+    /// not rescanned for again within a second (a storm from a deleted cgroup would rescan the
+    /// tree per event).
+    mutating func cgroupPathJSON(_ id: UInt64, at nanoseconds: Int64) -> [UInt8] {
+        if let known = cgroupJSON[id] { return known }
+        let null = Array("null".utf8)
+        if let last = unnamed[id], nanoseconds - last < 1_000_000_000 { return null }
+        guard let path = cgroups.path(of: id) else {
+            unnamed[id] = nanoseconds
+            return null
+        }
+        unnamed[id] = nil
+        var text = TextBuffer(capacity: path.utf8.count + 2)
+        text.jsonString(path)
+        cgroupJSON[id] = text.bytes
+        return text.bytes
+    }
+}
+
+extension UInt32 {
+    var asUInt64: UInt64 { UInt64(self) }
 }
 
 /// Wall-clock times as the table (local HH:MM:SS) and JSON (UTC, RFC 3339 with microseconds)
 /// show them; the date part is formatted once per second.
 struct Timestamps {
     private var second: Int64 = -1
-    private var local = ""
-    private var utcPrefix = ""
+    private var local: [UInt8] = []
+    private var utcPrefix: [UInt8] = []
 
     private mutating func update(_ nanoseconds: Int64) {
         let seconds = nanoseconds / 1_000_000_000
@@ -113,19 +194,26 @@ struct Timestamps {
         var parts = tm()
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         localtime_r(&time, &parts)
-        local = "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        local = Array("\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))".utf8)
         gmtime_r(&time, &parts)
-        utcPrefix = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
+        utcPrefix = Array("\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).".utf8)
     }
 
-    mutating func localTime(_ nanoseconds: Int64) -> String {
+    mutating func localTime(_ nanoseconds: Int64) -> [UInt8] {
         update(nanoseconds)
         return local
     }
 
-    mutating func utc(_ nanoseconds: Int64) -> String {
+    mutating func utc(_ nanoseconds: Int64, into out: inout TextBuffer) {
         update(nanoseconds)
-        let micro = String((nanoseconds % 1_000_000_000) / 1000)
-        return utcPrefix + String(repeating: "0", count: 6 - micro.count) + micro + "Z"
+        out.append(bytes: utcPrefix)
+        var micro = UInt64((nanoseconds % 1_000_000_000) / 1000)
+        var divisor: UInt64 = 100_000
+        while divisor > 0 {
+            out.bytes.append(UInt8(ascii: "0") + UInt8(micro / divisor))
+            micro %= divisor
+            divisor /= 10
+        }
+        out.append("Z")
     }
 }

@@ -32,13 +32,6 @@ public enum KernelProbe {
         }
     }
 
-    /// Whether the running kernel's release (6.18.0-…) is at least major.minor.
-    public static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
-        let numbers = kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        guard numbers.count == 2 else { return true }
-        return (numbers[0], numbers[1]) >= (major, minor)
-    }
-
     /// Throws unless the running kernel has BTF (`/sys/kernel/btf/vmlinux`); returns it.
     public static func requireBTF() throws -> KernelBTF {
         guard access(KernelBTF.path, F_OK) == 0 else {

@@ -416,3 +416,80 @@ pid_t test_spawn_gated_connector(int family, unsigned short port, int *gate)
 	int fd = test_tcp_connect(family, port, NULL);
 	_exit(fd >= 0 ? 0 : 1);
 }
+
+#include <time.h>
+
+struct storm {
+	double seconds;
+	double interval;	/* seconds between one thread's connections; 0: none */
+	long made;
+	int failed;
+};
+
+static double monotonic(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void *storm_thread(void *context)
+{
+	struct storm *storm = context;
+	unsigned short port;
+	int listener = test_tcp_listen(AF_INET, 0, &port);
+	double start = monotonic(), now = start;
+
+	if (listener < 0) {
+		storm->failed = 1;
+		return NULL;
+	}
+	while (now - start < storm->seconds) {
+		int client = test_tcp_connect(AF_INET, port, NULL);
+		int server = client >= 0 ? accept4(listener, NULL, NULL, SOCK_CLOEXEC) : -1;
+		char byte;
+
+		if (server < 0) {
+			storm->failed = 1;
+			break;
+		}
+		close(server);
+		(void)!read(client, &byte, 1);	/* the server's FIN */
+		close(client);
+		storm->made++;
+		now = monotonic();
+		if (storm->interval > 0) {
+			double due = start + (double)storm->made * storm->interval;
+			if (due > now) {
+				struct timespec pause = { (time_t)(due - now), (long)((due - now - (double)(time_t)(due - now)) * 1e9) };
+				nanosleep(&pause, NULL);
+				now = monotonic();
+			}
+		}
+	}
+	close(listener);
+	return NULL;
+}
+
+long test_connection_storm(int threads, double seconds, double rate)
+{
+	struct storm storms[64];
+	pthread_t ids[64];
+	long made = 0;
+
+	if (threads < 1 || threads > 64)
+		return -1;
+	for (int i = 0; i < threads; i++) {
+		storms[i] = (struct storm){ .seconds = seconds, .interval = rate > 0 ? threads / rate : 0 };
+		if (pthread_create(&ids[i], NULL, storm_thread, &storms[i]) != 0)
+			return -1;
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_join(ids[i], NULL);
+		if (storms[i].failed)
+			return -1;
+		made += storms[i].made;
+	}
+	return made;
+}

@@ -28,7 +28,17 @@ import NetacctKit
 // The daemon's memory while clients misbehave and while processes exit with no client
 // connected (HostileBenchmark.swift).
 
+// netacct-bench connections <netacct binary> [seconds] [rate] [rounds]
+//
+// BPF ns per TCP state change and per accept of `netacct connections -a`, beside empty programs
+// on the same hooks, under a loopback connection storm; then the command's own CPU and lost
+// events with the storm paced at `rate` connections/s (ConnectionsBenchmark.swift).
+
 let arguments = CommandLine.arguments
+if arguments.count > 1 && arguments[1] == "connections" {
+    runConnectionsBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
 if arguments.count > 1 && arguments[1] == "ingest" {
     runIngestBenchmark(Array(arguments.dropFirst(2)))
     exit(0)

@@ -50,6 +50,14 @@ enum {
 	BPF_NOEXIST = 1,
 	BPF_EXIST = 2,
 };
+/* bpf_ringbuf_submit flags and bpf_ringbuf_query fields */
+enum {
+	BPF_RB_NO_WAKEUP = (1ULL << 0),
+	BPF_RB_FORCE_WAKEUP = (1ULL << 1),
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+};
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_F_MMAPABLE (1U << 10)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * floor: empty programs on the accounting and nic tracepoints. Their run time is the floor of any
+ * floor: empty programs on the accounting, nic and connections tracepoints. Their run time is the floor of any
  * program there (the kernel's statistics include their own clock reads): the benchmark
  * reports netacct's cost beside it.
  */
@@ -33,6 +33,18 @@ int BPF_PROG(floor_xmit, struct sk_buff *skb, struct net_device *dev)
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(floor_receive, struct sk_buff *skb)
+{
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(floor_state_change, struct sock *sk, int oldstate, int newstate)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int floor_accept4(void *ctx)
 {
 	return 0;
 }

@@ -58,4 +58,12 @@ pid_t test_spawn_connector(int family, unsigned short port, int bytes, const cha
  * closed by the caller (its PID is known before it connects).
  */
 pid_t test_spawn_gated_connector(int family, unsigned short port, int *gate);
+/*
+ * A storm of loopback TCP connections for `seconds` (the connections benchmark): `threads`
+ * threads, each with its own listener, connect, accept, close the server's end, then the
+ * client's (the server keeps the TIME_WAIT, so the client's ephemeral ports never run out),
+ * at `rate` connections per second in all (0: as fast as they go). Returns how many were
+ * made, or -1 on failure.
+ */
+long test_connection_storm(int threads, double seconds, double rate);
 #endif
