@@ -82,6 +82,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // `netacct drops`: every dropped incoming TCP/UDP packet, its reason and its socket's owner.
+        .target(
+            name: "Drops",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms", "NetacctKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The glibc calls the Glibc module leaves out (malloc_trim, strerrorname_np).
         .target(name: "CGlibcExtras"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
@@ -98,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "NetacctServers",
+                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "Drops", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -109,7 +118,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NIC", "Connections", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),

@@ -22,6 +22,18 @@ public final class KernelBTF {
         btf__find_by_name_kind(handle, "btf_trace_\(name)", UInt32(BTF_KIND_TYPEDEF as Int)) > 0
     }
 
+    /// The enumerators of a kernel enum (`skb_drop_reason`, say), in their declared order; nil
+    /// when the kernel has no such enum. Their values change between kernels: read them here.
+    public func enumerators(of name: String) -> [(name: String, value: Int64)]? {
+        let id = btf__find_by_name_kind(handle, name, UInt32(BTF_KIND_ENUM as Int))
+        guard id > 0, let type = btf__type_by_id(handle, UInt32(id)) else { return nil }
+        let members = btf_enum(type)!
+        return (0..<Int(btf_vlen(type))).map { index in
+            let member = members[index]
+            return (String(cString: btf__name_by_offset(handle, member.name_off)), Int64(member.val))
+        }
+    }
+
     /// Whether the kernel has a function of that name (a kfunc such as `bpf_rdonly_cast`).
     public func hasFunction(_ name: String) -> Bool {
         btf__find_by_name_kind(handle, name, UInt32(BTF_KIND_FUNC as Int)) > 0

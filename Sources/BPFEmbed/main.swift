@@ -89,6 +89,16 @@ struct ObjectNames {
     }
 }
 
+/// A C name that is a Swift keyword (`protocol`, `default`…) becomes an identifier in backticks.
+func identifier(_ name: String) -> String {
+    let keywords: Set<String> = ["associatedtype", "class", "deinit", "enum", "extension", "func", "import", "init", "inout",
+                                 "let", "operator", "protocol", "static", "struct", "subscript", "typealias", "var",
+                                 "break", "case", "continue", "default", "defer", "do", "else", "fallthrough", "for",
+                                 "guard", "if", "in", "repeat", "return", "switch", "where", "while", "as", "is", "try",
+                                 "throw", "self", "super", "true", "false", "nil", "internal", "private", "public"]
+    return keywords.contains(name) ? "`\(name)`" : name
+}
+
 /// `count_send` → `countSend`.
 func camelCase(_ name: String) -> String {
     let parts = name.split(separator: "_")
@@ -98,7 +108,7 @@ func camelCase(_ name: String) -> String {
 /// An enum of the names (none when the object has no such thing).
 func enumeration(_ name: String, _ conformance: String, _ cases: [String], doc: String) -> String {
     guard !cases.isEmpty else { return "" }
-    let body = cases.sorted().map { "            case \(camelCase($0)) = \"\($0)\"" }.joined(separator: "\n") + "\n"
+    let body = cases.sorted().map { "            case \(identifier(camelCase($0))) = \"\($0)\"" }.joined(separator: "\n") + "\n"
     return """
             /// \(doc)
             public enum \(name): String, \(conformance), CaseIterable {

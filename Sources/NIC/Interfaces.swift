@@ -61,11 +61,7 @@ public struct NetworkInterface: Sendable, Equatable {
     }
 
     /// The inode number of this process's network namespace (what the kernel's `net->ns.inum` is).
-    public static func namespaceInode() -> UInt32 {
-        var info = stat()
-        guard stat("/proc/self/ns/net", &info) == 0 else { return 0 }
-        return UInt32(truncatingIfNeeded: info.st_ino)
-    }
+    public static func namespaceInode() -> UInt32 { NetworkNamespace.inode() }
 }
 
 extension String {

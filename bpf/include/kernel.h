@@ -40,6 +40,7 @@ struct bpf_perf_event_data;
 enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_CGROUP_ARRAY = 8,
 	BPF_MAP_TYPE_RINGBUF = 27,
@@ -80,6 +81,8 @@ typedef struct {
 	int counter;
 } atomic_t;
 
+struct sock;
+
 struct in6_addr {
 	union {
 		__u8 u6_addr8[16];
@@ -100,14 +103,18 @@ struct sock_common {
 	unsigned short skc_family;
 	unsigned char skc_state;
 	unsigned long skc_flags;	/* sk_flags */
+	struct sock *skc_listener;	/* of a request sock (TCP_NEW_SYN_RECV): rsk_listener */
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };
+
+struct socket;
 
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
 	int sk_err;
+	struct socket *sk_socket;
 };
 
 struct signal_struct {

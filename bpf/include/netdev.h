@@ -32,14 +32,51 @@ struct skb_shared_info {
 	unsigned short gso_segs;
 };
 
+struct sock;
+
 struct sk_buff {
 	struct net_device *dev;
+	struct sock *sk;
 	unsigned int len;
 	__u16 queue_mapping;
+	int skb_iif;		/* the interface it came in on; 0 for what this host sends */
+	__be16 protocol;	/* ETH_P_IP, ETH_P_IPV6 */
+	__u16 network_header;	/* offsets from head */
 	unsigned char *head;
 	unsigned int end;	/* sk_buff_data_t: an offset from head on 64-bit kernels */
 };
 
 #pragma clang attribute pop
+
+/* Packet headers, copied out of the packet: their layout is the wire's, not CO-RE. */
+struct iphdr {
+	__u8 ihl_version;	/* ihl:4 (low bits), version:4 */
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ipv6hdr {
+	__u8 priority_version;
+	__u8 flow_lbl[3];
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* The first four bytes of a TCP or UDP header. */
+struct ports {
+	__be16 source;
+	__be16 dest;
+};
+
 
 #endif /* NETACCT_NETDEV_H */

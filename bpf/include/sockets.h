@@ -21,6 +21,7 @@ enum {
 	TCP_LAST_ACK = 9,
 	TCP_LISTEN = 10,
 	TCP_CLOSING = 11,
+	TCP_NEW_SYN_RECV = 12,	/* a request sock: a SYN answered, no full socket yet */
 };
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -50,6 +51,16 @@ struct file {
 struct socket {
 	struct file *file;
 	struct sock *sk;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+/* A socket and its inode are allocated together (SOCK_INODE). */
+struct socket_alloc {
+	struct socket socket;
+	struct inode vfs_inode;
 };
 
 struct fdtable {

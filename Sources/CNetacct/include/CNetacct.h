@@ -4,4 +4,5 @@
 #include "../../../bpf/accounting.h"
 #include "../../../bpf/nic.h"
 #include "../../../bpf/connections.h"
+#include "../../../bpf/drops.h"
 #endif

@@ -1,0 +1,139 @@
+import BPF
+import CNetacct
+import Glibc
+import Logging
+import NetacctKit
+import NetacctPrograms
+
+/// What `netacct drops` shows. The reason, family and protocol filters run in the kernel; the
+/// owner (-p) is known only in user space, where a socket's inode is looked up.
+public struct DropFilter: Sendable, Equatable {
+    public enum Family: Int, Sendable { case ipv4 = 4, ipv6 = 6 }
+    public enum Proto: String, Sendable { case tcp, udp }
+
+    public var pids: [Int32] = []
+    public var family: Family?
+    public var proto: Proto?
+    /// Kernel names (NO_SOCKET); empty: every reason but NOT_SPECIFIED.
+    public var reasons: [String] = []
+    /// NOT_SPECIFIED (and every other reason) too.
+    public var allReasons = false
+    public init() {}
+}
+
+/// The drops program loaded and attached (Linux >= 6.12: kfree_skb's rx_sk; bpf_rdonly_cast).
+/// In line mode it delivers events; in summary mode the kernel only counts.
+public final class DropsEngine {
+    public typealias Names = BPFObjects.Drops
+    public let reasons: DropReasons
+    public let summary: Bool
+    public let wallClockOffset: Int64
+    private let object: BPFObject
+    private let inbox = Inbox()
+    private let ring: RingBuffer<netacct_drop_event>?
+    private let counters: PerCPUMap<UInt32, UInt64>
+    private let counts: PerCPUMap<netacct_drop_key, UInt64>
+    private let totals: PerCPUMap<UInt32, UInt64>
+    private let link: Link
+
+    final class Inbox {
+        var records: [netacct_drop_event] = []
+    }
+
+    public init(filter: DropFilter, summary: Bool, namespace: UInt32 = NetworkNamespace.inode(),
+                logger: Logger = Logger(label: "netacct.drops")) throws {
+        try KernelProbe.checkPrivileges()
+        let btf = try KernelProbe.requireBTF()
+        let reasons = try DropReasons(btf: btf)
+        self.reasons = reasons
+        guard btf.hasTracepoint("kfree_skb") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no skb:kfree_skb tracepoint, which netacct drops needs.", kind: .unsupported)
+        }
+        guard btf.hasFunction("bpf_rdonly_cast") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast kfunc: netacct drops needs Linux >= 6.12.", kind: .unsupported)
+        }
+        // A bit per reason shown.
+        var words = [UInt64](repeating: 0, count: Int(NETACCT_DROPS_REASON_WORDS))
+        let wanted: [UInt32] = try filter.reasons.isEmpty
+            ? reasons.names.keys.filter { filter.allReasons || reasons.names[$0] != DropReasons.notSpecified }
+            : filter.reasons.map { try reasons.number(of: $0) }
+        for reason in wanted where reason < UInt32(NETACCT_DROPS_REASONS) {
+            words[Int(reason / 64)] |= 1 << UInt64(reason % 64)
+        }
+        self.summary = summary
+        let object = try BPFObject(image: BPFObjects.drops)
+        try words.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.reasons, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.everyReason, to: filter.allReasons && filter.reasons.isEmpty)
+        let family: UInt16 = switch filter.family {
+        case .ipv4: UInt16(AF_INET)
+        case .ipv6: UInt16(AF_INET6)
+        case nil: 0
+        }
+        try object.setReadOnlyGlobal(Names.Global.family, to: family)
+        let proto: UInt8 = switch filter.proto {
+        case .tcp: UInt8(IPPROTO_TCP)
+        case .udp: UInt8(IPPROTO_UDP)
+        case nil: 0
+        }
+        try object.setReadOnlyGlobal(Names.Global.protocol, to: proto)
+        try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
+        try object.setReadOnlyGlobal(Names.Global.summary, to: summary)
+        try object.load()
+        self.object = object
+        let inbox = self.inbox
+        ring = summary ? nil : try RingBuffer(object, name: Names.Map.events) { inbox.records.append($0) }
+        counters = try PerCPUMap(object, name: Names.Map.counters)
+        counts = try PerCPUMap(object, name: Names.Map.counts)
+        totals = try PerCPUMap(object, name: Names.Map.totals)
+        var realtime = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &realtime)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        wallClockOffset = (Int64(realtime.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000 + Int64(realtime.tv_nsec) - Int64(monotonic.tv_nsec)
+        link = try object.program(Names.Program.dropped).attach()
+        logger.debug("drops program attached", metadata: ["reasons": "\(wanted.count)", "summary": "\(summary)"])
+    }
+
+    /// Waits up to `milliseconds` and returns the drops that came (line mode).
+    public func poll(milliseconds: Int32) throws -> [netacct_drop_event] {
+        guard let ring else { return [] }
+        try ring.poll(milliseconds: milliseconds)
+        try ring.consume()
+        defer { inbox.records.removeAll(keepingCapacity: true) }
+        return inbox.records
+    }
+
+    public func lostEvents() throws -> UInt64 {
+        try counters.lookupSummed(UInt32(NETACCT_DROPS_LOST.rawValue)) ?? 0
+    }
+
+    /// Summary mode: the cumulative count of each (socket, reason, protocol) since `init`.
+    public func counted() throws -> [DropKey: UInt64] {
+        var result: [DropKey: UInt64] = [:]
+        for (key, value) in try counts.entriesSummed() {
+            result[DropKey(inode: key.socket_inode, reason: key.reason, proto: key.protocol)] = value
+        }
+        return result
+    }
+
+    /// Summary mode: the cumulative count of each (reason, protocol), whatever the socket
+    /// (these never miss a drop, even when the per-socket table is full).
+    public func totalsByReason() throws -> [DropKey: UInt64] {
+        var result: [DropKey: UInt64] = [:]
+        for index in 0..<UInt32(NETACCT_DROPS_TOTALS) {
+            guard let value = try totals.lookupSummed(index), value > 0 else { continue }
+            result[DropKey(inode: 0, reason: index / 2, proto: index % 2 == 1 ? UInt8(IPPROTO_UDP) : UInt8(IPPROTO_TCP))] = value
+        }
+        return result
+    }
+
+    public func programStatistics() throws -> ProgramStatistics {
+        try object.program(Names.Program.dropped).statistics()
+    }
+}
+
+public struct DropKey: Hashable, Sendable {
+    public var inode: UInt64
+    public var reason: UInt32
+    public var proto: UInt8
+}
+

@@ -1,0 +1,68 @@
+import Glibc
+
+/// Who holds a socket, by its inode, as `ss -p` and nethogs find it: the processes' descriptors
+/// in /proc (`socket:[INODE]`). The kernel side sends the inode of the socket a packet was for;
+/// the owner is looked up here, never taken from the task a softirq interrupted.
+public struct SocketOwners {
+    public struct Owner: Sendable, Equatable {
+        public var pid: Int32
+        public var comm: String
+    }
+
+    private var owners: [UInt64: Owner] = [:]
+    private var lastScan: Double = -.infinity
+    /// At most one rescan for an unknown socket within this many seconds.
+    private let rescanInterval: Double
+
+    public init(rescanInterval: Double = 0.2) { self.rescanInterval = rescanInterval }
+
+    /// The owner of socket `inode` (the lowest PID when several processes hold it); nil when no
+    /// process holds it any more (or, within the rescan interval, not yet known).
+    public mutating func owner(of inode: UInt64, now: Double) -> Owner? {
+        if inode == 0 { return nil }
+        if let owner = owners[inode] { return owner }
+        guard now - lastScan >= rescanInterval else { return nil }
+        rescan()
+        lastScan = now
+        return owners[inode]
+    }
+
+    /// Re-reads every process's descriptors.
+    public mutating func rescan() {
+        var found: [UInt64: Owner] = [:]
+        guard let proc = opendir("/proc") else { return }
+        defer { closedir(proc) }
+        let prefix = Array("socket:[".utf8)
+        var link = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(proc) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = Int32(name) else { continue }
+            guard let fds = opendir("/proc/\(pid)/fd") else { continue }
+            var comm: String?
+            while let fd = readdir(fds) {
+                let fdName = withUnsafeBytes(of: fd.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard fdName.first?.isNumber == true else { continue }
+                let count = readlink("/proc/\(pid)/fd/\(fdName)", &link, link.count)
+                guard count > prefix.count + 1 else { continue }
+                let target = link.prefix(count).map { UInt8(bitPattern: $0) }
+                guard target.starts(with: prefix), let inode = UInt64(String(decoding: target[prefix.count..<(count - 1)], as: UTF8.self)) else { continue }
+                if found[inode].map({ $0.pid > pid }) ?? true {
+                    if comm == nil { comm = Self.comm(pid) }
+                    found[inode] = Owner(pid: pid, comm: comm ?? "?")
+                }
+            }
+            closedir(fds)
+        }
+        owners = found
+    }
+
+    static func comm(_ pid: Int32) -> String? {
+        let fd = open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer.prefix(count).prefix { $0 != 0x0A }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * drops: every incoming TCP or UDP packet the kernel frees as dropped (skb:kfree_skb with a drop
+ * reason), with the socket it was for: its owner is found by the socket's inode, in user space,
+ * never taken from the task the softirq interrupted.
+ *
+ * The reason filter is the first thing done: a reason not asked for costs a bit test. Then only
+ * packets that came in on an interface of this network namespace, over IPv4 or IPv6, to TCP or
+ * UDP. In line mode each drop is an event in a ring buffer (losses counted); with --summary the
+ * drops are only counted here, by reason, protocol and socket, and nothing is lost.
+ *
+ * Needs Linux >= 6.12 (kfree_skb's rx_sk argument) and the bpf_rdonly_cast kfunc (6.2).
+ */
+#include "netdev.h"
+#include "sockets.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "maps.h"
+#include "drops.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IP_OFFSET_MASK 0x1FFF
+
+/* Set before load. */
+const volatile __u64 reasons[NETACCT_DROPS_REASON_WORDS] = {};	/* a bit per reason shown */
+const volatile bool every_reason = false;	/* reasons >= NETACCT_DROPS_REASONS too */
+const volatile __u16 family = 0;		/* AF_INET or AF_INET6; 0: both */
+const volatile __u8 protocol = 0;		/* IPPROTO_TCP or IPPROTO_UDP; 0: both */
+const volatile __u32 netns_inum = 0;		/* /proc/self/ns/net's inode */
+const volatile bool summary = false;		/* count, send no events */
+
+#define WAKEUP_BYTES (256 << 10)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct netacct_drop_key);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_DROPS_TOTALS);
+	__type(key, __u32);
+	__type(value, __u64);
+} totals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_DROPS_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define TYPED(type, pointer) ((type *)bpf_rdonly_cast((pointer), bpf_core_type_id_kernel(type)))
+
+static __always_inline bool reason_wanted(__u32 reason)
+{
+	if (reason >= NETACCT_DROPS_REASONS)
+		return every_reason;
+	return reasons[reason / 64] & (1ULL << (reason % 64));
+}
+
+/* The addresses, ports and protocol of a packet, from its network header. */
+struct packet {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 protocol;
+};
+
+static __always_inline bool parse(struct sk_buff *skb, struct packet *p)
+{
+	/* Room for an IPv6 header, or an IPv4 one with options, and the ports after it. */
+	__u8 header[48];
+	__u16 ethertype = bpf_ntohs(skb->protocol);
+	__u32 transport;
+	struct ports ports;
+
+	if (bpf_probe_read_kernel(header, sizeof(header), skb->head + skb->network_header))
+		return false;
+	if (ethertype == ETH_P_IP) {
+		struct iphdr *ip = (struct iphdr *)header;
+
+		if ((ip->ihl_version >> 4) != 4 || (bpf_ntohs(ip->frag_off) & IP_OFFSET_MASK))
+			return false;
+		p->family = AF_INET;
+		p->protocol = ip->protocol;
+		__builtin_memcpy(p->saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->daddr, &ip->daddr, 4);
+		transport = (ip->ihl_version & 0xF) * 4;
+	} else if (ethertype == ETH_P_IPV6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)header;
+
+		p->family = AF_INET6;
+		p->protocol = ip6->nexthdr;	/* an extension header first: not TCP or UDP here */
+		__builtin_memcpy(p->saddr, ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, ip6->daddr, 16);
+		transport = sizeof(struct ipv6hdr);
+	} else {
+		return false;
+	}
+	if (p->protocol != IPPROTO_TCP && p->protocol != IPPROTO_UDP)
+		return false;
+	if (transport + sizeof(ports) <= sizeof(header)) {
+		__builtin_memcpy(&ports, header + (transport & 63), sizeof(ports));
+	} else if (bpf_probe_read_kernel(&ports, sizeof(ports), skb->head + skb->network_header + transport)) {
+		return false;
+	}
+	p->sport = bpf_ntohs(ports.source);
+	p->dport = bpf_ntohs(ports.dest);
+	return true;
+}
+
+/* The socket's inode (0: none, or a minisock with no file) and its TCP state. */
+static __always_inline __u64 socket_of(struct sock *sk, __u8 *state)
+{
+	struct socket *socket;
+
+	if (!sk)
+		return 0;
+	*state = sk->__sk_common.skc_state;
+	if (*state == TCP_NEW_SYN_RECV)		/* a SYN answered: the listener's */
+		sk = TYPED(struct sock, (void *)sk->__sk_common.skc_listener); /* a union member: a scalar to the verifier */
+	else if (*state == TCP_TIME_WAIT)	/* no file any more */
+		return 0;
+	if (!sk)
+		return 0;
+	socket = sk->sk_socket;
+	if (!socket)
+		return 0;
+	return TYPED(struct socket_alloc, socket)->vfs_inode.i_ino;
+}
+
+static __always_inline void count(__u64 inode, __u32 reason, __u8 proto)
+{
+	struct netacct_drop_key key = { .socket_inode = inode, .reason = reason, .protocol = proto };
+	__u64 *value, one = 1;
+
+	if (reason < NETACCT_DROPS_REASONS)
+		percpu_counter_inc(&totals, reason * 2 + (proto == IPPROTO_UDP));
+	value = bpf_map_lookup_elem(&counts, &key);
+	if (value)
+		*value += 1;
+	else if (bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST))
+		percpu_counter_inc(&counters, NETACCT_DROPS_UNKEYED);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
+{
+	struct netacct_drop_event *e;
+	struct net_device *dev;
+	struct packet p = {};
+	__u8 state = 0;
+	__u64 inode;
+
+	if (!reason_wanted(reason))
+		return 0;
+	if (!skb->skb_iif)		/* sent by this host, not received */
+		return 0;
+	dev = skb->dev;
+	if (dev && dev->nd_net.net->ns.inum != netns_inum)
+		return 0;
+	if (!parse(skb, &p))
+		return 0;
+	if ((family && p.family != family) || (protocol && p.protocol != protocol))
+		return 0;
+	inode = socket_of(rx_sk ? rx_sk : skb->sk, &state);
+	if (p.protocol != IPPROTO_TCP)
+		state = 0;
+	if (summary) {
+		count(inode, reason, p.protocol);
+		return 0;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		percpu_counter_inc(&counters, NETACCT_DROPS_LOST);
+		return 0;
+	}
+	e->time_ns = bpf_ktime_get_ns();
+	e->socket_inode = inode;
+	e->reason = reason;
+	e->ifindex = skb->skb_iif;
+	__builtin_memcpy(e->saddr, p.saddr, 16);
+	__builtin_memcpy(e->daddr, p.daddr, 16);
+	e->sport = p.sport;
+	e->dport = p.dport;
+	e->family = p.family;
+	e->protocol = p.protocol;
+	e->state = state;
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return 0;
+}
