@@ -206,10 +206,15 @@ static __always_inline int connect_started(__u64 key)
 {
 	struct netacct_connection c = {};
 
-	if (!(directions & DIRECTION(OUTBOUND)))
+	/*
+	 * A connection not followed leaves no entry behind: an earlier socket at this address
+	 * whose end was not seen must not lend it its owner.
+	 */
+	if (!(directions & DIRECTION(OUTBOUND)) || !caller_matches(bpf_get_current_pid_tgid() >> 32)) {
+		if (filters_callers() || directions != (DIRECTION(OUTBOUND) | DIRECTION(INBOUND)))
+			bpf_map_delete_elem(&connections, &key);
 		return 0;
-	if (!caller_matches(bpf_get_current_pid_tgid() >> 32))
-		return 0;
+	}
 	c.start_ns = bpf_ktime_get_ns();
 	c.direction = NETACCT_CONNECTION_OUTBOUND;
 	remember_caller(&c);
@@ -263,9 +268,18 @@ static __always_inline int connect_ended(struct sock *sk, __u64 key, int newstat
  */
 static __always_inline int passive_established(struct sock *sk, __u64 key)
 {
-	struct netacct_connection c = {};
+	struct netacct_connection c = {}, *known = bpf_map_lookup_elem(&connections, &key);
 	__u32 srtt;
 
+	if (known) {
+		/* A simultaneous open (or a connect to itself): the connect it was. */
+		if (known->direction == NETACCT_CONNECTION_OUTBOUND)
+			return connect_ended(sk, key, TCP_ESTABLISHED);
+		/* A fast-open connection accepted before its handshake ended: now established. */
+		known->start_ns = bpf_ktime_get_ns();
+		known->known |= NETACCT_CONNECTION_HAS_DURATION;
+		return 0;
+	}
 	if (!(directions & DIRECTION(INBOUND)) || !(kinds & (KIND(ACCEPT) | KIND(CLOSE))))
 		return 0;
 	if (!ports_match(sk))

@@ -46,11 +46,17 @@ public struct ConnectionsApp {
             }
             return configuration.count.map { shown < $0 } ?? true
         }
+        var reportedUntracked: UInt64 = 0
         func reportLosses() throws {
             let lost = try engine.lostEvents()
             if lost > reportedLost {
                 say("netacct: \(lost - reportedLost) events lost: the ring buffer was full (user space fell behind); \(lost) in all\n")
                 reportedLost = lost
+            }
+            let untracked = try engine.untrackedConnections()
+            if untracked > reportedUntracked {
+                say("netacct: \(untracked - reportedUntracked) connections not followed: the kernel's table of connections was full (their events are missing or show no process); \(untracked) in all\n")
+                reportedUntracked = untracked
             }
         }
 
@@ -68,9 +74,8 @@ public struct ConnectionsApp {
             }
         }
         try reportLosses()
-        let untracked = try engine.untrackedConnections()
         var summary = "netacct connections: \(shown) events shown, \(reportedLost) lost"
-        if untracked > 0 { summary += ", \(untracked) connections not followed (the kernel's table was full)" }
+        if reportedUntracked > 0 { summary += ", \(reportedUntracked) connections not followed (the kernel's table was full)" }
         say(summary + "\n")
     }
 }

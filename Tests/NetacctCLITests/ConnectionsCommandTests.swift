@@ -219,8 +219,11 @@ struct ConnectionsCommandTests {
         let listener = try Listener()
         defer { listener.close() }
         let (client, clientPort, server) = try listener.connectAndAccept()
+        #expect(test_tcp_send(client, 10) == 0 && test_tcp_receive(server, 10) == 0)
+        #expect(test_tcp_send(server, 20) == 0 && test_tcp_receive(client, 20) == 0)
         let run = try ConnectionsRun(["-P", "\(listener.port)", "--close", "--count", "2"])
         close(client)
+        #expect(test_tcp_receive(server, 1) == -1, "the client's FIN")
         close(server)
         let (status, events, _) = try run.finish()
         #expect(status == 0)
@@ -230,8 +233,48 @@ struct ConnectionsCommandTests {
             for key in ["pid", "tid", "comm", "cgroup", "direction", "duration_ms"] { #expect(event.isNull(key), "\(key) is unknown") }
             #expect(event.string("laddr") == "127.0.0.1")
             #expect(Set([event.int("lport"), event.int("rport")]) == [Int(clientPort), Int(listener.port)])
-            #expect(event.int("tx_bytes") != nil && event.int("rx_bytes") != nil)
         }
+        // Its direction unknown, the connecting side's count keeps its SYN (README).
+        let outbound = try #require(events.first { $0.int("lport") == Int(clientPort) })
+        #expect(outbound.int("tx_bytes") == 11 && outbound.int("rx_bytes") == 20)
+        let inbound = try #require(events.first { $0.int("lport") == Int(listener.port) })
+        #expect(inbound.int("tx_bytes") == 20 && inbound.int("rx_bytes") == 10)
+    }
+
+    @Test func aResetCloseCountsThePayloadWithNoFIN() throws {
+        let listener = try Listener()
+        defer { listener.close() }
+        let run = try ConnectionsRun(["-P", "\(listener.port)", "--close", "-r", "connect", "--count", "2"])
+        let (client, _, server) = try listener.connectAndAccept()
+        #expect(test_tcp_send(client, 1_000) == 0 && test_tcp_receive(server, 1_000) == 0)
+        #expect(test_tcp_send(server, 300) == 0 && test_tcp_receive(client, 300) == 0)
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        #expect(setsockopt(client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size)) == 0)
+        close(client)  // a RST, no FIN
+        close(server)
+        let (status, events, _) = try run.finish()
+        #expect(status == 0)
+        let closed = try #require(events.first { $0.string("event") == "close" })
+        #expect(closed.int("tx_bytes") == 1_000 && closed.int("rx_bytes") == 300)
+        #expect(events.first?.string("event") == "connect")
+    }
+
+    @Test func aPlainAcceptIsShownToo() throws {
+        let listener = try Listener()
+        defer { listener.close() }
+        let run = try ConnectionsRun(["-P", "\(listener.port)", "-r", "accept", "--count", "1"])
+        var local: UInt16 = 0
+        let client = test_tcp_connect(AF_INET, listener.port, &local)
+        try #require(client >= 0)
+        let server = accept(listener.fd, nil, nil)  // accept(2), not accept4(2)
+        try #require(server >= 0)
+        close(client)
+        close(server)
+        let (status, events, _) = try run.finish()
+        #expect(status == 0)
+        let accepted = try #require(events.first)
+        #expect(accepted.string("event") == "accept" && accepted.int("rport") == Int(local))
+        #expect(accepted.int("pid") == Int(getpid()))
     }
 
     /// Connections to two listeners, from this process and from a child, over both families.
