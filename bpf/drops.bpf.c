@@ -34,11 +34,14 @@ const volatile __u8 protocol = 0;		/* IPPROTO_TCP or IPPROTO_UDP; 0: both */
 const volatile __u32 netns_inum = 0;		/* /proc/self/ns/net's inode */
 const volatile bool summary = false;		/* count, send no events */
 
-#define WAKEUP_BYTES (256 << 10)
-
+/*
+ * Events never wake user space, which looks every 100 ms (a wakeup, or even asking the ring how
+ * full it is, costs more per drop than the rest): 8 MiB hold 116,000 drops, a quarter of a
+ * second of a 450,000 drops/s flood.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
 struct {
@@ -84,44 +87,40 @@ struct packet {
 
 static __always_inline bool parse(struct sk_buff *skb, struct packet *p)
 {
-	/* Room for an IPv6 header, or an IPv4 one with options, and the ports after it. */
-	__u8 header[48];
+	unsigned char *network = skb->head + skb->network_header;
 	__u16 ethertype = bpf_ntohs(skb->protocol);
+	struct ports *ports;
 	__u32 transport;
-	struct ports ports;
 
-	if (bpf_probe_read_kernel(header, sizeof(header), skb->head + skb->network_header))
-		return false;
+	/* The headers are read in place, through typed views: a load each, no helper call. */
 	if (ethertype == ETH_P_IP) {
-		struct iphdr *ip = (struct iphdr *)header;
+		struct iphdr *ip = TYPED(struct iphdr, network);
 
 		if ((ip->ihl_version >> 4) != 4 || (bpf_ntohs(ip->frag_off) & IP_OFFSET_MASK))
 			return false;
 		p->family = AF_INET;
 		p->protocol = ip->protocol;
-		__builtin_memcpy(p->saddr, &ip->saddr, 4);
-		__builtin_memcpy(p->daddr, &ip->daddr, 4);
+		*(__be32 *)p->saddr = ip->saddr;
+		*(__be32 *)p->daddr = ip->daddr;
 		transport = (ip->ihl_version & 0xF) * 4;
 	} else if (ethertype == ETH_P_IPV6) {
-		struct ipv6hdr *ip6 = (struct ipv6hdr *)header;
+		struct ipv6hdr *ip6 = TYPED(struct ipv6hdr, network);
 
 		p->family = AF_INET6;
 		p->protocol = ip6->nexthdr;	/* an extension header first: not TCP or UDP here */
-		__builtin_memcpy(p->saddr, ip6->saddr, 16);
-		__builtin_memcpy(p->daddr, ip6->daddr, 16);
+		for (int i = 0; i < 4; i++) {
+			((__be32 *)p->saddr)[i] = ((__be32 *)ip6->saddr)[i];
+			((__be32 *)p->daddr)[i] = ((__be32 *)ip6->daddr)[i];
+		}
 		transport = sizeof(struct ipv6hdr);
 	} else {
 		return false;
 	}
 	if (p->protocol != IPPROTO_TCP && p->protocol != IPPROTO_UDP)
 		return false;
-	if (transport + sizeof(ports) <= sizeof(header)) {
-		__builtin_memcpy(&ports, header + (transport & 63), sizeof(ports));
-	} else if (bpf_probe_read_kernel(&ports, sizeof(ports), skb->head + skb->network_header + transport)) {
-		return false;
-	}
-	p->sport = bpf_ntohs(ports.source);
-	p->dport = bpf_ntohs(ports.dest);
+	ports = (struct ports *)TYPED(struct udphdr, network + transport);
+	p->sport = bpf_ntohs(ports->source);
+	p->dport = bpf_ntohs(ports->dest);
 	return true;
 }
 
@@ -202,7 +201,6 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	e->family = p.family;
 	e->protocol = p.protocol;
 	e->state = state;
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
-				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -44,9 +44,10 @@ public struct DropsApp {
         }
         if !configuration.json { _ = write(DropsRenderer.header) }
         var shown = 0, reportedLost: UInt64 = 0
-        var going = true
+        var going = true, stopping = false
         while going {
-            let records = try engine.poll(milliseconds: 100)
+            // After a signal, what the kernel sent before it is still shown.
+            let records = try engine.poll(milliseconds: stopping ? 0 : 100)
             var text = ""
             for record in records {
                 if let count = configuration.count, shown >= count { break }
@@ -63,7 +64,8 @@ public struct DropsApp {
                 say("netacct: \(lost - reportedLost) drops not shown: the ring buffer was full (user space fell behind; --summary counts them all); \(lost) in all\n")
                 reportedLost = lost
             }
-            if signals.pending() != nil { going = false }
+            if stopping { break }
+            if signals.pending() != nil { stopping = true }
         }
         say("netacct drops: \(shown) drops shown, \(reportedLost) lost\n")
     }

@@ -105,6 +105,7 @@ struct DropMaker {
         }
         var pid: Int32 { process.processIdentifier }
         deinit {
+            guard process.processIdentifier > 0 else { return }  // never kill(0, …): the whole group
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
@@ -251,7 +252,7 @@ struct DropsCommandTests {
         case "-4":
             #expect(count("NO_SOCKET") == 6 && count("TCP_CSUM") == 2 && drops.allSatisfy { $0.int("family") == 4 })
         case "-6":
-            #expect(drops.count == 3 && drops.allSatisfy { $0.int("family") == 6 && $0.string("daddr") == "::1" && $0.string("ifname") == "lo" })
+            #expect(drops.count == 3 && drops.allSatisfy { $0.int("family") == 6 && $0.string("daddr") == "::1" && $0.string("ifname") == "lo" }, "\(drops)")
         default:
             Issue.record("no expectation for \(filter)")
         }

@@ -10,8 +10,16 @@ final class VethPair {
     let sender: String, receiver: String
     static let senderAddress = "10.199.0.1", receiverAddress = "10.199.0.2"
 
+    /// Pairs made so far by this process: suites run at once, and each pair has its own names.
+    nonisolated(unsafe) static var made = 0
+    static let lock = NSLock()
+
     init() throws {
-        let tag = "\(getpid() % 100_000)"
+        let serial = Self.lock.withLock {
+            Self.made += 1
+            return Self.made
+        }
+        let tag = "\(getpid() % 100_000)-\(serial)"
         sender = "nacct-a\(tag)"
         receiver = "nacct-b\(tag)"
         try Self.sh("""
@@ -32,8 +40,12 @@ final class VethPair {
     }
 
     deinit {
-        kill(listener.processIdentifier, SIGKILL) // SIGTERM may be blocked in what the test runner starts
-        listener.waitUntilExit()
+        // SIGTERM may be blocked in what the test runner starts. Never kill(0, …): a listener
+        // that never started has no PID, and 0 is this whole process group.
+        if listener.processIdentifier > 0 {
+            kill(listener.processIdentifier, SIGKILL)
+            listener.waitUntilExit()
+        }
         try? Self.sh("ip netns del \(sender); ip netns del \(receiver)")
     }
 

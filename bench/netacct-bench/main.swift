@@ -34,7 +34,17 @@ import NetacctKit
 // on the same hooks, under a loopback connection storm; then the command's own CPU and lost
 // events with the storm paced at `rate` connections/s (ConnectionsBenchmark.swift).
 
+// netacct-bench drops <netacct binary> [datagrams] [rounds]
+//
+// BPF ns per dropped packet of `netacct drops` (line mode, a reason filtered out, --summary)
+// beside an empty program on skb:kfree_skb, under a UDP flood to a socket that never reads;
+// then the command's CPU and, in line mode, its lost events (DropsBenchmark.swift).
+
 let arguments = CommandLine.arguments
+if arguments.count > 1 && arguments[1] == "drops" {
+    runDropsBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
 if arguments.count > 1 && arguments[1] == "connections" {
     runConnectionsBenchmark(Array(arguments.dropFirst(2)))
     exit(0)

@@ -48,7 +48,11 @@ struct sk_buff {
 
 #pragma clang attribute pop
 
-/* Packet headers, copied out of the packet: their layout is the wire's, not CO-RE. */
+/*
+ * Packet headers, read through bpf_rdonly_cast views of the kernel's types of the same names:
+ * their layout is the wire's, so they need no CO-RE relocation (the kernel's have bitfields
+ * where these have whole bytes).
+ */
 struct iphdr {
 	__u8 ihl_version;	/* ihl:4 (low bits), version:4 */
 	__u8 tos;
@@ -72,10 +76,17 @@ struct ipv6hdr {
 	__u8 daddr[16];
 };
 
-/* The first four bytes of a TCP or UDP header. */
+/* The first four bytes of a TCP or UDP header: the kernel's struct udphdr starts so. */
 struct ports {
 	__be16 source;
 	__be16 dest;
+};
+
+struct udphdr {
+	__be16 source;
+	__be16 dest;
+	__be16 len;
+	__u16 check;
 };
 
 

@@ -48,3 +48,9 @@ int floor_accept4(void *ctx)
 {
 	return 0;
 }
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(floor_kfree_skb, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
+{
+	return 0;
+}
