@@ -18,6 +18,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "maps.h"
+#include "typed.h"
+#include "fd.h"
 #include "connections.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -46,12 +48,6 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-/*
- * A typed view of kernel memory that the verifier lets the program read directly (Linux >= 6.2):
- * a direct read is a load, bpf_probe_read_kernel() a helper call of tens of nanoseconds.
- */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define TYPED(type, pointer) ((type *)bpf_rdonly_cast((pointer), bpf_core_type_id_kernel(type)))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -388,27 +384,6 @@ int BPF_PROG(state_change, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* The socket behind file descriptor `fd` of the current task, or NULL. */
-static __always_inline struct sock *socket_of(long fd)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = task->files->fdt;
-	struct socket *socket;
-	struct file *file;
-
-	if (fd >= fdt->max_fds)
-		return NULL;
-	/* An element of the descriptor array: the one read that needs the helper. */
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
-		return NULL;
-	file = TYPED(struct file, file);
-	socket = TYPED(struct socket, file->private_data);
-	/* Only a socket's file and its struct socket point at each other. */
-	if (!socket || socket->file != file)
-		return NULL;
-	return socket->sk;
-}
-
 /* accept() or accept4() returned `fd`, in the acceptor's context. */
 static __always_inline int accepted(long fd)
 {
@@ -419,7 +394,7 @@ static __always_inline int accepted(long fd)
 
 	if (fd < 0 || !(directions & DIRECTION(INBOUND)))
 		return 0;
-	sk = socket_of(fd);
+	sk = socket_of_fd(fd);
 	if (!sk || sk->sk_protocol != IPPROTO_TCP || !family_matches(sk->__sk_common.skc_family))
 		return 0;
 	key = (__u64)sk;
@@ -448,13 +423,6 @@ static __always_inline int accepted(long fd)
 		follow(key, c);
 	return 0;
 }
-
-/* The record of syscalls:sys_exit_* (tracefs events/syscalls/sys_exit_accept4/format). */
-struct syscall_exit {
-	__u64 common;
-	__s64 syscall_nr;
-	__s64 ret;
-};
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int accept4_exit(struct syscall_exit *ctx)

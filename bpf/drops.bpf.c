@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * drops: every incoming TCP or UDP packet the kernel frees as dropped (skb:kfree_skb with a drop
- * reason), with the socket it was for: its owner is found by the socket's inode, in user space,
- * never taken from the task the softirq interrupted.
+ * reason), with the socket it was for. A socket's owner is recorded where its process acts on it
+ * (bind, listen, connect, accept, a first send: the caller's context) in `owners`, keyed by the
+ * socket's inode, which user space fills at start with the sockets that exist; a drop is never
+ * attributed to the task its softirq interrupted.
  *
  * The reason filter is the first thing done: a reason not asked for costs a bit test. Then only
  * packets that came in on an interface of this network namespace, over IPv4 or IPv6, to TCP or
@@ -18,6 +20,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "maps.h"
+#include "typed.h"
+#include "fd.h"
 #include "drops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -33,6 +37,8 @@ const volatile __u16 family = 0;		/* AF_INET or AF_INET6; 0: both */
 const volatile __u8 protocol = 0;		/* IPPROTO_TCP or IPPROTO_UDP; 0: both */
 const volatile __u32 netns_inum = 0;		/* /proc/self/ns/net's inode */
 const volatile bool summary = false;		/* count, send no events */
+const volatile __u32 pids[NETACCT_DROPS_PIDS] = {};	/* only drops for sockets of these */
+const volatile __u32 pid_count = 0;
 
 /*
  * Events never wake user space, which looks every 100 ms (a wakeup, or even asking the ring how
@@ -43,6 +49,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+/* The least recently written owners go first when it is full: sockets come and go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct netacct_drop_owner);
+} owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -65,8 +79,39 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define TYPED(type, pointer) ((type *)bpf_rdonly_cast((pointer), bpf_core_type_id_kernel(type)))
+
+/* Records the current process as the owner of `sk` (unless one is known and !replace). */
+static __always_inline void own(struct sock *sk, bool replace)
+{
+	struct netacct_drop_owner owner = {};
+	struct task_struct *task;
+	__u64 inode;
+
+	if (!sk)
+		return;
+	inode = socket_inode(sk);
+	if (!inode || (!replace && bpf_map_lookup_elem(&owners, &inode)))
+		return;
+	task = bpf_get_current_task_btf();
+	owner.pid = task->tgid;
+	__builtin_memcpy(owner.comm, task->group_leader->comm, sizeof(owner.comm));
+	bpf_map_update_elem(&owners, &inode, &owner, BPF_ANY);
+}
+
+static __always_inline bool owner_wanted(__u64 inode)
+{
+	struct netacct_drop_owner *owner = bpf_map_lookup_elem(&owners, &inode);
+
+	if (!owner)
+		return false;
+	for (int i = 0; i < NETACCT_DROPS_PIDS; i++) {
+		if (i >= pid_count)
+			break;
+		if (pids[i] == owner->pid)
+			return true;
+	}
+	return false;
+}
 
 static __always_inline bool reason_wanted(__u32 reason)
 {
@@ -127,8 +172,6 @@ static __always_inline bool parse(struct sk_buff *skb, struct packet *p)
 /* The socket's inode (0: none, or a minisock with no file) and its TCP state. */
 static __always_inline __u64 socket_of(struct sock *sk, __u8 *state)
 {
-	struct socket *socket;
-
 	if (!sk)
 		return 0;
 	*state = sk->__sk_common.skc_state;
@@ -138,10 +181,7 @@ static __always_inline __u64 socket_of(struct sock *sk, __u8 *state)
 		return 0;
 	if (!sk)
 		return 0;
-	socket = sk->sk_socket;
-	if (!socket)
-		return 0;
-	return TYPED(struct socket_alloc, socket)->vfs_inode.i_ino;
+	return socket_inode(sk);
 }
 
 static __always_inline void count(__u64 inode, __u32 reason, __u8 proto)
@@ -163,6 +203,8 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 {
 	struct netacct_drop_event *e;
 	struct net_device *dev;
+	struct sock *sk;
+	struct net *net;
 	struct packet p = {};
 	__u8 state = 0;
 	__u64 inode;
@@ -171,16 +213,21 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 		return 0;
 	if (!skb->skb_iif)		/* sent by this host, not received */
 		return 0;
+	/* The namespace: the device's, or (TCP may have cleared skb->dev by now) the socket's. */
+	sk = rx_sk ? rx_sk : skb->sk;
 	dev = skb->dev;
-	if (dev && dev->nd_net.net->ns.inum != netns_inum)
+	net = dev ? dev->nd_net.net : sk ? sk->__sk_common.skc_net.net : NULL;
+	if (!net || net->ns.inum != netns_inum)
 		return 0;
 	if (!parse(skb, &p))
 		return 0;
 	if ((family && p.family != family) || (protocol && p.protocol != protocol))
 		return 0;
-	inode = socket_of(rx_sk ? rx_sk : skb->sk, &state);
+	inode = socket_of(sk, &state);
 	if (p.protocol != IPPROTO_TCP)
 		state = 0;
+	if (pid_count && !owner_wanted(inode))
+		return 0;
 	if (summary) {
 		count(inode, reason, p.protocol);
 		return 0;
@@ -202,5 +249,50 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	e->protocol = p.protocol;
 	e->state = state;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* Where a process makes a socket its own, in its context: the socket behind the call's fd. */
+SEC("tracepoint/syscalls/sys_enter_bind")
+int owner_bind(struct syscall_enter *ctx)
+{
+	own(socket_of_fd(ctx->args[0]), true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int owner_listen(struct syscall_enter *ctx)
+{
+	own(socket_of_fd(ctx->args[0]), true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int owner_connect(struct syscall_enter *ctx)
+{
+	own(socket_of_fd(ctx->args[0]), true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int owner_accept4(struct syscall_exit *ctx)
+{
+	own(socket_of_fd(ctx->ret), true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int owner_accept(struct syscall_exit *ctx)
+{
+	own(socket_of_fd(ctx->ret), true);
+	return 0;
+}
+
+/* A UDP socket that was never bound gets its port on its first send. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(owner_send, struct sock *sk, int ret, int flags)
+{
+	if (sk->sk_protocol == IPPROTO_UDP)
+		own(sk, false);
 	return 0;
 }

@@ -17,6 +17,17 @@
 #define NETACCT_DROPS_REASONS 256
 #define NETACCT_DROPS_REASON_WORDS (NETACCT_DROPS_REASONS / 64)
 
+/* Owners (-p) filtered in the kernel at once. */
+#define NETACCT_DROPS_PIDS 16
+#define NETACCT_DROPS_COMM_LEN 16
+
+/* Who holds a socket, by its inode: the process that bound, listened, connected, accepted or
+ * first sent on it (or held it when netacct started). */
+struct netacct_drop_owner {
+	__u32 pid;
+	char comm[NETACCT_DROPS_COMM_LEN];
+};
+
 /* One dropped packet. Addresses in network order, ports in host order. */
 struct netacct_drop_event {
 	__u64 time_ns;		/* CLOCK_MONOTONIC */

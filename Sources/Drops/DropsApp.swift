@@ -28,7 +28,6 @@ public struct DropsApp {
         let signals = StopSignals()
         let engine = try DropsEngine(filter: configuration.filter, summary: configuration.summary != nil, logger: logger)
         var owners = SocketOwners()
-        owners.rescan()
         func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
         func write(_ text: String) -> Bool {
             do {
@@ -51,7 +50,7 @@ public struct DropsApp {
             var text = ""
             for record in records {
                 if let count = configuration.count, shown >= count { break }
-                let owner = owners.owner(of: record.socket_inode, now: StopSignals.now())
+                let owner = engine.owner(of: record.socket_inode) ?? owners.owner(of: record.socket_inode, now: StopSignals.now())
                 if !configuration.filter.pids.isEmpty, !configuration.filter.pids.contains(owner?.pid ?? -1) { continue }
                 let drop = Drop(record, owner: owner, reasons: engine.reasons, wallClockOffset: engine.wallClockOffset)
                 text += configuration.json ? DropsRenderer.json(drop) : DropsRenderer.row(drop)
@@ -85,7 +84,7 @@ public struct DropsApp {
             for (key, value) in current {
                 let delta = value - min(value, previous[key] ?? 0)
                 guard delta > 0 else { continue }
-                let owner = owners.owner(of: key.inode, now: end)
+                let owner = engine.owner(of: key.inode) ?? owners.owner(of: key.inode, now: end)
                 grouped[GroupKey(reason: key.reason, proto: key.proto, pid: owner?.pid, comm: owner?.comm), default: 0] += delta
                 attributed[DropKey(inode: 0, reason: key.reason, proto: key.proto), default: 0] += delta
             }

@@ -5,8 +5,7 @@ import Logging
 import NetacctKit
 import NetacctPrograms
 
-/// What `netacct drops` shows. The reason, family and protocol filters run in the kernel; the
-/// owner (-p) is known only in user space, where a socket's inode is looked up.
+/// What `netacct drops` shows. Every filter runs in the kernel.
 public struct DropFilter: Sendable, Equatable {
     public enum Family: Int, Sendable { case ipv4 = 4, ipv6 = 6 }
     public enum Proto: String, Sendable { case tcp, udp }
@@ -34,7 +33,10 @@ public final class DropsEngine {
     private let counters: PerCPUMap<UInt32, UInt64>
     private let counts: PerCPUMap<netacct_drop_key, UInt64>
     private let totals: PerCPUMap<UInt32, UInt64>
-    private let link: Link
+    private let owners: Map<UInt64, netacct_drop_owner>
+    /// Attached for as long as the engine lives.
+    private let links: [Link]
+    public static let maximumPIDs = Int(NETACCT_DROPS_PIDS)
 
     final class Inbox {
         var records: [netacct_drop_event] = []
@@ -49,8 +51,17 @@ public final class DropsEngine {
         guard btf.hasTracepoint("kfree_skb") else {
             throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no skb:kfree_skb tracepoint, which netacct drops needs.", kind: .unsupported)
         }
-        guard btf.hasFunction("bpf_rdonly_cast") else {
-            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast kfunc: netacct drops needs Linux >= 6.12.", kind: .unsupported)
+        guard btf.hasFunction("bpf_rdonly_cast"), btf.hasTracepoint("sock_send_length") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) lacks the bpf_rdonly_cast kfunc or the sock:sock_send_length tracepoint: netacct drops needs Linux >= 6.12.", kind: .unsupported)
+        }
+        guard filter.pids.count <= Self.maximumPIDs else {
+            throw NetacctError("netacct drops follows at most \(Self.maximumPIDs) processes (-p) at once, not \(filter.pids.count).", kind: .badInput)
+        }
+        if try KernelProbe.requireTracefs().mounted {
+            logger.notice("tracefs was not mounted: mounted it at /sys/kernel/tracing (the syscall tracepoints need it)")
+        }
+        for name in ["sys_enter_bind", "sys_enter_listen", "sys_enter_connect", "sys_exit_accept4", "sys_exit_accept"] {
+            try KernelProbe.requireTracepoint("syscalls", name, for: "netacct drops")
         }
         // A bit per reason shown.
         var words = [UInt64](repeating: 0, count: Int(NETACCT_DROPS_REASON_WORDS))
@@ -78,6 +89,10 @@ public final class DropsEngine {
         try object.setReadOnlyGlobal(Names.Global.protocol, to: proto)
         try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
         try object.setReadOnlyGlobal(Names.Global.summary, to: summary)
+        var pids = [UInt32](repeating: 0, count: Self.maximumPIDs)
+        for (index, pid) in filter.pids.enumerated() { pids[index] = UInt32(bitPattern: pid) }
+        try pids.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.pids, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.pidCount, to: UInt32(filter.pids.count))
         try object.load()
         self.object = object
         let inbox = self.inbox
@@ -85,12 +100,23 @@ public final class DropsEngine {
         counters = try PerCPUMap(object, name: Names.Map.counters)
         counts = try PerCPUMap(object, name: Names.Map.counts)
         totals = try PerCPUMap(object, name: Names.Map.totals)
+        owners = try Map(object, name: Names.Map.owners)
         var realtime = timespec(), monotonic = timespec()
         clock_gettime(CLOCK_REALTIME, &realtime)
         clock_gettime(CLOCK_MONOTONIC, &monotonic)
         wallClockOffset = (Int64(realtime.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000 + Int64(realtime.tv_nsec) - Int64(monotonic.tv_nsec)
-        link = try object.program(Names.Program.dropped).attach()
-        logger.debug("drops program attached", metadata: ["reasons": "\(wanted.count)", "summary": "\(summary)"])
+        links = try Names.Program.allCases.map { try object.program($0).attach() }
+        // The sockets that exist: their owners from /proc. Attached first, the programs record
+        // what changes meanwhile, which stays (no overwrite).
+        var scan = SocketOwners()
+        scan.rescan()
+        for (inode, owner) in scan.known {
+            var record = netacct_drop_owner()
+            record.pid = UInt32(bitPattern: owner.pid)
+            withUnsafeMutableBytes(of: &record.comm) { $0.copyBytes(from: owner.comm.utf8.prefix(Int(NETACCT_DROPS_COMM_LEN) - 1)) }
+            try? owners.update(inode, record, .onlyNew)
+        }
+        logger.debug("drops program attached", metadata: ["reasons": "\(wanted.count)", "summary": "\(summary)", "sockets": "\(scan.known.count)"])
     }
 
     /// Waits up to `milliseconds` and returns the drops that came (line mode).
@@ -100,6 +126,14 @@ public final class DropsEngine {
         try ring.consume()
         defer { inbox.records.removeAll(keepingCapacity: true) }
         return inbox.records
+    }
+
+    /// The owner the kernel side knows for a socket (kept after its process exits, until the
+    /// table needs the room).
+    public func owner(of inode: UInt64) -> SocketOwners.Owner? {
+        guard inode != 0, let record = try? owners.lookup(inode) else { return nil }
+        let comm = withUnsafeBytes(of: record.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return SocketOwners.Owner(pid: Int32(bitPattern: record.pid), comm: comm)
     }
 
     public func lostEvents() throws -> UInt64 {
@@ -126,8 +160,16 @@ public final class DropsEngine {
         return result
     }
 
+    /// Kernel run-time statistics of the drop program (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> ProgramStatistics {
         try object.program(Names.Program.dropped).statistics()
+    }
+
+    /// Those of the programs that record owners (bind, listen, connect, accept, first send).
+    public func ownerProgramStatistics() throws -> [Names.Program: ProgramStatistics] {
+        var result: [Names.Program: ProgramStatistics] = [:]
+        for name in Names.Program.allCases where name != .dropped { result[name] = try object.program(name).statistics() }
+        return result
     }
 }
 

@@ -32,15 +32,20 @@ public struct Drop: Sendable {
         reasonWords = reasons.words(record.reason)
         state = TCPStates.name(record.state)
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        interface = if_indextoname(record.ifindex, &name) != nil ? String(cString: name) : nil
+        interface = if_indextoname(record.ifindex, &name) != nil ? Self.text(name) : nil
     }
 
     static func address<T>(_ bytes: T, ipv6: Bool) -> String {
         withUnsafeBytes(of: bytes) { raw in
             var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(ipv6 ? AF_INET6 : AF_INET, raw.baseAddress, &text, socklen_t(text.count)) != nil else { return "?" }
-            return String(cString: text)
+            return Self.text(text)
         }
+    }
+
+    /// A NUL-terminated C string in a buffer, as text.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -1,8 +1,9 @@
 import Glibc
 
 /// Who holds a socket, by its inode, as `ss -p` and nethogs find it: the processes' descriptors
-/// in /proc (`socket:[INODE]`). The kernel side sends the inode of the socket a packet was for;
-/// the owner is looked up here, never taken from the task a softirq interrupted.
+/// in /proc (`socket:[INODE]`). It fills the kernel side's table of owners at start (sockets
+/// made later are recorded there as their processes act on them), and answers for a socket the
+/// kernel has no owner for.
 public struct SocketOwners {
     public struct Owner: Sendable, Equatable {
         public var pid: Int32
@@ -26,6 +27,9 @@ public struct SocketOwners {
         lastScan = now
         return owners[inode]
     }
+
+    /// Every socket known by the last scan, with its owner.
+    public var known: [UInt64: Owner] { owners }
 
     /// Re-reads every process's descriptors.
     public mutating func rescan() {

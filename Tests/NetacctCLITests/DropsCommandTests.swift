@@ -176,6 +176,20 @@ struct DropsCommandTests {
         }
     }
 
+    @Test func aSocketsOwnerIsNamedAfterItHasExited() throws {
+        let maker = try DropMaker()
+        let run = try DropsRun(namespace: maker.receiver, ["--udp"])
+        // Bound while netacct runs (the kernel records the owner at bind), gone before it looks.
+        let deaf = try maker.deafReceiver(port: 9100)
+        let pid = deaf.pid
+        try maker.datagrams(30, to: 9100, bytes: 1000)
+        kill(pid, SIGKILL)
+        deaf.process.waitUntilExit()
+        let drops = try run.finish(timeout: 0.5).objects.filter { $0.int("dport") == 9100 }
+        #expect(!drops.isEmpty)
+        #expect(drops.allSatisfy { $0.string("reason") == "SOCKET_RCVBUFF" && $0.int("pid") == Int(pid) && $0.string("comm") == "python3" })
+    }
+
     @Test func aTCPSegmentWithABadChecksumIsTCPCsum() throws {
         let maker = try DropMaker()
         let before = try maker.snmp("Tcp", "InCsumErrors")

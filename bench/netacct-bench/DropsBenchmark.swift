@@ -39,14 +39,17 @@ func runDropsBenchmark(_ arguments: [String]) {
         let session = try StatisticsSession()
         var floor: [Double] = [], line: [Double] = [], filtered: [Double] = [], summary: [Double] = []
         var rates: [Double] = [], received = 0, lost: UInt64 = 0
+        var sendFloors: [Double] = [], sends: [Double] = []
         for _ in 0..<rounds {
             let object = try BPFObject(image: BPFObjects.floor)
             try object.load()
             let program = try object.program(BPFObjects.Floor.Program.floorKfreeSkb)
-            let link = try program.attach()
+            let sendFloor = try object.program(BPFObjects.Floor.Program.floorSend)
+            let links = [try program.attach(), try sendFloor.attach()]
             rates.append(flood())
             floor.append(nanosecondsPerEvent([try program.statistics()]))
-            withExtendedLifetime(link) {}
+            sendFloors.append(nanosecondsPerEvent([try sendFloor.statistics()]))
+            withExtendedLifetime(links) {}
 
             do {
                 let engine = try DropsEngine(filter: DropFilter(), summary: false)
@@ -57,6 +60,7 @@ func runDropsBenchmark(_ arguments: [String]) {
                 received += try engine.poll(milliseconds: 0).count
                 lost += try engine.lostEvents()
                 line.append(nanosecondsPerEvent([try engine.programStatistics()]))
+                sends.append(nanosecondsPerEvent(try engine.ownerProgramStatistics()[.ownerSend].map { [$0] } ?? []))
             }
             do {
                 var filter = DropFilter()
@@ -78,6 +82,8 @@ func runDropsBenchmark(_ arguments: [String]) {
             let cost = median(values)
             print("| \(name) | **\(format(cost))** | \(values == floor ? "" : format(cost - base)) | \(values.map(format).joined(separator: " ")) | \(values == floor ? rates.map { String(format: "%.0f", $0) }.joined(separator: " ") : "") |")
         }
+        print("| sock:sock_send_length, empty program | **\(format(median(sendFloors)))** | | \(sendFloors.map(format).joined(separator: " ")) | |")
+        print("| sock:sock_send_length, netacct drops' owner program (a UDP send: owner known, a lookup) | **\(format(median(sends)))** | \(format(median(sends) - median(sendFloors))) | \(sends.map(format).joined(separator: " ")) | |")
         print("")
         print("In-process line mode: \(received) events received, \(lost) lost (counted by the kernel).")
         withExtendedLifetime(session) {}

@@ -43,6 +43,7 @@ enum {
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_CGROUP_ARRAY = 8,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
@@ -83,6 +84,18 @@ typedef struct {
 
 struct sock;
 
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
 struct in6_addr {
 	union {
 		__u8 u6_addr8[16];
@@ -104,6 +117,7 @@ struct sock_common {
 	unsigned char skc_state;
 	unsigned long skc_flags;	/* sk_flags */
 	struct sock *skc_listener;	/* of a request sock (TCP_NEW_SYN_RECV): rsk_listener */
+	possible_net_t skc_net;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };

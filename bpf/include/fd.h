@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Sockets by file descriptor, for the syscall tracepoints, which see the calling task's fds.
+ * Include after sockets.h, bpf_helpers.h and typed.h.
+ */
+#ifndef NETACCT_FD_H
+#define NETACCT_FD_H
+
+/* The socket behind file descriptor `fd` of the current task, or NULL. */
+static __always_inline struct sock *socket_of_fd(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	struct socket *socket;
+	struct file *file;
+
+	if (fd < 0 || fd >= fdt->max_fds)
+		return NULL;
+	/* An element of the descriptor array: the one read that needs the helper. */
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
+		return NULL;
+	file = TYPED(struct file, file);
+	socket = TYPED(struct socket, file->private_data);
+	/* Only a socket's file and its struct socket point at each other. */
+	if (!socket || socket->file != file)
+		return NULL;
+	return socket->sk;
+}
+
+/* The inode of a socket's file (what /proc/PID/fd shows as socket:[INODE]), or 0. */
+static __always_inline __u64 socket_inode(struct sock *sk)
+{
+	struct socket *socket = sk->sk_socket;
+
+	if (!socket)
+		return 0;
+	return TYPED(struct socket_alloc, socket)->vfs_inode.i_ino;
+}
+
+/* The record of syscalls:sys_enter_* and sys_exit_* (tracefs events/syscalls/…/format). */
+struct syscall_enter {
+	__u64 common;
+	__s64 syscall_nr;
+	__u64 args[6];
+};
+
+struct syscall_exit {
+	__u64 common;
+	__s64 syscall_nr;
+	__s64 ret;
+};
+
+#endif /* NETACCT_FD_H */
