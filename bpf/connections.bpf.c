@@ -56,6 +56,18 @@ struct {
 	__type(value, struct netacct_connection);
 } connections SEC(".maps");
 
+/*
+ * Each thread's state across connect() (only with --failed): a connect that failed before its
+ * SYN left (no ephemeral port, no buffer) has no error on its socket, and connect()'s own result
+ * says why, at its exit. Task storage: no table to fill, gone with the thread.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct netacct_connecting);
+} connecting SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
 	__uint(max_entries, 1);
@@ -191,6 +203,20 @@ static __always_inline void submit(struct netacct_connection_event *e)
 	bpf_ringbuf_submit(e, batch ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
+/*
+ * A failure with no error on the socket, inside connect() (this thread is in `connecting`): kept
+ * there until connect() returns its error. Returns whether it was kept.
+ */
+static __always_inline bool defer_to_connect_exit(struct netacct_connection_event *e)
+{
+	struct netacct_connecting *state = bpf_task_storage_get(&connecting, bpf_get_current_task_btf(), 0, 0);
+
+	if (!state || !state->inside)
+		return false;
+	__builtin_memcpy(&state->pending, e, sizeof(*e));
+	return true;
+}
+
 static __always_inline void follow(__u64 key, struct netacct_connection *c)
 {
 	if (bpf_map_update_elem(&connections, &key, c, BPF_ANY))
@@ -250,7 +276,10 @@ static __always_inline int connect_ended(struct sock *sk, __u64 key, int newstat
 			e = event_for(NETACCT_CONNECTION_FAILED, sk, c, now);
 			if (e) {
 				e->error = sk->sk_err;
-				submit(e);
+				if (!e->error && defer_to_connect_exit(e))
+					bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+				else
+					submit(e);
 			}
 		}
 		bpf_map_delete_elem(&connections, &key);
@@ -434,4 +463,45 @@ SEC("tracepoint/syscalls/sys_exit_accept")
 int accept_exit(struct syscall_exit *ctx)
 {
 	return accepted(ctx->ret);
+}
+
+/* connect() entered and returned (only with --failed): see `connecting`. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct syscall_enter *ctx)
+{
+	struct netacct_connecting *state;
+
+	if (!(kinds & KIND(FAILED)))
+		return 0;
+	state = bpf_task_storage_get(&connecting, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (state) {
+		state->inside = 1;
+		state->pending.kind = NETACCT_CONNECTION_NONE;
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connect_exit(struct syscall_exit *ctx)
+{
+	struct netacct_connecting *state;
+	struct netacct_connection_event *e;
+
+	if (!(kinds & KIND(FAILED)))
+		return 0;
+	state = bpf_task_storage_get(&connecting, bpf_get_current_task_btf(), 0, 0);
+	if (!state || !state->inside)
+		return 0;
+	state->inside = 0;
+	if (state->pending.kind != NETACCT_CONNECTION_FAILED)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		percpu_counter_inc(&counters, NETACCT_CONNECTIONS_LOST);
+		return 0;
+	}
+	__builtin_memcpy(e, &state->pending, sizeof(*e));
+	e->error = ctx->ret < 0 ? -ctx->ret : ECONNABORTED;
+	submit(e);
+	return 0;
 }

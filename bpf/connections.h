@@ -21,6 +21,7 @@ enum netacct_connection_kind {
 	NETACCT_CONNECTION_ACCEPT = 1,	/* an inbound connection returned by accept() */
 	NETACCT_CONNECTION_FAILED = 2,	/* a connect that ended before it was established */
 	NETACCT_CONNECTION_CLOSE = 3,	/* an established connection closed */
+	NETACCT_CONNECTION_NONE = 255,	/* (a thread inside connect() with no failure yet) */
 };
 
 /* Who opened a connection; the `directions` filter is a mask of (1 << direction). */
@@ -58,6 +59,13 @@ struct netacct_connection_event {
 	__u8 known;		/* NETACCT_CONNECTION_HAS_* */
 	__u8 padding[7];
 	char comm[NETACCT_CONNECTIONS_COMM_LEN];
+};
+
+/* A thread's state across connect() (task storage): inside it, and a failure kept for its exit. */
+struct netacct_connecting {
+	__u8 inside;
+	__u8 padding[7];
+	struct netacct_connection_event pending;	/* kind NETACCT_CONNECTION_NONE: none */
 };
 
 /* What the kernel side knows of a connection it follows, keyed by its struct sock. */

@@ -107,7 +107,7 @@ public final class ConnectionsEngine {
         if try KernelProbe.requireTracefs().mounted {
             logger.notice("tracefs was not mounted: mounted it at /sys/kernel/tracing (the accept tracepoints need it)")
         }
-        for name in ["sys_exit_accept4", "sys_exit_accept"] {
+        for name in ["sys_exit_accept4", "sys_exit_accept", "sys_enter_connect", "sys_exit_connect"] {
             try KernelProbe.requireTracepoint("syscalls", name, for: "netacct connections")
         }
     }

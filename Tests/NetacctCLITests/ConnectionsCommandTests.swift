@@ -186,6 +186,38 @@ struct ConnectionsCommandTests {
         #expect(try plain.finish(timeout: 0.5).events.isEmpty, "without --failed a failed connect is not shown")
     }
 
+    @Test func aConnectThatFailsBeforeItsSYNHasConnectsOwnError() throws {
+        // In a namespace with one ephemeral port: the second connect to the same place has none.
+        let namespace = "nacct-c\(getpid() % 100_000)"
+        try VethPair.sh("ip netns add \(namespace); ip -n \(namespace) link set lo up; ip netns exec \(namespace) sysctl -qw net.ipv4.ip_local_port_range='40000 40000'")
+        defer { _ = try? VethPair.sh("ip netns del \(namespace)") }
+        let port = 5999
+        let run = try ConnectionsRun(["-P", "\(port)", "--failed", "-r", "connect"])
+        let helper = Process()
+        helper.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        helper.arguments = ["netns", "exec", namespace, "/usr/bin/python3", "-c", """
+            import errno, socket
+            s = socket.socket(); s.bind(('127.0.0.1', \(port))); s.listen()
+            a = socket.create_connection(('127.0.0.1', \(port)))
+            b = socket.socket()
+            try:
+                b.connect(('127.0.0.1', \(port))); print('connected')
+            except OSError as e:
+                print(errno.errorcode[e.errno])
+            """]
+        let out = Pipe()
+        helper.standardOutput = out
+        try helper.run()
+        let said = LineReader(out.fileHandleForReading).next()
+        helper.waitUntilExit()
+        #expect(said == "EADDRNOTAVAIL")
+        let events = try run.finish(timeout: 0.5).events
+        let failed = try #require(events.first { $0.string("event") == "failed" })
+        #expect(failed.string("error") == "EADDRNOTAVAIL", "connect()'s own error, not ECONNABORTED")
+        #expect(failed.int("pid") == Int(helper.processIdentifier) && failed.int("rport") == port)
+        #expect(events.filter { $0.string("event") == "connect" }.count == 1, "the first connect")
+    }
+
     @Test func closesHaveTheDurationAndExactPayloadBytesEachWay() throws {
         let listener = try Listener()
         defer { listener.close() }

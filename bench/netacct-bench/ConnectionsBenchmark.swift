@@ -27,6 +27,7 @@ func runConnectionsBenchmark(_ arguments: [String]) {
         print("| hook | floor (empty program) ns/run | netacct ns/run | above floor | rounds (netacct) |")
         print("|---|---|---|---|---|")
         var floors: [[Double]] = [[], []], costs: [[Double]] = [[], []], rates: [Double] = []
+        var connectCosts: [[Double]] = [[], []]
         var received = 0, lost: UInt64 = 0, made = 0
         for _ in 0..<rounds {
             let floor = try BPFObject(image: BPFObjects.floor)
@@ -58,10 +59,15 @@ func runConnectionsBenchmark(_ arguments: [String]) {
             let statistics = try engine.programStatistics()
             costs[0].append(nanosecondsPerEvent(statistics[.stateChange].map { [$0] } ?? []))
             costs[1].append(nanosecondsPerEvent(statistics[.accept4Exit].map { [$0] } ?? []))
+            connectCosts[0].append(nanosecondsPerEvent(statistics[.connectEnter].map { [$0] } ?? []))
+            connectCosts[1].append(nanosecondsPerEvent(statistics[.connectExit].map { [$0] } ?? []))
         }
         for (index, hook) in ["sock:inet_sock_set_state (every TCP state change)", "syscalls:sys_exit_accept4"].enumerated() {
             let floor = median(floors[index]), cost = median(costs[index])
             print("| \(hook) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs[index].map(format).joined(separator: " ")) |")
+        }
+        for (index, hook) in ["syscalls:sys_enter_connect (with --failed)", "syscalls:sys_exit_connect (with --failed)"].enumerated() {
+            print("| \(hook) | | **\(format(median(connectCosts[index])))** | | \(connectCosts[index].map(format).joined(separator: " ")) |")
         }
         print("")
         print("Storm as fast as it goes: \(rates.map { String(format: "%.0f", $0) }.joined(separator: ", ")) connections/s per round; \(received) events received in-process, \(lost) lost.")

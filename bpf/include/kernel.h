@@ -76,6 +76,9 @@ enum {
 
 #define TASK_COMM_LEN 16
 
+/* uapi/asm-generic/errno.h */
+#define ECONNABORTED 103
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 typedef struct {
