@@ -29,34 +29,35 @@ public struct DropsApp {
         let engine = try DropsEngine(filter: configuration.filter, summary: configuration.summary != nil, logger: logger)
         var owners = SocketOwners()
         func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
-        func write(_ text: String) -> Bool {
+        func write(_ bytes: [UInt8]) -> Bool {
             do {
-                _ = try output.writeAll(Array(text.utf8))
+                _ = try output.writeAll(bytes)
                 return true
             } catch {
                 return false
             }
         }
+        func write(_ text: String) -> Bool { write(Array(text.utf8)) }
         if let seconds = configuration.summary {
             try summarize(engine, every: seconds, owners: &owners, signals: signals, write: write)
             return
         }
         if !configuration.json { _ = write(DropsRenderer.header) }
+        var renderer = DropsRenderer(reasons: engine.reasons, wallClockOffset: engine.wallClockOffset)
+        var text = TextBuffer()
         var shown = 0, reportedLost: UInt64 = 0
         var going = true, stopping = false
         while going {
             // After a signal, what the kernel sent before it is still shown.
             let records = try engine.poll(milliseconds: stopping ? 0 : 100)
-            var text = ""
+            text.bytes.removeAll(keepingCapacity: true)
             for record in records {
                 if let count = configuration.count, shown >= count { break }
                 let owner = engine.owner(of: record.socket_inode) ?? owners.owner(of: record.socket_inode, now: StopSignals.now())
-                if !configuration.filter.pids.isEmpty, !configuration.filter.pids.contains(owner?.pid ?? -1) { continue }
-                let drop = Drop(record, owner: owner, reasons: engine.reasons, wallClockOffset: engine.wallClockOffset)
-                text += configuration.json ? DropsRenderer.json(drop) : DropsRenderer.row(drop)
+                if configuration.json { renderer.json(record, owner: owner, into: &text) } else { renderer.row(record, owner: owner, into: &text) }
                 shown += 1
             }
-            if !text.isEmpty && !write(text) { break }
+            if !text.bytes.isEmpty && !write(text.bytes) { break }
             if let count = configuration.count, shown >= count { going = false }
             let lost = try engine.lostEvents()
             if lost > reportedLost {
@@ -71,7 +72,7 @@ public struct DropsApp {
 
     /// Every `seconds`, the drops counted in the kernel since the last interval.
     func summarize(_ engine: DropsEngine, every seconds: Double, owners: inout SocketOwners, signals: StopSignals,
-                   write: (String) -> Bool) throws {
+                   write: ([UInt8]) -> Bool) throws {
         var previous = try engine.counted(), previousTotals = try engine.totalsByReason()
         var start = StopSignals.now()
         var printed = 0
@@ -110,7 +111,7 @@ public struct DropsApp {
             previous = current
             previousTotals = currentTotals
             let interval = DropsRenderer.Interval(time: Date(), seconds: end - start, rows: rows)
-            guard write(configuration.json ? DropsRenderer.summaryJSON(interval) : DropsRenderer.summaryTable(interval)) else { return }
+            guard write(Array((configuration.json ? DropsRenderer.summaryJSON(interval) : DropsRenderer.summaryTable(interval)).utf8)) else { return }
             printed += 1
             start = end
             if stopped { break }

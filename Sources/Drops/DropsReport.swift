@@ -3,94 +3,102 @@ import FoundationEssentials
 import Glibc
 import NetacctKit
 
-/// One drop as shown: the kernel's record with its owner and names resolved.
-public struct Drop: Sendable {
-    public var time: Date
-    public var owner: SocketOwners.Owner?
-    public var family: Int
-    public var proto: String
-    public var source: String
-    public var sourcePort: UInt16
-    public var destination: String
-    public var destinationPort: UInt16
-    public var reason: String          // the kernel's name
-    public var reasonWords: String
-    public var state: String?
-    public var interface: String?
-
-    public init(_ record: netacct_drop_event, owner: SocketOwners.Owner?, reasons: DropReasons, wallClockOffset: Int64) {
-        time = Date(timeIntervalSince1970: Double(Int64(bitPattern: record.time_ns) &+ wallClockOffset) / 1e9)
-        self.owner = owner
-        let ipv6 = record.family == UInt16(AF_INET6)
-        family = ipv6 ? 6 : 4
-        proto = record.protocol == UInt8(IPPROTO_UDP) ? "udp" : "tcp"
-        source = Self.address(record.saddr, ipv6: ipv6)
-        destination = Self.address(record.daddr, ipv6: ipv6)
-        sourcePort = record.sport
-        destinationPort = record.dport
-        reason = reasons.name(record.reason)
-        reasonWords = reasons.words(record.reason)
-        state = TCPStates.name(record.state)
-        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        interface = if_indextoname(record.ifindex, &name) != nil ? Self.text(name) : nil
-    }
-
-    static func address<T>(_ bytes: T, ipv6: Bool) -> String {
-        withUnsafeBytes(of: bytes) { raw in
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            guard inet_ntop(ipv6 ? AF_INET6 : AF_INET, raw.baseAddress, &text, socklen_t(text.count)) != nil else { return "?" }
-            return Self.text(text)
-        }
-    }
-
-    /// A NUL-terminated C string in a buffer, as text.
-    static func text(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
 /// Drops and summaries as `netacct drops` prints them (README.md documents the JSON keys).
-public enum DropsRenderer {
+public struct DropsRenderer {
     public static let header = "TIME     PID     COMM             IP SADDR:SPORT > DADDR:DPORT                    PROTO REASON                    STATE\n"
 
-    static func endpoint(_ address: String, _ port: UInt16, family: Int) -> String {
-        family == 6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+    /// The running kernel's reason names, and its clock's offset to the wall clock.
+    let reasons: DropReasons
+    let wallClockOffset: Int64
+    private var clock = Timestamps()
+    /// Interface names by ifindex (if_indextoname is an ioctl: once per interface).
+    private var interfaces: [UInt32: String?] = [:]
+    private var words: [UInt32: String] = [:]
+
+    public init(reasons: DropReasons, wallClockOffset: Int64) {
+        self.reasons = reasons
+        self.wallClockOffset = wallClockOffset
     }
 
-    public static func row(_ drop: Drop) -> String {
-        let route = endpoint(drop.source, drop.sourcePort, family: drop.family) + " > " + endpoint(drop.destination, drop.destinationPort, family: drop.family)
-        return [Units.clock(drop.time), Units.pad(drop.owner.map { String($0.pid) } ?? "-", 7, left: true),
-                Units.pad(String((drop.owner?.comm ?? "-").prefix(16)), 16, left: true), "\(drop.family) ",
-                Units.pad(route, 40, left: true), Units.pad(drop.proto, 5, left: true),
-                Units.pad(drop.reasonWords, 25, left: true), drop.state ?? "-"].joined(separator: " ") + "\n"
+    mutating func interface(_ index: UInt32) -> String? {
+        if let known = interfaces[index] { return known }
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        let found = if_indextoname(index, &name) != nil
+            ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        interfaces[index] = found
+        return found
+    }
+
+    mutating func reasonWords(_ reason: UInt32) -> String {
+        if let known = words[reason] { return known }
+        let text = reasons.words(reason)
+        words[reason] = text
+        return text
+    }
+
+    static func endpoint(_ out: inout TextBuffer, _ address: UnsafeRawBufferPointer, _ port: UInt16, ipv6: Bool) {
+        if ipv6 { out.append("[") }
+        out.address(address, ipv6: ipv6)
+        out.append(ipv6 ? "]:" : ":")
+        out.append(UInt64(port))
+    }
+
+    /// One table row.
+    public mutating func row(_ record: netacct_drop_event, owner: SocketOwners.Owner?, into out: inout TextBuffer) {
+        let ipv6 = record.family == UInt16(AF_INET6)
+        out.append(bytes: clock.localTime(Int64(bitPattern: record.time_ns) &+ wallClockOffset))
+        out.append(" ")
+        out.padded(7, left: true) { out in
+            if let owner { out.append(owner.pid) } else { out.append("-") }
+        }
+        out.append(" ")
+        out.padded(16, left: true) { $0.append(String((owner?.comm ?? "-").prefix(16))) }
+        out.append(ipv6 ? " 6  " : " 4  ")
+        out.padded(40, left: true) { out in
+            withUnsafeBytes(of: record.saddr) { Self.endpoint(&out, $0, record.sport, ipv6: ipv6) }
+            out.append(" > ")
+            withUnsafeBytes(of: record.daddr) { Self.endpoint(&out, $0, record.dport, ipv6: ipv6) }
+        }
+        out.append(record.protocol == UInt8(IPPROTO_UDP) ? " udp   " : " tcp   ")
+        out.padded(25, left: true) { $0.append(reasonWords(record.reason)) }
+        out.append(" ")
+        out.append(TCPStates.name(record.state) ?? "-")
+        out.append("\n")
+    }
+
+    /// One JSON line (README.md documents the keys).
+    public mutating func json(_ record: netacct_drop_event, owner: SocketOwners.Owner?, into out: inout TextBuffer) {
+        let ipv6 = record.family == UInt16(AF_INET6)
+        out.append("{\"time\":\"")
+        clock.utc(Int64(bitPattern: record.time_ns) &+ wallClockOffset, into: &out)
+        out.append("\",\"pid\":")
+        if let owner {
+            out.append(owner.pid)
+            out.append(",\"comm\":")
+            out.jsonString(owner.comm)
+        } else {
+            out.append("null,\"comm\":null")
+        }
+        out.append(ipv6 ? ",\"family\":6" : ",\"family\":4")
+        out.append(record.protocol == UInt8(IPPROTO_UDP) ? ",\"protocol\":\"udp\",\"saddr\":\"" : ",\"protocol\":\"tcp\",\"saddr\":\"")
+        withUnsafeBytes(of: record.saddr) { out.address($0, ipv6: ipv6) }
+        out.append("\",\"sport\":")
+        out.append(UInt64(record.sport))
+        out.append(",\"daddr\":\"")
+        withUnsafeBytes(of: record.daddr) { out.address($0, ipv6: ipv6) }
+        out.append("\",\"dport\":")
+        out.append(UInt64(record.dport))
+        out.append(",\"reason\":")
+        out.jsonString(reasons.name(record.reason))
+        out.append(",\"state\":")
+        if let state = TCPStates.name(record.state) { out.jsonString(state) } else { out.append("null") }
+        out.append(",\"ifname\":")
+        if let name = interface(record.ifindex) { out.jsonString(name) } else { out.append("null") }
+        out.append("}\n")
     }
 
     static func timestamp(_ time: Date) -> String {
         time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-    }
-
-    public static func json(_ drop: Drop) -> String {
-        var out = JSONWriter()
-        out.begin("{")
-        out.field("time", string: timestamp(drop.time))
-        if let owner = drop.owner {
-            out.field("pid", number: String(owner.pid))
-            out.field("comm", string: owner.comm)
-        } else {
-            out.field("pid", number: "null")
-            out.field("comm", number: "null")
-        }
-        out.field("family", number: String(drop.family))
-        out.field("protocol", string: drop.proto)
-        out.field("saddr", string: drop.source)
-        out.field("sport", number: String(drop.sourcePort))
-        out.field("daddr", string: drop.destination)
-        out.field("dport", number: String(drop.destinationPort))
-        out.field("reason", string: drop.reason)
-        if let state = drop.state { out.field("state", string: state) } else { out.field("state", number: "null") }
-        if let interface = drop.interface { out.field("ifname", string: interface) } else { out.field("ifname", number: "null") }
-        out.end("}")
-        return out.text + "\n"
     }
 
     /// One interval of --summary: drops by reason, protocol and owner, busiest first.

@@ -1,24 +1,24 @@
 import Glibc
 
 /// Output text as bytes, appended without intermediate strings: at tens of thousands of events
-/// a second, formatting is most of what `netacct connections` does in user space.
-struct TextBuffer {
-    var bytes: [UInt8] = []
+/// a second, formatting is most of what a tool does in user space.
+public struct TextBuffer {
+    public var bytes: [UInt8] = []
 
-    init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
+    public init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
 
-    mutating func append(_ text: StaticString) {
+    public mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func append(_ text: String) {
+    public mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
-    mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
+    public mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
 
-    mutating func append(_ value: UInt64) {
+    public mutating func append(_ value: UInt64) {
         var divisor: UInt64 = 1
         while value / divisor >= 10 { divisor *= 10 }
         var rest = value
@@ -29,13 +29,13 @@ struct TextBuffer {
         }
     }
 
-    mutating func append(_ value: Int32) {
+    public mutating func append(_ value: Int32) {
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
         append(UInt64(value.magnitude))
     }
 
     /// `value` / 10^decimals with exactly `decimals` digits after the point (no floating point).
-    mutating func append(_ value: UInt64, decimals: Int) {
+    public mutating func append(_ value: UInt64, decimals: Int) {
         var scale: UInt64 = 1
         for _ in 0..<decimals { scale *= 10 }
         append(value / scale)
@@ -48,12 +48,12 @@ struct TextBuffer {
         }
     }
 
-    mutating func spaces(_ count: Int) {
+    public mutating func spaces(_ count: Int) {
         if count > 0 { bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: count)) }
     }
 
     /// Appends what `body` appends, padded with spaces to `width` (on the left unless `left`).
-    mutating func padded(_ width: Int, left: Bool = false, _ body: (inout TextBuffer) -> Void) {
+    public mutating func padded(_ width: Int, left: Bool = false, _ body: (inout TextBuffer) -> Void) {
         let start = bytes.count
         body(&self)
         let written = bytes.count - start
@@ -66,7 +66,7 @@ struct TextBuffer {
     }
 
     /// A JSON string of raw bytes (a comm: any bytes the task set), valid UTF-8 whatever they are.
-    mutating func jsonString(_ raw: UnsafeRawBufferPointer) {
+    public mutating func jsonString(_ raw: UnsafeRawBufferPointer) {
         bytes.append(UInt8(ascii: "\""))
         if raw.allSatisfy({ $0 < 0x80 }) {
             for byte in raw { escape(byte) }
@@ -77,7 +77,7 @@ struct TextBuffer {
     }
 
     /// A JSON string of text.
-    mutating func jsonString(_ text: String) {
+    public mutating func jsonString(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 { escape(byte) }
         bytes.append(UInt8(ascii: "\""))
@@ -100,7 +100,7 @@ struct TextBuffer {
     }
 
     /// An address as inet_ntop writes it (IPv4 dotted quad, IPv6 RFC 5952).
-    mutating func address(_ raw: UnsafeRawBufferPointer, ipv6: Bool) {
+    public mutating func address(_ raw: UnsafeRawBufferPointer, ipv6: Bool) {
         if !ipv6 {
             for index in 0..<4 {
                 if index > 0 { bytes.append(UInt8(ascii: ".")) }
