@@ -28,6 +28,8 @@ public struct ConnectionsApp {
         var shown = 0
         var reportedLost: UInt64 = 0
         var text = TextBuffer()
+        /// A stop signal came while the output was not being read.
+        var interrupted = false
         func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
         /// Prints a batch; false once the output is closed or the count reached.
         func show(_ events: [ConnectionEvent]) throws -> Bool {
@@ -38,9 +40,11 @@ public struct ConnectionsApp {
                 shown += 1
             }
             if !text.bytes.isEmpty {
-                do {
-                    _ = try output.writeAll(text.bytes)
-                } catch Errno.brokenPipe {
+                switch try signals.write(text.bytes, to: output.rawValue) {
+                case .written: break
+                case .closed: return false
+                case .stopped:
+                    interrupted = true
                     return false
                 }
             }
@@ -67,6 +71,7 @@ public struct ConnectionsApp {
         while going {
             going = try show(engine.poll(milliseconds: 100))
             try reportLosses()
+            if interrupted { break }
             if signals.pending() != nil {
                 // What the kernel sent before the signal is still shown.
                 if going { _ = try show(engine.drain()) }

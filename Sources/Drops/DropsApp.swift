@@ -29,13 +29,9 @@ public struct DropsApp {
         let engine = try DropsEngine(filter: configuration.filter, summary: configuration.summary != nil, logger: logger)
         var owners = SocketOwners()
         func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
+        /// False once the output is closed, or a stop signal came while it was not being read.
         func write(_ bytes: [UInt8]) -> Bool {
-            do {
-                _ = try output.writeAll(bytes)
-                return true
-            } catch {
-                return false
-            }
+            (try? signals.write(bytes, to: output.rawValue)) == .written
         }
         func write(_ text: String) -> Bool { write(Array(text.utf8)) }
         if let seconds = configuration.summary {

@@ -70,11 +70,8 @@ public struct NICApp {
             previous = current
             let interval = NICInterval(time: Date(), seconds: end - start, interfaces: rows)
             let text = configuration.json ? NICRenderer.json(interval) + "\n" : NICRenderer.table(interval)
-            do {
-                _ = try output.writeAll(Array(text.utf8))
-            } catch Errno.brokenPipe {
-                return
-            }
+            // A reader that has gone, or a stop signal while the output is not read: done.
+            guard try signals.write(Array(text.utf8), to: output.rawValue) == .written else { return }
             printed += 1
             start = end
             if stopped || present.isEmpty { break }

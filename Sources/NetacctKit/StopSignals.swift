@@ -51,3 +51,41 @@ public struct StopSignals: Sendable {
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }
+
+extension StopSignals {
+    /// How a write that waits for a slow reader ended.
+    public enum WriteOutcome: Sendable, Equatable {
+        case written
+        /// The reader has gone (EPIPE).
+        case closed
+        /// A stop signal came while the reader was not reading: the rest was not written.
+        case stopped(Int32)
+    }
+
+    /// Writes `bytes` to `fd`, waiting for a reader that is slow (a full pipe) without keeping
+    /// SIGINT or SIGTERM from stopping netacct: it waits in poll (100 ms at a time) and writes no
+    /// more than a pipe takes at once (PIPE_BUF after POLLOUT), so no write blocks.
+    public func write(_ bytes: [UInt8], to fd: Int32) throws -> WriteOutcome {
+        var offset = 0
+        while offset < bytes.count {
+            var request = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&request, 1, 100)
+            if let signal = pending() { return .stopped(signal) }
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw NetacctError("Cannot write the output: \(String(cString: strerror(errno))).")
+            }
+            if ready == 0 { continue }
+            if request.revents & Int16(POLLERR | POLLHUP) != 0 && request.revents & Int16(POLLOUT) == 0 { return .closed }
+            let chunk = min(bytes.count - offset, Int(PIPE_BUF))
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, chunk) }
+            if written < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EPIPE { return .closed }
+                throw NetacctError("Cannot write the output: \(String(cString: strerror(errno))).")
+            }
+            offset += written
+        }
+        return .written
+    }
+}

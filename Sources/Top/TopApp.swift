@@ -64,11 +64,8 @@ public struct TopApp {
                 text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: losses)
                 if configuration.clearScreen { text = "\u{1B}[H\u{1B}[2J" + text } else { text += "\n" }
             }
-            do {
-                _ = try output.writeAll(Array(text.utf8))
-            } catch Errno.brokenPipe {
-                return // the reader went away (e.g. `| head`): nothing left to do
-            }
+            // The reader went away (`| head`), or a stop signal came while it did not read: done.
+            guard try signals.write(Array(text.utf8), to: output.rawValue) == .written else { return }
             printed += 1
             start = end
             if stopped { break }

@@ -413,6 +413,37 @@ struct ConnectionsCommandTests {
         #expect(connect.string("cgroup") == "/\(name)")
     }
 
+    @Test func aStopSignalEndsItEvenWhileNobodyReadsItsOutput() throws {
+        let listener = try Listener()
+        defer { listener.close() }
+        let process = Process()
+        process.executableURL = Binary.url
+        process.arguments = ["connections", "--json", "-v", "-P", "\(listener.port)"]
+        let out = Pipe(), err = Pipe()  // `out` is never read: it fills at 64 KiB
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let errLines = LineReader(err.fileHandleForReading)
+        while let line = errLines.next(), !line.contains("connections programs attached") {}
+        for _ in 0..<400 {  // 800 events of ~330 bytes: several times what the pipe holds
+            let pair = try listener.connectAndAccept()
+            close(pair.client)
+            close(pair.server)
+        }
+        usleep(300_000)
+        kill(process.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!process.isRunning, "SIGINT must end it while its output is full")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        var rest: [String] = []
+        while let line = errLines.next() { rest.append(line) }
+        #expect(rest.contains { $0.hasPrefix("netacct connections: ") && $0.contains("events shown") })
+        withExtendedLifetime(out) {}
+    }
+
     @Test func countStopsAfterThatManyEvents() throws {
         let listener = try Listener()
         defer { listener.close() }
