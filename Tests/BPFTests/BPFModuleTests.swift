@@ -185,3 +185,49 @@ struct GeneratedNamesTests {
         for map in BPFObjects.Selftest.Map.allCases { try object.setMaxEntries(map, to: 1 << 12) }
     }
 }
+
+/// Netfilter links (Linux >= 6.4), which Debian's libbpf 1.1 cannot make: the program counts
+/// the packets of one length at IPv4 LOCAL_IN, exactly, and stops once the link is closed.
+@Suite(.serialized, .enabled(if: canLoadBPF, "needs root and a kernel with BTF"))
+struct NetfilterLinkTests {
+    /// `count` UDP datagrams of `payload` bytes to a socket of this process on 127.0.0.1.
+    func send(_ count: Int, payload: Int) throws {
+        let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(receiver); close(sender) }
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: UInt32(0x7f00_0001).bigEndian), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                try #require(bind(receiver, raw, length) == 0 && getsockname(receiver, raw, &length) == 0)
+                let bytes = [UInt8](repeating: 0x6e, count: payload)
+                for _ in 0..<count { try #require(sendto(sender, bytes, bytes.count, 0, raw, length) == payload) }
+            }
+        }
+    }
+
+    @Test func aNetfilterProgramCountsExactlyWhileItsLinkLives() throws {
+        let object = try BPFObject(image: BPFObjects.netfilter)
+        let program = try object.program(BPFObjects.Netfilter.Program.countLength)
+        try program.makeNetfilterProgram()
+        try object.setReadOnlyGlobal(BPFObjects.Netfilter.Global.targetLength, to: UInt32(20 + 8 + 1234))
+        try object.load()
+        let packets = try PerCPUMap<UInt32, UInt64>(object, name: BPFObjects.Netfilter.Map.packets)
+        var link: NetfilterLink? = try program.attachNetfilter(.ipv4, .localIn, priority: -100)
+        try send(7, payload: 1234)
+        #expect(try packets.lookupSummed(0) == 7, "each datagram once, at LOCAL_IN")
+        withExtendedLifetime(link) {}
+        link = nil
+        try send(3, payload: 1234)
+        #expect(try packets.lookupSummed(0) == 7, "nothing once the link is closed")
+    }
+
+    @Test func aReservedPriorityIsRefusedWithTheReason() throws {
+        let object = try BPFObject(image: BPFObjects.netfilter)
+        let program = try object.program(BPFObjects.Netfilter.Program.countLength)
+        try program.makeNetfilterProgram()
+        try object.load()
+        #expect { _ = try program.attachNetfilter(.ipv4, .localIn, priority: Int32.min) } throws: { error in
+            "\(error)".contains("INT32_MIN and INT32_MAX, both excluded")
+        }
+    }
+}

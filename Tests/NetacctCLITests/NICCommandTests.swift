@@ -46,7 +46,7 @@ final class VethPair {
             kill(listener.processIdentifier, SIGKILL)
             listener.waitUntilExit()
         }
-        try? Self.sh("ip netns del \(sender); ip netns del \(receiver)")
+        _ = try? Self.sh("ip netns del \(sender); ip netns del \(receiver)")
     }
 
     /// A socket on the receiver's port 9999, so that no ICMP "port unreachable" comes back.

@@ -9,6 +9,8 @@
 #include <bpf/btf.h>
 #include <linux/bpf.h>
 #include <stdbool.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* libbpf's log lines, formatted, delivered to `sink` (NULL: libbpf prints nothing). */
 typedef void (*netacct_libbpf_log_sink)(enum libbpf_print_level level, const char *line);
@@ -28,6 +30,15 @@ static inline int netacct_map_lookup_batch(int fd, void *in_batch, void *out_bat
 	if (and_delete)
 		return bpf_map_lookup_and_delete_batch(fd, in_batch, out_batch, keys, values, count, &opts);
 	return bpf_map_lookup_batch(fd, in_batch, out_batch, keys, values, count, &opts);
+}
+
+/*
+ * The bpf(2) system call itself, for commands whose attributes this libbpf cannot build
+ * (BPF_LINK_CREATE of a netfilter link: libbpf >= 1.3). Returns its result, -1 with errno.
+ */
+static inline long netacct_bpf_syscall(int cmd, void *attr, unsigned int size)
+{
+	return syscall(__NR_bpf, cmd, attr, size);
 }
 
 #endif
