@@ -3,41 +3,6 @@ import Foundation
 import Glibc
 import Testing
 
-/// `netacct connections --json -v …` as a user runs it: started with -v, it says on standard
-/// error when its programs are attached; only then does the test connect.
-final class ConnectionsRun {
-    let process = Process()
-    let out = Pipe(), err = Pipe()
-    private let errLines: LineReader
-
-    init(_ arguments: [String]) throws {
-        process.executableURL = Binary.url
-        process.arguments = ["connections", "--json", "-v"] + arguments
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        errLines = LineReader(err.fileHandleForReading)
-        while let line = errLines.next(), !line.contains("connections programs attached") {}
-    }
-
-    /// Waits for it to end by itself (--count) or, after `timeout` seconds, interrupts it (SIGINT:
-    /// it shows what the kernel sent before, then its summary). Returns its status, its events
-    /// and the rest of its standard error.
-    func finish(timeout: Double = 3) throws -> (status: Int32, events: [[String: Any]], err: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGINT) }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        var rest: [String] = []
-        while let line = errLines.next() { rest.append(line) }
-        process.waitUntilExit()
-        let events = try String(decoding: output, as: UTF8.self).split(separator: "\n").map { line in
-            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        }
-        return (process.terminationStatus, events, rest.joined(separator: "\n"))
-    }
-}
-
 /// A loopback TCP listener of the test's own.
 struct Listener {
     let fd: Int32

@@ -2,39 +2,6 @@ import Foundation
 import Glibc
 import Testing
 
-/// `netacct drops --json -v …` in the receiving namespace of a veth pair the test made: it says
-/// on standard error when its program is attached; only then are drops caused.
-final class DropsRun {
-    let process = Process()
-    let out = Pipe(), err = Pipe()
-    private let errLines: LineReader
-
-    init(namespace: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", namespace, Binary.url.path, "drops", "--json", "-v"] + arguments
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        errLines = LineReader(err.fileHandleForReading)
-        while let line = errLines.next(), !line.contains("drops program attached") {}
-    }
-
-    /// Ends it (by --count, or SIGINT after `timeout` s); its status, JSON lines and the rest of stderr.
-    func finish(timeout: Double = 1) throws -> (status: Int32, objects: [[String: Any]], err: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGINT) }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        var rest: [String] = []
-        while let line = errLines.next() { rest.append(line) }
-        process.waitUntilExit()
-        let objects = try String(decoding: output, as: UTF8.self).split(separator: "\n").map { line in
-            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        }
-        return (process.terminationStatus, objects, rest.joined(separator: "\n"))
-    }
-}
-
 /// Causes drops in the veth pair's receiver, for real: from the sender, datagrams to a closed
 /// port or to a socket that never reads, raw TCP segments; in the receiver, a TCP server.
 struct DropMaker {
