@@ -19,6 +19,10 @@ extension BPFObject {
     public func setReadOnlyGlobal(_ global: some BPFGlobalName, bytes: UnsafeRawBufferPointer) throws {
         try setReadOnlyGlobal(global.rawValue, bytes: bytes)
     }
+
+    public func setReadOnlyGlobal<Element: BitwiseCopyable>(_ global: some BPFGlobalName, elements: [Element]) throws {
+        try setReadOnlyGlobal(global.rawValue, elements: elements)
+    }
 }
 
 extension Map {

@@ -48,6 +48,21 @@ public final class BPFObject {
         try withUnsafeBytes(of: value) { try setReadOnlyGlobal(variable, bytes: $0) }
     }
 
+    /// Sets a `const volatile` array global to `elements` and the rest of it to zero, before
+    /// load (a filter's first N slots, with N in another global): an error when they do not fit.
+    public func setReadOnlyGlobal<Element: BitwiseCopyable>(_ variable: String, elements: [Element]) throws {
+        let (_, size) = try rodataVariable(variable)
+        guard elements.count * MemoryLayout<Element>.stride <= size else {
+            throw BPFError("setting", "global '\(variable)' of object '\(name)'", errno: .invalidArgument,
+                           hint: "It has \(size) bytes, \(elements.count) elements take \(elements.count * MemoryLayout<Element>.stride)")
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        bytes.withUnsafeMutableBytes { destination in
+            elements.withUnsafeBytes { destination.copyMemory(from: $0) }
+        }
+        try bytes.withUnsafeBytes { try setReadOnlyGlobal(variable, bytes: $0) }
+    }
+
     /// Sets a `const volatile` global (an array, say) to exactly `bytes`, before load.
     public func setReadOnlyGlobal(_ variable: String, bytes: UnsafeRawBufferPointer) throws {
         let subject = "global '\(variable)' of object '\(name)'"

@@ -63,13 +63,9 @@ public final class ConnectionsEngine {
         try object.setReadOnlyGlobal(Names.Global.kinds, to: kinds)
         try object.setReadOnlyGlobal(Names.Global.directions, to: directions)
         try object.setReadOnlyGlobal(Names.Global.family, to: family)
-        var pids = [UInt32](repeating: 0, count: Self.maximumPIDs)
-        for (index, pid) in filter.pids.enumerated() { pids[index] = UInt32(bitPattern: pid) }
-        try pids.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.pids, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
         try object.setReadOnlyGlobal(Names.Global.pidCount, to: UInt32(filter.pids.count))
-        var ports = [UInt16](repeating: 0, count: Self.maximumPorts)
-        for (index, port) in filter.ports.enumerated() { ports[index] = port }
-        try ports.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.ports, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.ports, elements: filter.ports)
         try object.setReadOnlyGlobal(Names.Global.portCount, to: UInt32(filter.ports.count))
         try object.setReadOnlyGlobal(Names.Global.inCgroup, to: cgroupDirectory != nil)
         try object.setMaxEntries(Names.Map.events, to: ringBufferBytes)
@@ -88,7 +84,7 @@ public final class ConnectionsEngine {
         self.inbox = inbox
         ring = try RingBuffer(object, name: Names.Map.events) { inbox.records.append($0) }
         counters = try PerCPUMap(object, name: Names.Map.counters)
-        wallClockOffset = Self.clock(CLOCK_REALTIME) - Self.clock(CLOCK_MONOTONIC)
+        wallClockOffset = Timestamps.wallClockOffset()
         links = try Names.Program.allCases.map { try object.program($0).attach() }
         logger.debug("connections programs attached", metadata: ["filter": "\(filter)"])
     }
@@ -112,11 +108,6 @@ public final class ConnectionsEngine {
         }
     }
 
-    static func clock(_ id: clockid_t) -> Int64 {
-        var now = timespec()
-        clock_gettime(id, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-    }
 
     /// Waits up to `milliseconds` for events and returns those that came, in the kernel's order.
     /// The kernel wakes user space only once a batch is waiting (connections.bpf.c): what came

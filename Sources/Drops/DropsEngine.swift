@@ -73,7 +73,7 @@ public final class DropsEngine {
         }
         self.summary = summary
         let object = try BPFObject(image: BPFObjects.drops)
-        try words.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.reasons, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.reasons, elements: words)
         try object.setReadOnlyGlobal(Names.Global.everyReason, to: filter.allReasons && filter.reasons.isEmpty)
         let family: UInt16 = switch filter.family {
         case .ipv4: UInt16(AF_INET)
@@ -89,9 +89,7 @@ public final class DropsEngine {
         try object.setReadOnlyGlobal(Names.Global.protocol, to: proto)
         try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
         try object.setReadOnlyGlobal(Names.Global.summary, to: summary)
-        var pids = [UInt32](repeating: 0, count: Self.maximumPIDs)
-        for (index, pid) in filter.pids.enumerated() { pids[index] = UInt32(bitPattern: pid) }
-        try pids.withUnsafeBytes { try object.setReadOnlyGlobal(Names.Global.pids, bytes: $0) }
+        try object.setReadOnlyGlobal(Names.Global.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
         try object.setReadOnlyGlobal(Names.Global.pidCount, to: UInt32(filter.pids.count))
         try object.load()
         self.object = object
@@ -101,10 +99,7 @@ public final class DropsEngine {
         counts = try PerCPUMap(object, name: Names.Map.counts)
         totals = try PerCPUMap(object, name: Names.Map.totals)
         owners = try Map(object, name: Names.Map.owners)
-        var realtime = timespec(), monotonic = timespec()
-        clock_gettime(CLOCK_REALTIME, &realtime)
-        clock_gettime(CLOCK_MONOTONIC, &monotonic)
-        wallClockOffset = (Int64(realtime.tv_sec) - Int64(monotonic.tv_sec)) * 1_000_000_000 + Int64(realtime.tv_nsec) - Int64(monotonic.tv_nsec)
+        wallClockOffset = Timestamps.wallClockOffset()
         links = try Names.Program.allCases.map { try object.program($0).attach() }
         // The sockets that exist: their owners from /proc. Attached first, the programs record
         // what changes meanwhile, which stays (no overwrite).

@@ -52,11 +52,7 @@ public final class NICEngine {
         }
         self.interfaces = interfaces
         let object = try BPFObject(image: BPFObjects.nic)
-        var indexes = [UInt32](repeating: 0, count: Self.maximumInterfaces)
-        for (slot, interface) in interfaces.enumerated() { indexes[slot] = interface.ifindex }
-        try indexes.withUnsafeBytes { raw in
-            try object.setReadOnlyGlobal(Names.Global.ifindexes, bytes: raw)
-        }
+        try object.setReadOnlyGlobal(Names.Global.ifindexes, elements: interfaces.map(\.ifindex))
         try object.setReadOnlyGlobal(Names.Global.interfaceCount, to: UInt32(interfaces.count))
         try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
         try object.load()

@@ -39,4 +39,15 @@ public struct Timestamps {
         }
         out.append("Z")
     }
+
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC now, in nanoseconds: added to a time the kernel took
+    /// with bpf_ktime_get_ns, it gives nanoseconds since the Unix epoch.
+    public static func wallClockOffset() -> Int64 {
+        func read(_ clock: clockid_t) -> Int64 {
+            var now = timespec()
+            clock_gettime(clock, &now)
+            return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        }
+        return read(CLOCK_REALTIME) - read(CLOCK_MONOTONIC)
+    }
 }

@@ -72,7 +72,8 @@ struct DropMaker {
         }
         var pid: Int32 { process.processIdentifier }
         deinit {
-            guard process.processIdentifier > 0 else { return }  // never kill(0, …): the whole group
+            // Never kill(0, …): that is the whole group; nor a process already reaped.
+            guard process.processIdentifier > 0, process.isRunning else { return }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
@@ -143,18 +144,40 @@ struct DropsCommandTests {
         }
     }
 
-    @Test func aSocketsOwnerIsNamedAfterItHasExited() throws {
+    /// The owner is the process that bound the socket, recorded by the kernel at bind: it has
+    /// exited, and a child it forked holds the socket, which is all /proc could tell.
+    @Test func aSocketsOwnerIsTheProcessThatBoundItEvenAfterItHasExited() throws {
         let maker = try DropMaker()
         let run = try DropsRun(namespace: maker.receiver, ["--udp"])
-        // Bound while netacct runs (the kernel records the owner at bind), gone before it looks.
-        let deaf = try maker.deafReceiver(port: 9100)
-        let pid = deaf.pid
+        let binder = try DropMaker.Helper(namespace: maker.receiver, """
+            import os, socket, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+            s.bind(('\(VethPair.receiverAddress)', 9100))
+            child = os.fork()
+            if child == 0:
+                os.dup2(os.open('/dev/null', os.O_WRONLY), 1)  # the test reads the binder's output to its end
+                time.sleep(60)
+                os._exit(0)
+            print(child, flush=True)
+            """)
+        let child = try #require(binder.lines.next().flatMap { Int32($0) })
+        defer { kill(child, SIGKILL) }
+        // Exited: a zombie or gone (its child keeps Foundation's pipes open, so no waitUntilExit).
+        func exited(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(close, offsetBy: 2)] == "Z"
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while !exited(binder.pid) && Date() < deadline { usleep(10_000) }
+        try #require(exited(binder.pid), "the binder has exited")
+        try #require(kill(child, 0) == 0, "its child still holds the socket")
         try maker.datagrams(30, to: 9100, bytes: 1000)
-        kill(pid, SIGKILL)
-        deaf.process.waitUntilExit()
         let drops = try run.finish(timeout: 0.5).objects.filter { $0.int("dport") == 9100 }
         #expect(!drops.isEmpty)
-        #expect(drops.allSatisfy { $0.string("reason") == "SOCKET_RCVBUFF" && $0.int("pid") == Int(pid) && $0.string("comm") == "python3" })
+        #expect(drops.allSatisfy { $0.string("reason") == "SOCKET_RCVBUFF" && $0.int("pid") == Int(binder.pid) && $0.string("comm") == "python3" },
+                "the binder \(binder.pid), not its child \(child): \(drops.map { $0.int("pid") ?? -1 })")
     }
 
     @Test func aTCPSegmentWithABadChecksumIsTCPCsum() throws {
