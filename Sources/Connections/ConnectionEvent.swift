@@ -71,13 +71,9 @@ public struct ConnectionEvent: Sendable {
     public var rxBytes: UInt64? { kind == .close ? record.rx_bytes : nil }
 
     static func address<T>(_ bytes: T, _ family: ConnectionFilter.Family) -> String {
-        withUnsafeBytes(of: bytes) { raw in
-            withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { text in
-                guard inet_ntop(family == .ipv6 ? AF_INET6 : AF_INET, raw.baseAddress, text.baseAddress,
-                                socklen_t(INET6_ADDRSTRLEN)) != nil else { return "?" }
-                return String(cString: text.baseAddress!)
-            }
-        }
+        var text = TextBuffer(capacity: Int(INET6_ADDRSTRLEN))
+        withUnsafeBytes(of: bytes) { text.address($0, ipv6: family == .ipv6) }
+        return String(decoding: text.bytes, as: UTF8.self)
     }
 
     /// A failed connect's reason in a word, as the table shows it.
