@@ -91,6 +91,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // `netacct latency in|out`: the time a TCP segment spends in each kernel layer.
+        .target(
+            name: "Latency",
+            dependencies: [
+                "BPF", "CNetacct", "NetacctPrograms", "NetacctKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The glibc calls the Glibc module leaves out (malloc_trim, strerrorname_np).
         .target(name: "CGlibcExtras"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
@@ -107,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "Drops", "NetacctServers",
+                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "Drops", "Latency", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -118,7 +127,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
+            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),

@@ -20,6 +20,7 @@
 #include "maps.h"
 #include "typed.h"
 #include "fd.h"
+#include "filters.h"
 #include "connections.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -91,20 +92,8 @@ static __always_inline bool filters_callers(void)
 /* Whether the current task passes -p and --cgroup. Only meaningful in the caller's context. */
 static __always_inline bool caller_matches(__u32 tgid)
 {
-	if (pid_count) {
-		bool found = false;
-
-		for (int i = 0; i < NETACCT_CONNECTIONS_PIDS; i++) {
-			if (i >= pid_count)
-				break;
-			if (pids[i] == tgid) {
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-			return false;
-	}
+	if (pid_count && !listed(pids, NETACCT_CONNECTIONS_PIDS, pid_count, tgid))
+		return false;
 	return !in_cgroup || bpf_current_task_under_cgroup(&cgroup_filter, 0) == 1;
 }
 

@@ -22,13 +22,11 @@
 #include "maps.h"
 #include "typed.h"
 #include "fd.h"
+#include "packet.h"
+#include "filters.h"
 #include "drops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define IP_OFFSET_MASK 0x1FFF
 
 /* Set before load. */
 const volatile __u64 reasons[NETACCT_DROPS_REASON_WORDS] = {};	/* a bit per reason shown */
@@ -102,15 +100,7 @@ static __always_inline bool owner_wanted(__u64 inode)
 {
 	struct netacct_drop_owner *owner = bpf_map_lookup_elem(&owners, &inode);
 
-	if (!owner)
-		return false;
-	for (int i = 0; i < NETACCT_DROPS_PIDS; i++) {
-		if (i >= pid_count)
-			break;
-		if (pids[i] == owner->pid)
-			return true;
-	}
-	return false;
+	return owner && listed(pids, NETACCT_DROPS_PIDS, pid_count, owner->pid);
 }
 
 static __always_inline bool reason_wanted(__u32 reason)
@@ -122,46 +112,19 @@ static __always_inline bool reason_wanted(__u32 reason)
 
 /* The addresses, ports and protocol of a packet, from its network header. */
 struct packet {
-	__u8 saddr[16];
-	__u8 daddr[16];
+	struct addresses a;
 	__u16 sport;
 	__u16 dport;
-	__u16 family;
-	__u8 protocol;
 };
 
 static __always_inline bool parse(struct sk_buff *skb, struct packet *p)
 {
 	unsigned char *network = skb->head + skb->network_header;
-	__u16 ethertype = bpf_ntohs(skb->protocol);
 	struct ports *ports;
-	__u32 transport;
+	__u32 length, transport = network_header(network, bpf_ntohs(skb->protocol), &p->a, &length);
 
-	/* The headers are read in place, through typed views: a load each, no helper call. */
-	if (ethertype == ETH_P_IP) {
-		struct iphdr *ip = TYPED(struct iphdr, network);
-
-		if ((ip->ihl_version >> 4) != 4 || (bpf_ntohs(ip->frag_off) & IP_OFFSET_MASK))
-			return false;
-		p->family = AF_INET;
-		p->protocol = ip->protocol;
-		*(__be32 *)p->saddr = ip->saddr;
-		*(__be32 *)p->daddr = ip->daddr;
-		transport = (ip->ihl_version & 0xF) * 4;
-	} else if (ethertype == ETH_P_IPV6) {
-		struct ipv6hdr *ip6 = TYPED(struct ipv6hdr, network);
-
-		p->family = AF_INET6;
-		p->protocol = ip6->nexthdr;	/* an extension header first: not TCP or UDP here */
-		for (int i = 0; i < 4; i++) {
-			((__be32 *)p->saddr)[i] = ((__be32 *)ip6->saddr)[i];
-			((__be32 *)p->daddr)[i] = ((__be32 *)ip6->daddr)[i];
-		}
-		transport = sizeof(struct ipv6hdr);
-	} else {
-		return false;
-	}
-	if (p->protocol != IPPROTO_TCP && p->protocol != IPPROTO_UDP)
+	/* An IPv6 extension header first: not TCP or UDP here. */
+	if (!transport || (p->a.protocol != IPPROTO_TCP && p->a.protocol != IPPROTO_UDP))
 		return false;
 	ports = (struct ports *)TYPED(struct udphdr, network + transport);
 	p->sport = bpf_ntohs(ports->source);
@@ -221,15 +184,15 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 		return 0;
 	if (!parse(skb, &p))
 		return 0;
-	if ((family && p.family != family) || (protocol && p.protocol != protocol))
+	if ((family && p.a.family != family) || (protocol && p.a.protocol != protocol))
 		return 0;
 	inode = socket_of(sk, &state);
-	if (p.protocol != IPPROTO_TCP)
+	if (p.a.protocol != IPPROTO_TCP)
 		state = 0;
 	if (pid_count && !owner_wanted(inode))
 		return 0;
 	if (summary) {
-		count(inode, reason, p.protocol);
+		count(inode, reason, p.a.protocol);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -241,12 +204,12 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	e->socket_inode = inode;
 	e->reason = reason;
 	e->ifindex = skb->skb_iif;
-	__builtin_memcpy(e->saddr, p.saddr, 16);
-	__builtin_memcpy(e->daddr, p.daddr, 16);
+	__builtin_memcpy(e->saddr, p.a.saddr, 16);
+	__builtin_memcpy(e->daddr, p.a.daddr, 16);
 	e->sport = p.sport;
 	e->dport = p.dport;
-	e->family = p.family;
-	e->protocol = p.protocol;
+	e->family = p.a.family;
+	e->protocol = p.a.protocol;
 	e->state = state;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;

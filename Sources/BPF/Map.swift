@@ -181,6 +181,21 @@ public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
         return result
     }
 
+    /// Sets `key`'s value on every possible CPU (one value each, `cpuCount` of them).
+    public func update(_ key: Key, perCPU values: [Value], _ mode: MapUpdate = .any) throws {
+        guard values.count == cpuCount else {
+            throw BPFError("updating", handle.subject, errno: .invalidArgument,
+                           hint: "It needs a value for each of \(cpuCount) CPUs, not \(values.count)")
+        }
+        var key = key
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * cpuCount, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        for (cpu, value) in values.enumerated() { buffer.storeBytes(of: value, toByteOffset: cpu * stride, as: Value.self) }
+        let result = bpf_map_update_elem(try handle.fileDescriptor(), &key, buffer.baseAddress, mode.rawValue)
+        guard result == 0 else { throw BPFError("updating", handle.subject, code: result) }
+    }
+
     private func decode(_ values: UnsafeRawPointer) -> [Value] {
         (0..<cpuCount).map { values.loadUnaligned(fromByteOffset: $0 * stride, as: Value.self) }
     }

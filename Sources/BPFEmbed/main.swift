@@ -128,7 +128,7 @@ do {
 
         extension BPFObjects {
             /// The compiled `bpf/\(name).bpf.c` (\(bytes.count) bytes, CO-RE, BTF kept).
-            public static let \(identifier) = BPFObjectImage(
+            public static let \(camelCase(identifier)) = BPFObjectImage(
                 name: "\(name)",
                 base64: "\(bytes.base64EncodedString())"
             )

@@ -30,7 +30,10 @@ struct sk_buff {
 	int skb_iif;		/* the interface it came in on; 0 for what this host sends */
 	__be16 protocol;	/* ETH_P_IP, ETH_P_IPV6 */
 	__u16 network_header;	/* offsets from head */
+	__u16 transport_header;
 	unsigned char *head;
+	unsigned char *data;	/* where the current layer's header starts */
+	char cb[48];		/* the layer's control block: TCP's struct tcp_skb_cb starts with seq */
 	unsigned int end;	/* sk_buff_data_t: an offset from head on 64-bit kernels */
 };
 
@@ -68,6 +71,18 @@ struct ipv6hdr {
 struct ports {
 	__be16 source;
 	__be16 dest;
+};
+
+struct tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff_res;		/* doff:4 (high bits): the header's length in 32-bit words */
+	__u8 flags;
+	__be16 window;
+	__u16 check;
+	__be16 urg_ptr;
 };
 
 struct udphdr {

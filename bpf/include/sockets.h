@@ -37,6 +37,8 @@ struct inet_sock {
 };
 
 struct tcp_sock {
+	__u32 rcv_nxt;		/* the next byte expected from the peer */
+	__u32 copied_seq;	/* the next byte the application will read */
 	__u32 srtt_us;		/* smoothed round-trip time << 3, in microseconds */
 	__u32 snd_una;		/* the first byte not acknowledged */
 	__u32 write_seq;	/* the end of what was queued to send (a FIN included) */

@@ -7,10 +7,9 @@
 #include "netdev.h"
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
+#include "netfilter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define NF_ACCEPT 1
 
 const volatile __u32 target_length = 0;
 
@@ -20,14 +19,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } packets SEC(".maps");
-
-struct nf_hook_state;
-
-/* The context of a netfilter program (include/linux/filter.h). */
-struct bpf_nf_ctx {
-	const struct nf_hook_state *state;
-	struct sk_buff *skb;
-} __attribute__((preserve_access_index));
 
 SEC("netfilter")
 int count_length(struct bpf_nf_ctx *ctx)

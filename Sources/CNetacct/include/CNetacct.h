@@ -5,4 +5,5 @@
 #include "../../../bpf/nic.h"
 #include "../../../bpf/connections.h"
 #include "../../../bpf/drops.h"
+#include "../../../bpf/latency.h"
 #endif

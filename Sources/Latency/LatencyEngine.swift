@@ -1,0 +1,278 @@
+import BPF
+import CNetacct
+import Glibc
+import Logging
+import NetacctKit
+import NetacctPrograms
+
+/// Which way the segments go, and the names of their stages in path order.
+public enum LatencyDirection: String, Sendable, CaseIterable {
+    case `in`, out
+
+    public var stages: [String] {
+        switch self {
+        case .in: ["MAC", "IP", "TCP"]
+        case .out: ["TCP", "IP", "QDISC"]
+        }
+    }
+}
+
+/// What `netacct latency` follows. Every filter runs in the kernel, at a segment's first point.
+public struct LatencyFilter: Sendable, Equatable {
+    public enum Family: Int, Sendable { case ipv4 = 4, ipv6 = 6 }
+    /// The packet's source and destination ports (for `in` the source is the peer).
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    /// Follow 1 segment in `sample`, chosen at random.
+    public var sample: UInt32 = 1
+    public var pids: [Int32] = []
+    public var family: Family?
+    public init() {}
+}
+
+/// The latency programs of one direction loaded and attached: they deliver a report per
+/// followed segment, or (`histograms`) only count stages in the kernel.
+public final class LatencyEngine {
+    public let direction: LatencyDirection
+    public let histogramsOnly: Bool
+    public let wallClockOffset: Int64
+    public static let maximumPIDs = Int(NETACCT_LATENCY_PIDS)
+    /// A received segment still on its way to TCP after this long was dropped unseen or left
+    /// the path (forwarded, for a socket not established): user space removes it.
+    public static let abandonAfterNanoseconds: UInt64 = 1_000_000_000
+
+    private let object: BPFObject
+    private let inbox = Inbox()
+    private let ring: RingBuffer<netacct_latency_event>?
+    private let counters: PerCPUMap<UInt32, UInt64>
+    private let histograms: PerCPUMap<UInt32, netacct_latency_histograms>
+    private let generation: Map<UInt32, UInt32>
+    private let followed: MappedCounter
+    private let inflight: Inflight
+    /// Attached for as long as the engine lives.
+    private let links: [Link]
+    private let netfilterLinks: [NetfilterLink]
+    private var abandoned: UInt64 = 0
+
+    final class Inbox {
+        var records: [netacct_latency_event] = []
+    }
+
+    /// Where segments wait on their way, typed by direction: received ones until TCP takes
+    /// them (then in their socket's storage, which user space cannot list), sent ones in their
+    /// socket's queue until the driver has them.
+    enum Inflight {
+        case received(Map<netacct_latency_in_key, netacct_latency_in_value>)
+        case sent(Map<UInt64, netacct_latency_sending>)
+    }
+
+    /// The names both objects give their shared maps and globals (latency.bpf.h).
+    private struct Names {
+        var events, counters, histograms, generation, followed, inflight: String  // `sending` for out
+        var family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount: String
+
+        init(_ direction: LatencyDirection) {
+            switch direction {
+            case .in:
+                typealias M = BPFObjects.LatencyIn.Map
+                typealias G = BPFObjects.LatencyIn.Global
+                (events, counters, histograms, generation, followed, inflight) =
+                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.inflight.rawValue)
+                (family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount) =
+                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.netnsInum.rawValue,
+                     G.histogramsOnly.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+            case .out:
+                typealias M = BPFObjects.LatencyOut.Map
+                typealias G = BPFObjects.LatencyOut.Global
+                (events, counters, histograms, generation, followed, inflight) =
+                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.sending.rawValue)
+                (family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount) =
+                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.netnsInum.rawValue,
+                     G.histogramsOnly.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+            }
+        }
+    }
+
+    /// The tracepoints each direction needs, with the kernel that added the newest of them.
+    static func requirements(_ direction: LatencyDirection) -> (tracepoints: [String], kernel: String) {
+        switch direction {
+        case .in: (["netif_receive_skb", "tcp_probe", "skb_copy_datagram_iovec", "kfree_skb"], "6.12 (kfree_skb's rx_sk)")
+        case .out: (["tcp_sendmsg_locked", "net_dev_queue", "net_dev_start_xmit"], "6.16 (tcp:tcp_sendmsg_locked)")
+        }
+    }
+
+    public init(direction: LatencyDirection, filter: LatencyFilter, histograms histogramsOnly: Bool,
+                namespace: UInt32 = NetworkNamespace.inode(), logger: Logger = Logger(label: "netacct.latency")) throws {
+        try KernelProbe.checkPrivileges()
+        let btf = try KernelProbe.requireBTF()
+        let (tracepoints, kernel) = Self.requirements(direction)
+        for name in tracepoints where !btf.hasTracepoint(name) {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no \(name) tracepoint, which netacct latency \(direction.rawValue) needs (Linux >= \(kernel)).", kind: .unsupported)
+        }
+        guard btf.hasFunction("bpf_rdonly_cast") else {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) lacks the bpf_rdonly_cast kfunc: netacct latency needs Linux >= 6.4.", kind: .unsupported)
+        }
+        guard filter.pids.count <= Self.maximumPIDs else {
+            throw NetacctError("netacct latency follows at most \(Self.maximumPIDs) processes (-p) at once, not \(filter.pids.count).", kind: .badInput)
+        }
+        self.direction = direction
+        self.histogramsOnly = histogramsOnly
+        let names = Names(direction)
+        let object = try BPFObject(image: direction == .in ? BPFObjects.latencyIn : BPFObjects.latencyOut)
+        let family: UInt16 = switch filter.family {
+        case .ipv4: UInt16(AF_INET)
+        case .ipv6: UInt16(AF_INET6)
+        case nil: 0
+        }
+        try object.setReadOnlyGlobal(names.family, to: family)
+        try object.setReadOnlyGlobal(names.sport, to: filter.sourcePort ?? 0)
+        try object.setReadOnlyGlobal(names.dport, to: filter.destinationPort ?? 0)
+        try object.setReadOnlyGlobal(names.sample, to: max(1, filter.sample))
+        try object.setReadOnlyGlobal(names.netnsInum, to: namespace)
+        try object.setReadOnlyGlobal(names.histogramsOnly, to: histogramsOnly)
+        try object.setReadOnlyGlobal(names.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
+        try object.setReadOnlyGlobal(names.pidCount, to: UInt32(filter.pids.count))
+        // Counting only, the ring buffer is never written: its smallest size.
+        if histogramsOnly { try object.setMaxEntries(names.events, to: UInt32(sysconf(Int32(_SC_PAGESIZE)))) }
+        let netfilterProgram = try object.program(direction == .in ? BPFObjects.LatencyIn.Program.ipReceived.rawValue
+                                                                   : BPFObjects.LatencyOut.Program.ipSending.rawValue)
+        try netfilterProgram.makeNetfilterProgram()
+        try object.load()
+        self.object = object
+        let inbox = self.inbox
+        ring = histogramsOnly ? nil : try RingBuffer(object, name: names.events) { inbox.records.append($0) }
+        counters = try PerCPUMap(object, name: names.counters)
+        histograms = try PerCPUMap(object, name: names.histograms)
+        generation = try Map(object, name: names.generation)
+        followed = try MappedCounter(object, name: names.followed)
+        inflight = direction == .in ? .received(try Map(object, name: names.inflight)) : .sent(try Map(object, name: names.inflight))
+        wallClockOffset = Timestamps.wallClockOffset()
+        // The IP point: a netfilter hook of this namespace, before every other function there
+        // (conntrack, NAT, filters), for each family followed.
+        let hook: NetfilterHook = direction == .in ? .preRouting : .localOut
+        var families: [NetfilterFamily] = []
+        if filter.family != .ipv6 { families.append(.ipv4) }
+        if filter.family != .ipv4 { families.append(.ipv6) }
+        do {
+            netfilterLinks = try families.map { try Self.attachFirst(netfilterProgram, $0, hook) }
+        } catch {
+            throw NetacctError("Cannot attach the IP point of netacct latency (a netfilter BPF link, Linux >= 6.4 with CONFIG_NETFILTER_BPF_LINK=y) on kernel \(KernelProbe.kernelRelease): \(error)", kind: .unsupported)
+        }
+        let tracing: [String] = switch direction {
+        case .in: BPFObjects.LatencyIn.Program.allCases.filter { $0 != .ipReceived }.map(\.rawValue)
+        case .out: BPFObjects.LatencyOut.Program.allCases.filter { $0 != .ipSending }.map(\.rawValue)
+        }
+        links = try tracing.map { try object.program($0).attach() }
+        logger.debug("latency programs attached", metadata: ["direction": "\(direction.rawValue)", "sample": "\(filter.sample)", "histograms": "\(histogramsOnly)"])
+    }
+
+    /// Attaches at the earliest priority free: two BPF programs may not share a priority at a
+    /// hook (EBUSY), and another netacct latency may run already.
+    static func attachFirst(_ program: Program, _ family: NetfilterFamily, _ hook: NetfilterHook) throws -> NetfilterLink {
+        var priority = Int32.min + 1
+        while true {
+            do {
+                return try program.attachNetfilter(family, hook, priority: priority)
+            } catch let error as BPFError where error.errno == .resourceBusy && priority < Int32.min + 64 {
+                priority += 1
+            }
+        }
+    }
+
+    /// Waits up to `milliseconds` and returns the segments reported meanwhile.
+    public func poll(milliseconds: Int32) throws -> [netacct_latency_event] {
+        guard let ring else { return [] }
+        try ring.poll(milliseconds: milliseconds)
+        try ring.consume()
+        defer { inbox.records.removeAll(keepingCapacity: true) }
+        return inbox.records
+    }
+
+    /// The histograms counted since the last call (or since `init`): the programs are switched
+    /// to the other half of the map first, so nothing counted is lost or counted twice.
+    public func takeHistograms() throws -> [LatencyHistogram] {
+        let current = try generation.lookup(0) ?? 0
+        try generation.update(0, current ^ 1)
+        // A program that read the old generation just before the switch finishes within
+        // microseconds (they run with preemption off).
+        usleep(1000)
+        let slot = current & 1
+        var result = [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS))
+        if let perCPU = try histograms.lookup(slot) {
+            for cpu in perCPU {
+                withUnsafeBytes(of: cpu.stage) { raw in
+                    for index in result.indices {
+                        let record = raw.load(fromByteOffset: index * MemoryLayout<netacct_latency_histogram>.stride,
+                                              as: netacct_latency_histogram.self)
+                        result[index].merge(LatencyHistogram(record))
+                    }
+                }
+            }
+        }
+        try histograms.update(slot, perCPU: [netacct_latency_histograms](repeating: netacct_latency_histograms(), count: histograms.cpuCount))
+        return result
+    }
+
+    /// Removes the received segments on their way to TCP for longer than
+    /// `abandonAfterNanoseconds`; returns how many it removed (they are in `losses().abandoned`
+    /// too). Sent segments need no sweeping: they wait in their socket's queue and go with it.
+    @discardableResult
+    public func sweep(now: UInt64 = LatencyEngine.monotonicNow()) throws -> Int {
+        guard case .received(let map) = inflight else { return 0 }
+        var removed = 0
+        for (key, value) in try map.entries() {
+            let started = value.time_ns.0
+            guard started > 0, now > started, now - started > Self.abandonAfterNanoseconds else { continue }
+            if try map.delete(key) { removed += 1 }
+        }
+        if removed > 0 { followed.add(-Int64(removed)) }
+        abandoned += UInt64(removed)
+        return removed
+    }
+
+    /// Segments on their way now: received ones not yet taken by TCP, sent ones not yet at the
+    /// driver (the programs' own count, of every waiting segment, is `followedCount`).
+    public func inflightCount() throws -> Int {
+        switch inflight {
+        case .received(let map): try map.entries().count
+        case .sent(let map): try map.entries().reduce(0) { $0 + Int($1.value.tail &- $1.value.head) }
+        }
+    }
+
+    public var followedCount: UInt64 { followed.value }
+
+    /// What the kernel side lost or gave up on, and what the sweeps removed.
+    public struct Losses: Sendable, Equatable {
+        public var lostReports: UInt64 = 0
+        public var tableFull: UInt64 = 0
+        public var socketFull: UInt64 = 0
+        public var dropped: UInt64 = 0
+        public var abandoned: UInt64 = 0
+    }
+
+    public func losses() throws -> Losses {
+        func counter(_ index: netacct_latency_counter) throws -> UInt64 {
+            try counters.lookupSummed(UInt32(index.rawValue)) ?? 0
+        }
+        return Losses(lostReports: try counter(NETACCT_LATENCY_LOST), tableFull: try counter(NETACCT_LATENCY_TABLE_FULL),
+                      socketFull: try counter(NETACCT_LATENCY_SOCKET_FULL), dropped: try counter(NETACCT_LATENCY_DROPPED),
+                      abandoned: abandoned)
+    }
+
+    /// Kernel run-time statistics of each program (needs kernel.bpf_stats_enabled=1).
+    public func programStatistics() throws -> [String: ProgramStatistics] {
+        var result: [String: ProgramStatistics] = [:]
+        let names: [String] = switch direction {
+        case .in: BPFObjects.LatencyIn.Program.allCases.map(\.rawValue)
+        case .out: BPFObjects.LatencyOut.Program.allCases.map(\.rawValue)
+        }
+        for name in names { result[name] = try object.program(name).statistics() }
+        return result
+    }
+
+    public static func monotonicNow() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}

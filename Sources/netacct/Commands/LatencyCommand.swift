@@ -1,0 +1,82 @@
+import ArgumentParser
+import Latency
+
+extension LatencyDirection: ExpressibleByArgument {}
+
+struct LatencyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency",
+        abstract: "Show where TCP segments spend their time in the kernel, layer by layer.",
+        discussion: """
+            in: for each received segment with data, the time from the device to IP (MAC), IP to \
+            TCP (IP), and TCP until the application's read copies it (TCP). out: for each segment \
+            an application sends, from its send to IP (TCP), IP to the device's queue (IP), and \
+            the queue to the driver (QDISC). Times in microseconds; a stage the segment did not \
+            pass shows -, its time counted in the next, so the stages add up to TOTAL. --hist \
+            counts in the kernel and shows, every interval, a histogram per stage with its \
+            percentiles. Segments are those of the network namespace netacct runs in.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Received (in) or sent (out) segments.", valueName: "in|out"))
+    var direction: LatencyDirection
+
+    @Argument(help: "With --hist: seconds between outputs (default 1).")
+    var interval: Double?
+
+    @Option(name: [.long, .customLong("sp", withSingleDash: true)], help: ArgumentHelp("Only segments from this source port (for in, the peer's).", valueName: "port"))
+    var sport: UInt16?
+
+    @Option(name: [.long, .customLong("dp", withSingleDash: true)], help: ArgumentHelp("Only segments to this destination port (for out, the peer's).", valueName: "port"))
+    var dport: UInt16?
+
+    @Option(name: [.customShort("s"), .long], help: ArgumentHelp("Follow 1 segment in N, chosen at random when it enters the first layer.", valueName: "N"))
+    var sample: UInt32 = 1
+
+    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Only segments of sockets of this process (repeatable): for in, the one that reads them.", valueName: "pid"))
+    var pid: [Int32] = []
+
+    @Flag(name: [.customShort("4"), .customLong("ipv4")], help: "Only IPv4.")
+    var ipv4 = false
+
+    @Flag(name: [.customShort("6"), .customLong("ipv6")], help: "Only IPv6.")
+    var ipv6 = false
+
+    @Flag(help: "A histogram per stage every interval, counted in the kernel, instead of a line per segment.")
+    var hist = false
+
+    @Flag(help: "One JSON object per segment (or per interval with --hist), one per line.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Stop after this many segments (or intervals with --hist).", valueName: "n"))
+    var count: Int?
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        if let interval {
+            guard hist else { throw ValidationError("An interval is for --hist (netacct latency \(direction.rawValue) --hist \(interval)).") }
+            guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
+        }
+        if sample < 1 { throw ValidationError("--sample must be at least 1 (1: every segment), not \(sample).") }
+        if sport == 0 || dport == 0 { throw ValidationError("A port must be between 1 and 65535.") }
+        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
+        for pid in pid where pid <= 0 { throw ValidationError("A process id must be positive, not \(pid).") }
+    }
+
+    func run() throws {
+        let logger = global.start("netacct.latency")
+        var configuration = LatencyApp.Configuration()
+        configuration.direction = direction
+        configuration.filter.sourcePort = sport
+        configuration.filter.destinationPort = dport
+        configuration.filter.sample = sample
+        configuration.filter.pids = pid
+        configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
+        configuration.histograms = hist ? interval ?? 1 : nil
+        configuration.json = json
+        configuration.count = count
+        try reportingErrors { try LatencyApp(configuration, logger: logger).run() }
+    }
+}
