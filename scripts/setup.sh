@@ -9,6 +9,7 @@ NETACCT_PACKAGES=(
     iproute2
     python3     # Debian's /usr/bin/python3: the tests' client run as another user (setpriv)
     ethtool     # the nic tests change a veth's queue count (ethtool -L)
+    nftables    # the latency tests drop and NAT with real firewall rules in their namespaces
 )
 
 netacct_install_packages() {

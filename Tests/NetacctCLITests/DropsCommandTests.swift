@@ -62,15 +62,23 @@ struct DropMaker {
     final class Helper {
         let process = Process()
         let lines: LineReader
-        init(namespace: String, _ script: String) throws {
+        /// With `input`, the script's standard input is a pipe the test writes to (`say`).
+        private let input: Pipe?
+        init(namespace: String, _ script: String, input: Bool = false) throws {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", namespace, "/usr/bin/python3", "-c", script]
             let out = Pipe()
             process.standardOutput = out
+            self.input = input ? Pipe() : nil
+            if let pipe = self.input { process.standardInput = pipe }
             try process.run()
             lines = LineReader(out.fileHandleForReading)
         }
         var pid: Int32 { process.processIdentifier }
+        /// A line to the script's standard input.
+        func say(_ line: String) throws {
+            try input?.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+        }
         deinit {
             // Never kill(0, …): that is the whole group; nor a process already reaped.
             guard process.processIdentifier > 0, process.isRunning else { return }
