@@ -4,9 +4,10 @@
  * ends in (reports or histograms) and the helpers that end it. Included by each once.
  *
  * The decision to follow a segment is made once, at its first point (the filters, then 1 in
- * `sample` at random); the later points look it up only while something is followed at all
- * (`followed`, a count the programs and user space's sweeper keep), so a segment not followed
- * costs them a load.
+ * `sample` at random). When most segments are not followed (`gated`: sampling or a filter), the
+ * later points look one up only while something is followed at all (`followed`, a count the
+ * programs and user space's sweeper keep), so a segment not followed costs them a load; when
+ * every segment is, the count would only cost an atomic add on a shared line per point.
  */
 #ifndef NETACCT_LATENCY_BPF_H
 #define NETACCT_LATENCY_BPF_H
@@ -21,8 +22,10 @@ const volatile __u16 family = 0;		/* AF_INET or AF_INET6; 0: both */
 const volatile __u16 sport = 0;			/* the packet's source port; 0: any */
 const volatile __u16 dport = 0;			/* its destination port; 0: any */
 const volatile __u32 sample = 1;		/* follow 1 segment in `sample` */
+const volatile __u32 sample_below = 0;		/* a random u32 below this: 2^32 / sample (no division) */
 const volatile __u32 netns_inum = 0;		/* only this network namespace's packets */
 const volatile bool histograms_only = false;	/* --hist: count, report nothing */
+const volatile bool gated = false;		/* keep `followed` and look at it first */
 const volatile __u32 pids[NETACCT_LATENCY_PIDS] = {};	/* only these processes' sockets */
 const volatile __u32 pid_count = 0;
 
@@ -73,25 +76,33 @@ static __always_inline __u64 *followed_count(void)
 /* True while no segment is followed: a later point has nothing to look up. */
 static __always_inline bool nothing_followed(void)
 {
-	__u64 *count = followed_count();
+	__u64 *count;
 
+	if (!gated)
+		return false;
+	count = followed_count();
 	return !count || !*count;
+}
+
+static __always_inline void follow_count(__s64 delta)
+{
+	__u64 *count;
+
+	if (!gated)
+		return;
+	count = followed_count();
+	if (count)
+		__sync_fetch_and_add(count, delta);
 }
 
 static __always_inline void follow_started(void)
 {
-	__u64 *count = followed_count();
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
+	follow_count(1);
 }
 
 static __always_inline void follow_ended(void)
 {
-	__u64 *count = followed_count();
-
-	if (count)
-		__sync_fetch_and_add(count, -1);
+	follow_count(-1);
 }
 
 static __always_inline bool pid_wanted(__u32 pid)
@@ -99,12 +110,56 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return listed(pids, NETACCT_LATENCY_PIDS, pid_count, pid);
 }
 
-/* The filters on a segment's ports and family, and the sampling: its first point's decision. */
+/*
+ * A fast random number per CPU: xorshift64* (Marsaglia; Vigna), seeded once from the kernel's
+ * bpf_get_prandom_u32, which costs several times more per call here. Good enough to pick
+ * segments; not for secrets.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} random_state SEC(".maps");
+
+static __always_inline __u32 fast_random(void)
+{
+	__u32 zero = 0;
+	__u64 *state = bpf_map_lookup_elem(&random_state, &zero), x;
+
+	if (!state)
+		return bpf_get_prandom_u32();
+	x = *state;
+	if (!x)
+		x = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32() | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return (x * 0x2545F4914F6CDD1DULL) >> 32;
+}
+
+/* 1 in `sample`, at random. */
+static __always_inline bool sampled(void)
+{
+	return sample <= 1 || fast_random() < sample_below;
+}
+
+/* Whether a filter needs the packet's headers to decide. */
+static __always_inline bool filtered(void)
+{
+	return family || sport || dport;
+}
+
+/* The filters on a segment's ports and family: its first point's decision, with sampled(). */
+static __always_inline bool wanted(__u16 packet_family, __u16 source, __u16 destination)
+{
+	return !((family && packet_family != family) || (sport && source != sport) || (dport && destination != dport));
+}
+
 static __always_inline bool follow(__u16 packet_family, __u16 source, __u16 destination)
 {
-	if ((family && packet_family != family) || (sport && source != sport) || (dport && destination != dport))
-		return false;
-	return sample <= 1 || bpf_get_prandom_u32() % sample == 0;
+	return wanted(packet_family, source, destination) && sampled();
 }
 
 /*
@@ -167,13 +222,13 @@ static __always_inline struct netacct_latency_event *report(const __u64 time_ns[
 		percpu_counter_inc(&counters, NETACCT_LATENCY_LOST);
 		return NULL;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
 	e->time_ns = time_ns[0];
 	for (int i = 0; i < NETACCT_LATENCY_STAGES; i++)
 		e->stage_ns[i] = stage_ns[i];
 	e->total_ns = total;
 	e->missed = missed;
 	e->direction = direction;
+	e->padding[0] = e->padding[1] = 0;
 	return e;
 }
 
@@ -220,13 +275,23 @@ static __always_inline __u32 current_process(char comm[NETACCT_LATENCY_COMM_LEN]
 	return task->tgid;
 }
 
-/* A socket's addresses: IPv4 for an IPv4 socket and for an IPv6 one talking IPv4 (::ffff:a.b.c.d). */
-static __always_inline __u16 socket_addresses(struct sock *sk, __u8 local[16], __u8 remote[16])
+/* A socket's family as its packets have it: IPv4 for an IPv6 socket talking IPv4 too. */
+static __always_inline __u16 socket_family(struct sock *sk)
 {
 	struct sock_common *c = &sk->__sk_common;
 	__be32 *v6 = c->skc_v6_daddr.in6_u.u6_addr32;
 
-	if (c->skc_family == AF_INET6 && !(v6[0] == 0 && v6[1] == 0 && v6[2] == bpf_htonl(0xFFFF))) {
+	if (c->skc_family == AF_INET6 && !(v6[0] == 0 && v6[1] == 0 && v6[2] == bpf_htonl(0xFFFF)))
+		return AF_INET6;
+	return AF_INET;
+}
+
+/* A socket's addresses: IPv4 for an IPv4 socket and for an IPv6 one talking IPv4 (::ffff:a.b.c.d). */
+static __always_inline __u16 socket_addresses(struct sock *sk, __u8 local[16], __u8 remote[16])
+{
+	struct sock_common *c = &sk->__sk_common;
+
+	if (socket_family(sk) == AF_INET6) {
 		__builtin_memcpy(local, c->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
 		__builtin_memcpy(remote, c->skc_v6_daddr.in6_u.u6_addr8, 16);
 		return AF_INET6;

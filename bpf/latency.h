@@ -32,34 +32,24 @@ enum netacct_latency_direction {
 	NETACCT_LATENCY_OUT = 1,
 };
 
-/*
- * A received segment on its way up, until the TCP layer takes it (then it waits in its socket's
- * queue, struct netacct_latency_socket): by its addresses, ports and sequence number, as the
- * headers say at every point. Addresses in network order (IPv4 in the first 4 bytes), ports in
- * host order.
- */
-struct netacct_latency_in_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport;
-	__u16 dport;
-	__u32 seq;
-	__u16 family;		/* AF_INET or AF_INET6 */
-	__u16 padding;
-};
-
-/* A point's time is 0 when the segment has not passed it (yet). */
-struct netacct_latency_in_value {
-	__u64 time_ns[NETACCT_LATENCY_STAGES];	/* device, IP, TCP (CLOCK_MONOTONIC) */
-	__u32 ack;
-	__u32 padding;
-};
-
-/* A segment the TCP layer has taken, until its first byte is copied to the application. */
+/* A received segment TCP has not taken yet, or has and the application has not read. */
 struct netacct_latency_pending {
 	__u32 seq;
 	__u32 ack;
-	__u64 time_ns[NETACCT_LATENCY_STAGES];
+	__u64 time_ns[NETACCT_LATENCY_STAGES];	/* device, IP, TCP (CLOCK_MONOTONIC); 0: not passed */
+};
+
+/*
+ * Per socket, the segments delivered to it (netfilter's LOCAL_IN, where the socket is first
+ * known) that TCP has not taken yet: at once in the same call chain, or from the backlog when
+ * the socket's owner held it, maybe merged (the `arriving` hash, by the struct sock's address:
+ * a netfilter program has no socket storage). In sequence order.
+ */
+#define NETACCT_LATENCY_ARRIVING_SLOTS 16
+struct netacct_latency_arriving {
+	__u32 head;
+	__u32 tail;
+	struct netacct_latency_pending slot[NETACCT_LATENCY_ARRIVING_SLOTS];
 };
 
 /* Per socket (socket-local storage), in sequence order: the application reads in order. */
@@ -67,8 +57,9 @@ struct netacct_latency_pending {
 struct netacct_latency_socket {
 	__u32 head;		/* the next to leave: slot[head % SLOTS] */
 	__u32 tail;		/* the next free */
-	__u32 unwanted;		/* its reader is not one of the -p processes: follow nothing of it */
-	__u32 padding;
+	__u16 unwanted;		/* its reader is not one of the -p processes: follow nothing of it */
+	__u16 ended;		/* a segment was ended: last_seq is its sequence number */
+	__u32 last_seq;		/* what the application read last began there: a copy again is not new */
 	struct netacct_latency_pending slot[NETACCT_LATENCY_SOCKET_SLOTS];
 };
 
@@ -146,10 +137,11 @@ struct netacct_latency_histograms {
 /* Indexes of the `counters` per-CPU array. */
 enum netacct_latency_counter {
 	NETACCT_LATENCY_LOST = 0,		/* reports the ring buffer had no room for */
-	NETACCT_LATENCY_TABLE_FULL = 1,		/* sampled segments not followed: `inflight` (or `sending`) full */
+	NETACCT_LATENCY_TABLE_FULL = 1,		/* sampled segments not followed: `arriving` or `sending` full */
 	NETACCT_LATENCY_SOCKET_FULL = 2,	/* not followed: their socket had 64 followed waiting */
 	NETACCT_LATENCY_DROPPED = 3,		/* followed segments the kernel dropped on the way */
-	NETACCT_LATENCY_COUNTERS = 4,
+	NETACCT_LATENCY_LEFT = 4,		/* in: followed segments that left the path before a socket (forwarded, no socket) */
+	NETACCT_LATENCY_COUNTERS = 5,
 };
 
 #endif /* NETACCT_LATENCY_H */

@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * latency in: where a received TCP segment spends its time, layer by layer (latency.h). A
- * segment with data is taken up at netif_receive_skb, timed at netfilter's PRE_ROUTING (a
- * netfilter link, the earliest priority) and at tcp_probe (the top of tcp_rcv_established), in
- * `inflight` by its addresses, ports and sequence number; then it waits in its socket's storage
- * until the application's read copies its first byte (skb_copy_datagram_iovec, with the socket's
- * copied_seq: segments merged into one buffer by the receive queue end as their bytes are read).
+ * segment with data is taken up at netif_receive_skb and timed at netfilter's PRE_ROUTING (a
+ * netfilter link, the earliest priority) by the CPU that receives it (`taking`: these run in
+ * one call chain in softirq). At LOCAL_IN (the latest priority), where its socket is first known,
+ * it joins the socket's queue of arriving segments (`arriving`); tcp_probe (the top of
+ * tcp_rcv_established) takes every arriving segment the packet carries, at once or later from
+ * the backlog, merged or not, into the socket's storage, where it waits until the application's
+ * read copies its first byte (skb_copy_datagram_iovec, with the socket's copied_seq: segments the
+ * receive queue merged are ended too).
  *
- * A dropped segment leaves `inflight` at kfree_skb; one that never reaches a point (a forwarded
- * packet, a socket not established) is swept by user space after a second; what waits in a
- * socket goes with it.
+ * A dropped segment is let go at kfree_skb; one that leaves the path before a socket
+ * (forwarded, no socket) is counted when the next one comes; what waits in a socket goes with
+ * it (tcp_destroy_sock, socket storage).
  *
- * Needs Linux >= 6.4 (netfilter links), the bpf_rdonly_cast kfunc (6.2) and socket storage
- * for tracing programs (5.11).
+ * Needs Linux >= 6.12 (kfree_skb's rx_sk), netfilter links (6.4), bpf_loop (5.17), the
+ * bpf_rdonly_cast kfunc (6.2) and socket storage for tracing programs (5.11).
  */
 #include "netdev.h"
 #include "sockets.h"
@@ -27,13 +30,32 @@
 #include "filters.h"
 #include "latency.bpf.h"
 
+#define ARRIVING NETACCT_LATENCY_ARRIVING_SLOTS
+#define WAITING NETACCT_LATENCY_SOCKET_SLOTS
+
+/* The segment this CPU is taking up, between netif_receive_skb and LOCAL_IN. */
+struct taking {
+	__u64 skb;		/* the struct sk_buff's address, 0: free */
+	struct netacct_latency_pending segment;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct taking);
+} taking SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct netacct_latency_in_key);
-	__type(value, struct netacct_latency_in_value);
-} inflight SEC(".maps");
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct netacct_latency_arriving);
+} arriving SEC(".maps");
+
+/* A queue's first value: never written, so all zero (too large for the stack). */
+static struct netacct_latency_arriving empty_queue;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -42,110 +64,181 @@ struct {
 	__type(value, struct netacct_latency_socket);
 } sockets SEC(".maps");
 
-/* A TCP segment's key from its headers (the network header at `network`). False for anything else. */
-static __always_inline bool segment(struct sk_buff *skb, unsigned char *network, struct netacct_latency_in_key *key,
-				    __u32 *ack, __u32 *payload)
+static __always_inline struct taking *this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&taking, &zero);
+}
+
+/* The TCP segment in a packet: its sequence number and the one after its data. */
+static __always_inline bool segment_of(struct sk_buff *skb, unsigned char *network, __u32 *seq, __u32 *end)
 {
 	struct addresses a = {};
 	struct tcphdr *th;
+	__u32 payload;
 
-	if (!tcp_packet(skb, network, &a, &th, payload))
+	if (!tcp_packet(skb, network, &a, &th, &payload))
 		return false;
-	__builtin_memcpy(key->saddr, a.saddr, 16);
-	__builtin_memcpy(key->daddr, a.daddr, 16);
-	key->family = a.family;
-	key->sport = bpf_ntohs(th->source);
-	key->dport = bpf_ntohs(th->dest);
-	key->seq = bpf_ntohl(th->seq);
-	*ack = bpf_ntohl(th->ack_seq);
+	*seq = bpf_ntohl(th->seq);
+	*end = *seq + payload;
 	return true;
-}
-
-/* A point on the way: its time, once, for a followed segment. */
-static __always_inline void passed(struct sk_buff *skb, unsigned char *network, int point)
-{
-	struct netacct_latency_in_key key = {};
-	struct netacct_latency_in_value *value;
-	__u32 ack, payload;
-
-	if (nothing_followed() || !segment(skb, network, &key, &ack, &payload))
-		return;
-	value = bpf_map_lookup_elem(&inflight, &key);
-	if (value && !value->time_ns[point])
-		value->time_ns[point] = bpf_ktime_get_ns();
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(received, struct sk_buff *skb)
 {
-	struct netacct_latency_in_key key = {};
-	struct netacct_latency_in_value value = {};
 	struct net_device *dev = skb->dev;
-	__u32 ack, payload;
-	long err;
+	struct addresses a = {};
+	struct tcphdr *th;
+	struct taking *t;
+	__u32 payload;
 
+	t = this_cpu();
+	if (!t)
+		return 0;
+	if (t->skb) {
+		/* The same packet on a second device keeps its first time. */
+		if (t->skb == (__u64)skb)
+			return 0;
+		/* The last one never reached a socket here: forwarded, or no socket wanted it. */
+		percpu_counter_inc(&counters, NETACCT_LATENCY_LEFT);
+		t->skb = 0;
+	}
+	/* With nothing to filter on, the die is cast before anything is read. */
+	if (!filtered() && !sampled())
+		return 0;
 	if (!dev || dev->nd_net.net->ns.inum != netns_inum)
 		return 0;
-	/* The link layer's header is behind: data is at the network header. */
-	if (!segment(skb, skb->data, &key, &ack, &payload) || !payload)
+	/* The link layer's header is behind: data is at the network header. Only data is followed. */
+	if (!tcp_packet(skb, skb->data, &a, &th, &payload) || !payload)
 		return 0;
-	if (!follow(key.family, key.sport, key.dport))
+	if (filtered() && !follow(a.family, bpf_ntohs(th->source), bpf_ntohs(th->dest)))
 		return 0;
-	value.time_ns[0] = bpf_ktime_get_ns();
-	value.ack = ack;
-	/* The first time only: a packet seen again on a second device keeps its first time. */
-	err = bpf_map_update_elem(&inflight, &key, &value, BPF_NOEXIST);
-	if (!err)
-		follow_started();
-	else if (err != -17 /* EEXIST */)
-		percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
+	t->segment.seq = bpf_ntohl(th->seq);
+	t->segment.ack = bpf_ntohl(th->ack_seq);
+	t->segment.time_ns[0] = bpf_ktime_get_ns();
+	t->segment.time_ns[1] = 0;
+	t->segment.time_ns[2] = 0;
+	t->skb = (__u64)skb;
 	return 0;
 }
 
 SEC("netfilter")
 int ip_received(struct bpf_nf_ctx *ctx)
 {
-	struct sk_buff *skb = ctx->skb;
+	struct taking *t = this_cpu();
 
-	passed(skb, skb->data, 1);
+	if (t && t->skb == (__u64)ctx->skb && !t->segment.time_ns[1])
+		t->segment.time_ns[1] = bpf_ktime_get_ns();
 	return NF_ACCEPT;
+}
+
+/* At LOCAL_IN the socket is known (early demux): the segment joins its queue of arriving ones. */
+SEC("netfilter")
+int ip_delivered(struct bpf_nf_ctx *ctx)
+{
+	struct netacct_latency_arriving *queue;
+	struct sk_buff *skb = ctx->skb;
+	struct taking *t = this_cpu();
+	__u64 socket;
+
+	if (!t || t->skb != (__u64)skb)
+		return NF_ACCEPT;
+	t->skb = 0;
+	socket = (__u64)skb->sk;
+	if (!socket) {
+		percpu_counter_inc(&counters, NETACCT_LATENCY_LEFT);
+		return NF_ACCEPT;
+	}
+	queue = bpf_map_lookup_elem(&arriving, &socket);
+	if (!queue) {
+		if (bpf_map_update_elem(&arriving, &socket, &empty_queue, BPF_NOEXIST) ||
+		    !(queue = bpf_map_lookup_elem(&arriving, &socket))) {
+			percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
+			return NF_ACCEPT;
+		}
+	}
+	/* A copy again (the first one dropped unseen, or a retransmission): the newer stands. */
+	if (queue->head != queue->tail && queue->slot[(queue->tail - 1) % ARRIVING].seq == t->segment.seq) {
+		queue->slot[(queue->tail - 1) % ARRIVING] = t->segment;
+		return NF_ACCEPT;
+	}
+	if (queue->tail - queue->head >= ARRIVING) {
+		percpu_counter_inc(&counters, NETACCT_LATENCY_SOCKET_FULL);
+		return NF_ACCEPT;
+	}
+	queue->slot[queue->tail % ARRIVING] = t->segment;
+	queue->tail++;
+	follow_started();
+	return NF_ACCEPT;
+}
+
+/*
+ * Moves a segment TCP has taken to its socket's storage, to wait for the application's read
+ * (still followed: `followed` counts it until then).
+ */
+static __always_inline void taken(struct netacct_latency_socket *waiting, struct netacct_latency_pending *segment)
+{
+	if (waiting->unwanted) {
+		follow_ended();
+		return;
+	}
+	/* Taken again (TCP dropped the first copy after taking it): the newer stands. */
+	if (waiting->head != waiting->tail && waiting->slot[(waiting->tail - 1) % WAITING].seq == segment->seq) {
+		waiting->slot[(waiting->tail - 1) % WAITING] = *segment;
+		follow_ended();
+		return;
+	}
+	if (waiting->tail - waiting->head >= WAITING) {
+		percpu_counter_inc(&counters, NETACCT_LATENCY_SOCKET_FULL);
+		follow_ended();
+		return;
+	}
+	waiting->slot[waiting->tail % WAITING] = *segment;
+	waiting->tail++;
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_received, struct sock *sk, struct sk_buff *skb)
 {
-	struct netacct_latency_in_key key = {};
-	struct netacct_latency_in_value *value;
-	struct netacct_latency_socket *queue;
+	struct netacct_latency_socket *waiting = NULL;
+	struct netacct_latency_arriving *queue;
 	struct netacct_latency_pending *slot;
-	struct tcp_sock *tp;
-	__u64 now;
-	__u32 ack, payload;
+	__u64 socket = (__u64)sk, now = 0;
+	__u32 end, received;
 
-	if (nothing_followed() || !segment(skb, skb->head + skb->network_header, &key, &ack, &payload))
+	if (nothing_followed())
 		return 0;
-	value = bpf_map_lookup_elem(&inflight, &key);
-	if (!value)
+	queue = bpf_map_lookup_elem(&arriving, &socket);
+	if (!queue || queue->head == queue->tail)
 		return 0;
-	now = bpf_ktime_get_ns();
-	tp = TYPED(struct tcp_sock, sk);
+	/* TCP has filled the packet's control block (struct tcp_skb_cb: seq, then end_seq). */
+	end = *(__u32 *)&skb->cb[4];
 	/* Data already received (a retransmission) is never read again: not followed further. */
-	queue = bpf_sk_storage_get(&sockets, sk, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (queue && !queue->unwanted && seq_before(tp->rcv_nxt, key.seq + payload)) {
-		if (queue->tail - queue->head < NETACCT_LATENCY_SOCKET_SLOTS) {
-			slot = &queue->slot[queue->tail % NETACCT_LATENCY_SOCKET_SLOTS];
-			slot->seq = key.seq;
-			slot->ack = value->ack;
-			slot->time_ns[0] = value->time_ns[0];
-			slot->time_ns[1] = value->time_ns[1];
-			slot->time_ns[2] = now;
-			queue->tail++;
-		} else {
-			percpu_counter_inc(&counters, NETACCT_LATENCY_SOCKET_FULL);
+	received = TYPED(struct tcp_sock, sk)->rcv_nxt;
+	for (int i = 0; i < ARRIVING; i++) {
+		if (queue->head == queue->tail)
+			break;
+		slot = &queue->slot[queue->head % ARRIVING];
+		if (!seq_before(slot->seq, end))
+			break;
+		queue->head++;
+		if (!seq_before(received, end)) {
+			follow_ended();
+			continue;
 		}
+		if (!now) {
+			now = bpf_ktime_get_ns();
+			waiting = bpf_sk_storage_get(&sockets, sk, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		}
+		if (!waiting) {
+			follow_ended();
+			continue;
+		}
+		slot->time_ns[2] = now;
+		taken(waiting, slot);
 	}
-	if (!bpf_map_delete_elem(&inflight, &key))
-		follow_ended();
 	return 0;
 }
 
@@ -167,10 +260,15 @@ static long end_copied(__u32 index, struct copy_walk *w)
 
 	if (queue->head == queue->tail)
 		return 1;
-	slot = &queue->slot[queue->head % NETACCT_LATENCY_SOCKET_SLOTS];
+	slot = &queue->slot[queue->head % WAITING];
 	if (!seq_before(slot->seq, w->end))
 		return 1;
 	queue->head++;
+	follow_ended();
+	if (queue->ended && !seq_before(queue->last_seq, slot->seq))
+		return 0;
+	queue->ended = 1;
+	queue->last_seq = slot->seq;
 	finish(slot->time_ns, w->now, NETACCT_LATENCY_IN, w->pid, w->comm, slot->seq, slot->ack, &w->where);
 	return 0;
 }
@@ -178,18 +276,22 @@ static long end_copied(__u32 index, struct copy_walk *w)
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(copied, struct sk_buff *skb, int len)
 {
-	struct copy_walk w = {};
+	struct netacct_latency_socket *queue;
 	struct sock *sk = skb->sk;
+	struct copy_walk w;
 
-	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+	if (nothing_followed() || !sk || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	w.queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
-	if (!w.queue || w.queue->head == w.queue->tail)
+	queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	if (!queue || queue->head == queue->tail)
 		return 0;
+	__builtin_memset(&w, 0, sizeof(w));
+	w.queue = queue;
 	w.pid = current_process(w.comm);
 	if (pid_count && !pid_wanted(w.pid)) {
-		w.queue->unwanted = 1;
-		w.queue->head = w.queue->tail;
+		follow_count(-(__s64)(queue->tail - queue->head));
+		queue->unwanted = 1;
+		queue->head = queue->tail;
 		return 0;
 	}
 	/* The bytes copied now: [copied_seq, copied_seq + len). */
@@ -203,33 +305,54 @@ int BPF_PROG(copied, struct sk_buff *skb, int len)
 	return 0;
 }
 
-/* A followed segment dropped on the way: it leaves `inflight`, or the tail of its socket's queue. */
+/* A followed segment dropped on the way: by this CPU before its socket, or in its socket's queue. */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
 {
-	struct netacct_latency_in_key key = {};
-	struct netacct_latency_socket *queue;
-	struct netacct_latency_pending *slot;
-	__u32 ack, payload;
+	struct netacct_latency_arriving *queue;
+	struct taking *t;
+	__u64 socket;
+	__u32 seq, end;
 
-	if (!skb->skb_iif || nothing_followed())
+	if (!skb->skb_iif)
 		return 0;
-	if (!segment(skb, skb->head + skb->network_header, &key, &ack, &payload))
-		return 0;
-	if (!bpf_map_delete_elem(&inflight, &key)) {
-		follow_ended();
+	t = this_cpu();
+	if (t && t->skb == (__u64)skb) {
+		t->skb = 0;
 		percpu_counter_inc(&counters, NETACCT_LATENCY_DROPPED);
 		return 0;
 	}
-	if (!rx_sk || rx_sk->sk_protocol != IPPROTO_TCP)
+	if (!rx_sk || nothing_followed())
 		return 0;
-	queue = bpf_sk_storage_get(&sockets, rx_sk, NULL, 0);
+	socket = (__u64)rx_sk;
+	queue = bpf_map_lookup_elem(&arriving, &socket);
 	if (!queue || queue->head == queue->tail)
 		return 0;
-	slot = &queue->slot[(queue->tail - 1) % NETACCT_LATENCY_SOCKET_SLOTS];
-	if (slot->seq == key.seq) {
+	if (!segment_of(skb, skb->head + skb->network_header, &seq, &end))
+		return 0;
+	if (queue->slot[(queue->tail - 1) % ARRIVING].seq == seq) {
 		queue->tail--;
+		follow_ended();
 		percpu_counter_inc(&counters, NETACCT_LATENCY_DROPPED);
 	}
+	return 0;
+}
+
+/* A socket's followed segments, never taken or never read, go with it. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(socket_gone, struct sock *sk)
+{
+	struct netacct_latency_socket *waiting;
+	struct netacct_latency_arriving *queue;
+	__u64 socket = (__u64)sk;
+
+	queue = bpf_map_lookup_elem(&arriving, &socket);
+	if (!queue)
+		return 0;
+	follow_count(-(__s64)(queue->tail - queue->head));
+	bpf_map_delete_elem(&arriving, &socket);
+	waiting = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	if (waiting)
+		follow_count(-(__s64)(waiting->tail - waiting->head));
 	return 0;
 }

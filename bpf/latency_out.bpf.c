@@ -102,7 +102,6 @@ int BPF_PROG(sending_data, struct sock *sk, struct msghdr *msg, struct sk_buff *
 	struct netacct_latency_sending *queue;
 	struct netacct_latency_sent *slot;
 	struct sock_common *c = &sk->__sk_common;
-	__u8 local[16], remote[16];
 	__u64 socket = (__u64)sk;
 	__u32 seq, pid;
 	char comm[NETACCT_LATENCY_COMM_LEN];
@@ -110,9 +109,12 @@ int BPF_PROG(sending_data, struct sock *sk, struct msghdr *msg, struct sk_buff *
 	/* Data that joins the write queue's last buffer: that buffer's segment, already decided. */
 	if (skb && size_goal > (int)skb->len)
 		return 0;
+	/* With nothing to filter on, the die is cast first. */
+	if (!filtered() && !sampled())
+		return 0;
 	if (c->skc_net.net->ns.inum != netns_inum)
 		return 0;
-	if (!follow(socket_addresses(sk, local, remote), c->skc_num, bpf_ntohs(c->skc_dport)))
+	if (filtered() && !follow(socket_family(sk), c->skc_num, bpf_ntohs(c->skc_dport)))
 		return 0;
 	pid = current_process(comm);
 	if (pid_count && !pid_wanted(pid))
@@ -199,8 +201,8 @@ static long finish_sent(__u32 index, struct transmit_walk *w)
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(transmitted, struct sk_buff *skb, struct net_device *dev)
 {
-	struct transmit_walk w = {};
-	struct carried c = {};
+	struct transmit_walk w;
+	struct carried c;
 	struct sock *sk = skb->sk;
 	__u16 source;
 
@@ -208,6 +210,7 @@ int BPF_PROG(transmitted, struct sk_buff *skb, struct net_device *dev)
 		return 0;
 	if (!seq_before(c.queue->slot[c.queue->head % SLOTS].seq, c.end))
 		return 0;
+	__builtin_memset(&w, 0, sizeof(w));
 	w.queue = c.queue;
 	w.end = c.end;
 	w.now = bpf_ktime_get_ns();
@@ -231,14 +234,11 @@ int BPF_PROG(socket_gone, struct sock *sk)
 {
 	struct netacct_latency_sending *queue;
 	__u64 socket = (__u64)sk;
-	__u64 *count;
 
 	queue = bpf_map_lookup_elem(&sending, &socket);
 	if (!queue)
 		return 0;
-	count = followed_count();
-	if (count && queue->tail != queue->head)
-		__sync_fetch_and_add(count, -(__s64)(queue->tail - queue->head));
+	follow_count(-(__s64)(queue->tail - queue->head));
 	bpf_map_delete_elem(&sending, &socket);
 	return 0;
 }

@@ -53,12 +53,7 @@ public struct LatencyApp {
             var start = StopSignals.now()
             _ = try engine.takeHistograms()
             while configuration.count.map({ shown < $0 }) ?? true {
-                var stopped = false
-                // Sweep every second while waiting for the interval's end.
-                while !stopped && StopSignals.now() < start + seconds {
-                    stopped = signals.wait(until: min(start + seconds, StopSignals.now() + 1)) != nil
-                    try engine.sweep()
-                }
+                let stopped = signals.wait(until: start + seconds) != nil
                 let end = StopSignals.now()
                 let interval = LatencyRenderer.Interval(time: Date(), seconds: end - start, stages: try engine.takeHistograms())
                 let renderer = LatencyRenderer(direction: configuration.direction, wallClockOffset: engine.wallClockOffset)
@@ -72,7 +67,7 @@ public struct LatencyApp {
             var renderer = LatencyRenderer(direction: configuration.direction, wallClockOffset: engine.wallClockOffset)
             if !configuration.json { _ = write(Array(renderer.header.utf8)) }
             var text = TextBuffer()
-            var stopping = false, lastSweep = StopSignals.now()
+            var stopping = false
             while true {
                 // After a signal, what the kernel sent before it is still shown.
                 let records = try engine.poll(milliseconds: stopping ? 0 : 100)
@@ -84,10 +79,6 @@ public struct LatencyApp {
                 }
                 if !text.bytes.isEmpty && !write(text.bytes) { break }
                 if let count = configuration.count, shown >= count { break }
-                if StopSignals.now() - lastSweep >= 1 {
-                    try engine.sweep()
-                    lastSweep = StopSignals.now()
-                }
                 try sayLosses()
                 if stopping { break }
                 if signals.pending() != nil { stopping = true }
@@ -96,6 +87,6 @@ public struct LatencyApp {
         try sayLosses()
         let losses = try engine.losses()
         let what = configuration.histograms != nil ? "intervals" : "segments"
-        say("netacct latency \(configuration.direction.rawValue): \(shown) \(what) shown, \(losses.lostReports) lost, \(losses.tableFull + losses.socketFull) not followed (tables full), \(losses.dropped) dropped on the way, \(losses.abandoned) abandoned (never reached the last point), \(try engine.inflightCount()) still on their way\n")
+        say("netacct latency \(configuration.direction.rawValue): \(shown) \(what) shown, \(losses.lostReports) lost, \(losses.tableFull + losses.socketFull) not followed (tables full), \(losses.dropped) dropped on the way, \(losses.abandoned) left the path before a socket, \(try engine.inflightCount()) still on their way\n")
     }
 }

@@ -37,9 +37,6 @@ public final class LatencyEngine {
     public let histogramsOnly: Bool
     public let wallClockOffset: Int64
     public static let maximumPIDs = Int(NETACCT_LATENCY_PIDS)
-    /// A received segment still on its way to TCP after this long was dropped unseen or left
-    /// the path (forwarded, for a socket not established): user space removes it.
-    public static let abandonAfterNanoseconds: UInt64 = 1_000_000_000
 
     private let object: BPFObject
     private let inbox = Inbox()
@@ -52,24 +49,23 @@ public final class LatencyEngine {
     /// Attached for as long as the engine lives.
     private let links: [Link]
     private let netfilterLinks: [NetfilterLink]
-    private var abandoned: UInt64 = 0
 
     final class Inbox {
         var records: [netacct_latency_event] = []
     }
 
-    /// Where segments wait on their way, typed by direction: received ones until TCP takes
-    /// them (then in their socket's storage, which user space cannot list), sent ones in their
-    /// socket's queue until the driver has them.
+    /// Where segments wait on their way, by socket: received ones until TCP takes them (then
+    /// in their socket's storage, which user space cannot list), sent ones until the driver has
+    /// them. Both go with their socket.
     enum Inflight {
-        case received(Map<netacct_latency_in_key, netacct_latency_in_value>)
+        case received(Map<UInt64, netacct_latency_arriving>)
         case sent(Map<UInt64, netacct_latency_sending>)
     }
 
     /// The names both objects give their shared maps and globals (latency.bpf.h).
     private struct Names {
-        var events, counters, histograms, generation, followed, inflight: String  // `sending` for out
-        var family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount: String
+        var events, counters, histograms, generation, followed, inflight: String  // `arriving`, `sending`
+        var family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount: String
 
         init(_ direction: LatencyDirection) {
             switch direction {
@@ -77,18 +73,18 @@ public final class LatencyEngine {
                 typealias M = BPFObjects.LatencyIn.Map
                 typealias G = BPFObjects.LatencyIn.Global
                 (events, counters, histograms, generation, followed, inflight) =
-                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.inflight.rawValue)
-                (family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount) =
-                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.netnsInum.rawValue,
-                     G.histogramsOnly.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.arriving.rawValue)
+                (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
+                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
+                     G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
             case .out:
                 typealias M = BPFObjects.LatencyOut.Map
                 typealias G = BPFObjects.LatencyOut.Global
                 (events, counters, histograms, generation, followed, inflight) =
                     (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.sending.rawValue)
-                (family, sport, dport, sample, netnsInum, histogramsOnly, pids, pidCount) =
-                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.netnsInum.rawValue,
-                     G.histogramsOnly.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+                (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
+                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
+                     G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
             }
         }
     }
@@ -128,15 +124,24 @@ public final class LatencyEngine {
         try object.setReadOnlyGlobal(names.sport, to: filter.sourcePort ?? 0)
         try object.setReadOnlyGlobal(names.dport, to: filter.destinationPort ?? 0)
         try object.setReadOnlyGlobal(names.sample, to: max(1, filter.sample))
+        try object.setReadOnlyGlobal(names.sampleBelow, to: UInt32((UInt64(1) << 32) / UInt64(max(1, filter.sample)) - (filter.sample <= 1 ? 1 : 0)))
         try object.setReadOnlyGlobal(names.netnsInum, to: namespace)
         try object.setReadOnlyGlobal(names.histogramsOnly, to: histogramsOnly)
+        // Most segments not followed: the later points check a count before they look.
+        let gated = filter.sample > 1 || filter.sourcePort != nil || filter.destinationPort != nil || filter.family != nil || !filter.pids.isEmpty
+        try object.setReadOnlyGlobal(names.gated, to: gated)
         try object.setReadOnlyGlobal(names.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
         try object.setReadOnlyGlobal(names.pidCount, to: UInt32(filter.pids.count))
         // Counting only, the ring buffer is never written: its smallest size.
         if histogramsOnly { try object.setMaxEntries(names.events, to: UInt32(sysconf(Int32(_SC_PAGESIZE)))) }
-        let netfilterProgram = try object.program(direction == .in ? BPFObjects.LatencyIn.Program.ipReceived.rawValue
-                                                                   : BPFObjects.LatencyOut.Program.ipSending.rawValue)
-        try netfilterProgram.makeNetfilterProgram()
+        // The netfilter points: the IP point, before every other function at its hook (conntrack,
+        // NAT, filters), and for in LOCAL_IN, after them all, where the socket is known.
+        typealias In = BPFObjects.LatencyIn.Program
+        let points: [(program: String, hook: NetfilterHook, first: Bool)] = switch direction {
+        case .in: [(In.ipReceived.rawValue, .preRouting, true), (In.ipDelivered.rawValue, .localIn, false)]
+        case .out: [(BPFObjects.LatencyOut.Program.ipSending.rawValue, .localOut, true)]
+        }
+        for point in points { try object.program(point.program).makeNetfilterProgram() }
         try object.load()
         self.object = object
         let inbox = self.inbox
@@ -147,34 +152,35 @@ public final class LatencyEngine {
         followed = try MappedCounter(object, name: names.followed)
         inflight = direction == .in ? .received(try Map(object, name: names.inflight)) : .sent(try Map(object, name: names.inflight))
         wallClockOffset = Timestamps.wallClockOffset()
-        // The IP point: a netfilter hook of this namespace, before every other function there
-        // (conntrack, NAT, filters), for each family followed.
-        let hook: NetfilterHook = direction == .in ? .preRouting : .localOut
         var families: [NetfilterFamily] = []
         if filter.family != .ipv6 { families.append(.ipv4) }
         if filter.family != .ipv4 { families.append(.ipv6) }
         do {
-            netfilterLinks = try families.map { try Self.attachFirst(netfilterProgram, $0, hook) }
+            netfilterLinks = try points.flatMap { point in
+                try families.map { try Self.attach(try object.program(point.program), $0, point.hook, first: point.first) }
+            }
         } catch {
             throw NetacctError("Cannot attach the IP point of netacct latency (a netfilter BPF link, Linux >= 6.4 with CONFIG_NETFILTER_BPF_LINK=y) on kernel \(KernelProbe.kernelRelease): \(error)", kind: .unsupported)
         }
+        let netfilter = Set(points.map(\.program))
         let tracing: [String] = switch direction {
-        case .in: BPFObjects.LatencyIn.Program.allCases.filter { $0 != .ipReceived }.map(\.rawValue)
-        case .out: BPFObjects.LatencyOut.Program.allCases.filter { $0 != .ipSending }.map(\.rawValue)
+        case .in: BPFObjects.LatencyIn.Program.allCases.map(\.rawValue).filter { !netfilter.contains($0) }
+        case .out: BPFObjects.LatencyOut.Program.allCases.map(\.rawValue).filter { !netfilter.contains($0) }
         }
         links = try tracing.map { try object.program($0).attach() }
         logger.debug("latency programs attached", metadata: ["direction": "\(direction.rawValue)", "sample": "\(filter.sample)", "histograms": "\(histogramsOnly)"])
     }
 
-    /// Attaches at the earliest priority free: two BPF programs may not share a priority at a
-    /// hook (EBUSY), and another netacct latency may run already.
-    static func attachFirst(_ program: Program, _ family: NetfilterFamily, _ hook: NetfilterHook) throws -> NetfilterLink {
-        var priority = Int32.min + 1
+    /// Attaches at the `first` (else the last) priority free: two BPF programs may not share a
+    /// priority at a hook (EBUSY), and another netacct latency may run already.
+    static func attach(_ program: Program, _ family: NetfilterFamily, _ hook: NetfilterHook, first: Bool) throws -> NetfilterLink {
+        let start = first ? Int32.min + 1 : Int32.max - 1
+        var priority = start
         while true {
             do {
                 return try program.attachNetfilter(family, hook, priority: priority)
-            } catch let error as BPFError where error.errno == .resourceBusy && priority < Int32.min + 64 {
-                priority += 1
+            } catch let error as BPFError where error.errno == .resourceBusy && priority.magnitude.distance(to: start.magnitude).magnitude < 64 {
+                priority += first ? 1 : -1
             }
         }
     }
@@ -213,40 +219,24 @@ public final class LatencyEngine {
         return result
     }
 
-    /// Removes the received segments on their way to TCP for longer than
-    /// `abandonAfterNanoseconds`; returns how many it removed (they are in `losses().abandoned`
-    /// too). Sent segments need no sweeping: they wait in their socket's queue and go with it.
-    @discardableResult
-    public func sweep(now: UInt64 = LatencyEngine.monotonicNow()) throws -> Int {
-        guard case .received(let map) = inflight else { return 0 }
-        var removed = 0
-        for (key, value) in try map.entries() {
-            let started = value.time_ns.0
-            guard started > 0, now > started, now - started > Self.abandonAfterNanoseconds else { continue }
-            if try map.delete(key) { removed += 1 }
-        }
-        if removed > 0 { followed.add(-Int64(removed)) }
-        abandoned += UInt64(removed)
-        return removed
-    }
-
     /// Segments on their way now: received ones not yet taken by TCP, sent ones not yet at the
     /// driver (the programs' own count, of every waiting segment, is `followedCount`).
     public func inflightCount() throws -> Int {
         switch inflight {
-        case .received(let map): try map.entries().count
+        case .received(let map): try map.entries().reduce(0) { $0 + Int($1.value.tail &- $1.value.head) }
         case .sent(let map): try map.entries().reduce(0) { $0 + Int($1.value.tail &- $1.value.head) }
         }
     }
 
     public var followedCount: UInt64 { followed.value }
 
-    /// What the kernel side lost or gave up on, and what the sweeps removed.
+    /// What the kernel side lost or gave up on.
     public struct Losses: Sendable, Equatable {
         public var lostReports: UInt64 = 0
         public var tableFull: UInt64 = 0
         public var socketFull: UInt64 = 0
         public var dropped: UInt64 = 0
+        /// in: segments that left the path before a socket took them (forwarded, no socket).
         public var abandoned: UInt64 = 0
     }
 
@@ -256,7 +246,7 @@ public final class LatencyEngine {
         }
         return Losses(lostReports: try counter(NETACCT_LATENCY_LOST), tableFull: try counter(NETACCT_LATENCY_TABLE_FULL),
                       socketFull: try counter(NETACCT_LATENCY_SOCKET_FULL), dropped: try counter(NETACCT_LATENCY_DROPPED),
-                      abandoned: abandoned)
+                      abandoned: try counter(NETACCT_LATENCY_LEFT))
     }
 
     /// Kernel run-time statistics of each program (needs kernel.bpf_stats_enabled=1).

@@ -58,24 +58,33 @@ extension StopSignals {
         case written
         /// The reader has gone (EPIPE).
         case closed
-        /// A stop signal came while the reader was not reading: the rest was not written.
+        /// A stop signal came: what the reader took within 100 ms at a time was written, the rest not.
         case stopped(Int32)
     }
 
     /// Writes `bytes` to `fd`, waiting for a reader that is slow (a full pipe) without keeping
     /// SIGINT or SIGTERM from stopping netacct: it waits in poll (100 ms at a time) and writes no
-    /// more than a pipe takes at once (PIPE_BUF after POLLOUT), so no write blocks.
+    /// more than a pipe takes at once (PIPE_BUF after POLLOUT), so no write blocks. Once a stop
+    /// signal has come it goes on only while the reader keeps taking (within 100 ms each time):
+    /// a reader that reads gets every line, one that does not stops netacct within 100 ms.
     public func write(_ bytes: [UInt8], to fd: Int32) throws -> WriteOutcome {
         var offset = 0
+        var stop: Int32?
         while offset < bytes.count {
             var request = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
             let ready = poll(&request, 1, 100)
-            if let signal = pending() { return .stopped(signal) }
+            if stop == nil, let signal = pending() {
+                stop = signal
+                continue
+            }
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw NetacctError("Cannot write the output: \(String(cString: strerror(errno))).")
             }
-            if ready == 0 { continue }
+            if ready == 0 {
+                if let stop { return .stopped(stop) }
+                continue
+            }
             if request.revents & Int16(POLLERR | POLLHUP) != 0 && request.revents & Int16(POLLOUT) == 0 { return .closed }
             let chunk = min(bytes.count - offset, Int(PIPE_BUF))
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, chunk) }
@@ -86,6 +95,6 @@ extension StopSignals {
             }
             offset += written
         }
-        return .written
+        return stop.map { .stopped($0) } ?? .written
     }
 }

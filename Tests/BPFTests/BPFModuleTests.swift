@@ -208,7 +208,7 @@ struct NetfilterLinkTests {
     @Test func aNetfilterProgramCountsExactlyWhileItsLinkLives() throws {
         let object = try BPFObject(image: BPFObjects.netfilter)
         let program = try object.program(BPFObjects.Netfilter.Program.countLength)
-        try program.makeNetfilterProgram()
+        for name in BPFObjects.Netfilter.Program.allCases { try object.program(name).makeNetfilterProgram() }
         try object.setReadOnlyGlobal(BPFObjects.Netfilter.Global.targetLength, to: UInt32(20 + 8 + 1234))
         try object.load()
         let packets = try PerCPUMap<UInt32, UInt64>(object, name: BPFObjects.Netfilter.Map.packets)
@@ -224,7 +224,7 @@ struct NetfilterLinkTests {
     @Test func aReservedPriorityIsRefusedWithTheReason() throws {
         let object = try BPFObject(image: BPFObjects.netfilter)
         let program = try object.program(BPFObjects.Netfilter.Program.countLength)
-        try program.makeNetfilterProgram()
+        for name in BPFObjects.Netfilter.Program.allCases { try object.program(name).makeNetfilterProgram() }
         try object.load()
         #expect { _ = try program.attachNetfilter(.ipv4, .localIn, priority: Int32.min) } throws: { error in
             "\(error)".contains("INT32_MIN and INT32_MAX, both excluded")

@@ -40,7 +40,17 @@ import NetacctKit
 // beside an empty program on skb:kfree_skb, under a UDP flood to a socket that never reads;
 // then the command's CPU and, in line mode, its lost events (DropsBenchmark.swift).
 
+// netacct-bench latency [megabytes] [rounds]
+//
+// BPF ns per packet on each hook of `netacct latency in` and `out`, beside empty programs on the
+// same hooks, under a bulk TCP flow over a veth pair between two namespaces, with every segment
+// followed and with 1 in 100 (LatencyBenchmark.swift).
+
 let arguments = CommandLine.arguments
+if arguments.count > 1 && arguments[1] == "latency" {
+    runLatencyBenchmark(Array(arguments.dropFirst(2)))
+    exit(0)
+}
 if arguments.count > 1 && arguments[1] == "drops" {
     runDropsBenchmark(Array(arguments.dropFirst(2)))
     exit(0)

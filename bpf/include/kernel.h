@@ -128,8 +128,14 @@ struct sock_common {
 
 struct socket;
 
+/* A socket's lock: `owned` while a process holds it (lock_sock), when softirq queues to the backlog. */
+typedef struct {
+	int owned;
+} socket_lock_t;
+
 struct sock {
 	struct sock_common __sk_common;
+	socket_lock_t sk_lock;
 	__u16 sk_protocol;
 	int sk_err;
 	struct socket *sk_socket;

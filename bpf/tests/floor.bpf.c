@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * floor: empty programs on the accounting, nic and connections tracepoints. Their run time is the floor of any
+ * floor: empty programs on the tracepoints of the accounting, nic, connections, drops and latency
+ * programs (the netfilter floor is netfilter.bpf.c's accept_all). Their run time is the floor of any
  * program there (the kernel's statistics include their own clock reads): the benchmark
  * reports netacct's cost beside it.
  */
@@ -51,6 +52,32 @@ int floor_accept4(void *ctx)
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(floor_kfree_skb, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
+{
+	return 0;
+}
+
+struct msghdr;
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(floor_tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	return 0;
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(floor_copy, struct sk_buff *skb, int len)
+{
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(floor_sendmsg, struct sock *sk, struct msghdr *msg, struct sk_buff *skb, int size_goal)
+{
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(floor_queue, struct sk_buff *skb)
 {
 	return 0;
 }

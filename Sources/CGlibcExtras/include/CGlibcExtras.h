@@ -1,6 +1,6 @@
 /*
  * The glibc calls Swift's Glibc module does not export: malloc tuning (malloc.h) and the
- * GNU extensions of string.h (strerrorname_np, glibc >= 2.32).
+ * GNU extensions of string.h (strerrorname_np, glibc >= 2.32) and sched.h (setns).
  */
 #ifndef NETACCT_CGLIBCEXTRAS_H
 #define NETACCT_CGLIBCEXTRAS_H
@@ -8,4 +8,7 @@
 
 /* "ECONNREFUSED" for ECONNREFUSED; NULL for a number glibc has no name for. */
 const char *netacct_errno_name(int number);
+
+/* Moves the calling thread into the network namespace open at `fd`; 0, or -1 with errno. */
+int netacct_enter_network_namespace(int fd);
 #endif
