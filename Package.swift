@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NIC", "NetacctKit", "CGlibcExtras",
+                "Accounting", "NIC", "Latency", "NetacctKit", "CGlibcExtras",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

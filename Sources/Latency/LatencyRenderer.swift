@@ -187,8 +187,23 @@ public struct LatencyRenderer {
         clock.utc(Int64(interval.time.timeIntervalSince1970 * 1e9), into: &out)
         out.append("\",\"interval_s\":")
         out.append(UInt64(max(0, interval.seconds) * 1000), decimals: 3)
-        out.append(",\"direction\":\"\(direction.rawValue)\",\"stages\":[")
-        for (index, (name, histogram)) in zip(stageNames, interval.stages).enumerated() {
+        out.append(",\"direction\":\"\(direction.rawValue)\",\"stages\":")
+        stages(interval.stages, into: &out)
+        out.append("}\n")
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    /// The stages' histograms as a JSON array (what --hist prints per interval, and the daemon's
+    /// `latency` reply since it started).
+    public func stagesJSON(_ histograms: [LatencyHistogram]) -> String {
+        var out = TextBuffer(capacity: 4096)
+        stages(histograms, into: &out)
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    func stages(_ histograms: [LatencyHistogram], into out: inout TextBuffer) {
+        out.append("[")
+        for (index, (name, histogram)) in zip(stageNames, histograms).enumerated() {
             if index > 0 { out.append(",") }
             out.append("{\"stage\":\"\(name.lowercased())\",\"count\":")
             out.append(histogram.count)
@@ -198,6 +213,8 @@ public struct LatencyRenderer {
             }
             out.append(",\"max_us\":")
             if histogram.count > 0 { out.append(histogram.maxNanoseconds, decimals: 3) } else { out.append("null") }
+            out.append(",\"sum_us\":")
+            out.append(histogram.sumNanoseconds, decimals: 3)
             out.append(",\"buckets\":[")
             for (bucket, (upper, count)) in histogram.octaves.enumerated() {
                 if bucket > 0 { out.append(",") }
@@ -209,7 +226,6 @@ public struct LatencyRenderer {
             }
             out.append("]}")
         }
-        out.append("]}\n")
-        return String(decoding: out.bytes, as: UTF8.self)
+        out.append("]")
     }
 }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Accounting
 import NetacctKit
+import Latency
 import NIC
 import Synchronization
 
@@ -33,6 +34,8 @@ public final class Daemon {
         public var replyBudget = 16 << 20
         /// Also host the nic collector (API verb `nic`) for the interfaces up at start.
         public var nic = false
+        /// Also host the latency collector (API verb `latency`): per-stage histograms in and out.
+        public var latency = false
         public init() {}
     }
 
@@ -72,6 +75,13 @@ public final class Daemon {
             NICCollector(engine: try NICEngine(interfaces: try NICApp.interfaces(named: []), logger: logger))
         }) {
             others.append(nic)
+        }
+        if configuration.latency, let latency = try Self.optional("latency", logger: logger, {
+            try LatencyCollector(engines: try LatencyDirection.allCases.map {
+                try LatencyEngine(direction: $0, filter: LatencyFilter(), histograms: true, logger: logger)
+            })
+        }) {
+            others.append(latency)
         }
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),
                                    others: others, loop: loop, logger: logger, replyBudget: configuration.replyBudget)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Accounting
 import Testing
 
 /// Request-response TCP flows from the veth pair's sender to its receiver, for real: each
@@ -323,6 +324,27 @@ struct LatencyCommandTests {
             let numbers = columns[8...11].compactMap(Double.init)
             #expect(numbers.count == 4 && abs(numbers[1...].reduce(0, +) - numbers[0]) < 0.1 * max(1, numbers[0]))
         }
+    }
+
+    /// `netacct daemon --latency` in the receiver: its `latency` reply counts, since it started,
+    /// the requests coming in and the one-byte answers going out, at every stage.
+    @Test func theDaemonServesHistogramsOfBothDirectionsWithLatency() throws {
+        let flows = try LatencyFlows()
+        let daemon = try DaemonProcess(extra: ["--latency"], namespace: flows.receiver)
+        let server = try flows.server(port: 7010, requests: 100, size: 600)
+        try flows.client(port: 7010, requests: 100, size: 600)
+        #expect(server.lines.next() == "done")
+        let api = try DaemonAPI.Connection(path: daemon.api)
+        let object = try #require(try JSONSerialization.jsonObject(with: try api.request("latency")) as? [String: Any])
+        #expect(object["verb"] as? String == "latency")
+        let directions = try #require(object["directions"] as? [[String: Any]])
+        #expect(directions.compactMap { $0.string("direction") } == ["in", "out"])
+        for (direction, names) in zip(directions, [["mac", "ip", "tcp", "total"], ["tcp", "ip", "qdisc", "total"]]) {
+            let stages = try #require(direction["stages"] as? [[String: Any]])
+            #expect(stages.compactMap { $0.string("stage") } == names)
+            #expect(stages.allSatisfy { $0.int("count") == 100 }, "\(direction)")
+        }
+        #expect(daemon.stop().status == 0)
     }
 
     @Test func badUsageSaysWhatIsWrongWithStatusTwo() throws {

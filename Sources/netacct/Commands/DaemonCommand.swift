@@ -42,6 +42,9 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count each interface's TX/RX queues (API verb nic), for the interfaces up at start.")
     var nic = false
 
+    @Flag(help: "Also time TCP segments through the kernel's layers, in and out (API verb latency): per-stage histograms counted in the kernel.")
+    var latency = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -64,6 +67,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.idleTimeout = idleTimeout
         configuration.maximumClients = maxClients
         configuration.nic = nic
+        configuration.latency = latency
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

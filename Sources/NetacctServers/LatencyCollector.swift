@@ -1,0 +1,48 @@
+import Latency
+import NetacctKit
+
+/// The latency tool as a collector (`netacct daemon --latency`): verb `latency`, for each
+/// direction the histogram of each stage (and the total) since the daemon started, counted in
+/// the kernel (the fields of `netacct latency --hist --json`'s stages, plus `sum_us`), for every
+/// TCP segment of the daemon's network namespace. Nothing crosses to user space per packet:
+/// each maintenance interval takes what the kernel counted and adds it up here.
+final class LatencyCollector: Collector {
+    private let engines: [LatencyEngine]
+    private var totals: [[LatencyHistogram]]
+
+    init(engines: [LatencyEngine]) throws {
+        self.engines = engines
+        totals = try engines.map { try $0.takeHistograms() }
+    }
+
+    var verb: String { "latency" }
+    func connect(client: APIClientID) {}
+    func disconnect(client: APIClientID) {}
+
+    func maintain(interval: Double) throws -> Bool {
+        for (index, engine) in engines.enumerated() {
+            for (stage, histogram) in try engine.takeHistograms().enumerated() { totals[index][stage].merge(histogram) }
+        }
+        return false
+    }
+
+    func answer(client: APIClientID, into json: inout JSONWriter) throws {
+        _ = try maintain(interval: 0)
+        json.key("directions")
+        json.begin("[")
+        for (engine, histograms) in zip(engines, totals) {
+            json.begin("{")
+            json.field("direction", string: engine.direction.rawValue)
+            json.field("stages", number: LatencyRenderer(direction: engine.direction, wallClockOffset: 0).stagesJSON(histograms))
+            json.end("}")
+        }
+        json.end("]")
+    }
+
+    var losses: [String] {
+        engines.compactMap { engine in
+            guard let losses = try? engine.losses(), losses.tableFull + losses.socketFull > 0 else { return nil }
+            return "\(losses.tableFull + losses.socketFull) segments not followed by latency \(engine.direction.rawValue) (tables full)"
+        }
+    }
+}
