@@ -153,9 +153,7 @@ public struct LatencyRenderer {
                     if let value = histogram.percentile(p) { Self.microseconds(value, into: &out) } else { out.append("-") }
                 }
             }
-            out.padded(10, left: true) { out in
-                if histogram.count > 0 { Self.microseconds(histogram.maxNanoseconds, into: &out) } else { out.append("-") }
-            }
+            if histogram.count > 0 { Self.microseconds(histogram.maxNanoseconds, into: &out) } else { out.append("-") }
             out.append("\n")
         }
         for (name, histogram) in zip(stageNames, interval.stages) where histogram.count > 0 {
