@@ -40,10 +40,24 @@ struct netacct_latency_pending {
 };
 
 /*
- * Per socket, the segments delivered to it (netfilter's LOCAL_IN, where the socket is first
- * known) that TCP has not taken yet: at once in the same call chain, or from the backlog when
- * the socket's owner held it, maybe merged (the `arriving` hash, by the struct sock's address:
- * a netfilter program has no socket storage). In sequence order.
+ * A connection as its received packets have it: the peer is the source. Addresses in network
+ * order (IPv4 in the first 4 bytes), ports in host order.
+ */
+struct netacct_latency_flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 padding;
+};
+
+/*
+ * Per connection, the segments delivered to it (netfilter's LOCAL_IN) that TCP has not taken
+ * yet: at once in the same call chain, or from the backlog when the socket's owner held it,
+ * maybe merged (the `arriving` hash, by the connection's addresses and ports, which LOCAL_IN
+ * reads from the packet and tcp_probe from the socket: a netfilter program has no socket
+ * storage, and on loopback no socket is known yet at LOCAL_IN). In sequence order.
  */
 #define NETACCT_LATENCY_ARRIVING_SLOTS 16
 struct netacct_latency_arriving {

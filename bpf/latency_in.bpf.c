@@ -3,8 +3,8 @@
  * latency in: where a received TCP segment spends its time, layer by layer (latency.h). A
  * segment with data is taken up at netif_receive_skb and timed at netfilter's PRE_ROUTING (a
  * netfilter link, the earliest priority) by the CPU that receives it (`taking`: these run in
- * one call chain in softirq). At LOCAL_IN (the latest priority), where its socket is first known,
- * it joins the socket's queue of arriving segments (`arriving`); tcp_probe (the top of
+ * one call chain in softirq). At LOCAL_IN (the latest priority) it joins its connection's queue
+ * of arriving segments (`arriving`, by addresses and ports); tcp_probe (the top of
  * tcp_rcv_established) takes every arriving segment the packet carries, at once or later from
  * the backlog, merged or not, into the socket's storage, where it waits until the application's
  * read copies its first byte (skb_copy_datagram_iovec, with the socket's copied_seq: segments the
@@ -50,7 +50,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
+	__type(key, struct netacct_latency_flow);
 	__type(value, struct netacct_latency_arriving);
 } arriving SEC(".maps");
 
@@ -71,8 +71,9 @@ static __always_inline struct taking *this_cpu(void)
 	return bpf_map_lookup_elem(&taking, &zero);
 }
 
-/* The TCP segment in a packet: its sequence number and the one after its data. */
-static __always_inline bool segment_of(struct sk_buff *skb, unsigned char *network, __u32 *seq, __u32 *end)
+/* A received packet's connection, from its headers (the network header at `network`). */
+static __always_inline bool flow_of_packet(struct sk_buff *skb, unsigned char *network, struct netacct_latency_flow *flow,
+					   __u32 *seq)
 {
 	struct addresses a = {};
 	struct tcphdr *th;
@@ -80,9 +81,21 @@ static __always_inline bool segment_of(struct sk_buff *skb, unsigned char *netwo
 
 	if (!tcp_packet(skb, network, &a, &th, &payload))
 		return false;
+	__builtin_memcpy(flow->saddr, a.saddr, 16);
+	__builtin_memcpy(flow->daddr, a.daddr, 16);
+	flow->family = a.family;
+	flow->sport = bpf_ntohs(th->source);
+	flow->dport = bpf_ntohs(th->dest);
 	*seq = bpf_ntohl(th->seq);
-	*end = *seq + payload;
 	return true;
+}
+
+/* A socket's connection as its received packets have it. */
+static __always_inline void flow_of_socket(struct sock *sk, struct netacct_latency_flow *flow)
+{
+	flow->family = socket_addresses(sk, flow->daddr, flow->saddr);
+	flow->sport = bpf_ntohs(sk->__sk_common.skc_dport);
+	flow->dport = sk->__sk_common.skc_num;
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -134,27 +147,25 @@ int ip_received(struct bpf_nf_ctx *ctx)
 	return NF_ACCEPT;
 }
 
-/* At LOCAL_IN the socket is known (early demux): the segment joins its queue of arriving ones. */
+/* At LOCAL_IN, after every other function there: the segment joins its connection's queue. */
 SEC("netfilter")
 int ip_delivered(struct bpf_nf_ctx *ctx)
 {
+	struct netacct_latency_flow flow = {};
 	struct netacct_latency_arriving *queue;
 	struct sk_buff *skb = ctx->skb;
 	struct taking *t = this_cpu();
-	__u64 socket;
+	__u32 seq;
 
 	if (!t || t->skb != (__u64)skb)
 		return NF_ACCEPT;
 	t->skb = 0;
-	socket = (__u64)skb->sk;
-	if (!socket) {
-		percpu_counter_inc(&counters, NETACCT_LATENCY_LEFT);
+	if (!flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq))
 		return NF_ACCEPT;
-	}
-	queue = bpf_map_lookup_elem(&arriving, &socket);
+	queue = bpf_map_lookup_elem(&arriving, &flow);
 	if (!queue) {
-		if (bpf_map_update_elem(&arriving, &socket, &empty_queue, BPF_NOEXIST) ||
-		    !(queue = bpf_map_lookup_elem(&arriving, &socket))) {
+		if (bpf_map_update_elem(&arriving, &flow, &empty_queue, BPF_NOEXIST) ||
+		    !(queue = bpf_map_lookup_elem(&arriving, &flow))) {
 			percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
 			return NF_ACCEPT;
 		}
@@ -203,14 +214,16 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_received, struct sock *sk, struct sk_buff *skb)
 {
 	struct netacct_latency_socket *waiting = NULL;
+	struct netacct_latency_flow flow = {};
 	struct netacct_latency_arriving *queue;
 	struct netacct_latency_pending *slot;
-	__u64 socket = (__u64)sk, now = 0;
 	__u32 end, received;
+	__u64 now = 0;
 
 	if (nothing_followed())
 		return 0;
-	queue = bpf_map_lookup_elem(&arriving, &socket);
+	flow_of_socket(sk, &flow);
+	queue = bpf_map_lookup_elem(&arriving, &flow);
 	if (!queue || queue->head == queue->tail)
 		return 0;
 	/* TCP has filled the packet's control block (struct tcp_skb_cb: seq, then end_seq). */
@@ -309,10 +322,10 @@ int BPF_PROG(copied, struct sk_buff *skb, int len)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
 {
+	struct netacct_latency_flow flow = {};
 	struct netacct_latency_arriving *queue;
 	struct taking *t;
-	__u64 socket;
-	__u32 seq, end;
+	__u32 seq;
 
 	if (!skb->skb_iif)
 		return 0;
@@ -322,13 +335,10 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 		percpu_counter_inc(&counters, NETACCT_LATENCY_DROPPED);
 		return 0;
 	}
-	if (!rx_sk || nothing_followed())
+	if (nothing_followed() || !flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq))
 		return 0;
-	socket = (__u64)rx_sk;
-	queue = bpf_map_lookup_elem(&arriving, &socket);
+	queue = bpf_map_lookup_elem(&arriving, &flow);
 	if (!queue || queue->head == queue->tail)
-		return 0;
-	if (!segment_of(skb, skb->head + skb->network_header, &seq, &end))
 		return 0;
 	if (queue->slot[(queue->tail - 1) % ARRIVING].seq == seq) {
 		queue->tail--;
@@ -342,15 +352,16 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(socket_gone, struct sock *sk)
 {
+	struct netacct_latency_flow flow = {};
 	struct netacct_latency_socket *waiting;
 	struct netacct_latency_arriving *queue;
-	__u64 socket = (__u64)sk;
 
-	queue = bpf_map_lookup_elem(&arriving, &socket);
+	flow_of_socket(sk, &flow);
+	queue = bpf_map_lookup_elem(&arriving, &flow);
 	if (!queue)
 		return 0;
 	follow_count(-(__s64)(queue->tail - queue->head));
-	bpf_map_delete_elem(&arriving, &socket);
+	bpf_map_delete_elem(&arriving, &flow);
 	waiting = bpf_sk_storage_get(&sockets, sk, NULL, 0);
 	if (waiting)
 		follow_count(-(__s64)(waiting->tail - waiting->head));

@@ -54,11 +54,11 @@ public final class LatencyEngine {
         var records: [netacct_latency_event] = []
     }
 
-    /// Where segments wait on their way, by socket: received ones until TCP takes them (then
-    /// in their socket's storage, which user space cannot list), sent ones until the driver has
-    /// them. Both go with their socket.
+    /// Where segments wait on their way: received ones by connection until TCP takes them
+    /// (then in their socket's storage, which user space cannot list), sent ones by socket until
+    /// the driver has them. Both go with their socket.
     enum Inflight {
-        case received(Map<UInt64, netacct_latency_arriving>)
+        case received(Map<netacct_latency_flow, netacct_latency_arriving>)
         case sent(Map<UInt64, netacct_latency_sending>)
     }
 

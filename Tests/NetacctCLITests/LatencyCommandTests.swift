@@ -196,6 +196,47 @@ struct LatencyCommandTests {
         #expect(outErr.contains("0 still on their way"), "\(outErr)")
     }
 
+    /// IPv6 over loopback (no early demux there: the socket is first known to TCP), with -6;
+    /// -4 sees none of it.
+    @Test func loopbackIPv6SegmentsWithSixAndNoneWithFour() throws {
+        let flows = try LatencyFlows()
+        try VethPair.sh("ip netns exec \(flows.receiver) sysctl -qw net.ipv6.conf.lo.disable_ipv6=0; ip -n \(flows.receiver) link set lo up")
+        let server = try DropMaker.Helper(namespace: flows.receiver, """
+            import socket
+            s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('::1', 7011)); s.listen(); print('listening', flush=True)
+            c, _ = s.accept()
+            for _ in range(40):
+                if len(c.recv(300)) != 300: raise SystemExit(1)
+                c.sendall(b'k')
+            print('done', flush=True)
+            """)
+        #expect(server.lines.next() == "listening")
+        let six = try LatencyRun("in", namespace: flows.receiver, ["-6", "--dport", "7011"])
+        let sixOut = try LatencyRun("out", namespace: flows.receiver, ["-6", "--dport", "7011"])
+        let four = try LatencyRun("in", namespace: flows.receiver, ["-4"])
+        try VethPair.sh("""
+            ip netns exec \(flows.receiver) /usr/bin/python3 -c "
+            import socket
+            c = socket.create_connection(('::1', 7011)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(40):
+                c.sendall(b'6' * 300)
+                c.recv(1)"
+            """)
+        #expect(server.lines.next() == "done")
+        let (_, received, err) = try six.finish()
+        let (_, sent, _) = try sixOut.finish()
+        let (_, none, _) = try four.finish()
+        #expect(received.count == 40, "\(err)")
+        #expect(sent.count == 40)
+        #expect(none.isEmpty)
+        for segment in received {
+            #expect(segment.int("family") == 6 && segment.string("saddr") == "::1" && segment.string("daddr") == "::1")
+            Self.expectComplete(segment, Self.inStages)
+        }
+        for segment in sent { Self.expectComplete(segment, Self.outStages) }
+    }
+
     /// 1 in 10 at random: binomial(1000, 0.1) has a mean of 100 and a standard deviation of
     /// 9.5; 60 to 140 is more than four of them either side. Every one reported is whole.
     @Test func sampleTenReportsAboutATenthAndEachOfThemWhole() throws {
