@@ -15,6 +15,8 @@ public struct TopApp {
         public var threads = false
         public var clearScreen = true
         public var sort: TopInterval.SortKey = .total
+        /// A row per process (its threads under it with `threads`), or per cgroup.
+        public var grouping: TopInterval.Grouping = .process
         public var json = false
         public var summary = true
         /// Where a running daemon's local API is; nil: never use a daemon.
@@ -58,10 +60,13 @@ public struct TopApp {
             let interval = TopInterval(time: Date(), seconds: end - start, samples: samples,
                                        filter: filter, sort: configuration.sort)
             var text: String
-            if configuration.json {
-                text = renderer.json(interval) + "\n"
-            } else {
-                text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: losses)
+            switch (configuration.grouping, configuration.json) {
+            case (.process, true): text = renderer.json(interval) + "\n"
+            case (.cgroup, true): text = renderer.cgroupJSON(interval, sort: configuration.sort) + "\n"
+            case (.process, false): text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: losses)
+            case (.cgroup, false): text = renderer.cgroupTable(interval, sort: configuration.sort, loadAverage: Self.loadAverage(), losses: losses)
+            }
+            if !configuration.json {
                 if configuration.clearScreen { text = "\u{1B}[H\u{1B}[2J" + text } else { text += "\n" }
             }
             // The reader went away (`| head`), or a stop signal came while it did not read: done.

@@ -9,6 +9,11 @@ public struct TopInterval: Sendable {
         case rx, tx, total
     }
 
+    /// What a row is: a process, or a cgroup (the sum of its processes).
+    public enum Grouping: String, CaseIterable, Sendable {
+        case process, cgroup
+    }
+
     public struct Filter: Sendable {
         public var pids: Set<Int32> = []
         /// cgroup ids (a cgroup and its descendants); nil: every cgroup.
@@ -32,12 +37,7 @@ public struct TopInterval: Sendable {
                 filter: Filter = .init(), sort: SortKey = .total) {
         self.time = time
         self.seconds = seconds
-        let key: (Traffic) -> UInt64
-        switch sort {
-        case .rx: key = \.rxBytes
-        case .tx: key = \.txBytes
-        case .total: key = { $0.rxBytes &+ $0.txBytes }
-        }
+        let key = sort.key
         processes = samples
             .filter { !$0.delta.isZero && filter.admits($0) }
             .map { sample in
@@ -49,6 +49,34 @@ public struct TopInterval: Sendable {
     }
 
     public var total: Traffic { processes.reduce(.zero) { $0 + $1.delta } }
+
+    /// The interval's traffic per cgroup (`--by cgroup`): the sum of its processes', busiest
+    /// first by the interval's sort key.
+    public struct CgroupRow: Sendable {
+        public var id: UInt64
+        public var processes: Int
+        public var delta: Traffic
+    }
+
+    public func byCgroup(sort: SortKey = .total) -> [CgroupRow] {
+        var rows: [UInt64: CgroupRow] = [:]
+        for process in processes {
+            rows[process.cgroupID, default: CgroupRow(id: process.cgroupID, processes: 0, delta: .zero)].processes += 1
+            rows[process.cgroupID]!.delta = rows[process.cgroupID]!.delta + process.delta
+        }
+        let key = sort.key
+        return rows.values.sorted { (key($0.delta), $1.id) > (key($1.delta), $0.id) }
+    }
+}
+
+extension TopInterval.SortKey {
+    var key: (Traffic) -> UInt64 {
+        switch self {
+        case .rx: \.rxBytes
+        case .tx: \.txBytes
+        case .total: { $0.rxBytes &+ $0.txBytes }
+        }
+    }
 }
 
 /// Renders intervals as a text table (the screen of `netacct top`) or as JSON lines.
@@ -65,24 +93,13 @@ public struct TopRenderer {
 
     // MARK: Text
 
-    static let header = [
-        Units.pad("PID", 7), Units.pad("COMM", 16, left: true), Units.pad("CGROUP", 20, left: true),
-        Units.pad("TCP-RXP", 8), Units.pad("TCP-RX", 7), Units.pad("TCP-TXP", 8), Units.pad("TCP-TX", 7),
-        Units.pad("UDP-RXP", 8), Units.pad("UDP-RX", 7), Units.pad("UDP-TXP", 8), Units.pad("UDP-TX", 7),
-    ].joined(separator: " ")
+    static let header = ([Units.pad("PID", 7), Units.pad("COMM", 16, left: true), Units.pad("CGROUP", 20, left: true)]
+        + counterHeader).joined(separator: " ")
 
     public mutating func table(_ interval: TopInterval, loadAverage: String? = nil, losses: Snapshot.Losses = .init()) -> String {
         var lines: [String] = []
         if summary {
-            let total = interval.total
-            let clock = Units.clock(interval.time)
-            var line = "\(clock) loadavg: \(loadAverage ?? "-")"
-            line += "  TCP rx \(Units.count(total.tcpRxPackets))/\(Units.bytes(total.tcpRxBytes))"
-            line += " tx \(Units.count(total.tcpTxPackets))/\(Units.bytes(total.tcpTxBytes))"
-            line += "  UDP rx \(Units.count(total.udpRxPackets))/\(Units.bytes(total.udpRxBytes))"
-            line += " tx \(Units.count(total.udpTxPackets))/\(Units.bytes(total.udpTxBytes))"
-            line += "  (\(interval.processes.count) processes, \(Units.seconds(interval.seconds)))"
-            lines.append(line)
+            lines.append(summaryLine(interval, loadAverage: loadAverage, what: "\(interval.processes.count) processes"))
             if !losses.isZero {
                 lines.append("WARNING since start: " + losses.phrases.joined(separator: "; "))
             }
@@ -106,28 +123,100 @@ public struct TopRenderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    func summaryLine(_ interval: TopInterval, loadAverage: String?, what: String) -> String {
+        let total = interval.total
+        var line = "\(Units.clock(interval.time)) loadavg: \(loadAverage ?? "-")"
+        line += "  TCP rx \(Units.count(total.tcpRxPackets))/\(Units.bytes(total.tcpRxBytes))"
+        line += " tx \(Units.count(total.tcpTxPackets))/\(Units.bytes(total.tcpTxBytes))"
+        line += "  UDP rx \(Units.count(total.udpRxPackets))/\(Units.bytes(total.udpRxBytes))"
+        line += " tx \(Units.count(total.udpTxPackets))/\(Units.bytes(total.udpTxBytes))"
+        return line + "  (\(what), \(Units.seconds(interval.seconds)))"
+    }
+
     static func row(id: String, comm: String, cgroup: String, traffic t: Traffic) -> String {
+        ([Units.pad(id, 7), Units.pad(String(comm.prefix(16)), 16, left: true), Units.pad(String(cgroup.suffix(20)), 20, left: true)]
+            + counterColumns(t)).joined(separator: " ")
+    }
+
+    static let counterHeader = [
+        Units.pad("TCP-RXP", 8), Units.pad("TCP-RX", 7), Units.pad("TCP-TXP", 8), Units.pad("TCP-TX", 7),
+        Units.pad("UDP-RXP", 8), Units.pad("UDP-RX", 7), Units.pad("UDP-TXP", 8), Units.pad("UDP-TX", 7),
+    ]
+
+    static func counterColumns(_ t: Traffic) -> [String] {
         [
-            Units.pad(id, 7), Units.pad(String(comm.prefix(16)), 16, left: true), Units.pad(String(cgroup.suffix(20)), 20, left: true),
             Units.pad(Units.count(t.tcpRxPackets), 8), Units.pad(Units.bytes(t.tcpRxBytes), 7),
             Units.pad(Units.count(t.tcpTxPackets), 8), Units.pad(Units.bytes(t.tcpTxBytes), 7),
             Units.pad(Units.count(t.udpRxPackets), 8), Units.pad(Units.bytes(t.udpRxBytes), 7),
             Units.pad(Units.count(t.udpTxPackets), 8), Units.pad(Units.bytes(t.udpTxBytes), 7),
-        ].joined(separator: " ")
+        ]
+    }
+
+    // MARK: By cgroup
+
+    static let cgroupHeader = ([Units.pad("CGROUP", 24, left: true), Units.pad("KIND", 9, left: true), Units.pad("PROCS", 5)]
+        + counterHeader).joined(separator: " ")
+
+    /// The workload a cgroup is (its name and kind), from its path; a cgroup gone is `#id`.
+    mutating func workload(of id: UInt64) -> (path: String?, workload: Workload) {
+        guard let path = cgroups.path(of: id) else { return (nil, Workload(kind: .other, name: id == 0 ? "-" : "#\(id)")) }
+        return (path, Workload(path: path))
+    }
+
+    /// `--by cgroup`: a row per cgroup with the sum of its processes' traffic.
+    public mutating func cgroupTable(_ interval: TopInterval, sort: TopInterval.SortKey = .total, loadAverage: String? = nil,
+                                     losses: Snapshot.Losses = .init()) -> String {
+        let rows = interval.byCgroup(sort: sort)
+        var lines: [String] = []
+        if summary {
+            lines.append(summaryLine(interval, loadAverage: loadAverage, what: "\(rows.count) cgroups, \(interval.processes.count) processes"))
+            if !losses.isZero { lines.append("WARNING since start: " + losses.phrases.joined(separator: "; ")) }
+            lines.append("")
+        }
+        lines.append(Self.cgroupHeader)
+        for row in rows {
+            let (_, workload) = workload(of: row.id)
+            lines.append(([Units.pad(String(workload.name.suffix(24)), 24, left: true), Units.pad(workload.kind.rawValue, 9, left: true),
+                           Units.pad(String(row.processes), 5)] + Self.counterColumns(row.delta)).joined(separator: " "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One line of `netacct top --by cgroup --json` (without the newline).
+    public mutating func cgroupJSON(_ interval: TopInterval, sort: TopInterval.SortKey = .total) -> String {
+        var out = Self.beginLine(interval, list: "cgroups")
+        for row in interval.byCgroup(sort: sort) {
+            let (path, workload) = workload(of: row.id)
+            out.begin("{")
+            if let path { out.field("cgroup", string: path) } else { out.field("cgroup", number: "null") }
+            out.field("name", string: workload.name)
+            out.field("kind", string: workload.kind.rawValue)
+            out.field("processes", number: String(row.processes))
+            out.counters(row.delta)
+            out.end("}")
+        }
+        out.end("]")
+        out.end("}")
+        return out.text
+    }
+
+    /// A JSON line's opening: the interval's time and length, then its list of rows, opened.
+    static func beginLine(_ interval: TopInterval, list: String) -> JSONWriter {
+        var out = JSONWriter()
+        out.begin("{")
+        out.field("time", string: interval.time.formatted(.iso8601.year().month().day()
+            .time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+        out.field("interval_s", number: Units.fixed(interval.seconds, decimals: 3))
+        out.key(list)
+        out.begin("[")
+        return out
     }
 
     // MARK: JSON
 
     /// One line of `netacct top --json` (without the newline), keys in the documented order.
     public mutating func json(_ interval: TopInterval) -> String {
-        var out = JSONWriter()
-        out.begin("{")
-        let time = interval.time.formatted(.iso8601.year().month().day()
-            .time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-        out.field("time", string: time)
-        out.field("interval_s", number: Units.fixed(interval.seconds, decimals: 3))
-        out.key("processes")
-        out.begin("[")
+        var out = Self.beginLine(interval, list: "processes")
         for process in interval.processes {
             out.begin("{")
             out.field("pid", number: String(process.id.pid))

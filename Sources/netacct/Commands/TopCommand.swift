@@ -37,6 +37,9 @@ struct TopCommand: ParsableCommand {
     @Option(help: "Sort by received, sent or total bytes (rx, tx, total).")
     var sort: TopInterval.SortKey = .total
 
+    @Option(help: ArgumentHelp("A row per process or per cgroup (named as a systemd unit, a container or a pod).", valueName: "process|cgroup"))
+    var by: TopInterval.Grouping = .process
+
     @Flag(help: "One JSON object per interval, one per line.")
     var json = false
 
@@ -52,6 +55,7 @@ struct TopCommand: ParsableCommand {
         guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
         if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
         if let bad = pid.first(where: { $0 <= 0 }) { throw ValidationError("A PID is a positive number, not \(bad).") }
+        if by == .cgroup && threads { throw ValidationError("--threads shows threads under their process: it does not go with --by cgroup.") }
     }
 
     func run() throws {
@@ -65,6 +69,7 @@ struct TopCommand: ParsableCommand {
         configuration.clearScreen = !noclear && !json
         configuration.summary = !nosummary
         configuration.sort = sort
+        configuration.grouping = by
         configuration.json = json
         configuration.daemonSocket = noDaemon ? nil : daemonSocket
         try reportingErrors { try TopApp(configuration, logger: logger).run() }
@@ -72,3 +77,4 @@ struct TopCommand: ParsableCommand {
 }
 
 extension TopInterval.SortKey: ExpressibleByArgument {}
+extension TopInterval.Grouping: ExpressibleByArgument {}
