@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Top",
             dependencies: [
-                "Accounting", "NetacctKit",
+                "Accounting", "NetacctKit", "CGlibcExtras",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

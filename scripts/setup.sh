@@ -10,6 +10,7 @@ NETACCT_PACKAGES=(
     python3     # Debian's /usr/bin/python3: the tests' client run as another user (setpriv)
     ethtool     # the nic tests change a veth's queue count (ethtool -L)
     nftables    # the latency tests drop and NAT with real firewall rules in their namespaces
+    tmux        # the interactive top tests type keys and read the screen in a tmux session
 )
 
 netacct_install_packages() {

@@ -17,6 +17,9 @@ public struct TopApp {
         public var sort: TopInterval.SortKey = .total
         /// A row per process (its threads under it with `threads`), or per cgroup.
         public var grouping: TopInterval.Grouping = .process
+        /// The interactive screen (keys, the terminal's size), when standard input and output
+        /// are a terminal; else the plain table.
+        public var interactive = false
         public var json = false
         public var summary = true
         /// Where a running daemon's local API is; nil: never use a daemon.
@@ -39,6 +42,14 @@ public struct TopApp {
         var cgroups = CgroupNames()
         var filter = TopInterval.Filter(pids: configuration.pids)
         if let path = configuration.cgroup { filter.cgroups = try cgroups.subtree(path) }
+        if configuration.interactive, let terminal = Terminal() {
+            // Threads are counted from the start, so that `h` can show them.
+            var counting = configuration
+            counting.threads = true
+            var source = try Source(counting, logger: logger)
+            try interact(terminal, source: &source, filter: filter, cgroups: cgroups, signals: signals)
+            return
+        }
         var source = try Source(configuration, logger: logger)
         var renderer = TopRenderer(threads: configuration.threads, summary: configuration.summary, cgroups: cgroups)
         var reportedLosses = Snapshot.Losses()
@@ -74,6 +85,63 @@ public struct TopApp {
             printed += 1
             start = end
             if stopped { break }
+        }
+    }
+
+    /// The interactive screen: the same intervals, drawn to fit the terminal, with keys that
+    /// sort, filter, pause, show threads and switch the grouping (InteractiveState); until `q`,
+    /// a stop signal or `count` intervals.
+    func interact(_ terminal: Terminal, source: inout Source, filter: TopInterval.Filter, cgroups: CgroupNames,
+                  signals: StopSignals) throws {
+        var state = InteractiveState(sort: configuration.sort, grouping: configuration.grouping, threads: configuration.threads)
+        var renderer = TopRenderer(threads: false, summary: configuration.summary, cgroups: cgroups)
+        var last: (samples: [ProcessTable.ProcessSample], time: Date, seconds: Double, losses: Snapshot.Losses)?
+        var size = terminal.size
+        func draw() {
+            guard let last else {
+                terminal.show(state.fit(["netacct top: counting the first \(Units.seconds(configuration.interval))…"], headerLines: 1, rows: size.rows))
+                return
+            }
+            let samples = last.samples.filter { state.admits(pid: $0.id.pid, comm: $0.comm, cgroup: renderer.cgroups.path(of: $0.cgroupID)) }
+            let interval = TopInterval(time: last.time, seconds: last.seconds, samples: samples, filter: filter, sort: state.sort)
+            renderer.threads = state.threads
+            let text = state.grouping == .process
+                ? renderer.table(interval, loadAverage: Self.loadAverage(), losses: last.losses)
+                : renderer.cgroupTable(interval, sort: state.sort, loadAverage: Self.loadAverage(), losses: last.losses)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+            let header = state.grouping == .process ? TopRenderer.header : TopRenderer.cgroupHeader
+            terminal.show(state.fit(lines, headerLines: (lines.firstIndex(of: header) ?? 0) + 1, rows: size.rows))
+        }
+        draw()
+        var start = StopSignals.now()
+        var shown = 0
+        while configuration.count.map({ shown < $0 }) ?? true {
+            while StopSignals.now() < start + configuration.interval {
+                if signals.pending() != nil { return }
+                let remaining = start + configuration.interval - StopSignals.now()
+                var redraw = false
+                for key in terminal.keys(waiting: Int32(max(1, min(100, remaining * 1000)))) {
+                    switch state.handle(key) {
+                    case .quit: return
+                    case .redraw: redraw = true
+                    case .nothing: break
+                    }
+                }
+                let now = terminal.size
+                if now != size {
+                    size = now
+                    redraw = true
+                }
+                if redraw { draw() }
+            }
+            let end = StopSignals.now()
+            let (samples, losses) = try source.sample()
+            if !state.paused {
+                last = (samples, Date(), end - start, losses)
+                draw()
+                shown += 1
+            }
+            start = end
         }
     }
 

@@ -9,6 +9,9 @@
 /* "ECONNREFUSED" for ECONNREFUSED; NULL for a number glibc has no name for. */
 const char *netacct_errno_name(int number);
 
+/* The terminal's size (TIOCGWINSZ: ioctl is variadic, which Swift cannot call); 0, or -1 with errno. */
+int netacct_terminal_size(int fd, unsigned short *rows, unsigned short *columns);
+
 /* Moves the calling thread into the network namespace open at `fd`; 0, or -1 with errno. */
 int netacct_enter_network_namespace(int fd);
 #endif

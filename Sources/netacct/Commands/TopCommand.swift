@@ -1,4 +1,5 @@
 import Accounting
+import Glibc
 import ArgumentParser
 import Top
 
@@ -67,6 +68,8 @@ struct TopCommand: ParsableCommand {
         configuration.cgroup = cgroup
         configuration.threads = threads
         configuration.clearScreen = !noclear && !json
+        // Interactive on a terminal, unless -C or --json asks for lines.
+        configuration.interactive = !noclear && !json && isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1
         configuration.summary = !nosummary
         configuration.sort = sort
         configuration.grouping = by
