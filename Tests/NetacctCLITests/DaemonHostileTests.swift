@@ -272,7 +272,11 @@ struct DaemonHostileTests {
             }
             usleep(300_000)
             let running = pair.filter(\.isRunning)
-            #expect(served)
+            func said() -> String {
+                zip(pair, errors).filter { !$0.0.isRunning }
+                    .map { String(decoding: $0.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }.joined(separator: " | ")
+            }
+            #expect(served, "\(said())")
             #expect(running.count == 1)
             #expect((try? AtopClient(path).sample()) != nil)
             for process in pair where process.isRunning { kill(process.processIdentifier, SIGKILL) }
