@@ -87,6 +87,6 @@ public struct LatencyApp {
         try sayLosses()
         let losses = try engine.losses()
         let what = configuration.histograms != nil ? "intervals" : "segments"
-        say("netacct latency \(configuration.direction.rawValue): \(shown) \(what) shown, \(losses.lostReports) lost, \(losses.tableFull + losses.socketFull) not followed (tables full), \(losses.dropped) dropped on the way, \(losses.abandoned) left the path before a socket, \(try engine.inflightCount()) still on their way\n")
+        say("netacct latency \(configuration.direction.rawValue): \(shown) \(what) shown, \(losses.lostReports) lost, \(losses.tableFull + losses.socketFull) not followed (tables full), \(losses.dropped) dropped on the way, \(losses.leftThePath) left the path before a socket, \(try engine.inflightCount()) still on their way\n")
     }
 }

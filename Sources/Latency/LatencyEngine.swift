@@ -237,7 +237,7 @@ public final class LatencyEngine {
         public var socketFull: UInt64 = 0
         public var dropped: UInt64 = 0
         /// in: segments that left the path before a socket took them (forwarded, no socket).
-        public var abandoned: UInt64 = 0
+        public var leftThePath: UInt64 = 0
     }
 
     public func losses() throws -> Losses {
@@ -246,7 +246,7 @@ public final class LatencyEngine {
         }
         return Losses(lostReports: try counter(NETACCT_LATENCY_LOST), tableFull: try counter(NETACCT_LATENCY_TABLE_FULL),
                       socketFull: try counter(NETACCT_LATENCY_SOCKET_FULL), dropped: try counter(NETACCT_LATENCY_DROPPED),
-                      abandoned: try counter(NETACCT_LATENCY_LEFT))
+                      leftThePath: try counter(NETACCT_LATENCY_LEFT))
     }
 
     /// Kernel run-time statistics of each program (needs kernel.bpf_stats_enabled=1).
@@ -258,11 +258,5 @@ public final class LatencyEngine {
         }
         for name in names { result[name] = try object.program(name).statistics() }
         return result
-    }
-
-    public static func monotonicNow() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }
