@@ -6,7 +6,7 @@
  * The decision to follow a segment is made once, at its first point (the filters, then 1 in
  * `sample` at random). When most segments are not followed (`gated`: sampling or a filter), the
  * later points look one up only while something is followed at all (`followed`, a count the
- * programs and user space's sweeper keep), so a segment not followed costs them a load; when
+ * programs keep), so a segment not followed costs them a load; when
  * every segment is, the count would only cost an atomic add on a shared line per point.
  */
 #ifndef NETACCT_LATENCY_BPF_H
@@ -50,11 +50,10 @@ struct {
 	__type(value, __u32);
 } generation SEC(".maps");
 
-/* How many segments are followed now (in `inflight`); mapped by user space, which sweeps. */
+/* How many segments are followed now (with `gated`): waiting in their sockets' queues. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
 } followed SEC(".maps");

@@ -44,7 +44,6 @@ public final class LatencyEngine {
     private let counters: PerCPUMap<UInt32, UInt64>
     private let histograms: PerCPUMap<UInt32, netacct_latency_histograms>
     private let generation: Map<UInt32, UInt32>
-    private let followed: MappedCounter
     private let inflight: Inflight
     /// Attached for as long as the engine lives.
     private let links: [Link]
@@ -64,7 +63,7 @@ public final class LatencyEngine {
 
     /// The names both objects give their shared maps and globals (latency.bpf.h).
     private struct Names {
-        var events, counters, histograms, generation, followed, inflight: String  // `arriving`, `sending`
+        var events, counters, histograms, generation, inflight: String  // `arriving`, `sending`
         var family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount: String
 
         init(_ direction: LatencyDirection) {
@@ -72,16 +71,16 @@ public final class LatencyEngine {
             case .in:
                 typealias M = BPFObjects.LatencyIn.Map
                 typealias G = BPFObjects.LatencyIn.Global
-                (events, counters, histograms, generation, followed, inflight) =
-                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.arriving.rawValue)
+                (events, counters, histograms, generation, inflight) =
+                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.arriving.rawValue)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
                     (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
                      G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
             case .out:
                 typealias M = BPFObjects.LatencyOut.Map
                 typealias G = BPFObjects.LatencyOut.Global
-                (events, counters, histograms, generation, followed, inflight) =
-                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.followed.rawValue, M.sending.rawValue)
+                (events, counters, histograms, generation, inflight) =
+                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.sending.rawValue)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
                     (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
                      G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
@@ -149,7 +148,6 @@ public final class LatencyEngine {
         counters = try PerCPUMap(object, name: names.counters)
         histograms = try PerCPUMap(object, name: names.histograms)
         generation = try Map(object, name: names.generation)
-        followed = try MappedCounter(object, name: names.followed)
         inflight = direction == .in ? .received(try Map(object, name: names.inflight)) : .sent(try Map(object, name: names.inflight))
         wallClockOffset = Timestamps.wallClockOffset()
         var families: [NetfilterFamily] = []
@@ -220,15 +218,13 @@ public final class LatencyEngine {
     }
 
     /// Segments on their way now: received ones not yet taken by TCP, sent ones not yet at the
-    /// driver (the programs' own count, of every waiting segment, is `followedCount`).
+    /// driver.
     public func inflightCount() throws -> Int {
         switch inflight {
         case .received(let map): try map.entries().reduce(0) { $0 + Int($1.value.tail &- $1.value.head) }
         case .sent(let map): try map.entries().reduce(0) { $0 + Int($1.value.tail &- $1.value.head) }
         }
     }
-
-    public var followedCount: UInt64 { followed.value }
 
     /// What the kernel side lost or gave up on.
     public struct Losses: Sendable, Equatable {

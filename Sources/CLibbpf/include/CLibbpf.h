@@ -41,15 +41,4 @@ static inline long netacct_bpf_syscall(int cmd, void *attr, unsigned int size)
 	return syscall(__NR_bpf, cmd, attr, size);
 }
 
-/* An atomic add to memory BPF programs also change atomically (a mapped array's value). */
-static inline void netacct_atomic_add_u64(void *address, __u64 value)
-{
-	__atomic_fetch_add((__u64 *)address, value, __ATOMIC_SEQ_CST);
-}
-
-static inline __u64 netacct_atomic_load_u64(const void *address)
-{
-	return __atomic_load_n((const __u64 *)address, __ATOMIC_SEQ_CST);
-}
-
 #endif
