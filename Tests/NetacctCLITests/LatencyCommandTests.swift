@@ -188,7 +188,9 @@ struct LatencyCommandTests {
         #expect(server.lines.next() == "\(800 * 65536)")
         let (_, received, inErr) = try inbound.finish()
         let (_, sent, outErr) = try outbound.finish()
-        #expect(received.count > 300 && sent.count > 300, "\(received.count) in, \(sent.count) out: \(inErr) \(outErr)")
+        // 52 MB in segments of up to 64 KiB: several hundred, fewer when a slow reader lets the
+        // kernel merge more, and some not followed when a socket already has 64 waiting.
+        #expect(received.count >= 100 && sent.count >= 100, "\(received.count) in, \(sent.count) out: \(inErr) \(outErr)")
         for segment in received { Self.expectComplete(segment, Self.inStages) }
         for segment in sent { Self.expectComplete(segment, Self.outStages) }
         #expect(Set(received.compactMap { $0.int("seq") }).count == received.count, "each segment once")
