@@ -47,32 +47,13 @@ import NetacctKit
 // followed and with 1 in 100 (LatencyBenchmark.swift).
 
 let arguments = CommandLine.arguments
-if arguments.count > 1 && arguments[1] == "latency" {
-    runLatencyBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "drops" {
-    runDropsBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "connections" {
-    runConnectionsBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "ingest" {
-    runIngestBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "nic" {
-    runNICBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "hostile" {
-    runHostileBenchmark(Array(arguments.dropFirst(2)))
-    exit(0)
-}
-if arguments.count > 1 && arguments[1] == "daemon" {
-    runDaemonBenchmark(Array(arguments.dropFirst(2)))
+/// The benchmarks with a file of their own, by name; `events` (or none) is this file's.
+let benchmarks: [String: ([String]) -> Void] = [
+    "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
+    "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
+]
+if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
+    benchmark(Array(arguments.dropFirst(2)))
     exit(0)
 }
 let numbers = arguments.dropFirst(arguments.count > 1 && arguments[1] == "events" ? 2 : 1)
