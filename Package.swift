@@ -130,7 +130,7 @@ let package = Package(
             dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport", "CNetacct", "CGlibcExtras", "NetacctPrograms"],
             path: "bench/netacct-bench"
         ),
-        .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest"]),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest", "NetacctKit"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),

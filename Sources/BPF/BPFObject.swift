@@ -180,6 +180,20 @@ public struct Program {
         return Link(handle: link, subject: subject)
     }
 
+    /// Attaches a `cgroup/…` program (`cgroup/sock_release`, …) to the cgroup v2 directory at
+    /// `path`: it runs for the sockets of that cgroup and those below it (the cgroup2 mount's root:
+    /// every socket). The attachment lasts as long as the returned link.
+    public func attachCgroup(_ path: String) throws -> Link {
+        let subject = "\(self.subject) to cgroup \(path)"
+        let fd = open(path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw BPFError("opening", "cgroup \(path)", code: -Glibc.errno) }
+        defer { close(fd) }
+        guard let link = bpf_program__attach_cgroup(pointer, fd) else {
+            throw BPFError("attaching", subject, code: -Glibc.errno)
+        }
+        return Link(handle: link, subject: subject)
+    }
+
     /// Run-time statistics kept by the kernel while `kernel.bpf_stats_enabled` is 1.
     public func statistics() throws -> ProgramStatistics {
         guard let fd = fileDescriptor else {

@@ -3,6 +3,7 @@ import BPFTestPrograms
 import CSelftest
 import Foundation
 import Glibc
+import NetacctKit
 import Testing
 
 let canLoadBPF = geteuid() == 0 && FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux")
@@ -229,5 +230,52 @@ struct NetfilterLinkTests {
         #expect { _ = try program.attachNetfilter(.ipv4, .localIn, priority: Int32.min) } throws: { error in
             "\(error)".contains("INT32_MIN and INT32_MAX, both excluded")
         }
+    }
+}
+
+/// Socket storage, read from user space by the socket's descriptor, and a program run at a
+/// socket's release (`bpf/tests/sockets.bpf.c`): the groundwork for per-connection counters whose
+/// last interval survives the socket's close.
+@Suite(.serialized, .enabled(if: geteuid() == 0, "loads BPF programs: needs root"))
+struct SocketStorageTests {
+    struct Record: Equatable { var cookie: UInt64; var sends: UInt64; var bytes: UInt64 }
+
+    static func udpSocket(sending sends: Int, bytes: Int) throws -> (fd: Int32, cookie: UInt64) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: UInt16(9).bigEndian,
+                                  sin_addr: in_addr(s_addr: UInt32(0x7f00_0001).bigEndian), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        let payload = [UInt8](repeating: 0x73, count: bytes)
+        for _ in 0..<sends {
+            let sent = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(sent == bytes)
+        }
+        var cookie: UInt64 = 0, length = socklen_t(8)
+        try #require(getsockopt(fd, SOL_SOCKET, 57 /* SO_COOKIE */, &cookie, &length) == 0)
+        return (fd, cookie)
+    }
+
+    @Test func socketStorageCountsPerSocketAndTheReleaseKeepsItsLast() throws {
+        let object = try BPFObject(image: BPFObjects.sockets)
+        try object.setReadOnlyGlobal(BPFObjects.Sockets.Global.targetTgid, to: UInt32(getpid()))
+        try object.load()
+        let counting = try object.program(BPFObjects.Sockets.Program.countSend).attach()
+        let root = try #require(CgroupNames().root, "a cgroup2 file system is mounted (found in mountinfo)")
+        let release = try object.program(BPFObjects.Sockets.Program.keepReleased).attachCgroup(root)
+        let first = try Self.udpSocket(sending: 3, bytes: 40)
+        let second = try Self.udpSocket(sending: 2, bytes: 7)
+        // A socket storage map's key, from user space, is a socket's descriptor.
+        let counts = try Map<Int32, Record>(object, name: BPFObjects.Sockets.Map.counts)
+        #expect(try counts.lookup(first.fd) == Record(cookie: first.cookie, sends: 3, bytes: 120))
+        #expect(try counts.lookup(second.fd) == Record(cookie: second.cookie, sends: 2, bytes: 14))
+        let released = try Map<UInt64, Record>(object, name: BPFObjects.Sockets.Map.released)
+        #expect(try released.lookup(first.cookie) == nil, "not released yet")
+        close(first.fd)
+        #expect(try released.lookup(first.cookie) == Record(cookie: first.cookie, sends: 3, bytes: 120), "its last counts, kept at release")
+        #expect(try released.lookup(second.cookie) == nil)
+        close(second.fd)
+        #expect(try released.lookup(second.cookie) == Record(cookie: second.cookie, sends: 2, bytes: 14))
+        withExtendedLifetime((counting, release)) {}
     }
 }

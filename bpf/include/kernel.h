@@ -33,6 +33,7 @@ struct xdp_md;
 struct sk_msg_md;
 struct sk_reuseport_md;
 struct bpf_sock_ops;
+struct bpf_sock;
 struct bpf_sock_addr;
 struct bpf_perf_event_data;
 
