@@ -131,14 +131,9 @@ public struct ConnectionsRenderer {
         } else {
             out.append(",\"pid\":null,\"tid\":null,\"comm\":null,\"cgroup\":null")
         }
-        out.append(ipv6 ? ",\"family\":6,\"laddr\":\"" : ",\"family\":4,\"laddr\":\"")
-        withUnsafeBytes(of: record.laddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"lport\":")
-        out.append(UInt64(record.lport))
-        out.append(",\"raddr\":\"")
-        withUnsafeBytes(of: record.raddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"rport\":")
-        out.append(UInt64(record.rport))
+        out.append(ipv6 ? ",\"family\":6" : ",\"family\":4")
+        out.jsonEndpoint("laddr", record.laddr, "lport", record.lport, ipv6: ipv6)
+        out.jsonEndpoint("raddr", record.raddr, "rport", record.rport, ipv6: ipv6)
         out.append(",\"latency_us\":")
         if let latency = event.latencyMicroseconds { out.append(UInt64(latency)) } else { out.append("null") }
         out.append(",\"error\":")

@@ -80,14 +80,9 @@ public struct DropsRenderer {
             out.append("null,\"comm\":null")
         }
         out.append(ipv6 ? ",\"family\":6" : ",\"family\":4")
-        out.append(record.protocol == UInt8(IPPROTO_UDP) ? ",\"protocol\":\"udp\",\"saddr\":\"" : ",\"protocol\":\"tcp\",\"saddr\":\"")
-        withUnsafeBytes(of: record.saddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"sport\":")
-        out.append(UInt64(record.sport))
-        out.append(",\"daddr\":\"")
-        withUnsafeBytes(of: record.daddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"dport\":")
-        out.append(UInt64(record.dport))
+        out.append(record.protocol == UInt8(IPPROTO_UDP) ? ",\"protocol\":\"udp\"" : ",\"protocol\":\"tcp\"")
+        out.jsonEndpoint("saddr", record.saddr, "sport", record.sport, ipv6: ipv6)
+        out.jsonEndpoint("daddr", record.daddr, "dport", record.dport, ipv6: ipv6)
         out.append(",\"reason\":")
         out.jsonString(reasons.name(record.reason))
         out.append(",\"state\":")

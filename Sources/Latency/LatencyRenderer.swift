@@ -89,24 +89,15 @@ public struct LatencyRenderer {
         out.append(UInt64(e.pid))
         out.append(",\"comm\":")
         withUnsafeBytes(of: e.comm) { out.jsonString(UnsafeRawBufferPointer(rebasing: $0.prefix { $0 != 0 })) }
-        out.append(",\"saddr\":\"")
-        withUnsafeBytes(of: e.saddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"sport\":")
-        out.append(UInt64(e.sport))
-        out.append(",\"daddr\":\"")
-        withUnsafeBytes(of: e.daddr) { out.address($0, ipv6: ipv6) }
-        out.append("\",\"dport\":")
-        out.append(UInt64(e.dport))
+        out.jsonEndpoint("saddr", e.saddr, "sport", e.sport, ipv6: ipv6)
+        out.jsonEndpoint("daddr", e.daddr, "dport", e.dport, ipv6: ipv6)
         out.append(",\"seq\":")
         out.append(UInt64(e.seq))
         out.append(",\"ack\":")
         out.append(UInt64(e.ack))
         if direction == .out {
             if e.nat_port != 0 {
-                out.append(",\"nat_addr\":\"")
-                withUnsafeBytes(of: e.nat_addr) { out.address($0, ipv6: ipv6) }
-                out.append("\",\"nat_port\":")
-                out.append(UInt64(e.nat_port))
+                out.jsonEndpoint("nat_addr", e.nat_addr, "nat_port", e.nat_port, ipv6: ipv6)
             } else {
                 out.append(",\"nat_addr\":null,\"nat_port\":null")
             }

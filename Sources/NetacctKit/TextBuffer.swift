@@ -99,6 +99,20 @@ public struct TextBuffer {
         }
     }
 
+    /// Two JSON fields, an address and its port: `,"<addressKey>":"<address>","<portKey>":<port>`
+    /// (the address as `address(_:ipv6:)` writes it).
+    public mutating func jsonEndpoint<Address>(_ addressKey: StaticString, _ address: Address, _ portKey: StaticString,
+                                               _ port: UInt16, ipv6: Bool) {
+        append(",\"")
+        append(addressKey)
+        append("\":\"")
+        withUnsafeBytes(of: address) { self.address($0, ipv6: ipv6) }
+        append("\",\"")
+        append(portKey)
+        append("\":")
+        append(UInt64(port))
+    }
+
     /// An address as inet_ntop writes it (IPv4 dotted quad, IPv6 RFC 5952).
     public mutating func address(_ raw: UnsafeRawBufferPointer, ipv6: Bool) {
         if !ipv6 {

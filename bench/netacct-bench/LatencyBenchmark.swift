@@ -18,19 +18,6 @@ func runLatencyBenchmark(_ arguments: [String]) {
     let rounds = arguments.dropFirst().first.flatMap { Int($0) } ?? 3
     let (sender, receiver) = ("nabench-lat-a", "nabench-lat-b")
     let (senderAddress, receiverAddress) = ("10.197.0.1", "10.197.0.2")
-    @discardableResult
-    func sh(_ script: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-ec", script]
-        let out = Pipe()
-        process.standardOutput = out
-        do { try process.run() } catch { fail("sh: \(error)") }
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { fail("failed: \(script)") }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
     sh("""
         ip netns del \(sender) 2>/dev/null || true; ip netns del \(receiver) 2>/dev/null || true
         ip netns add \(sender); ip netns add \(receiver)

@@ -13,18 +13,6 @@ func runNICBenchmark(_ arguments: [String]) {
     let frames = arguments.first.flatMap { Int($0) } ?? 200_000
     let rounds = arguments.dropFirst().first.flatMap { Int($0) } ?? 5
     let (a, b) = ("nacct-bench-a", "nacct-bench-b")
-    func sh(_ script: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-ec", script]
-        let out = Pipe()
-        process.standardOutput = out
-        do { try process.run() } catch { fail("sh: \(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { fail("sh failed: \(script.prefix(80))…") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
     _ = sh("""
         ip netns del \(a) 2>/dev/null || true; ip netns del \(b) 2>/dev/null || true
         ip netns add \(a); ip netns add \(b)

@@ -60,6 +60,21 @@ let numbers = arguments.dropFirst(arguments.count > 1 && arguments[1] == "events
 let eventsPerRound = numbers.first.flatMap { Int($0) } ?? 400_000
 let rounds = numbers.dropFirst().first.flatMap { Int($0) } ?? 7
 
+/// Runs a shell script (`sh -e`); its standard output, trimmed. A failure ends the benchmark.
+@discardableResult
+func sh(_ script: String) -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-ec", script]
+    let out = Pipe()
+    process.standardOutput = out
+    do { try process.run() } catch { fail("sh: \(error)") }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { fail("sh failed: \(script.prefix(80))…") }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("netacct-bench: \(message)\n".utf8))
     exit(1)
