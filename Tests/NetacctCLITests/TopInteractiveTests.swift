@@ -6,37 +6,68 @@ import Testing
 /// with `capture-pane`, as a person would type and look.
 final class TmuxScreen {
     let session = "netacct-test-\(getpid())-\(UUID().uuidString.prefix(6))"
+    /// A tmux server of its own (`-L`): none of the user's sessions, and it goes with the screen.
+    var server: String { session }
 
     /// Runs `command` in a detached session of `rows` × `columns`; when it ends, the pane says
     /// `EXIT <status>` and stays.
     init(_ command: String, rows: Int = 30, columns: Int = 160) throws {
-        try Self.tmux(["new-session", "-d", "-s", session, "-x", "\(columns)", "-y", "\(rows)",
-                       "sh -c '\(command); echo EXIT $?; sleep 30'"])
-        try Self.tmux(["set-option", "-t", session, "window-size", "manual"])
+        // This starts the server, which would keep any pipe it inherits open: nothing to read.
+        try tmux(["new-session", "-d", "-s", session, "-x", "\(columns)", "-y", "\(rows)",
+                  "sh -c '\(command); echo EXIT $?; sleep 30'"], output: false)
+        try tmux(["set-option", "-t", session, "window-size", "manual"])
     }
 
-    deinit { _ = try? Self.tmux(["kill-session", "-t", session]) }
+    deinit { _ = try? tmux(["kill-server"], output: false) }
 
+    /// Runs tmux with this screen's server. Without `output` it is spawned with /dev/null for
+    /// its standard files and waited for with waitpid: the server a first command forks keeps
+    /// what it inherits, which would hold Foundation's Process waiting (a first run with no tmux
+    /// server yet never ended).
     @discardableResult
-    static func tmux(_ arguments: [String]) throws -> String {
+    func tmux(_ arguments: [String], output: Bool = true) throws -> String {
+        let all = ["tmux", "-L", server] + arguments
+        guard output else {
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+            var argv: [UnsafeMutablePointer<CChar>?] = all.map { strdup($0) } + [nil]
+            defer { for pointer in argv { free(pointer) } }
+            // The test runner blocks signals its children inherit: the server and its panes get
+            // none blocked, so that kill-server's hang-up ends them.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var none = sigset_t()
+            sigemptyset(&none)
+            posix_spawnattr_setsigmask(&attributes, &none)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+            var pid: pid_t = 0
+            try #require(posix_spawn(&pid, "/usr/bin/tmux", &actions, &attributes, &argv, environ) == 0, "tmux started")
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return ""
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-        process.arguments = arguments
+        process.arguments = Array(all.dropFirst())
+        process.standardInput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = Pipe()
         try process.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return text
     }
 
-    func keys(_ keys: String...) throws { try Self.tmux(["send-keys", "-t", session] + keys) }
+    func keys(_ keys: String...) throws { try tmux(["send-keys", "-t", session] + keys, output: false) }
     func resize(rows: Int, columns: Int) throws {
-        try Self.tmux(["resize-window", "-t", session, "-x", "\(columns)", "-y", "\(rows)"])
+        try tmux(["resize-window", "-t", session, "-x", "\(columns)", "-y", "\(rows)"], output: false)
     }
     var lines: [String] {
-        ((try? Self.tmux(["capture-pane", "-p", "-t", session])) ?? "").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        ((try? tmux(["capture-pane", "-p", "-t", session])) ?? "").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     }
 
     /// Waits (up to 5 s) until a line on the screen satisfies `test`; returns the screen.
