@@ -107,6 +107,7 @@ let package = Package(
             name: "NetacctServers",
             dependencies: [
                 "Accounting", "NIC", "Latency", "NetacctKit", "CGlibcExtras",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -16,11 +16,17 @@
  *
  * Reading needs no walk over the kernel's tasks: user space maps the slot array read-only
  * and reads the registry, the overflow hash and the ledger in batches.
+ *
+ * Per socket (count_send_sockets and count_recv_sockets, loaded instead of count_send and
+ * count_recv only when asked, with release_socket on the cgroup2 root): the same code and one
+ * more step, a socket storage lookup for the socket's record and four plain per-CPU increments
+ * (accounting.h says how records are claimed, closed and given back).
  */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "maps.h"
 #include "accounting.h"
 
@@ -67,6 +73,48 @@ struct {
 	__type(key, struct netacct_task_id);
 	__type(value, struct netacct_exit_record);
 } ledger SEC(".maps");
+
+/* Per-socket counting (see accounting.h); user space sizes these to 1 when it is not asked for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct netacct_socket_owner);
+} socket_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, NETACCT_SOCKET_RECORDS);
+	__type(key, __u32);
+	__type(value, struct netacct_socket);
+} sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_SOCKET_RECORDS);
+	__type(key, __u32);
+	__type(value, struct netacct_socket_counters);
+} socket_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, NETACCT_SOCKET_RECORDS);
+	__type(value, __u32);
+} free_sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, NETACCT_SHARED_SOCKETS);
+	__type(key, struct netacct_socket_user);
+	__type(value, __u32);
+} shared_sockets SEC(".maps");
+
+/* The size of `sockets` (set before load, with the map's). */
+const volatile __u32 socket_records = NETACCT_SOCKET_RECORDS;
+/* Records of `sockets` never used yet start here (the ones given back are in `free_sockets`). */
+__u32 fresh_sockets = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -189,8 +237,137 @@ static __always_inline int classify(struct sock *sk)
 	return 0;
 }
 
-/* One counted call: `ret` bytes sent (tx) or received by the calling thread on `sk`. */
-static __always_inline int count_call(struct sock *sk, int ret, bool tx)
+/*
+ * Claims a free socket record and fills it for the calling process (cookie last). Returns its
+ * index + 1, or 0 when none is free.
+ */
+static __always_inline __u32 new_socket_record(struct sock *sk, __u32 tgid, int kind, bool shared)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct netacct_socket *s;
+	__u32 index;
+	int i;
+
+	if (bpf_map_pop_elem(&free_sockets, &index) != 0) {
+		/* Read first: once all are used, the counter stops (it cannot wrap to a used one). */
+		if (*(volatile __u32 *)&fresh_sockets >= socket_records)
+			return 0;
+		index = __sync_fetch_and_add(&fresh_sockets, 1);
+		if (index >= socket_records)
+			return 0;
+	}
+	s = bpf_map_lookup_elem(&sockets, &index);
+	if (!s)
+		return 0;
+	s->process_start_ns = task->group_leader->start_time;
+	s->tgid = tgid;
+	s->protocol = kind == 1 ? IPPROTO_TCP : IPPROTO_UDP;
+	s->family = sk->__sk_common.skc_family;
+	s->shared = shared;
+	s->lport = sk->__sk_common.skc_num;
+	s->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (s->family == AF_INET) {
+		*(__be32 *)s->laddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)s->raddr = sk->__sk_common.skc_daddr;
+	} else {
+		for (i = 0; i < 4; i++) {
+			((__be32 *)s->laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			((__be32 *)s->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+	barrier();
+	s->cookie = bpf_get_socket_cookie(sk);
+	return index + 1;
+}
+
+/* Gives a claimed record back, unused (it lost a race). */
+static __always_inline void drop_socket_record(__u32 ref)
+{
+	__u32 index = ref - 1;
+	struct netacct_socket *s = bpf_map_lookup_elem(&sockets, &index);
+
+	if (s)
+		s->cookie = 0;
+	bpf_map_push_elem(&free_sockets, &index, BPF_ANY);
+}
+
+/*
+ * The record (index + 1) of `sk` for the calling process when its owner word does not name it:
+ * the socket's first call (the caller becomes its owner), or a second process using it (its
+ * record in `shared_sockets`). 0: no record free.
+ */
+static __noinline __u32 socket_record_slow(struct sock *sk, struct netacct_socket_owner *owner, __u32 tgid, int kind)
+{
+	struct netacct_socket_user user = {};
+	__u64 word = owner->word;
+	__u32 ref, *found;
+
+	if (word == 0) {
+		ref = new_socket_record(sk, tgid, kind, false);
+		if (!ref)
+			return 0;
+		word = (__u64)tgid << 32 | ref;
+		if (__sync_val_compare_and_swap(&owner->word, 0, word) == 0)
+			return ref;
+		/* Another thread claimed the socket first. */
+		drop_socket_record(ref);
+		word = owner->word;
+		if (word >> 32 == tgid)
+			return (__u32)word;
+	}
+	user.cookie = bpf_get_socket_cookie(sk);
+	user.tgid = tgid;
+	found = bpf_map_lookup_elem(&shared_sockets, &user);
+	if (found)
+		return *found;
+	ref = new_socket_record(sk, tgid, kind, true);
+	if (!ref)
+		return 0;
+	if (bpf_map_update_elem(&shared_sockets, &user, &ref, BPF_NOEXIST) == 0)
+		return ref;
+	drop_socket_record(ref);
+	found = bpf_map_lookup_elem(&shared_sockets, &user);
+	return found ? *found : 0;
+}
+
+/* Counts one call on `sk` in its record for the calling process. */
+static __always_inline void count_socket(struct sock *sk, int kind, int ret, bool tx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct netacct_socket_counters *c;
+	struct netacct_socket_owner *owner;
+	__u32 ref, index;
+	__u64 word;
+
+	owner = bpf_sk_storage_get(&socket_owners, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!owner) {
+		stat_inc(NETACCT_STAT_SOCKETS_FULL);
+		return;
+	}
+	word = owner->word;
+	ref = word >> 32 == tgid ? (__u32)word : 0;
+	if (!ref)
+		ref = socket_record_slow(sk, owner, tgid, kind);
+	index = ref - 1;
+	c = ref ? bpf_map_lookup_elem(&socket_counters, &index) : 0;
+	if (!c) {
+		stat_inc(NETACCT_STAT_SOCKETS_FULL);
+		return;
+	}
+	if (tx) {
+		c->tx_packets += 1;
+		c->tx_bytes += ret;
+	} else {
+		c->rx_packets += 1;
+		c->rx_bytes += ret;
+	}
+}
+
+/*
+ * One counted call: `ret` bytes sent (tx) or received by the calling thread on `sk`; with
+ * `per_socket` (a constant of each entry point), in the socket's record too.
+ */
+static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool per_socket)
 {
 	struct netacct_counters *c;
 	int kind;
@@ -216,6 +393,8 @@ static __always_inline int count_call(struct sock *sk, int ret, bool tx)
 		c->udp_rx_packets += 1;
 		c->udp_rx_bytes += ret;
 	}
+	if (per_socket)
+		count_socket(sk, kind, ret, tx);
 	return 0;
 }
 
@@ -224,7 +403,7 @@ int BPF_PROG(count_send, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0)
 		return 0;
-	return count_call(sk, ret, true);
+	return count_call(sk, ret, true, false);
 }
 
 /* A receive with MSG_PEEK is read again later; MSG_ERRQUEUE reads no data. */
@@ -233,7 +412,45 @@ int BPF_PROG(count_recv, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		return 0;
-	return count_call(sk, ret, false);
+	return count_call(sk, ret, false, false);
+}
+
+/* The same, per socket too: loaded instead of count_send and count_recv when asked. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(count_send_sockets, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0)
+		return 0;
+	return count_call(sk, ret, true, true);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(count_recv_sockets, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)))
+		return 0;
+	return count_call(sk, ret, false, true);
+}
+
+/*
+ * A socket's release (the close of its last descriptor, Linux >= 5.9), on the cgroup2 root:
+ * its records' counters are final. The owner's record is marked here; user space marks the
+ * other processes' records of the same cookie.
+ */
+SEC("cgroup/sock_release")
+int release_socket(struct bpf_sock *sock)
+{
+	struct netacct_socket_owner *owner = bpf_sk_storage_get(&socket_owners, sock, 0, 0);
+	struct netacct_socket *s;
+	__u32 index;
+
+	if (!owner || !(__u32)owner->word)
+		return 1;
+	index = (__u32)owner->word - 1;
+	s = bpf_map_lookup_elem(&sockets, &index);
+	if (s)
+		s->closed = 1;
+	return 1;
 }
 
 static __always_inline void add_counters(struct netacct_counters *to, const struct netacct_counters *from)

@@ -89,13 +89,71 @@ struct netacct_exit_record {
 
 #define NETACCT_LEDGER_ENTRIES 65536
 
+/*
+ * Per-socket counting (`top --connections`, `daemon --connections`): programs of their own,
+ * loaded only when asked, so plain accounting keeps its cost. A socket as one process uses it
+ * has a record: its identity in the `sockets` array (written once), its counters at the same
+ * index of the per-CPU `socket_counters` array (plain increments, each CPU its own copy: exact
+ * with threads sharing the socket, and no cache line moving between CPUs). The record is found
+ * through the socket's local storage (its owner word) on every call; a socket used by a second
+ * process (an inherited or passed descriptor) has one more record per process, found through
+ * the `shared_sockets` hash. Identity is the socket cookie, unique per socket until reboot: a
+ * new connection on the same 4-tuple is a new socket, a new cookie and a new record that starts
+ * from zero.
+ *
+ * A record is claimed from the `free_sockets` queue (records user space gave back) or, while
+ * never-used ones remain, from the array's end; its fields are written first and `cookie`
+ * last (0: free or being written). When the socket is released (close of its last
+ * descriptor), cgroup/sock_release sets `closed`; user space reports the final counters once
+ * and gives the record back: counters zeroed on every CPU, identity zeroed, its index pushed
+ * onto `free_sockets`.
+ */
+struct netacct_socket {
+	__u64 cookie;            /* written last when claimed: 0 means free */
+	__u64 process_start_ns;  /* the owner process's identity, as in the slots */
+	__u32 tgid;
+	__u8 protocol;           /* IPPROTO_TCP or IPPROTO_UDP (MPTCP and UDP-Lite counted as these) */
+	__u8 family;             /* AF_INET or AF_INET6 */
+	__u8 closed;             /* set by the release program: the counters are final */
+	__u8 shared;             /* a second (or later) process's record of the socket */
+	__u8 laddr[16];          /* network order; IPv4 in the first 4 bytes */
+	__u8 raddr[16];          /* all zero: not connected (an unconnected UDP socket) */
+	__u16 lport;             /* host order */
+	__u16 rport;             /* host order */
+	__u32 _pad;
+};
+
+/* A record's counters on one CPU (user space sums the CPUs). */
+struct netacct_socket_counters {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+};
+
+/* A socket's local storage: (TGID << 32) | (record index + 1) of its first process; 0 before. */
+struct netacct_socket_owner {
+	__u64 word;
+};
+
+/* The key of a socket's record for a process other than its owner. */
+struct netacct_socket_user {
+	__u64 cookie;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+#define NETACCT_SOCKET_RECORDS 16384
+#define NETACCT_SHARED_SOCKETS 4096
+
 /* Indexes of the per-CPU statistics array: things that must never be silent. */
 enum netacct_stat {
 	NETACCT_STAT_OVERFLOW_FULL = 0,  /* a thread had no slot and no room in the overflow hash: its calls were not counted */
 	NETACCT_STAT_LEDGER_FULL = 1,    /* an exiting thread's final counters did not fit in the ledger */
 	NETACCT_STAT_REGISTRY_FULL = 2,  /* a process could not be registered: its exit may be noticed late */
 	NETACCT_STAT_REGISTRY_CHANGES = 3, /* registry insertions and deletions: user space rereads it only after one */
-	NETACCT_STAT_COUNT = 4,
+	NETACCT_STAT_SOCKETS_FULL = 4,   /* a call counted for its thread but not per socket (no free socket record) */
+	NETACCT_STAT_COUNT = 5,
 };
 
 #endif /* NETACCT_ACCOUNTING_H */

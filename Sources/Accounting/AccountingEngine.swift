@@ -15,11 +15,19 @@ public final class AccountingEngine {
         public var slots: UInt32 = UInt32(NETACCT_SLOTS)
         /// Room in the registry of counted processes (tests shrink it to fill it).
         public var registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES)
+        /// Counts per socket too (`top --connections`): other programs on the same hooks, plus
+        /// one at socket release on the cgroup2 root (Linux >= 5.9).
+        public var perSocket = false
+        /// Room for socket records (tests shrink it to fill it).
+        public var socketRecords: UInt32 = UInt32(NETACCT_SOCKET_RECORDS)
         public init(onlyPID: Int32? = nil, slots: UInt32 = UInt32(NETACCT_SLOTS),
-                    registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES)) {
+                    registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES), perSocket: Bool = false,
+                    socketRecords: UInt32 = UInt32(NETACCT_SOCKET_RECORDS)) {
             self.onlyPID = onlyPID
             self.slots = slots
             self.registryEntries = registryEntries
+            self.perSocket = perSocket
+            self.socketRecords = socketRecords
         }
     }
 
@@ -29,6 +37,11 @@ public final class AccountingEngine {
     private let processes: Map<UInt32, netacct_process>
     private let ledger: Map<netacct_task_id, netacct_exit_record>
     private let stats: PerCPUMap<UInt32, UInt64>
+    /// Per-socket counting's records, their free list and the records of shared sockets
+    /// (nil: not counting per socket).
+    private let sockets: (records: MappedArray<netacct_socket>, zeroing: Map<UInt32, netacct_socket>,
+                          counters: PerCPUMap<UInt32, netacct_socket_counters>,
+                          free: QueueMap<UInt32>, shared: Map<netacct_socket_user, UInt32>)?
     /// The registry's change count when it was last read (nil: never read).
     private var registryChanges: UInt64?
     /// The registry's size when last read, to size the next snapshot's arrays.
@@ -41,6 +54,10 @@ public final class AccountingEngine {
 
     /// The programs that run on the traffic path, for their run-time statistics.
     public static let hotPrograms: [Names.Program] = [.countSend, .countRecv]
+    /// The same, counting per socket too.
+    public static let perSocketPrograms: [Names.Program] = [.countSendSockets, .countRecvSockets]
+    /// The traffic-path programs this engine runs.
+    public let trafficPrograms: [Names.Program]
 
     /// The accounting object's programs, maps and globals, by name (generated from its symbols).
     public typealias Names = BPFObjects.Accounting
@@ -59,6 +76,23 @@ public final class AccountingEngine {
         try object.setMaxEntries(Names.Map.processes, to: options.registryEntries)
         try object.setReadOnlyGlobal(Names.Global.slotMask, to: options.slots - 1)
         slotMask = options.slots - 1
+        trafficPrograms = options.perSocket ? Self.perSocketPrograms : Self.hotPrograms
+        for name in Self.hotPrograms + Self.perSocketPrograms {
+            try object.program(name).autoload = trafficPrograms.contains(name)
+        }
+        try object.program(Names.Program.releaseSocket).autoload = options.perSocket
+        // Unused, the socket maps take no room.
+        let socketRecords = options.perSocket ? max(1, options.socketRecords) : 1
+        for map in [Names.Map.sockets, Names.Map.socketCounters, Names.Map.freeSockets] { try object.setMaxEntries(map, to: socketRecords) }
+        if !options.perSocket { try object.setMaxEntries(Names.Map.sharedSockets, to: 1) }
+        try object.setReadOnlyGlobal(Names.Global.socketRecords, to: socketRecords)
+        var cgroupRoot: String?
+        if options.perSocket {
+            guard let root = CgroupNames().root else {
+                throw NetacctError("Counting per connection needs a cgroup2 file system (its program runs at every socket's release, on the cgroup2 root), and /proc/self/mountinfo lists none. Mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or run without --connections.", kind: .unsupported)
+            }
+            cgroupRoot = root
+        }
         try object.load()
         self.object = object
         slots = try MappedArray(object, name: Names.Map.slots)
@@ -66,9 +100,16 @@ public final class AccountingEngine {
         processes = try Map(object, name: Names.Map.processes)
         ledger = try Map(object, name: Names.Map.ledger)
         stats = try PerCPUMap(object, name: Names.Map.stats)
-        // The exit hook goes first, so that no counted thread can exit unseen.
+        sockets = options.perSocket
+            ? (try MappedArray(object, name: Names.Map.sockets), try Map(object, name: Names.Map.sockets),
+               try PerCPUMap(object, name: Names.Map.socketCounters),
+               try QueueMap(object, name: Names.Map.freeSockets), try Map(object, name: Names.Map.sharedSockets))
+            : nil
+        // The exit hook goes first, so that no counted thread can exit unseen; the release
+        // hook before the counting, so that no counted socket closes unseen.
         var links = [try object.program(Names.Program.recordExit).attach()]
-        for name in Self.hotPrograms {
+        if let cgroupRoot { links.append(try object.program(Names.Program.releaseSocket).attachCgroup(cgroupRoot)) }
+        for name in trafficPrograms {
             links.append(try object.program(name).attach())
         }
         self.links = links
@@ -90,7 +131,64 @@ public final class AccountingEngine {
     public func losses() throws -> Snapshot.Losses {
         Snapshot.Losses(uncountedCalls: try stat(NETACCT_STAT_OVERFLOW_FULL),
                         droppedExits: try stat(NETACCT_STAT_LEDGER_FULL),
-                        unregisteredProcesses: try stat(NETACCT_STAT_REGISTRY_FULL))
+                        unregisteredProcesses: try stat(NETACCT_STAT_REGISTRY_FULL),
+                        uncountedSocketCalls: try stat(NETACCT_STAT_SOCKETS_FULL))
+    }
+
+    /// Whether this engine counts per socket (`Options.perSocket`).
+    public var countsPerSocket: Bool { sockets != nil }
+
+    /// A socket record in use: its identity and its counters summed over the CPUs.
+    public struct SocketRecord {
+        public var index: UInt32
+        public var identity: netacct_socket
+        public var counters: netacct_socket_counters
+    }
+
+    /// The socket records in use (empty when not counting per socket): identities through the
+    /// memory mapping, then their counters (one lookup each, or one batched read of the whole
+    /// per-CPU array when many are in use).
+    public func readSockets() throws -> [SocketRecord] {
+        guard let sockets else { return [] }
+        var identities: [(index: UInt32, value: netacct_socket)] = []
+        let cookieOffset = MemoryLayout<netacct_socket>.offset(of: \.cookie)!
+        try sockets.records.forEach { element in
+            guard element.field(at: cookieOffset, as: UInt64.self) != 0 else { return }
+            let value = element.value
+            // Skip a record caught while being claimed.
+            if value.cookie != 0 { identities.append((UInt32(element.index), value)) }
+        }
+        func sum(_ values: [netacct_socket_counters]) -> netacct_socket_counters {
+            values.reduce(into: netacct_socket_counters()) {
+                $0.tx_packets &+= $1.tx_packets
+                $0.tx_bytes &+= $1.tx_bytes
+                $0.rx_packets &+= $1.rx_packets
+                $0.rx_bytes &+= $1.rx_bytes
+            }
+        }
+        if identities.count > 256 {
+            var all: [UInt32: netacct_socket_counters] = [:]
+            for entry in try sockets.counters.entries() { all[entry.key] = sum(entry.values) }
+            return identities.map { SocketRecord(index: $0.index, identity: $0.value, counters: all[$0.index] ?? .init()) }
+        }
+        return try identities.map {
+            SocketRecord(index: $0.index, identity: $0.value, counters: sum(try sockets.counters.lookup($0.index) ?? []))
+        }
+    }
+
+    /// Gives the records of closed sockets back for reuse: zeroed (free), off the shared
+    /// sockets' hash, onto the free queue.
+    public func freeSockets(_ records: [(index: UInt32, record: netacct_socket)]) throws {
+        guard let sockets else { return }
+        let zero = [netacct_socket_counters](repeating: .init(), count: sockets.counters.cpuCount)
+        for (index, record) in records {
+            try sockets.counters.update(index, perCPU: zero)
+            try sockets.zeroing.update(index, netacct_socket())
+            if record.shared != 0 {
+                try sockets.shared.delete(netacct_socket_user(cookie: record.cookie, tgid: record.tgid, _pad: 0))
+            }
+            try sockets.free.push(index)
+        }
     }
 
     private func stat(_ which: netacct_stat) throws -> UInt64 {
@@ -100,7 +198,7 @@ public final class AccountingEngine {
     /// Kernel run-time statistics of the traffic-path programs (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
         var result: [Names.Program: ProgramStatistics] = [:]
-        for name in Names.Program.allCases {
+        for name in [Names.Program.recordExit] + trafficPrograms {
             result[name] = try object.program(name).statistics()
         }
         return result

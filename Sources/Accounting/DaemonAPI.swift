@@ -13,7 +13,8 @@ import NetacctKit
 /// {"version":1,"verb":"processes","threads_kept":false,
 ///  "processes":[{"pid":…,"start_ns":…,"comm":…,"cgroup_id":…,"exited":false,
 ///                "tcp_tx_packets":…,…,"udp_rx_bytes":…,"threads":[{"tid":…,"start_ns":…,"comm":…,"exited":…,…}]}],
-///  "losses":{"uncounted_calls":…,"dropped_exits":…,"unregistered_processes":…,"late_thread_exits":…,"forgotten_exits":…}}
+///  "losses":{"uncounted_calls":…,"dropped_exits":…,"unregistered_processes":…,"late_thread_exits":…,"forgotten_exits":…,
+///            "uncounted_socket_calls":…}}
 /// ```
 public enum DaemonAPI {
     public static let defaultSocket = "/run/netacct.sock"
@@ -60,6 +61,7 @@ public enum DaemonAPI {
         out.field("unregistered_processes", number: String(losses.unregisteredProcesses))
         out.field("late_thread_exits", number: String(losses.lateThreadExits))
         out.field("forgotten_exits", number: String(losses.forgottenExits))
+        out.field("uncounted_socket_calls", number: String(losses.uncountedSocketCalls))
         out.end("}")
     }
 
@@ -73,7 +75,7 @@ public enum DaemonAPI {
     }
 
     /// The layout of a reply line, decoded with snake_case keys.
-    struct Line: Decodable {
+    struct Line: Decodable, VersionedReply {
         struct Counters: Decodable {
             var tcpTxPackets, tcpTxBytes, tcpRxPackets, tcpRxBytes: UInt64
             var udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes: UInt64
@@ -126,13 +128,14 @@ public enum DaemonAPI {
         var losses: Snapshot.Losses?
     }
 
-    /// Reads one reply line of the `processes` verb.
-    public static func decodeProcesses(_ line: Data) throws -> ProcessesReply {
+    /// Decodes a reply line (snake_case keys) of this API version; a refused request (an
+    /// `error` reply) throws an error of kind `refused`.
+    static func decode<Reply: Decodable & VersionedReply>(_: Reply.Type, _ line: Data, refused: ErrorKind = .failure) throws -> Reply {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let reply: Line
+        let reply: Reply
         do {
-            reply = try decoder.decode(Line.self, from: line)
+            reply = try decoder.decode(Reply.self, from: line)
         } catch {
             throw NetacctError("The netacct daemon sent a reply this netacct does not understand: \(error)", kind: .failure)
         }
@@ -140,8 +143,14 @@ public enum DaemonAPI {
             throw NetacctError("The netacct daemon speaks version \(reply.version) of its API, this netacct version \(version): use the same netacct for both.", kind: .failure)
         }
         if let error = reply.error {
-            throw NetacctError("The netacct daemon refused the request: \(error)", kind: .failure)
+            throw NetacctError("The netacct daemon refused the request: \(error)", kind: refused)
         }
+        return reply
+    }
+
+    /// Reads one reply line of the `processes` verb.
+    public static func decodeProcesses(_ line: Data) throws -> ProcessesReply {
+        let reply = try decode(Line.self, line)
         let processes = (reply.processes ?? []).map { process in
             let id = ProcessID(pid: process.pid, startNanoseconds: process.startNs)
             let threads = (process.threads ?? []).map { thread in
@@ -152,6 +161,12 @@ public enum DaemonAPI {
                                               total: process.counters.traffic, delta: .zero, threads: threads)
         }
         return ProcessesReply(processes: processes, losses: reply.losses ?? .init(), threadsKept: reply.threadsKept ?? false)
+    }
+
+    /// What every reply line has.
+    protocol VersionedReply {
+        var version: Int { get }
+        var error: String? { get }
     }
 
     /// A blocking client connection to a running daemon.

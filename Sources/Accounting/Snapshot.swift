@@ -77,18 +77,22 @@ public struct Snapshot: Sendable {
         /// Exited processes forgotten before every client that should have had them did (the
         /// daemon keeps at most a set number; `netacct daemon --max-exited`).
         public var forgottenExits: UInt64 = 0
+        /// Calls counted for their thread but not per socket (no free socket record;
+        /// `--connections` only).
+        public var uncountedSocketCalls: UInt64 = 0
         public var isZero: Bool { self == Losses() }
         public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0, unregisteredProcesses: UInt64 = 0,
-                    lateThreadExits: UInt64 = 0, forgottenExits: UInt64 = 0) {
+                    lateThreadExits: UInt64 = 0, forgottenExits: UInt64 = 0, uncountedSocketCalls: UInt64 = 0) {
             self.uncountedCalls = uncountedCalls
             self.droppedExits = droppedExits
             self.unregisteredProcesses = unregisteredProcesses
             self.lateThreadExits = lateThreadExits
             self.forgottenExits = forgottenExits
+            self.uncountedSocketCalls = uncountedSocketCalls
         }
 
         enum CodingKeys: String, CodingKey {
-            case uncountedCalls, droppedExits, unregisteredProcesses, lateThreadExits, forgottenExits
+            case uncountedCalls, droppedExits, unregisteredProcesses, lateThreadExits, forgottenExits, uncountedSocketCalls
         }
 
         /// A counter a daemon of an earlier version does not send is 0.
@@ -97,7 +101,8 @@ public struct Snapshot: Sendable {
             func count(_ key: CodingKeys) throws -> UInt64 { try container.decodeIfPresent(UInt64.self, forKey: key) ?? 0 }
             self.init(uncountedCalls: try count(.uncountedCalls), droppedExits: try count(.droppedExits),
                       unregisteredProcesses: try count(.unregisteredProcesses),
-                      lateThreadExits: try count(.lateThreadExits), forgottenExits: try count(.forgottenExits))
+                      lateThreadExits: try count(.lateThreadExits), forgottenExits: try count(.forgottenExits),
+                      uncountedSocketCalls: try count(.uncountedSocketCalls))
         }
 
         /// What the logs and `top` say about it, one phrase per kind of loss.
@@ -107,6 +112,7 @@ public struct Snapshot: Sendable {
             if droppedExits > 0 { result.append("\(droppedExits) thread exits lost (exit ledger full)") }
             if unregisteredProcesses > 0 { result.append("\(unregisteredProcesses) processes unregistered (registry full; their exits found through /proc)") }
             if lateThreadExits > 0 { result.append("\(lateThreadExits) thread exits after their process's") }
+            if uncountedSocketCalls > 0 { result.append("\(uncountedSocketCalls) calls not counted per connection (no room for socket records)") }
             if forgottenExits > 0 { result.append("\(forgottenExits) exited processes forgotten before delivery (exit backlog full)") }
             return result
         }

@@ -33,6 +33,10 @@ extension PerCPUMap {
     public init(_ object: BPFObject, name: some BPFMapName) throws { try self.init(object, name: name.rawValue) }
 }
 
+extension QueueMap {
+    public init(_ object: BPFObject, name: some BPFMapName) throws { try self.init(object, name: name.rawValue) }
+}
+
 extension MappedArray {
     public convenience init(_ object: BPFObject, name: some BPFMapName) throws { try self.init(object, name: name.rawValue) }
 }

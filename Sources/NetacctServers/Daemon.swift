@@ -36,6 +36,8 @@ public final class Daemon {
         public var nic = false
         /// Also host the latency collector (API verb `latency`): per-stage histograms in and out.
         public var latency = false
+        /// Also count per socket (API verb `sockets`, for `netacct top --connections`).
+        public var connections = false
         public init() {}
     }
 
@@ -55,7 +57,7 @@ public final class Daemon {
         if let group = configuration.group, getgrnam(group) == nil {
             throw NetacctError("No group named \(group) (--group).")
         }
-        let engine = try AccountingEngine(logger: logger)
+        let engine = try AccountingEngine(options: .init(perSocket: configuration.connections), logger: logger)
         var paths = [configuration.socketPath]
         if let api = configuration.apiSocketPath { paths.append(api) }
         var leases: [SocketPath.Lease] = []
@@ -71,6 +73,7 @@ public final class Daemon {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         var others: [any Collector] = []
+        if configuration.connections { others.append(SocketsCollector(engine: engine)) }
         if configuration.nic, let nic = try Self.optional("nic", logger: logger, {
             NICCollector(engine: try NICEngine(interfaces: try NICApp.interfaces(named: []), logger: logger))
         }) {

@@ -1,11 +1,13 @@
 /// What the interactive screen shows, changed by keys (top's and htop's): `r`, `t`, `T` sort by
 /// received, sent or total bytes; `/` types a filter (a name, a PID or a cgroup; Enter keeps it,
 /// Escape drops it, an empty one shows everything); space pauses (the counting goes on, the
-/// screen stays); `h` shows threads; `g` switches between processes and cgroups; `q` quits.
+/// screen stays); `h` shows threads; `c` shows connections (tcptop's tables, under the
+/// processes or cgroups); `g` switches between processes and cgroups; `q` quits.
 struct InteractiveState: Equatable {
     var sort: TopInterval.SortKey = .total
     var grouping: TopInterval.Grouping = .process
     var threads = false
+    var connections = false
     var paused = false
     var filter = ""
     /// The filter being typed, while `/` is on.
@@ -30,6 +32,7 @@ struct InteractiveState: Equatable {
         case UInt8(ascii: "t"): sort = .tx
         case UInt8(ascii: "T"): sort = .total
         case UInt8(ascii: "h"): threads.toggle()
+        case UInt8(ascii: "c"): connections.toggle()
         case UInt8(ascii: "g"): grouping = grouping == .process ? .cgroup : .process
         case UInt8(ascii: " "): paused.toggle()
         case UInt8(ascii: "/"): typing = ""
@@ -51,8 +54,9 @@ struct InteractiveState: Equatable {
         var parts = ["sort: \(sort.rawValue)", "by: \(grouping.rawValue)"]
         if grouping == .process { parts.append("threads: \(threads ? "on" : "off")") }
         parts.append("filter: \(filter.isEmpty ? "-" : filter)")
+        parts.append("connections: \(connections ? "on" : "off")")
         if paused { parts.append("PAUSED") }
-        return parts.joined(separator: "  ") + "   [r t T sort, / filter, space pause, h threads, g group, q quit]"
+        return parts.joined(separator: "  ") + "   [r t T sort, / filter, space pause, h threads, c connections, g group, q quit]"
     }
 
     /// Fits a screen's lines to `rows`: the head (up to and including the column header), then

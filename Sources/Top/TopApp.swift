@@ -13,6 +13,11 @@ public struct TopApp {
         public var pids: Set<Int32> = []
         public var cgroup: String?
         public var threads = false
+        /// A row per connection under its process (tcptop's view); counted by programs loaded
+        /// only for it (or by a daemon started with --connections).
+        public var connections = false
+        /// The address families of the connections shown (`-4`, `-6`).
+        public var families: Set<SocketSample.Family> = Set(SocketSample.Family.allCases)
         public var clearScreen = true
         public var sort: TopInterval.SortKey = .total
         /// A row per process (its threads under it with `threads`), or per cgroup.
@@ -43,9 +48,10 @@ public struct TopApp {
         var filter = TopInterval.Filter(pids: configuration.pids)
         if let path = configuration.cgroup { filter.cgroups = try cgroups.subtree(path) }
         if configuration.interactive, let terminal = Terminal() {
-            // Threads are counted from the start, so that `h` can show them.
+            // Threads and connections are counted from the start, so that `h` and `c` can show them.
             var counting = configuration
             counting.threads = true
+            counting.connections = true
             var source = try Source(counting, logger: logger)
             try interact(terminal, source: &source, filter: filter, cgroups: cgroups, signals: signals)
             return
@@ -59,7 +65,7 @@ public struct TopApp {
         while configuration.count.map({ printed < $0 }) ?? true {
             let stopped = signals.wait(until: start + configuration.interval) != nil
             let end = StopSignals.now()
-            let (samples, losses) = try source.sample()
+            let (samples, sockets, losses) = try source.sample()
             if losses != reportedLosses {
                 logger.warning("not everything could be counted: \(losses.phrases.joined(separator: "; "))")
                 reportedLosses = losses
@@ -68,8 +74,8 @@ public struct TopApp {
                 // New cgroups may have appeared below the one being watched.
                 filter.cgroups = (try? cgroups.subtree(cgroupPath)) ?? filter.cgroups
             }
-            let interval = TopInterval(time: Date(), seconds: end - start, samples: samples,
-                                       filter: filter, sort: configuration.sort)
+            let interval = TopInterval(time: Date(), seconds: end - start, samples: samples, filter: filter, sort: configuration.sort,
+                                       sockets: configuration.connections ? sockets : nil, families: configuration.families)
             var text: String
             switch (configuration.grouping, configuration.json) {
             case (.process, true): text = renderer.json(interval) + "\n"
@@ -93,9 +99,10 @@ public struct TopApp {
     /// a stop signal or `count` intervals.
     func interact(_ terminal: Terminal, source: inout Source, filter: TopInterval.Filter, cgroups: CgroupNames,
                   signals: StopSignals) throws {
-        var state = InteractiveState(sort: configuration.sort, grouping: configuration.grouping, threads: configuration.threads)
+        var state = InteractiveState(sort: configuration.sort, grouping: configuration.grouping, threads: configuration.threads,
+                                     connections: configuration.connections)
         var renderer = TopRenderer(threads: false, summary: configuration.summary, cgroups: cgroups)
-        var last: (samples: [ProcessTable.ProcessSample], time: Date, seconds: Double, losses: Snapshot.Losses)?
+        var last: (samples: [ProcessTable.ProcessSample], sockets: [SocketSample], time: Date, seconds: Double, losses: Snapshot.Losses)?
         var size = terminal.size
         func draw() {
             guard let last else {
@@ -103,7 +110,8 @@ public struct TopApp {
                 return
             }
             let samples = last.samples.filter { state.admits(pid: $0.id.pid, comm: $0.comm, cgroup: renderer.cgroups.path(of: $0.cgroupID)) }
-            let interval = TopInterval(time: last.time, seconds: last.seconds, samples: samples, filter: filter, sort: state.sort)
+            let interval = TopInterval(time: last.time, seconds: last.seconds, samples: samples, filter: filter, sort: state.sort,
+                                       sockets: state.connections ? last.sockets : nil, families: configuration.families)
             renderer.threads = state.threads
             let text = state.grouping == .process
                 ? renderer.table(interval, loadAverage: Self.loadAverage(), losses: last.losses)
@@ -135,9 +143,9 @@ public struct TopApp {
                 if redraw { draw() }
             }
             let end = StopSignals.now()
-            let (samples, losses) = try source.sample()
+            let (samples, sockets, losses) = try source.sample()
             if !state.paused {
-                last = (samples, Date(), end - start, losses)
+                last = (samples, sockets, Date(), end - start, losses)
                 draw()
                 shown += 1
             }
@@ -146,29 +154,42 @@ public struct TopApp {
     }
 
     /// Where the counters come from: a running daemon (no second copy of the programs), or
-    /// the programs loaded by this process when no daemon runs.
+    /// the programs loaded by this process when no daemon runs or the daemon does not keep
+    /// what is asked for (threads, connections).
     enum Source {
-        case daemon(DaemonAPI.Connection, DeltaTracker)
-        case local(AccountingEngine, ProcessTable)
+        case daemon(DaemonAPI.Connection, DeltaTracker, SocketDeltas?)
+        case local(AccountingEngine, ProcessTable, SocketTable, SocketDeltas)
 
         init(_ configuration: Configuration, logger: Logger) throws {
             if let path = configuration.daemonSocket, let connection = try Self.connect(path, logger: logger) {
                 // The first reply sets the baseline: traffic before top started is not shown.
                 var tracker = DeltaTracker()
                 let first = try connection.processes()
+                var sockets: SocketDeltas?
+                if configuration.connections {
+                    do {
+                        var deltas = SocketDeltas(baseline: true)
+                        _ = deltas.deltas(try connection.sockets())
+                        sockets = deltas
+                    } catch let error as NetacctError where error.kind == .unsupported {
+                        logger.debug("\(error)")
+                    }
+                }
                 if configuration.threads && !first.threadsKept {
                     logger.notice("the running daemon keeps no per-thread counters (start it with --threads); loading the programs here for --threads")
+                } else if configuration.connections && sockets == nil {
+                    logger.notice("the running daemon does not count per connection (start it with --connections); loading the programs here for --connections")
                 } else {
                     logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
                     _ = tracker.deltas(first.processes)
-                    self = .daemon(connection, tracker)
+                    self = .daemon(connection, tracker, sockets)
                     return
                 }
             }
             let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
             // Thread rows cost a sample more: kept only when shown.
-            self = .local(try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger),
-                          ProcessTable(keepsThreads: configuration.threads))
+            let engine = try AccountingEngine(options: .init(onlyPID: onlyPID, perSocket: configuration.connections), logger: logger)
+            self = .local(engine, ProcessTable(keepsThreads: configuration.threads), SocketTable(), SocketDeltas(baseline: false))
         }
 
         /// The daemon's API, if one serves `path`. When its socket is closed to this user and
@@ -194,18 +215,25 @@ public struct TopApp {
             }
         }
 
-        mutating func sample() throws -> ([ProcessTable.ProcessSample], Snapshot.Losses) {
+        /// The interval's processes and (when counted) sockets, with their deltas, and the losses.
+        mutating func sample() throws -> ([ProcessTable.ProcessSample], [SocketSample], Snapshot.Losses) {
             switch self {
-            case .daemon(let connection, var tracker):
+            case .daemon(let connection, var tracker, var sockets):
                 let reply = try connection.processes()
                 let samples = tracker.deltas(reply.processes)
-                self = .daemon(connection, tracker)
-                return (samples, reply.losses)
-            case .local(let engine, var table):
+                var socketSamples: [SocketSample] = []
+                if var deltas = sockets {
+                    socketSamples = deltas.deltas(try connection.sockets())
+                    sockets = deltas
+                }
+                self = .daemon(connection, tracker, sockets)
+                return (samples, socketSamples, reply.losses)
+            case .local(let engine, var table, let socketTable, var deltas):
                 var source = engine
                 let samples = try table.ingest(from: &source, reporting: .all)
-                self = .local(engine, table)
-                return (samples, try engine.losses())
+                let sockets = engine.countsPerSocket ? deltas.deltas(try socketTable.sample(engine)) : []
+                self = .local(engine, table, socketTable, deltas)
+                return (samples, sockets, try engine.losses())
             }
         }
     }

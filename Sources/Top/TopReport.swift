@@ -31,21 +31,42 @@ public struct TopInterval: Sendable {
     public var time: Date
     public var seconds: Double
     public var processes: [ProcessTable.ProcessSample]
+    /// With `--connections`: each shown process's sockets with traffic in the interval, busiest
+    /// first, of the families asked for (nil: connections are not shown).
+    public var connections: [ProcessID: [SocketSample]]?
 
-    /// Keeps the processes the filter admits that had traffic in the interval, busiest first.
+    /// Keeps the processes the filter admits that had traffic in the interval, busiest first,
+    /// and, given `sockets`, their sockets of `families` that had traffic or closed in it (a
+    /// socket's close is shown once, with its final traffic: nothing, if it was idle; its
+    /// process is then shown too).
     public init(time: Date, seconds: Double, samples: [ProcessTable.ProcessSample],
-                filter: Filter = .init(), sort: SortKey = .total) {
+                filter: Filter = .init(), sort: SortKey = .total,
+                sockets: [SocketSample]? = nil, families: Set<SocketSample.Family> = Set(SocketSample.Family.allCases)) {
         self.time = time
         self.seconds = seconds
         let key = sort.key
+        let sockets = sockets?.filter { (!$0.delta.isZero || $0.closed) && families.contains($0.family) }
+        let closing = Set(sockets?.filter(\.closed).map(\.id.process) ?? [])
         processes = samples
-            .filter { !$0.delta.isZero && filter.admits($0) }
+            .filter { (!$0.delta.isZero || closing.contains($0.id)) && filter.admits($0) }
             .map { sample in
                 var sample = sample
                 sample.threads = sample.threads.filter { !$0.delta.isZero }
                 return sample
             }
             .sorted { (key($0.delta), $1.id.pid) > (key($1.delta), $0.id.pid) }
+        if let sockets {
+            let shown = Set(processes.map(\.id))
+            let socketKey = sort.socketKey
+            connections = Dictionary(grouping: sockets.filter { shown.contains($0.id.process) }, by: \.id.process)
+                .mapValues { $0.sorted { (socketKey($0.delta), $1.id.cookie) > (socketKey($1.delta), $0.id.cookie) } }
+        }
+    }
+
+    /// The connections shown, of one family, in the order of their processes.
+    public func connections(of family: SocketSample.Family) -> [SocketSample] {
+        guard let connections else { return [] }
+        return processes.flatMap { (connections[$0.id] ?? []).filter { $0.family == family } }
     }
 
     public var total: Traffic { processes.reduce(.zero) { $0 + $1.delta } }
@@ -77,6 +98,14 @@ extension TopInterval.SortKey {
         case .total: { $0.rxBytes &+ $0.txBytes }
         }
     }
+
+    var socketKey: (SocketTraffic) -> UInt64 {
+        switch self {
+        case .rx: \.rxBytes
+        case .tx: \.txBytes
+        case .total: { $0.rxBytes &+ $0.txBytes }
+        }
+    }
 }
 
 /// Renders intervals as a text table (the screen of `netacct top`) or as JSON lines.
@@ -99,7 +128,8 @@ public struct TopRenderer {
     public mutating func table(_ interval: TopInterval, loadAverage: String? = nil, losses: Snapshot.Losses = .init()) -> String {
         var lines: [String] = []
         if summary {
-            lines.append(summaryLine(interval, loadAverage: loadAverage, what: "\(interval.processes.count) processes"))
+            let connections = interval.connections.map { ", \($0.values.reduce(0) { $0 + $1.count }) connections" } ?? ""
+            lines.append(summaryLine(interval, loadAverage: loadAverage, what: "\(interval.processes.count) processes\(connections)"))
             if !losses.isZero {
                 lines.append("WARNING since start: " + losses.phrases.joined(separator: "; "))
             }
@@ -120,7 +150,52 @@ public struct TopRenderer {
         if interval.processes.contains(where: \.exited) || (threads && interval.processes.contains { $0.threads.contains(where: \.exited) }) {
             lines.append("* exited during the interval (final traffic shown)")
         }
+        lines += connectionTables(interval)
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Connections
+
+    /// The width of an endpoint column: `255.255.255.255:65535`, or an IPv6 one such as
+    /// `[fd00:1234:5678::1]:65535` (longer ones widen their row).
+    static func endpointWidth(_ family: SocketSample.Family) -> Int { family == .ipv4 ? 21 : 39 }
+
+    static func connectionHeader(_ family: SocketSample.Family) -> String {
+        let width = endpointWidth(family)
+        return [Units.pad("PID", 7), Units.pad("COMM", 16, left: true), Units.pad("PROTO", 5, left: true),
+                Units.pad("LADDR", width, left: true), Units.pad("RADDR", width, left: true),
+                Units.pad("RX-CALLS", 8), Units.pad("RX", 7), Units.pad("TX-CALLS", 8), Units.pad("TX", 7)].joined(separator: " ")
+    }
+
+    /// tcptop's view: a table per address family (IPv4 first), a row per connection with
+    /// traffic in the interval, grouped under their processes in the processes' order. A
+    /// socket closed during the interval is marked (`tcp*`) and shows its final traffic.
+    func connectionTables(_ interval: TopInterval) -> [String] {
+        guard interval.connections != nil else { return [] }
+        var lines: [String] = []
+        let comms = Dictionary(interval.processes.map { ($0.id, $0.comm) }, uniquingKeysWith: { a, _ in a })
+        var anyClosed = false
+        for family in SocketSample.Family.allCases {
+            let rows = interval.connections(of: family)
+            guard !rows.isEmpty else { continue }
+            let width = Self.endpointWidth(family)
+            lines.append("")
+            lines.append(family == .ipv4 ? "IPv4 connections" : "IPv6 connections")
+            lines.append(Self.connectionHeader(family))
+            for socket in rows {
+                anyClosed = anyClosed || socket.closed
+                let d = socket.delta
+                lines.append([Units.pad(String(socket.id.process.pid), 7),
+                              Units.pad(String((comms[socket.id.process] ?? "").prefix(16)), 16, left: true),
+                              Units.pad(socket.transport.rawValue + (socket.closed ? "*" : ""), 5, left: true),
+                              Units.pad(SocketSample.endpoint(socket.localAddress, socket.localPort), width, left: true),
+                              Units.pad(SocketSample.endpoint(socket.remoteAddress, socket.remotePort), width, left: true),
+                              Units.pad(Units.count(d.rxPackets), 8), Units.pad(Units.bytes(d.rxBytes), 7),
+                              Units.pad(Units.count(d.txPackets), 8), Units.pad(Units.bytes(d.txBytes), 7)].joined(separator: " "))
+            }
+        }
+        if anyClosed { lines.append("tcp* udp*: closed during the interval (final traffic shown)") }
+        return lines
     }
 
     func summaryLine(_ interval: TopInterval, loadAverage: String?, what: String) -> String {
@@ -179,6 +254,7 @@ public struct TopRenderer {
             lines.append(([Units.pad(String(workload.name.suffix(24)), 24, left: true), Units.pad(workload.kind.rawValue, 9, left: true),
                            Units.pad(String(row.processes), 5)] + Self.counterColumns(row.delta)).joined(separator: " "))
         }
+        lines += connectionTables(interval)
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -228,6 +304,16 @@ public struct TopRenderer {
             }
             out.field("exited", number: process.exited ? "true" : "false")
             out.counters(process.delta)
+            if let connections = interval.connections {
+                out.key("connections")
+                out.begin("[")
+                for socket in connections[process.id] ?? [] {
+                    out.begin("{")
+                    out.connection(socket, socket.delta)
+                    out.end("}")
+                }
+                out.end("]")
+            }
             if threads {
                 out.key("threads")
                 out.begin("[")

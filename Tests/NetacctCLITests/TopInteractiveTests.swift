@@ -87,6 +87,8 @@ final class TmuxScreen {
 /// which receives them, every 50 ms.
 final class UDPPair {
     let receiver = Process(), sender = Process()
+    /// The receiver's port.
+    let port: String
     init() throws {
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         receiver.arguments = ["-c", """
@@ -99,6 +101,7 @@ final class UDPPair {
         receiver.standardOutput = out
         try receiver.run()
         let port = try #require(LineReader(out.fileHandleForReading).next())
+        self.port = port
         sender.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         sender.arguments = ["-c", """
             import socket, time
@@ -145,6 +148,14 @@ struct TopInteractiveTests {
         #expect(lines.contains { $0.hasPrefix("sort: rx  by: cgroup  filter: -") })
         try screen.keys("g", "h")
         lines = try screen.await("threads under their processes") { lines in lines.contains { $0.contains("threads: on") } && lines.contains { $0.contains("└") } }
+        try screen.keys("c")
+        lines = try screen.await("the connections of both") { lines in
+            lines.contains { $0.contains("connections: on") } && lines.contains("IPv4 connections")
+                && lines.contains { $0.hasPrefix(String(repeating: " ", count: 7 - sender.count) + sender) && $0.contains("udp") && $0.contains(" *") }
+                && lines.contains { $0.hasPrefix(String(repeating: " ", count: 7 - receiver.count) + receiver) && $0.contains("udp") && $0.contains("127.0.0.1:\(pair.port)") }
+        }
+        try screen.keys("c")
+        _ = try screen.await("no connections once toggled off") { lines in lines.contains { $0.contains("connections: off") } && !lines.contains("IPv4 connections") }
         try screen.keys("q")
         _ = try screen.await("netacct ended by q with status 0") { $0.contains("EXIT 0") }
     }

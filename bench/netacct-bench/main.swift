@@ -160,12 +160,14 @@ func floorCost(_ load: (Int) -> Void) throws -> Double {
     return cost
 }
 
-func netacctCost(_ load: (Int) -> Void) throws -> (Double, exit: ProgramStatistics?) {
-    let engine = try AccountingEngine()
+/// netacct's traffic-path programs under `load`: plain accounting, or counting per socket too
+/// (`top --connections`).
+func netacctCost(_ load: (Int) -> Void, perSocket: Bool = false) throws -> (Double, exit: ProgramStatistics?) {
+    let engine = try AccountingEngine(options: .init(perSocket: perSocket))
     load(eventsPerRound)
     let statistics = try engine.programStatistics()
     _ = try engine.snapshot()
-    return (nanosecondsPerEvent(AccountingEngine.hotPrograms.compactMap { statistics[$0] }), statistics[.recordExit])
+    return (nanosecondsPerEvent(engine.trafficPrograms.compactMap { statistics[$0] }), statistics[.recordExit])
 }
 
 func median(_ values: [Double]) -> Double {
@@ -179,16 +181,17 @@ do {
     let session = try StatisticsSession()
     print("netacct-bench: \(rounds) rounds of \(eventsPerRound) socket events per load, kernel \(KernelProbe.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
     print("")
-    print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | rounds (netacct) |")
-    print("|---|---|---|---|---|")
+    print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | with per-socket counting ns/event | per-socket counting adds | rounds (netacct; per-socket) |")
+    print("|---|---|---|---|---|---|---|")
     for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
-        var floors: [Double] = [], costs: [Double] = []
+        var floors: [Double] = [], costs: [Double] = [], perSocket: [Double] = []
         for _ in 0..<rounds {
             floors.append(try floorCost(load))
             costs.append(try netacctCost(load).0)
+            perSocket.append(try netacctCost(load, perSocket: true).0)
         }
-        let floor = median(floors), cost = median(costs)
-        print("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs.map(format).joined(separator: " ")) |")
+        let floor = median(floors), cost = median(costs), socketCost = median(perSocket)
+        print("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | **\(format(socketCost))** | \(format(socketCost - cost)) | \(costs.map(format).joined(separator: " ")); \(perSocket.map(format).joined(separator: " ")) |")
     }
     withExtendedLifetime(session) {}
 } catch {

@@ -45,6 +45,9 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also time TCP segments through the kernel's layers, in and out (API verb latency): per-stage histograms counted in the kernel.")
     var latency = false
 
+    @Flag(help: "Also count per connection (API verb sockets), for netacct top --connections: other programs on the same hooks, which cost more per call.")
+    var connections = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -68,6 +71,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.maximumClients = maxClients
         configuration.nic = nic
         configuration.latency = latency
+        configuration.connections = connections
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

@@ -10,7 +10,9 @@ struct TopCommand: ParsableCommand {
         discussion: """
             Counts are socket-level: a packet is one successful send or receive call, bytes are \
             its payload. Processes that exited during the interval are marked with '*' and show \
-            their final traffic.
+            their final traffic. With --connections, tcptop's view follows: a table per address \
+            family, a row per TCP or UDP socket with traffic, under its process; a socket closed \
+            during the interval is marked ('tcp*') and shows its final traffic.
             """
     )
 
@@ -28,6 +30,15 @@ struct TopCommand: ParsableCommand {
 
     @Flag(help: "A row for each thread under its process.")
     var threads = false
+
+    @Flag(help: "A row for each connection (TCP and UDP socket) under its process: local and remote address and port, calls and bytes each way. Loads per-socket counting (or reads a daemon started with --connections).")
+    var connections = false
+
+    @Flag(name: .customShort("4"), help: "Only IPv4 connections.")
+    var ipv4 = false
+
+    @Flag(name: .customShort("6"), help: "Only IPv6 connections.")
+    var ipv6 = false
 
     @Flag(name: [.customShort("C"), .long], help: "Do not clear the screen between outputs.")
     var noclear = false
@@ -56,6 +67,9 @@ struct TopCommand: ParsableCommand {
         guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
         if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
         if let bad = pid.first(where: { $0 <= 0 }) { throw ValidationError("A PID is a positive number, not \(bad).") }
+        if (ipv4 || ipv6) && !connections && (noclear || json || isatty(STDOUT_FILENO) != 1) {
+            throw ValidationError("-4 and -6 choose the connections shown: use them with --connections.")
+        }
         if by == .cgroup && threads { throw ValidationError("--threads shows threads under their process: it does not go with --by cgroup.") }
     }
 
@@ -67,6 +81,8 @@ struct TopCommand: ParsableCommand {
         configuration.pids = Set(pid)
         configuration.cgroup = cgroup
         configuration.threads = threads
+        configuration.connections = connections
+        if ipv4 != ipv6 { configuration.families = [ipv4 ? .ipv4 : .ipv6] }
         configuration.clearScreen = !noclear && !json
         // Interactive on a terminal, unless -C or --json asks for lines.
         configuration.interactive = !noclear && !json && isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1

@@ -1,0 +1,77 @@
+import Accounting
+import DequeModule
+import NetacctKit
+
+/// Per-socket counting as a collector (`netacct daemon --connections`): verb `sockets`, every
+/// socket's cumulative counters as each process used it. A closed socket's final counters go,
+/// once, to every client connected when its close was noticed (each maintenance interval reads
+/// the kernel, so the kernel's records are given back whether or not anyone asks); at most
+/// `maximumClosed` wait at once, past that the oldest are forgotten and counted.
+final class SocketsCollector: Collector {
+    private let engine: AccountingEngine
+    private let table = SocketTable()
+    private let maximumClosed: Int
+    /// The open sockets of the latest reading.
+    private var open: [SocketSample] = []
+    /// Closed sockets in the order they were noticed; `first` is the number of the first.
+    private var closed = Deque<SocketSample>()
+    private var first: UInt64 = 0
+    /// Each client's next entry of `closed`.
+    private var clients: [APIClientID: UInt64] = [:]
+    private var forgotten: UInt64 = 0
+
+    init(engine: AccountingEngine, maximumClosed: Int = 65_536) {
+        precondition(engine.countsPerSocket, "the engine counts per socket")
+        self.engine = engine
+        self.maximumClosed = maximumClosed
+    }
+
+    var verb: String { DaemonAPI.socketsVerb }
+    private var end: UInt64 { first + UInt64(closed.count) }
+
+    func connect(client: APIClientID) { clients[client] = end }
+    func disconnect(client: APIClientID) {
+        clients[client] = nil
+        trim()
+    }
+
+    func maintain(interval: Double) throws -> Bool {
+        open.removeAll(keepingCapacity: true)
+        for sample in try table.sample(engine) {
+            if !sample.closed {
+                open.append(sample)
+            } else if !clients.isEmpty {
+                closed.append(sample)
+            }
+        }
+        while closed.count > maximumClosed {
+            closed.removeFirst()
+            first += 1
+            forgotten += 1
+        }
+        trim()
+        return true
+    }
+
+    /// Forgets the closed sockets every client has had.
+    private func trim() {
+        let oldest = clients.values.min() ?? end
+        while first < oldest, !closed.isEmpty {
+            closed.removeFirst()
+            first += 1
+        }
+    }
+
+    func answer(client: APIClientID, into json: inout JSONWriter) throws {
+        _ = try maintain(interval: 0)
+        let next = max(clients[client] ?? end, first)
+        let delivered = closed.dropFirst(Int(next - first))
+        DaemonAPI.writeSockets(open + delivered, into: &json)
+        clients[client] = end
+        trim()
+    }
+
+    var losses: [String] {
+        forgotten > 0 ? ["\(forgotten) closed sockets forgotten before delivery (backlog full)"] : []
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Glibc
+import Accounting
+import NetacctKit
+import Testing
+
+/// Per-socket counting (`top --connections`) with real programs and real sockets: exact calls
+/// and bytes per connection, endpoints, closing, a reused 4-tuple, a socket two processes use,
+/// and a full record table.
+@Suite(.serialized, .enabled(if: BPFEnvironment.available, "needs root and Linux >= 6.3 with BTF"))
+struct SocketCountingTests {
+    static func engine(onlyPID: Int32? = getpid(), records: UInt32? = nil) throws -> AccountingEngine {
+        var options = AccountingEngine.Options(onlyPID: onlyPID, perSocket: true)
+        if let records { options.socketRecords = records }
+        return try AccountingEngine(options: options)
+    }
+
+    static func cookie(_ socket: Socket) throws -> UInt64 {
+        var cookie: UInt64 = 0, length = socklen_t(8)
+        try check(getsockopt(socket.fd, SOL_SOCKET, 57 /* SO_COOKIE */, &cookie, &length), "getsockopt SO_COOKIE")
+        return cookie
+    }
+
+    static func peerPort(_ socket: Socket) throws -> UInt16 {
+        var address = sockaddr_storage(), length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        try withUnsafeMutableBytes(of: &address) { raw in
+            try check(getpeername(socket.fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length), "getpeername")
+        }
+        return withUnsafeBytes(of: address) { $0.load(fromByteOffset: 2, as: UInt16.self).bigEndian }
+    }
+
+    /// The samples of this process's sockets, by cookie.
+    static func byCookie(_ samples: [SocketSample]) -> [UInt64: SocketSample] {
+        Dictionary(samples.filter { $0.id.process.pid == getpid() }.map { ($0.id.cookie, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    @Test func everyConnectionOfOneProcessIsCountedExactly() throws {
+        let engine = try Self.engine()
+        let table = SocketTable()
+        // Two TCP connections over IPv4, one over IPv6, a connected and an unconnected UDP socket.
+        let tcp4a = try tcpPair(.v4), tcp4b = try tcpPair(.v4), tcp6 = try tcpPair(.v6)
+        for _ in 0..<3 { _ = try tcp4a.client.send(1000) }
+        let tcp4aCalls = try tcp4a.server.receiveAll(3000)
+        _ = try tcp4b.client.send(5)
+        _ = try tcp4b.server.receiveAll(5)
+        for _ in 0..<2 { _ = try tcp6.server.send(700) }
+        let tcp6Calls = try tcp6.client.receiveAll(1400)
+        let connected = try udpPair(.v4, connected: true)
+        for size in 1...4 { _ = try connected.sender.send(size * 10) }
+        for _ in 1...4 { try check(connected.receiver.receive(100), "recv") }
+        let unconnected = try udpPair(.v6, connected: false)
+        let peer = try udpPair(.v6, connected: false)
+        _ = try unconnected.sender.sendTo(33, unconnected.address)
+        _ = try unconnected.sender.sendTo(44, peer.address)
+        try check(unconnected.receiver.receive(100), "recv")
+        try check(peer.receiver.receive(100), "recv")
+
+        let samples = Self.byCookie(try table.sample(engine))
+        func expect(_ socket: Socket, _ traffic: SocketTraffic, _ transport: SocketSample.Transport, _ family: SocketSample.Family,
+                    connected: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let sample = try #require(samples[try Self.cookie(socket)], sourceLocation: sourceLocation)
+            #expect(sample.total == traffic, sourceLocation: sourceLocation)
+            #expect(sample.transport == transport && sample.family == family && !sample.closed, sourceLocation: sourceLocation)
+            #expect(sample.localPort == (try portNumber(try socket.localAddress())), sourceLocation: sourceLocation)
+            #expect(sample.localAddress == (family == .ipv4 ? "127.0.0.1" : "::1") || sample.localAddress == "::" || sample.localAddress == "0.0.0.0",
+                    sourceLocation: sourceLocation)
+            if connected {
+                #expect(sample.remoteAddress == (family == .ipv4 ? "127.0.0.1" : "::1"), sourceLocation: sourceLocation)
+                #expect(sample.remotePort == (try Self.peerPort(socket)), sourceLocation: sourceLocation)
+            } else {
+                #expect(sample.remoteAddress == nil && sample.remotePort == 0, sourceLocation: sourceLocation)
+            }
+        }
+        try expect(tcp4a.client, SocketTraffic(txPackets: 3, txBytes: 3000), .tcp, .ipv4)
+        try expect(tcp4a.server, SocketTraffic(rxPackets: UInt64(tcp4aCalls), rxBytes: 3000), .tcp, .ipv4)
+        try expect(tcp4b.client, SocketTraffic(txPackets: 1, txBytes: 5), .tcp, .ipv4)
+        try expect(tcp4b.server, SocketTraffic(rxPackets: 1, rxBytes: 5), .tcp, .ipv4)
+        try expect(tcp6.server, SocketTraffic(txPackets: 2, txBytes: 1400), .tcp, .ipv6)
+        try expect(tcp6.client, SocketTraffic(rxPackets: UInt64(tcp6Calls), rxBytes: 1400), .tcp, .ipv6)
+        try expect(connected.sender, SocketTraffic(txPackets: 4, txBytes: 100), .udp, .ipv4)
+        try expect(connected.receiver, SocketTraffic(rxPackets: 4, rxBytes: 100), .udp, .ipv4, connected: false)
+        // An unconnected UDP socket: one sample with the bytes of all its peers, no remote end.
+        try expect(unconnected.sender, SocketTraffic(txPackets: 2, txBytes: 77), .udp, .ipv6, connected: false)
+        try expect(unconnected.receiver, SocketTraffic(rxPackets: 1, rxBytes: 33), .udp, .ipv6, connected: false)
+        try expect(peer.receiver, SocketTraffic(rxPackets: 1, rxBytes: 44), .udp, .ipv6, connected: false)
+        #expect(samples.count == 11, "one sample per socket that talked, no other: \(samples.values.map { "\($0.transport) \($0.localPort)" })")
+        #expect(try engine.losses().isZero)
+    }
+
+    @Test func aClosedSocketGivesItsFinalCountsOnceAndItsRecordBack() throws {
+        let engine = try Self.engine(records: 4)
+        let table = SocketTable()
+        var pair: (client: Socket, server: Socket)? = try tcpPair(.v4)
+        let cookies = (try Self.cookie(pair!.client), try Self.cookie(pair!.server))
+        _ = try pair!.client.send(10)
+        _ = try pair!.server.receiveAll(10)
+        #expect(Self.byCookie(try table.sample(engine))[cookies.0]?.closed == false)
+        _ = try pair!.client.send(20)
+        _ = try pair!.server.receiveAll(20)
+        pair = nil
+        let final = Self.byCookie(try table.sample(engine))
+        #expect(final[cookies.0]?.closed == true && final[cookies.0]?.total == SocketTraffic(txPackets: 2, txBytes: 30))
+        #expect(final[cookies.1]?.closed == true && final[cookies.1]?.total.rxBytes == 30)
+        #expect(Self.byCookie(try table.sample(engine)).isEmpty, "closed sockets are sampled once")
+        // Their records were given back: four table-sized rounds of new sockets all count.
+        for _ in 0..<4 {
+            var udp: (sender: Socket, receiver: Socket, address: LoopbackAddress)? = try udpPair(.v4, connected: true)
+            _ = try udp!.sender.send(9)
+            try check(udp!.receiver.receive(100), "recv")
+            #expect(Self.byCookie(try table.sample(engine)).values.map(\.total.txBytes).reduce(0, +) == 9)
+            udp = nil
+            #expect(Self.byCookie(try table.sample(engine)).values.allSatisfy(\.closed), "the closing sample")
+        }
+        #expect(try engine.losses().uncountedSocketCalls == 0)
+    }
+
+    @Test(arguments: [Family.v4, .v6])
+    func aReusedFourTupleStartsFromZero(_ family: Family) throws {
+        let engine = try Self.engine()
+        let table = SocketTable()
+        let listener = try Socket(family, Int32(SOCK_STREAM.rawValue))
+        try listener.bind(LoopbackAddress(family))
+        try check(listen(listener.fd, 4), "listen")
+        var clientPort: UInt16 = 0
+        var seen: [SocketSample] = []
+        for (round, bytes) in [300, 7].enumerated() {
+            let client = try Socket(family, Int32(SOCK_STREAM.rawValue))
+            // The same local port both times; no TIME_WAIT (closed with a reset).
+            try client.bind(LoopbackAddress(family, port: clientPort))
+            clientPort = try portNumber(try client.localAddress())
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            try client.connect(try listener.localAddress())
+            let server = Socket(fd: try check(accept(listener.fd, nil, nil), "accept"))
+            setsockopt(server.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            _ = try client.send(bytes)
+            _ = try server.receiveAll(bytes)
+            let live = Self.byCookie(try table.sample(engine))
+            let sample = try #require(live[try Self.cookie(client)], "round \(round)")
+            #expect(sample.total == SocketTraffic(txPackets: 1, txBytes: UInt64(bytes)), "round \(round): from zero")
+            #expect(sample.localPort == clientPort)
+            seen.append(sample)
+            withExtendedLifetime((client, server)) {}
+        }
+        #expect(seen[0].remotePort == seen[1].remotePort && seen[0].localPort == seen[1].localPort)
+        #expect(seen[0].id != seen[1].id)
+    }
+
+    @Test func aSocketTwoProcessesUseHasASampleForEach() throws {
+        let engine = try Self.engine(onlyPID: nil)
+        let table = SocketTable()
+        var udp: (sender: Socket, receiver: Socket, address: LoopbackAddress)? = try udpPair(.v4, connected: true)
+        _ = try udp!.sender.send(11)
+        // A child process inherits the sender (as fd 3) and sends on it twice.
+        let script = "import socket; s = socket.socket(fileno=3); s.send(b'x' * 22); s.send(b'y' * 33)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, udp!.sender.fd, 3)
+        var child: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = ["/usr/bin/python3", "-c", script].map { (text: String) in strdup(text) } + [nil]
+        defer { argv.forEach { free($0) } }
+        try #require(posix_spawn(&child, "/usr/bin/python3", &actions, nil, argv, environ) == 0)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        try #require(status == 0, "the child sent")
+        _ = try udp!.sender.send(44)
+        let cookie = try Self.cookie(udp!.sender)
+        let mine = try table.sample(engine).filter { $0.id.cookie == cookie }
+        let parent = mine.first { $0.id.process.pid == getpid() }, other = mine.first { $0.id.process.pid == child }
+        #expect(mine.count == 2)
+        #expect(parent?.total == SocketTraffic(txPackets: 2, txBytes: 55))
+        #expect(other?.total == SocketTraffic(txPackets: 2, txBytes: 55))
+        #expect(other?.closed == false, "the socket is open in this process")
+        udp = nil
+        let closing = try table.sample(engine).filter { $0.id.cookie == cookie }
+        #expect(closing.count == 2 && closing.allSatisfy(\.closed), "both processes' samples close with the socket")
+    }
+
+    @Test func aFullTableLosesPerSocketCountsVisiblyNeverTheProcesses() throws {
+        let engine = try Self.engine(records: 2)
+        let table = SocketTable()
+        var recorder = ProcessTable()
+        let pairs = try (0..<2).map { _ in try udpPair(.v4, connected: true) } // 2 receivers + 2 senders: 4 sockets
+        for pair in pairs {
+            _ = try pair.sender.send(10)
+            try check(pair.receiver.receive(100), "recv")
+        }
+        let samples = Self.byCookie(try table.sample(engine))
+        #expect(samples.count == 2)
+        #expect(try engine.losses().uncountedSocketCalls == 2, "the calls of the sockets without a record, counted as lost")
+        var source = engine
+        let me = try recorder.ingest(from: &source, reporting: .all).first { $0.id.pid == getpid() }
+        #expect(me?.total == Traffic(udpTxPackets: 2, udpTxBytes: 20, udpRxPackets: 2, udpRxBytes: 20), "the process counts every call")
+        withExtendedLifetime(pairs) {}
+    }
+}
