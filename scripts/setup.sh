@@ -11,6 +11,7 @@ NETACCT_PACKAGES=(
     ethtool     # the nic tests change a veth's queue count (ethtool -L)
     nftables    # the latency tests drop and NAT with real firewall rules in their namespaces
     tmux        # the interactive top tests type keys and read the screen in a tmux session
+    prometheus  # the metrics tests scrape the daemon with a real Prometheus server; promtool checks
 )
 
 netacct_install_packages() {
@@ -23,7 +24,7 @@ netacct_install_packages() {
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     if ! command -v swift >/dev/null; then
         echo "setup: no Swift toolchain on PATH (Swift >= 6.1 is needed: https://www.swift.org/install/linux/)" >&2

@@ -223,6 +223,17 @@ public final class AccountingService {
         return result
     }
 
+    /// The exited processes `client` has not had, marked delivered to it (no refresh needed:
+    /// the maintenance interval notices exits).
+    public func exitedProcesses(for client: ClientID) -> [ProcessTable.ProcessSample] {
+        var result: [ProcessTable.ProcessSample] = []
+        deliverExited(to: client, uniquePIDs: false) { entry, _ in
+            result.append(ProcessTable.ProcessSample(id: entry.id, comm: entry.comm.string, cgroupID: entry.cgroupID, exited: true,
+                                                     total: entry.total, delta: .zero, threads: []))
+        }
+        return result
+    }
+
     /// What the netatop-bpf protocol carries: the process, its name and its cumulative total,
     /// for the exited processes `client` has not had and every live process, never two with
     /// one PID (an exited process goes first; a live process whose PID it has waits for the next

@@ -207,6 +207,18 @@ public enum DaemonAPI {
 }
 
 extension JSONWriter {
+    /// A cgroup's object of `top --by cgroup --json` (and `/api/v1/cgroups`): its path (`null`
+    /// once gone), name, kind, processes and the eight counters.
+    public mutating func cgroup(path: String?, workload: Workload, processes: Int, traffic: Traffic) {
+        begin("{")
+        if let path { field("cgroup", string: path) } else { field("cgroup", number: "null") }
+        field("name", string: workload.name)
+        field("kind", string: workload.kind.rawValue)
+        field("processes", number: String(processes))
+        counters(traffic)
+        end("}")
+    }
+
     /// The eight counters, in the documented order (`--json` and the local API).
     public mutating func counters(_ t: Traffic) {
         field("tcp_tx_packets", number: String(t.tcpTxPackets))

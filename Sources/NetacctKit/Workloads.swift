@@ -88,3 +88,11 @@ extension Substring {
         String(map { $0 == target ? replacement : $0 })
     }
 }
+
+extension CgroupNames {
+    /// The workload a cgroup is (its name and kind), from its path; a cgroup gone is `#id`.
+    public mutating func workload(of id: UInt64) -> (path: String?, workload: Workload) {
+        guard let path = path(of: id) else { return (nil, Workload(kind: .other, name: id == 0 ? "-" : "#\(id)")) }
+        return (path, Workload(path: path))
+    }
+}

@@ -38,6 +38,14 @@ public final class Daemon {
         public var latency = false
         /// Also count per socket (API verb `sockets`, for `netacct top --connections`).
         public var connections = false
+        /// Serve HTTP (`/metrics`, `/api/v1/…`, `/healthz`) on this address and port.
+        public var listen: (host: String, port: Int)?
+        /// The bearer token HTTP clients must send (nil: none).
+        public var metricsToken: String?
+        /// Series of their own per process group and per cgroup; the rest in `other`.
+        public var metricsTop = 50
+        /// Process groups by command name and PID.
+        public var metricsPIDs = false
         public init() {}
     }
 
@@ -94,6 +102,21 @@ public final class Daemon {
             try? group.syncShutdownGracefully()
             withExtendedLifetime(engine) {}
         }
+        if let listen = configuration.listen {
+            let metrics = MetricsExporter(service: shared.service, engine: engine,
+                                          options: .init(top: configuration.metricsTop, pids: configuration.metricsPIDs))
+            shared.metrics = metrics
+            let server = HTTPServer(configuration: HTTPConfiguration(host: listen.host, port: listen.port, token: configuration.metricsToken),
+                                    shared: shared, metrics: metrics)
+            do {
+                channels.append(try server.bind(group: group))
+            } catch {
+                throw NetacctError("Cannot serve HTTP on \(listen.host):\(listen.port) (--listen): \(error)")
+            }
+            if !Self.isLoopback(listen.host) {
+                logger.warning("serving metrics and the HTTP API beyond this machine (\(listen.host)): anyone who can reach the port sees every process's traffic\(configuration.metricsToken == nil ? "; consider --metrics-token-file" : "")")
+            }
+        }
         channels.append(try bind(leases[0], group: group, shared: shared) { NetatopHandler(shared: shared) })
         if leases.count > 1 {
             channels.append(try bind(leases[1], group: group, shared: shared) { APIHandler(shared: shared) })
@@ -109,6 +132,11 @@ public final class Daemon {
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
+    }
+
+    /// Whether an address to listen on is a loopback one (127.0.0.0/8, ::1, localhost).
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// Loads an optional collector: one the running kernel cannot support is reported and

@@ -54,9 +54,13 @@ final class SharedService: @unchecked Sendable {
                 log.log(.error, "maintain-\(collector.verb)", "\(collector.verb): reading the kernel failed: \(error)")
             }
         }
+        metrics?.maintain()
         if read { returnFreedMemory() }
         reportLosses()
     }
+
+    /// The Prometheus exporter, when the daemon serves HTTP (set once, before serving).
+    var metrics: MetricsExporter?
 
     /// After an answer has left, or a client holding one has gone: gives the memory that
     /// building it took back to the system. glibc keeps freed memory for reuse otherwise, and

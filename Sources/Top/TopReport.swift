@@ -232,11 +232,7 @@ public struct TopRenderer {
     static let cgroupHeader = ([Units.pad("CGROUP", 24, left: true), Units.pad("KIND", 9, left: true), Units.pad("PROCS", 5)]
         + counterHeader).joined(separator: " ")
 
-    /// The workload a cgroup is (its name and kind), from its path; a cgroup gone is `#id`.
-    mutating func workload(of id: UInt64) -> (path: String?, workload: Workload) {
-        guard let path = cgroups.path(of: id) else { return (nil, Workload(kind: .other, name: id == 0 ? "-" : "#\(id)")) }
-        return (path, Workload(path: path))
-    }
+    mutating func workload(of id: UInt64) -> (path: String?, workload: Workload) { cgroups.workload(of: id) }
 
     /// `--by cgroup`: a row per cgroup with the sum of its processes' traffic.
     public mutating func cgroupTable(_ interval: TopInterval, sort: TopInterval.SortKey = .total, loadAverage: String? = nil,
@@ -263,13 +259,7 @@ public struct TopRenderer {
         var out = Self.beginLine(interval, list: "cgroups")
         for row in interval.byCgroup(sort: sort) {
             let (path, workload) = workload(of: row.id)
-            out.begin("{")
-            if let path { out.field("cgroup", string: path) } else { out.field("cgroup", number: "null") }
-            out.field("name", string: workload.name)
-            out.field("kind", string: workload.kind.rawValue)
-            out.field("processes", number: String(row.processes))
-            out.counters(row.delta)
-            out.end("}")
+            out.cgroup(path: path, workload: workload, processes: row.processes, traffic: row.delta)
         }
         out.end("]")
         out.end("}")

@@ -15,7 +15,8 @@ final class TestCgroups {
 
     init() throws {
         root = try #require(CgroupNames().root, "a cgroup2 file system is mounted")
-        parent = "/netacct-test-\(getpid())"
+        // Of its own: suites run at once, each with its cgroups.
+        parent = "/netacct-test-\(getpid())-\(UUID().uuidString.prefix(6))"
         unit = parent + "/web.service"
         container = parent + "/docker-\(Self.containerID).scope"
         for path in [parent, unit, container] {

@@ -173,7 +173,7 @@ struct TopConnectionsTests {
         for (run, families) in runs {
             let rows = try run.connections()
             let totals = Self.totals(rows)
-            let expected = made.filter { families.contains($0["family"] as! String) }
+            let expected = made.filter { families.contains($0["family"]!) }
             #expect(totals.count == expected.count, "one socket each, no other: \(totals.keys.sorted())")
             for socket in expected {
                 let total = try #require(totals[Self.key(socket)], "\(families): \(Self.key(socket)) in \(totals.keys.sorted())")

@@ -1,5 +1,6 @@
 import Accounting
 import ArgumentParser
+import Glibc
 import NetacctServers
 
 struct DaemonCommand: ParsableCommand {
@@ -48,7 +49,50 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count per connection (API verb sockets), for netacct top --connections: other programs on the same hooks, which cost more per call.")
     var connections = false
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics (/metrics), the HTTP API (/api/v1/…) and /healthz here; off by default. The usual address is 127.0.0.1:19478 (outside the 9100-9999 range Prometheus's exporters have taken).", valueName: "addr:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Series of their own per process group and per cgroup in /metrics; the rest in one 'other' series.", valueName: "N"))
+    var metricsTop = 50
+
+    @Flag(help: "Process groups by command name and PID in /metrics (still at most --metrics-top of them).")
+    var metricsPids = false
+
+    @Option(help: ArgumentHelp("HTTP clients must send 'Authorization: Bearer <the token in this file>'; the file must not be readable by others.", valueName: "path"))
+    var metricsTokenFile: String?
+
     @OptionGroup var global: GlobalOptions
+
+    /// `host:port`, `[v6]:port` → (host, port).
+    static func parseListen(_ text: String) throws -> (host: String, port: Int) {
+        var host: Substring, port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(after: close)...].drop { $0 == ":" }
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        } else {
+            throw ValidationError("--listen needs an address and a port, such as 127.0.0.1:19478, not \(text).")
+        }
+        guard !host.isEmpty, let number = Int(port), (1...65535).contains(number) else {
+            throw ValidationError("--listen needs an address and a port (1-65535), such as 127.0.0.1:19478, not \(text).")
+        }
+        return (String(host), number)
+    }
+
+    /// The token in `path`, refused when others may read the file.
+    static func readToken(_ path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ValidationError("Cannot read the token file \(path) (--metrics-token-file): \(String(cString: strerror(errno))).") }
+        guard info.st_mode & 0o004 == 0 else {
+            throw ValidationError("The token file \(path) is readable by every user: make it private (chmod o-r \(path)) before using it.")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("Cannot read the token file \(path).") }
+        let words = text.split(whereSeparator: \.isWhitespace)
+        guard words.count == 1 else { throw ValidationError("The token file \(path) must hold one token, without spaces.") }
+        return String(words[0])
+    }
 
     func validate() throws {
         guard retention > 0, retention.isFinite else { throw ValidationError("The retention must be a positive number of seconds.") }
@@ -56,6 +100,10 @@ struct DaemonCommand: ParsableCommand {
         guard maxExited >= 0 else { throw ValidationError("--max-exited cannot be negative.") }
         guard idleTimeout > 0, idleTimeout.isFinite else { throw ValidationError("The idle timeout must be a positive number of seconds.") }
         guard maxClients > 0 else { throw ValidationError("--max-clients must be at least 1.") }
+        guard metricsTop >= 0 else { throw ValidationError("--metrics-top cannot be negative.") }
+        if let listen { _ = try Self.parseListen(listen) }
+        if metricsTokenFile != nil && listen == nil { throw ValidationError("--metrics-token-file goes with --listen.") }
+        if let metricsTokenFile { _ = try Self.readToken(metricsTokenFile) }
     }
 
     func run() throws {
@@ -72,6 +120,10 @@ struct DaemonCommand: ParsableCommand {
         configuration.nic = nic
         configuration.latency = latency
         configuration.connections = connections
+        configuration.listen = try listen.map(Self.parseListen)
+        configuration.metricsToken = try metricsTokenFile.map(Self.readToken)
+        configuration.metricsTop = metricsTop
+        configuration.metricsPIDs = metricsPids
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

@@ -1,0 +1,232 @@
+import Accounting
+import FoundationEssentials
+import Glibc
+import NetacctKit
+
+/// `/metrics`: the daemon's counters as Prometheus series, bounded whatever the number of
+/// processes: per process group (command name; with `pids`, command name and PID) and per
+/// cgroup, the `top` busiest of each with one `other` series for the rest (BoundedSeries), per
+/// protocol and direction, bytes and calls; the machine's totals; what was lost; the daemon's
+/// own CPU and memory (`process_*`); BPF run time when `kernel.bpf_stats_enabled` is 1; and the
+/// time the scrape took. An API client of the accounting service of its own receives every
+/// exit once, each maintenance interval, so an exited process's traffic stays in its group.
+/// Used on the daemon's event loop only.
+final class MetricsExporter {
+    struct Options: Sendable {
+        /// Series of their own per kind (process groups, cgroups), the rest in `other`.
+        var top = 50
+        /// Process groups by command name and PID instead of command name.
+        var pids = false
+        init(top: Int = 50, pids: Bool = false) {
+            self.top = top
+            self.pids = pids
+        }
+    }
+
+    struct GroupKey: Hashable {
+        var comm: String
+        var pid: Int32?
+    }
+
+    let options: Options
+    private let service: AccountingService
+    private let engine: AccountingEngine
+    private let client: AccountingService.ClientID
+    private var groups: BoundedSeries<GroupKey>
+    private var cgroups: BoundedSeries<UInt64>
+    private var cgroupNames = CgroupNames()
+    private let startTime: Double
+    private(set) var scrapes: UInt64 = 0
+
+    init(service: AccountingService, engine: AccountingEngine, options: Options) {
+        self.options = options
+        self.service = service
+        self.engine = engine
+        client = service.connect()
+        groups = BoundedSeries(limit: options.top)
+        cgroups = BoundedSeries(limit: options.top)
+        startTime = Self.processStartTime() ?? Date().timeIntervalSince1970
+    }
+
+    private func key(_ process: ProcessTable.ProcessSample) -> GroupKey {
+        GroupKey(comm: process.comm, pid: options.pids ? process.id.pid : nil)
+    }
+
+    /// Every maintenance interval (after the accounting service's): folds in the exits.
+    func maintain() {
+        for process in service.exitedProcesses(for: client) { finish(process) }
+    }
+
+    private func finish(_ process: ProcessTable.ProcessSample) {
+        groups.finish(key(process), process.total)
+        cgroups.finish(process.cgroupID, process.total)
+    }
+
+    /// One scrape: reads the kernel (the caller has refreshed the service with `.all`).
+    func scrape() -> [UInt8] {
+        let began = StopSignals.now()
+        scrapes += 1
+        var liveGroups: [GroupKey: Traffic] = [:], liveCgroups: [UInt64: Traffic] = [:]
+        var liveCount = 0
+        for process in service.processes(for: client) {
+            if process.exited {
+                finish(process)
+                continue
+            }
+            liveCount += 1
+            liveGroups[key(process), default: .zero] += process.total
+            liveCgroups[process.cgroupID, default: .zero] += process.total
+        }
+        groups.update(live: liveGroups)
+        cgroups.update(live: liveCgroups)
+
+        var out = PrometheusText()
+        let groupSeries = groups.series, groupOther = groups.other
+        let total = groupSeries.reduce(groupOther) { $0 + $1.value }
+        Self.traffic(&out, "netacct", "the machine's TCP and UDP traffic since the daemon started (calls: successful send or receive calls; bytes: their payload)",
+                     [([], total)])
+        var groupRows: [([(String, String)], Traffic)] = groupSeries.map { key, value in
+            var labels = [("group", key.comm == "other" ? "other (process)" : key.comm)]
+            if let pid = key.pid { labels.append(("pid", String(pid))) }
+            return (labels, value)
+        }
+        groupRows.append((options.pids ? [("group", "other"), ("pid", "")] : [("group", "other")], groupOther))
+        Self.traffic(&out, "netacct_process_group", "traffic per process group (command name\(options.pids ? " and PID" : "")): the \(options.top) busiest since start, the rest in group=\"other\"; exited processes stay in their group", groupRows)
+        var cgroupRows: [([(String, String)], Traffic)] = cgroups.series.map { id, value in
+            let (path, workload) = cgroupNames.workload(of: id)
+            return ([("cgroup", path ?? "#\(id)"), ("name", workload.name), ("kind", workload.kind.rawValue)], value)
+        }
+        cgroupRows.append(([("cgroup", "other"), ("name", "other"), ("kind", "other")], cgroups.other))
+        Self.traffic(&out, "netacct_cgroup", "traffic per cgroup v2 (its path under the cgroup2 mount, and its unit, container or pod name): the \(options.top) busiest since start, the rest in cgroup=\"other\"", cgroupRows)
+
+        out.family("netacct_processes", .gauge, help: "processes with counted traffic that are running")
+        out.sample("netacct_processes", UInt64(liveCount))
+        let losses = service.losses
+        out.family("netacct_losses_total", .counter, help: "what could not be counted or delivered since start, by kind (README: What is counted)")
+        for (kind, value) in [("uncounted_calls", losses.uncountedCalls), ("dropped_exits", losses.droppedExits),
+                              ("unregistered_processes", losses.unregisteredProcesses), ("late_thread_exits", losses.lateThreadExits),
+                              ("forgotten_exits", losses.forgottenExits), ("uncounted_socket_calls", losses.uncountedSocketCalls)] {
+            out.sample("netacct_losses_total", [("kind", kind)], value)
+        }
+        bpfStatistics(&out)
+        Self.processMetrics(&out, startTime: startTime)
+        out.family("netacct_scrape_duration_seconds", .gauge, help: "the time this scrape took, until this line")
+        out.sample("netacct_scrape_duration_seconds", StopSignals.now() - began)
+        return out.bytes
+    }
+
+    /// `/api/v1/processes`: the live processes' cumulative counters, with the field names of
+    /// `netacct top --json` (`start_ns` too, to tell two processes of one PID apart).
+    func writeProcesses(_ processes: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
+        json.key("processes")
+        json.begin("[")
+        for process in processes.sorted(by: { $0.id < $1.id }) {
+            json.begin("{")
+            json.field("pid", number: String(process.id.pid))
+            json.field("start_ns", number: String(process.id.startNanoseconds))
+            json.field("comm", string: process.comm)
+            if let path = cgroupNames.path(of: process.cgroupID) { json.field("cgroup", string: path) } else { json.field("cgroup", number: "null") }
+            json.field("exited", number: process.exited ? "true" : "false")
+            json.counters(process.total)
+            json.end("}")
+        }
+        json.end("]")
+    }
+
+    /// `/api/v1/cgroups`: the live processes' cumulative counters per cgroup, with the field
+    /// names of `netacct top --by cgroup --json`.
+    func writeCgroups(_ processes: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
+        var rows: [UInt64: (processes: Int, total: Traffic)] = [:]
+        for process in processes { rows[process.cgroupID, default: (0, .zero)].processes += 1; rows[process.cgroupID]!.total += process.total }
+        json.key("cgroups")
+        json.begin("[")
+        for (id, row) in rows.sorted(by: { $0.key < $1.key }) {
+            let (path, workload) = cgroupNames.workload(of: id)
+            json.cgroup(path: path, workload: workload, processes: row.processes, traffic: row.total)
+        }
+        json.end("]")
+    }
+
+    /// A traffic family pair, `<prefix>_bytes_total` and `<prefix>_calls_total`, with the
+    /// labels of each row plus protocol and direction.
+    static func traffic(_ out: inout PrometheusText, _ prefix: String, _ help: String, _ rows: [([(String, String)], Traffic)]) {
+        for (unit, bytes) in [("bytes", true), ("calls", false)] {
+            let name = "\(prefix)_\(unit)_total"
+            out.family(name, .counter, help: "\(unit == "bytes" ? "payload bytes" : "calls"): \(help)")
+            for (labels, t) in rows {
+                for (proto, direction, calls, byteCount) in [("tcp", "rx", t.tcpRxPackets, t.tcpRxBytes), ("tcp", "tx", t.tcpTxPackets, t.tcpTxBytes),
+                                                               ("udp", "rx", t.udpRxPackets, t.udpRxBytes), ("udp", "tx", t.udpTxPackets, t.udpTxBytes)] {
+                    out.sample(name, labels + [("protocol", proto), ("direction", direction)], bytes ? byteCount : calls)
+                }
+            }
+        }
+    }
+
+    /// BPF run time of the traffic-path programs, when the kernel keeps it: rate(seconds) /
+    /// rate(runs) is the time per event.
+    private func bpfStatistics(_ out: inout PrometheusText) {
+        guard (try? String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8))?.hasPrefix("1") == true,
+              let statistics = try? engine.programStatistics() else { return }
+        let programs = engine.trafficPrograms.compactMap { name in statistics[name].map { (name.rawValue, $0) } }
+        out.family("netacct_bpf_run_seconds_total", .counter, help: "time the kernel spent in netacct's traffic-path BPF programs (kernel.bpf_stats_enabled=1)")
+        for (name, s) in programs { out.sample("netacct_bpf_run_seconds_total", [("program", name)], Double(s.runTimeNanoseconds) / 1e9) }
+        out.family("netacct_bpf_runs_total", .counter, help: "runs of netacct's traffic-path BPF programs (kernel.bpf_stats_enabled=1)")
+        for (name, s) in programs { out.sample("netacct_bpf_runs_total", [("program", name)], s.runCount) }
+    }
+
+    /// The `process_*` metrics of Prometheus's client libraries, from /proc/self.
+    static func processMetrics(_ out: inout PrometheusText, startTime: Double) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        out.family("process_cpu_seconds_total", .counter, help: "Total user and system CPU time spent in seconds.")
+        out.sample("process_cpu_seconds_total", cpu)
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        func kilobytes(_ field: String) -> UInt64? {
+            status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+                .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } }
+        }
+        if let rss = kilobytes("VmRSS") {
+            out.family("process_resident_memory_bytes", .gauge, help: "Resident memory size in bytes.")
+            out.sample("process_resident_memory_bytes", rss * 1024)
+        }
+        if let size = kilobytes("VmSize") {
+            out.family("process_virtual_memory_bytes", .gauge, help: "Virtual memory size in bytes.")
+            out.sample("process_virtual_memory_bytes", size * 1024)
+        }
+        out.family("process_start_time_seconds", .gauge, help: "Start time of the process since unix epoch in seconds.")
+        out.sample("process_start_time_seconds", startTime)
+        let fds = (try? FileManagerLite.count("/proc/self/fd")) ?? 0
+        out.family("process_open_fds", .gauge, help: "Number of open file descriptors.")
+        out.sample("process_open_fds", UInt64(max(0, fds - 1)))
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        out.family("process_max_fds", .gauge, help: "Maximum number of open file descriptors.")
+        out.sample("process_max_fds", UInt64(limit.rlim_cur))
+    }
+
+    /// The process's start, seconds since the epoch: boot time plus its start in clock ticks.
+    static func processStartTime() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]),
+              let boot = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8))?.split(separator: "\n")
+                .first(where: { $0.hasPrefix("btime ") }).flatMap({ Double($0.dropFirst(6)) }) else { return nil }
+        return boot + ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// Counts a directory's entries (opendir/readdir: no Foundation FileManager).
+enum FileManagerLite {
+    static func count(_ path: String) throws -> Int {
+        guard let directory = opendir(path) else { throw NetacctError("cannot open \(path)", kind: .failure) }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { count += 1 }
+        }
+        return count
+    }
+}

@@ -1,0 +1,56 @@
+/// Writes the Prometheus text exposition format (version 0.0.4): a metric family's `# HELP`
+/// and `# TYPE` lines, then its samples, label values escaped as the format says (backslash,
+/// double quote, newline). Families must be written whole, one after the other.
+struct PrometheusText {
+    enum Kind: String { case counter, gauge }
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
+
+    mutating func family(_ name: String, _ kind: Kind, help: String) {
+        append("# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n")
+    }
+
+    mutating func sample(_ name: String, _ value: UInt64) { sample(name, [], value) }
+    mutating func sample(_ name: String, _ value: Double) { sample(name, [], value) }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
+        sampleHead(name, labels)
+        append(String(value))
+        bytes.append(0x0A)
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        sampleHead(name, labels)
+        append(value.isFinite ? "\(value)" : (value.isNaN ? "NaN" : (value > 0 ? "+Inf" : "-Inf")))
+        bytes.append(0x0A)
+    }
+
+    private mutating func sampleHead(_ name: String, _ labels: [(String, String)]) {
+        append(name)
+        if !labels.isEmpty {
+            bytes.append(UInt8(ascii: "{"))
+            for (index, (key, value)) in labels.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                append(key)
+                append("=\"")
+                for byte in value.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "\\"): append("\\\\")
+                    case UInt8(ascii: "\""): append("\\\"")
+                    case 0x0A: append("\\n")
+                    default: bytes.append(byte)
+                    }
+                }
+                bytes.append(UInt8(ascii: "\""))
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: " "))
+    }
+
+    private mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A real Prometheus server (Debian's package) on loopback, scraping one target every second,
+/// with its own storage in a temporary directory; queried through its HTTP API.
+final class PrometheusServer {
+    let process = Process()
+    let directory: String
+    let port: Int
+
+    init(target: String, bearerTokenFile: String? = nil) throws {
+        directory = NSTemporaryDirectory() + "netacct-prometheus-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        port = 29090 + Int(getpid() % 500)
+        let config = """
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 1s
+            scrape_configs:
+              - job_name: netacct
+                static_configs:
+                  - targets: ["\(target)"]
+            \(bearerTokenFile.map { "    authorization:\n      credentials_file: \($0)" } ?? "")
+            """
+        try config.write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+        process.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+                             "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// An instant query's single value (nil: no result yet).
+    func value(_ query: String) throws -> Double? {
+        let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
+        let (status, out) = try Curl.get("http://127.0.0.1:\(port)/api/v1/query?query=\(encoded)")
+        guard status == 200, let object = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+              let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+              result.count == 1, let pair = result[0]["value"] as? [Any], let text = pair.last as? String else { return nil }
+        return Double(text)
+    }
+
+    /// Polls `query` (up to 30 s) until it gives `expected`; returns the last value seen.
+    func await(_ query: String, _ expected: Double) throws -> Double? {
+        let deadline = Date().addingTimeInterval(30)
+        var last: Double?
+        while Date() < deadline {
+            last = try value(query)
+            if last == expected { return last }
+            usleep(250_000)
+        }
+        return last
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// curl, for plain HTTP requests with their status.
+enum Curl {
+    static func get(_ url: String, headers: [String] = []) throws -> (status: Int, body: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "-w", "\n%{http_code}", "--max-time", "10"] + headers.flatMap { ["-H", $0] } + [url]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+}
+
+@Suite(.serialized, .enabled(if: TopCommandTests.isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"),
+                             "needs root and Debian's prometheus package (scripts/test installs it)"))
+struct MetricsTests {
+    static let port = 19600 + Int(getpid() % 300)
+    static var address: String { "127.0.0.1:\(port)" }
+
+    /// Processes named `name` (prctl) in the cgroup at `path`, each sending `count` datagrams
+    /// of `bytes` to a port nobody listens on, then exiting; waits for them.
+    static func send(named names: [String], in path: String, count: Int, bytes: Int) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", """
+            echo $$ > \(path)/cgroup.procs && exec /usr/bin/python3 -c "
+            import ctypes, os, socket, sys
+            libc = ctypes.CDLL(None)
+            for name in sys.argv[1:]:
+                if os.fork() == 0:
+                    libc.prctl(15, name.encode(), 0, 0, 0)
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    for _ in range(\(count)): s.sendto(b'm' * \(bytes), ('127.0.0.1', 9))
+                    os._exit(0)
+                os.wait()
+            " \(names.joined(separator: " "))
+            """]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0)
+    }
+
+    @Test func prometheusScrapesExactBytesAndCallsPerCgroupAndProcessGroup() throws {
+        let cgroups = try TestCgroups()
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address])
+        defer { _ = daemon.stop() }
+        let prometheus = try PrometheusServer(target: Self.address)
+        try Self.send(named: ["nacct-web"], in: cgroups.root + cgroups.unit, count: 5, bytes: 300)
+        try Self.send(named: ["nacct-box", "nacct-box"], in: cgroups.root + cgroups.container, count: 3, bytes: 70)
+        // By path (the test's own), with the name and kind people know.
+        let unitBytes = #"sum(netacct_cgroup_bytes_total{cgroup="\#(cgroups.unit)",name="web.service",kind="unit",protocol="udp",direction="tx"})"#
+        #expect(try prometheus.await(unitBytes, 1500) == 1500)
+        let container = String(TestCgroups.containerID.prefix(12))
+        #expect(try prometheus.await(#"sum(netacct_cgroup_bytes_total{cgroup="\#(cgroups.container)",name="\#(container)",kind="container",protocol="udp",direction="tx"})"#, 420) == 420)
+        #expect(try prometheus.await(#"sum(netacct_cgroup_calls_total{cgroup="\#(cgroups.container)",protocol="udp",direction="tx"})"#, 6) == 6)
+        // Exited processes stay in their group; two processes of one name are one group.
+        #expect(try prometheus.await(#"netacct_process_group_bytes_total{group="nacct-box",protocol="udp",direction="tx"}"#, 420) == 420)
+        #expect(try prometheus.await(#"netacct_process_group_calls_total{group="nacct-web",protocol="udp",direction="tx"}"#, 5) == 5)
+        #expect(try prometheus.await(#"netacct_process_group_bytes_total{group="nacct-web",protocol="tcp",direction="rx"}"#, 0) == 0)
+        #expect(try prometheus.await(#"up{job="netacct"}"#, 1) == 1)
+        // The exposition passes promtool's lint.
+        let (status, body) = try Curl.get("http://\(Self.address)/metrics")
+        #expect(status == 200)
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        check.arguments = ["check", "metrics"]
+        let input = Pipe(), out = Pipe()
+        check.standardInput = input
+        check.standardOutput = out
+        check.standardError = out
+        try check.run()
+        input.fileHandleForWriting.write(Data(body.utf8))
+        try input.fileHandleForWriting.close()
+        let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0, "promtool check metrics: \(said)")
+        #expect(body.contains("process_resident_memory_bytes ") && body.contains("process_cpu_seconds_total ") && body.contains("netacct_scrape_duration_seconds "))
+        // Every query of the Grafana dashboard runs, and finds series.
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.repository.appendingPathComponent("dist/grafana/netacct.json"))) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let queries = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(queries.count == panels.count)
+        for query in queries {
+            let concrete = query.replacingOccurrences(of: "$__rate_interval", with: "1m").replacingOccurrences(of: "$instance", with: ".*")
+            let encoded = concrete.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? concrete
+            // A rate needs two scrapes in its window: wait for them.
+            var answer = "", status = 0
+            let deadline = Date().addingTimeInterval(20)
+            repeat {
+                (status, answer) = try Curl.get("http://127.0.0.1:\(prometheus.port)/api/v1/query?query=\(encoded)")
+                if answer.contains(#""metric":"#) { break }
+                usleep(500_000)
+            } while Date() < deadline
+            #expect(status == 200 && answer.contains(#""status":"success""#) && answer.contains(#""metric":"#), "\(query): \(answer)")
+        }
+        withExtendedLifetime(cgroups) {}
+    }
+
+    /// The repository, from this file's path.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func theExampleRulesAndScrapeConfigPassPromtool() throws {
+        for (command, file) in [("rules", "dist/prometheus/netacct-rules.yml"), ("config", "dist/prometheus/netacct.yml")] {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+            check.arguments = ["check", command, Self.repository.appendingPathComponent(file).path]
+            let out = Pipe()
+            check.standardOutput = out
+            check.standardError = out
+            try check.run()
+            let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0, "promtool check \(command) \(file): \(said)")
+        }
+    }
+
+    @Test func twoThousandProcessGroupsStayWithinTheBoundAndOtherHoldsTheRestExactly() throws {
+        let cgroups = try TestCgroups()
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address, "--metrics-top", "20"])
+        defer { _ = daemon.stop() }
+        let names = (0..<2000).map { "nacct-\($0)" }
+        try Self.send(named: names, in: cgroups.root + cgroups.unit, count: 1, bytes: 10)
+        try Self.send(named: ["nacct-big"], in: cgroups.root + cgroups.unit, count: 10, bytes: 1000)
+        usleep(1_200_000) // the daemon's maintenance takes the exits
+        let (status, body) = try Curl.get("http://\(Self.address)/metrics")
+        #expect(status == 200)
+        let rows = body.split(separator: "\n").filter { $0.hasPrefix("netacct_process_group_bytes_total{") && $0.contains(#"protocol="udp",direction="tx""#) }
+        #expect(rows.count == 21, "20 groups and other")
+        func value(_ row: Substring) -> Int { Int(row.split(separator: " ").last ?? "") ?? -1 }
+        let big = rows.first { $0.contains(#"group="nacct-big""#) }
+        #expect(big.map(value) == 10_000, "the busiest has a series of its own")
+        let ours = rows.filter { $0.contains("nacct-") }.map(value).reduce(0, +)
+        let other = rows.first { $0.contains(#"group="other""#) }.map(value) ?? -1
+        // Every byte of the 2,001 processes is in a series: theirs, or other (with whatever else ran).
+        #expect(ours + other >= 30_000)
+        let cgroupTotal = body.split(separator: "\n").first { $0.hasPrefix("netacct_cgroup_bytes_total{cgroup=\"\(cgroups.unit)\"") && $0.contains(#"protocol="udp",direction="tx""#) }
+        #expect(cgroupTotal.map(value) == 30_000, "the cgroup's series has all of them")
+        let machine = body.split(separator: "\n").first { $0.hasPrefix(#"netacct_bytes_total{protocol="udp",direction="tx"}"#) }.map(value) ?? -1
+        #expect(rows.map(value).reduce(0, +) == machine, "the groups add up to the machine's total")
+        withExtendedLifetime(cgroups) {}
+    }
+
+    @Test func aTokenIsRequiredWhenGivenAndAWorldReadableOneIsRefused() throws {
+        let directory = NSTemporaryDirectory() + "netacct-token-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/token"
+        try "s3cret-token\n".write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        let refused = try Binary.run(["daemon", "--socket", directory + "/n.sock", "--api-socket", directory + "/a.sock",
+                                      "--listen", Self.address, "--metrics-token-file", file])
+        #expect(refused.status != 0 && refused.err.contains("readable by every user"), "\(refused.err)")
+        chmod(file, 0o600)
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address, "--metrics-token-file", file])
+        defer { _ = daemon.stop() }
+        #expect(try Curl.get("http://\(Self.address)/metrics").status == 401)
+        #expect(try Curl.get("http://\(Self.address)/metrics", headers: ["Authorization: Bearer wrong"]).status == 401)
+        #expect(try Curl.get("http://\(Self.address)/metrics", headers: ["Authorization: Bearer s3cret-token"]).status == 200)
+        #expect(try Curl.get("http://\(Self.address)/api/v1/processes", headers: ["Authorization: Bearer s3cret-token"]).status == 200)
+        #expect(try Curl.get("http://\(Self.address)/healthz").status == 200, "liveness needs no token")
+        // Prometheus with the token in its scrape config gets in.
+        let prometheus = try PrometheusServer(target: Self.address, bearerTokenFile: file)
+        #expect(try prometheus.await(#"up{job="netacct"}"#, 1) == 1)
+    }
+
+    @Test func theAPIAnswersWithTopsFieldNames() throws {
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address])
+        defer { _ = daemon.stop() }
+        let (status, body) = try Curl.get("http://\(Self.address)/api/v1/processes")
+        #expect(status == 200)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        let processes = try #require(object["processes"] as? [[String: Any]])
+        #expect(processes.allSatisfy { $0["pid"] is Int && $0["comm"] is String && $0["udp_tx_bytes"] is Int && $0["exited"] is Bool })
+        let cgroups = try Curl.get("http://\(Self.address)/api/v1/cgroups")
+        #expect(cgroups.status == 200 && cgroups.body.hasPrefix(#"{"cgroups":["#))
+        let missing = try Curl.get("http://\(Self.address)/api/v1/nothing")
+        #expect(missing.status == 404 && missing.body.contains("/metrics"))
+    }
+}
