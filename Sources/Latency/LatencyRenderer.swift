@@ -125,7 +125,7 @@ public struct LatencyRenderer {
         public var stages: [LatencyHistogram]    // the direction's stages, then the total
     }
 
-    var stageNames: [String] { direction.stages + ["TOTAL"] }
+    public var stageNames: [String] { direction.stages + ["TOTAL"] }
 
     public func histogramTable(_ interval: Interval) -> String {
         var out = TextBuffer(capacity: 4096)

@@ -19,6 +19,12 @@ protocol Collector: AnyObject {
     func answer(client: APIClientID, into json: inout JSONWriter) throws
     /// What it could not count since start, one phrase each (empty: nothing lost).
     var losses: [String] { get }
+    /// Its metric families for `/metrics` (`netacct daemon --listen`), whole families only.
+    func writeMetrics(into out: inout PrometheusText)
+}
+
+extension Collector {
+    func writeMetrics(into out: inout PrometheusText) {}
 }
 
 /// A local API connection, as collectors know it.

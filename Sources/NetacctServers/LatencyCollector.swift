@@ -39,6 +39,33 @@ final class LatencyCollector: Collector {
         json.end("]")
     }
 
+    /// `netacct_latency_seconds{direction,stage}`: a histogram per stage and the total, with
+    /// power-of-two bounds from 1 µs to ~1 s (the kernel's buckets are finer; these bounds are
+    /// some of theirs, so the counts are exact).
+    func writeMetrics(into out: inout PrometheusText) {
+        _ = try? maintain(interval: 0)
+        let name = "netacct_latency_seconds"
+        out.family(name, .histogram, help: "time TCP segments spent in each kernel layer, in and out (netacct latency), since the daemon started")
+        for (engine, histograms) in zip(engines, totals) {
+            let stages = LatencyRenderer(direction: engine.direction, wallClockOffset: 0).stageNames
+            for (stage, histogram) in zip(stages, histograms) {
+                let labels = [("direction", engine.direction.rawValue), ("stage", stage.lowercased())]
+                var cumulative: UInt64 = 0, bucket = 0
+                for power in 10...30 {
+                    let bound = UInt64(1) << UInt64(power)
+                    while bucket < histogram.buckets.count && LatencyHistogram.range(of: bucket).upper <= bound {
+                        cumulative += histogram.buckets[bucket]
+                        bucket += 1
+                    }
+                    out.sample(name + "_bucket", labels + [("le", "\(Double(bound) / 1e9)")], cumulative)
+                }
+                out.sample(name + "_bucket", labels + [("le", "+Inf")], histogram.count)
+                out.sample(name + "_sum", labels, Double(histogram.sumNanoseconds) / 1e9)
+                out.sample(name + "_count", labels, histogram.count)
+            }
+        }
+    }
+
     var losses: [String] {
         engines.compactMap { engine in
             guard let losses = try? engine.losses(), losses.tableFull + losses.socketFull > 0 else { return nil }

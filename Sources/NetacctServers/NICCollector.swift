@@ -33,4 +33,24 @@ final class NICCollector: Collector {
     }
 
     var losses: [String] { [] }
+
+    /// Per interface, queue and direction: frames, bytes and (segmentation offload) segments.
+    func writeMetrics(into out: inout PrometheusText) {
+        var rows: [(interface: String, queue: Int, direction: String, counters: QueueCounters)] = []
+        for (slot, interface) in engine.interfaces.enumerated() {
+            let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
+            for (direction, queues) in [(NICEngine.Direction.tx, now.txQueues), (.rx, now.rxQueues)] {
+                guard let counters = try? engine.read(slot: slot, direction, queues: queues) else { continue }
+                for (queue, c) in counters.enumerated() { rows.append((interface.name, queue, direction == .tx ? "tx" : "rx", c)) }
+            }
+        }
+        for (name, help, value) in [("netacct_nic_frames_total", "frames per interface queue (as the driver sees them: a GSO/GRO frame is one)", \QueueCounters.packets),
+                                    ("netacct_nic_bytes_total", "bytes per interface queue", \QueueCounters.bytes),
+                                    ("netacct_nic_segments_total", "TCP/UDP segments per interface queue (a GSO/GRO frame counts its segments)", \QueueCounters.segments)] {
+            out.family(name, .counter, help: help)
+            for row in rows {
+                out.sample(name, [("interface", row.interface), ("queue", String(row.queue)), ("direction", row.direction)], row.counters[keyPath: value])
+            }
+        }
+    }
 }

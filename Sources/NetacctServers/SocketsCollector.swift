@@ -19,6 +19,8 @@ final class SocketsCollector: Collector {
     /// Each client's next entry of `closed`.
     private var clients: [APIClientID: UInt64] = [:]
     private var forgotten: UInt64 = 0
+    /// Sockets seen closed since start, by protocol and family.
+    private var closedCount: [String: UInt64] = [:]
 
     init(engine: AccountingEngine, maximumClosed: Int = 65_536) {
         precondition(engine.countsPerSocket, "the engine counts per socket")
@@ -40,9 +42,10 @@ final class SocketsCollector: Collector {
         for sample in try table.sample(engine) {
             if !sample.closed {
                 open.append(sample)
-            } else if !clients.isEmpty {
-                closed.append(sample)
+                continue
             }
+            closedCount["\(sample.transport.rawValue) \(sample.family.rawValue)", default: 0] += 1
+            if !clients.isEmpty { closed.append(sample) }
         }
         while closed.count > maximumClosed {
             closed.removeFirst()
@@ -69,6 +72,24 @@ final class SocketsCollector: Collector {
         DaemonAPI.writeSockets(open + delivered, into: &json)
         clients[client] = end
         trim()
+    }
+
+    /// Open sockets that have talked (counted per socket), and the sockets closed since start.
+    func writeMetrics(into out: inout PrometheusText) {
+        _ = try? maintain(interval: 0)
+        var openCount: [String: UInt64] = [:]
+        for socket in open { openCount["\(socket.transport.rawValue) \(socket.family.rawValue)", default: 0] += 1 }
+        let kinds = SocketSample.Transport.allCases.flatMap { t in SocketSample.Family.allCases.map { "\(t.rawValue) \($0.rawValue)" } }
+        out.family("netacct_sockets", .gauge, help: "open TCP and UDP sockets that have sent or received (netacct daemon --connections)")
+        for kind in kinds {
+            let parts = kind.split(separator: " ")
+            out.sample("netacct_sockets", [("protocol", String(parts[0])), ("family", String(parts[1]))], openCount[kind] ?? 0)
+        }
+        out.family("netacct_sockets_closed_total", .counter, help: "TCP and UDP sockets that had talked and were closed, since the daemon started")
+        for kind in kinds {
+            let parts = kind.split(separator: " ")
+            out.sample("netacct_sockets_closed_total", [("protocol", String(parts[0])), ("family", String(parts[1]))], closedCount[kind] ?? 0)
+        }
     }
 
     var losses: [String] {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ProtocolClients
 import Testing
 
 /// A real Prometheus server (Debian's package) on loopback, scraping one target every second,
@@ -227,6 +228,83 @@ struct MetricsTests {
         // Prometheus with the token in its scrape config gets in.
         let prometheus = try PrometheusServer(target: Self.address, bearerTokenFile: file)
         #expect(try prometheus.await(#"up{job="netacct"}"#, 1) == 1)
+    }
+
+    /// The lines of one family's samples in a scrape, with their values.
+    static func samples(_ body: String, _ name: String) -> [(labels: String, value: Double)] {
+        body.split(separator: "\n").filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }.map { line in
+            let parts = line.split(separator: " ")
+            return (String(parts[0].dropFirst(name.count)), Double(parts.last ?? "") ?? .nan)
+        }
+    }
+
+    @Test func theOtherCollectorsExportTheirFamilies() throws {
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address, "--nic", "--latency", "--connections"])
+        defer { _ = daemon.stop() }
+        let before = try Curl.get("http://\(Self.address)/metrics").body
+        for _ in 0..<5 { _ = try Curl.get("http://\(Self.address)/healthz") }
+        usleep(1_200_000) // a maintenance interval: the closes are noticed
+        let (status, body) = try Curl.get("http://\(Self.address)/metrics")
+        #expect(status == 200)
+        func closed(_ text: String) -> Double {
+            Self.samples(text, "netacct_sockets_closed_total").first { $0.labels == #"{protocol="tcp",family="ipv4"}"# }?.value ?? -1
+        }
+        // Each of the five requests closed two sockets that had talked: curl's and the daemon's.
+        #expect(closed(body) - closed(before) >= 10, "\(closed(before)) → \(closed(body))")
+        let loopback = Self.samples(body, "netacct_nic_bytes_total").filter { $0.labels.contains(#"interface="lo""#) }
+        #expect(loopback.count == 2 && loopback.allSatisfy { $0.value > 0 }, "lo's queue, each way: \(loopback)")
+        for direction in ["in", "out"] {
+            let total = #"{direction="\#(direction)",stage="total""#
+            let count = Self.samples(body, "netacct_latency_seconds_count").first { $0.labels.hasPrefix(total) }?.value ?? -1
+            let infinite = Self.samples(body, "netacct_latency_seconds_bucket").first { $0.labels.hasPrefix(total) && $0.labels.contains(#"le="+Inf""#) }?.value
+            #expect(count > 0 && infinite == count, "\(direction): the segments of the requests, in every bucket up to +Inf")
+        }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        check.arguments = ["check", "metrics"]
+        let input = Pipe()
+        check.standardInput = input
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        input.fileHandleForWriting.write(Data(body.utf8))
+        try input.fileHandleForWriting.close()
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0)
+    }
+
+    @Test func slowHTTPClientsDoNotDelayAtop() throws {
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address])
+        defer { _ = daemon.stop() }
+        // Sixteen clients (the bound) that send half a request and then nothing, and one that
+        // asks for /metrics and never reads: they hold connections, not the event loop.
+        var stalled: [Int32] = []
+        defer { stalled.forEach { close($0) } }
+        for index in 0..<17 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: UInt16(Self.port).bigEndian,
+                                      sin_addr: in_addr(s_addr: UInt32(0x7f00_0001).bigEndian), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+            var small: Int32 = 1024
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(connected == 0)
+            let request = index == 0 ? "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /metr"
+            _ = request.withCString { Glibc.send(fd, $0, strlen($0), 0) }
+            stalled.append(fd)
+        }
+        let atop = try AtopClient(daemon.socket)
+        for _ in 0..<5 {
+            let started = Date()
+            _ = try atop.sample()
+            #expect(Date().timeIntervalSince(started) < 1, "atop is answered at once")
+        }
+        // Beyond the bound a client is closed at once; when a held one goes, HTTP serves again.
+        #expect(try Curl.get("http://\(Self.address)/healthz").status == 0, "closed: sixteen are held")
+        close(stalled.remove(at: 1))
+        usleep(100_000)
+        #expect(try Curl.get("http://\(Self.address)/healthz").status == 200)
     }
 
     @Test func theAPIAnswersWithTopsFieldNames() throws {

@@ -70,7 +70,7 @@ final class HTTPServer: @unchecked Sendable {
         switch path {
         case "/metrics":
             shared.refresh(reporting: .all)
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape())
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(collectors: shared.collectors))
         case "/api/v1/processes", "/api/v1/cgroups":
             shared.refresh(reporting: .all)
             let live = shared.service.processes(for: -1) // no client: the live processes only

@@ -62,8 +62,9 @@ final class MetricsExporter {
         cgroups.finish(process.cgroupID, process.total)
     }
 
-    /// One scrape: reads the kernel (the caller has refreshed the service with `.all`).
-    func scrape() -> [UInt8] {
+    /// One scrape: reads the kernel (the caller has refreshed the service with `.all`), then
+    /// the other collectors' families.
+    func scrape(collectors: [any Collector] = []) -> [UInt8] {
         let began = StopSignals.now()
         scrapes += 1
         var liveGroups: [GroupKey: Traffic] = [:], liveCgroups: [UInt64: Traffic] = [:]
@@ -109,6 +110,7 @@ final class MetricsExporter {
             out.sample("netacct_losses_total", [("kind", kind)], value)
         }
         bpfStatistics(&out)
+        for collector in collectors { collector.writeMetrics(into: &out) }
         Self.processMetrics(&out, startTime: startTime)
         out.family("netacct_scrape_duration_seconds", .gauge, help: "the time this scrape took, until this line")
         out.sample("netacct_scrape_duration_seconds", StopSignals.now() - began)

@@ -2,7 +2,7 @@
 /// and `# TYPE` lines, then its samples, label values escaped as the format says (backslash,
 /// double quote, newline). Families must be written whole, one after the other.
 struct PrometheusText {
-    enum Kind: String { case counter, gauge }
+    enum Kind: String { case counter, gauge, histogram }
     private(set) var bytes: [UInt8] = []
 
     init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
