@@ -46,11 +46,18 @@ import NetacctKit
 // same hooks, under a bulk TCP flow over a veth pair between two namespaces, with every segment
 // followed and with 1 in 100 (LatencyBenchmark.swift).
 
+// netacct-bench metrics <netacct binary> [processes] [seconds]
+//
+// `netacct daemon --listen` with that many live processes: the time of one /metrics scrape, an
+// atop request beside it, the daemon's CPU at one scrape per 15 s and one atop request per
+// second, and its memory with HTTP on (MetricsBenchmark.swift).
+
 let arguments = CommandLine.arguments
 /// The benchmarks with a file of their own, by name; `events` (or none) is this file's.
 let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
+    "metrics": runMetricsBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))
