@@ -46,7 +46,7 @@ import NetacctKit
 // same hooks, under a bulk TCP flow over a veth pair between two namespaces, with every segment
 // followed and with 1 in 100 (LatencyBenchmark.swift).
 
-// netacct-bench metrics <netacct binary> [processes] [seconds]
+// netacct-bench metrics <netacct binary> [processes] [seconds] [scrape-interval]
 //
 // `netacct daemon --listen` with that many live processes: the time of one /metrics scrape, an
 // atop request beside it, the daemon's CPU at one scrape per 15 s and one atop request per
@@ -123,6 +123,22 @@ func udpLoad(events: Int) {
     }
 }
 
+/// A loopback TCP connection used by one thread: each iteration sends 100 bytes on one end and
+/// receives them on the other (no wake-up of another thread between the events).
+func tcpOneThreadLoad(events: Int) {
+    let (listener, address) = boundLoopbackSocket(SOCK_STREAM)
+    listen(listener, 1)
+    let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    connectLoopback(client, to: address)
+    let server = accept(listener, nil, nil)
+    defer { close(client); close(server); close(listener) }
+    var buffer = [UInt8](repeating: 7, count: 256)
+    for _ in 0..<(events / 2) {
+        _ = send(client, &buffer, 100, 0)
+        _ = recv(server, &buffer, 100, Int32(MSG_WAITALL))
+    }
+}
+
 /// A loopback TCP request/response exchange between two threads (64-byte messages).
 func tcpLoad(events: Int) {
     let (listener, address) = boundLoopbackSocket(SOCK_STREAM)
@@ -190,7 +206,8 @@ do {
     print("")
     print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | with per-socket counting ns/event | per-socket counting adds | rounds (netacct; per-socket) |")
     print("|---|---|---|---|---|---|---|")
-    for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
+    for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP send+recv, 1 thread", tcpOneThreadLoad),
+                         ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
         var floors: [Double] = [], costs: [Double] = [], perSocket: [Double] = []
         for _ in 0..<rounds {
             floors.append(try floorCost(load))
