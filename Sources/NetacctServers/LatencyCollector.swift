@@ -64,6 +64,15 @@ final class LatencyCollector: Collector {
                 out.sample(name + "_count", labels, histogram.count)
             }
         }
+        let unfollowed = "netacct_latency_unfollowed_segments_total"
+        out.family(unfollowed, .counter, help: "segments not timed, by why: table_full, socket_full (its socket's queue of segments full), dropped, left_the_path (in: forwarded, no socket)")
+        for engine in engines {
+            guard let losses = try? engine.losses() else { continue }
+            for (reason, value) in [("table_full", losses.tableFull), ("socket_full", losses.socketFull),
+                                    ("dropped", losses.dropped), ("left_the_path", losses.leftThePath)] {
+                out.sample(unfollowed, [("direction", engine.direction.rawValue), ("reason", reason)], value)
+            }
+        }
     }
 
     var losses: [String] {

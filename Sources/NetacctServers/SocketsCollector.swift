@@ -90,6 +90,8 @@ final class SocketsCollector: Collector {
             let parts = kind.split(separator: " ")
             out.sample("netacct_sockets_closed_total", [("protocol", String(parts[0])), ("family", String(parts[1]))], closedCount[kind] ?? 0)
         }
+        out.family("netacct_sockets_forgotten_total", .counter, help: "closed sockets forgotten before every local API client had them (backlog full)")
+        out.sample("netacct_sockets_forgotten_total", forgotten)
     }
 
     var losses: [String] {

@@ -259,6 +259,10 @@ struct MetricsTests {
             let infinite = Self.samples(body, "netacct_latency_seconds_bucket").first { $0.labels.hasPrefix(total) && $0.labels.contains(#"le="+Inf""#) }?.value
             #expect(count > 0 && infinite == count, "\(direction): the segments of the requests, in every bucket up to +Inf")
         }
+        #expect(Self.samples(body, "netacct_latency_unfollowed_segments_total").count == 8, "four reasons each way")
+        #expect(Self.samples(body, "netacct_sockets_forgotten_total").map(\.value) == [0])
+        #expect(Self.samples(body, "netacct_latency_unfollowed_segments_total").count == 8, "four reasons each way")
+        #expect(Self.samples(body, "netacct_sockets_forgotten_total").map(\.value) == [0])
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
         check.arguments = ["check", "metrics"]
