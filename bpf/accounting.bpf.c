@@ -23,6 +23,7 @@
  * (accounting.h says how records are claimed, closed and given back).
  */
 #include "kernel.h"
+#include "sockets.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
@@ -275,19 +276,31 @@ static __always_inline __u32 new_socket_record(struct sock *sk, __u32 tgid, int 
 			((__be32 *)s->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
 		}
 	}
-	barrier();
-	s->cookie = bpf_get_socket_cookie(sk);
 	return index + 1;
 }
 
-/* Gives a claimed record back, unused (it lost a race). */
-static __always_inline void drop_socket_record(__u32 ref)
+/*
+ * Makes a record the caller won visible to user space: its cookie, written last. (A record
+ * that lost a race is never published, so user space never sees two records of one socket
+ * and process.)
+ */
+static __always_inline __u32 publish_socket_record(__u32 ref, struct sock *sk)
 {
 	__u32 index = ref - 1;
 	struct netacct_socket *s = bpf_map_lookup_elem(&sockets, &index);
 
-	if (s)
-		s->cookie = 0;
+	if (s) {
+		barrier();
+		s->cookie = bpf_get_socket_cookie(sk);
+	}
+	return ref;
+}
+
+/* Gives a claimed record back, unpublished (it lost a race). */
+static __always_inline void drop_socket_record(__u32 ref)
+{
+	__u32 index = ref - 1;
+
 	bpf_map_push_elem(&free_sockets, &index, BPF_ANY);
 }
 
@@ -303,18 +316,30 @@ static __noinline __u32 socket_record_slow(struct sock *sk, struct netacct_socke
 	__u32 ref, *found;
 
 	if (word == 0) {
+		/*
+		 * A kernel socket (NFS, SMB, iSCSI…) has no file: it is never released through a
+		 * descriptor, so its record would never come back. It is not counted per socket.
+		 */
+		struct socket *sock = sk->sk_socket;
+
+		if (!sock || !sock->file) {
+			__sync_val_compare_and_swap(&owner->word, 0, NETACCT_SOCKET_UNCOUNTED);
+			return NETACCT_SOCKET_UNCOUNTED;
+		}
 		ref = new_socket_record(sk, tgid, kind, false);
 		if (!ref)
 			return 0;
 		word = (__u64)tgid << 32 | ref;
 		if (__sync_val_compare_and_swap(&owner->word, 0, word) == 0)
-			return ref;
+			return publish_socket_record(ref, sk);
 		/* Another thread claimed the socket first. */
 		drop_socket_record(ref);
 		word = owner->word;
 		if (word >> 32 == tgid)
 			return (__u32)word;
 	}
+	if (word == NETACCT_SOCKET_UNCOUNTED)
+		return NETACCT_SOCKET_UNCOUNTED;
 	user.cookie = bpf_get_socket_cookie(sk);
 	user.tgid = tgid;
 	found = bpf_map_lookup_elem(&shared_sockets, &user);
@@ -324,7 +349,7 @@ static __noinline __u32 socket_record_slow(struct sock *sk, struct netacct_socke
 	if (!ref)
 		return 0;
 	if (bpf_map_update_elem(&shared_sockets, &user, &ref, BPF_NOEXIST) == 0)
-		return ref;
+		return publish_socket_record(ref, sk);
 	drop_socket_record(ref);
 	found = bpf_map_lookup_elem(&shared_sockets, &user);
 	return found ? *found : 0;
@@ -348,6 +373,8 @@ static __always_inline void count_socket(struct sock *sk, int kind, int ret, boo
 	ref = word >> 32 == tgid ? (__u32)word : 0;
 	if (!ref)
 		ref = socket_record_slow(sk, owner, tgid, kind);
+	if (ref == NETACCT_SOCKET_UNCOUNTED)
+		return;
 	index = ref - 1;
 	c = ref ? bpf_map_lookup_elem(&socket_counters, &index) : 0;
 	if (!c) {
@@ -444,11 +471,12 @@ int release_socket(struct bpf_sock *sock)
 	struct netacct_socket *s;
 	__u32 index;
 
-	if (!owner || !(__u32)owner->word)
+	if (!owner || !(__u32)owner->word || owner->word == NETACCT_SOCKET_UNCOUNTED)
 		return 1;
 	index = (__u32)owner->word - 1;
 	s = bpf_map_lookup_elem(&sockets, &index);
-	if (s)
+	/* The record may have been given back and reused (its process exited): check it is this socket's. */
+	if (s && s->cookie == bpf_get_socket_cookie(sock))
 		s->closed = 1;
 	return 1;
 }

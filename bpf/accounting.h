@@ -131,7 +131,11 @@ struct netacct_socket_counters {
 	__u64 rx_bytes;
 };
 
-/* A socket's local storage: (TGID << 32) | (record index + 1) of its first process; 0 before. */
+/*
+ * A socket's local storage: (TGID << 32) | (record index + 1) of its first process; 0 before;
+ * NETACCT_SOCKET_UNCOUNTED for a kernel socket (no file), which is not counted per socket.
+ */
+#define NETACCT_SOCKET_UNCOUNTED 0xffffffffULL
 struct netacct_socket_owner {
 	__u64 word;
 };

@@ -79,6 +79,10 @@ public final class AccountingService {
         /// netatop-bpf protocol cannot carry one PID twice): they go first next time.
         var heldBack: [UInt64] = []
         var heldBackOpen: [UInt64] = []
+        /// A client that is always there (the daemon's metrics exporter): it gets every exit,
+        /// but does not count as "someone connected", so exits still wait the retention time
+        /// for clients that come later (an atop restarting between two samples).
+        var passive = false
     }
 
     public let configuration: Configuration
@@ -136,9 +140,9 @@ public final class AccountingService {
         return losses
     }
 
-    public func connect() -> ClientID {
+    public func connect(passive: Bool = false) -> ClientID {
         defer { nextClient += 1 }
-        clients[nextClient] = Client(next: whileConnected.end, nextOpen: whileNobody.first)
+        clients[nextClient] = Client(next: whileConnected.end, nextOpen: passive ? whileNobody.end : whileNobody.first, passive: passive)
         return nextClient
     }
 
@@ -159,7 +163,7 @@ public final class AccountingService {
         for sample in samples where sample.exited {
             let entry = ExitedProcess(id: sample.id, noticed: now, cgroupID: sample.cgroupID, comm: TaskComm(sample.comm),
                                       total: sample.total)
-            if clients.isEmpty {
+            if !clients.values.contains(where: { !$0.passive }) {
                 whileNobody.append(entry, threads: sample.threads)
             } else {
                 whileConnected.append(entry, threads: sample.threads)

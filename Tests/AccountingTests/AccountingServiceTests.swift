@@ -86,6 +86,26 @@ struct AccountingServiceTests {
         #expect(service.processes(for: second).isEmpty && service.processes(for: first).isEmpty)
     }
 
+    /// The metrics exporter is always connected, passively: it gets every exit, and an atop
+    /// that connects later within the retention time still gets the exits it missed.
+    @Test func aPassiveClientGetsExitsWithoutKeepingThemFromLaterClients() throws {
+        let feed = Feed()
+        let service = service(feed, retention: 10)
+        let exporter = service.connect(passive: true)
+        live(feed)
+        try service.refresh()
+        exit(feed)
+        feed.now = 1
+        try service.maintain(interval: 1)
+        feed.next = Snapshot(threads: [], exits: [])
+        #expect(service.exitedProcesses(for: exporter).map(\.total) == [Self.traffic + Self.traffic])
+        #expect(service.exitedProcesses(for: exporter).isEmpty, "once")
+        feed.now = 2
+        let atop = service.connect()
+        try service.refresh()
+        #expect(service.processes(for: atop).map(\.exited) == [true], "an atop that came later has it too")
+    }
+
     @Test func twoLiveProcessesWithOnePIDGoToAtopOneAtATime() throws {
         let feed = Feed()
         let service = service(feed)

@@ -8,16 +8,18 @@ import NetacctKit
 /// The daemon's HTTP server (`--listen`), on its event loop: `/metrics` (Prometheus text
 /// format), `/api/v1/processes`, `/api/v1/cgroups` and `/api/v1/<verb>` for every other
 /// collector (the local API's fields), and `/healthz`. Bounded: at most `maximumConnections`
-/// at once (more are closed at once), requests of at most `maximumRequestBytes` (headers
-/// included; a body is refused), and a connection idle for `idleTimeout` seconds is closed.
-/// With a token, every path but /healthz needs `Authorization: Bearer <token>` (401 otherwise).
+/// at once (more are closed at once), one request per connection (the connection closes after
+/// the reply: no pipelined requests piling up replies that are not read), requests of at most
+/// `maximumRequestBytes` (headers included; a body is refused), and a connection closes
+/// `deadline` seconds after it opened, whatever it is doing. With a token, every path but
+/// /healthz needs `Authorization: Bearer <token>` (401 otherwise).
 struct HTTPConfiguration: Sendable {
     var host: String
     var port: Int
     var token: String?
     var maximumConnections = 16
     var maximumRequestBytes = 8192
-    var idleTimeout: Int64 = 30
+    var deadline: Int64 = 10
 }
 
 final class HTTPServer: @unchecked Sendable {
@@ -47,9 +49,12 @@ final class HTTPServer: @unchecked Sendable {
                         return
                     }
                     server.open += 1
-                    channel.closeFuture.whenComplete { _ in server.open -= 1 }
+                    let deadline = channel.eventLoop.scheduleTask(in: .seconds(server.configuration.deadline)) { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in
+                        server.open -= 1
+                        deadline.cancel()
+                    }
                     let limiter = RequestSizeLimiter(limit: server.configuration.maximumRequestBytes)
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(server.configuration.idleTimeout)))
                     try channel.pipeline.syncOperations.addHandler(limiter)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPHandler(server: server, limiter: limiter))
@@ -64,12 +69,18 @@ final class HTTPServer: @unchecked Sendable {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         guard head.method == .GET || head.method == .HEAD else { return (.methodNotAllowed, "text/plain", Array("GET only\n".utf8)) }
         if path == "/healthz" { return (.ok, "text/plain", Array("ok\n".utf8)) }
-        if let token = configuration.token, head.headers.first(name: "authorization") != "Bearer \(token)" {
+        if let token = configuration.token, !Self.sameBytes(head.headers.first(name: "authorization") ?? "", "Bearer \(token)") {
             return (.unauthorized, "text/plain", Array("a bearer token is needed (Authorization: Bearer <token>)\n".utf8))
         }
         switch path {
         case "/metrics":
-            shared.refresh(reporting: .all)
+            // A scrape of a failed read would show every live process gone: none rather.
+            do {
+                try shared.service.refresh(reporting: .all)
+            } catch {
+                shared.log.log(.error, "scrape", "reading the kernel's counters for a scrape failed: \(error)")
+                return (.serviceUnavailable, "text/plain", Array("the daemon could not read the kernel: \(error)\n".utf8))
+            }
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(collectors: shared.collectors))
         case "/api/v1/processes", "/api/v1/cgroups":
             shared.refresh(reporting: .all)
@@ -101,6 +112,18 @@ final class HTTPServer: @unchecked Sendable {
     }
 }
 
+extension HTTPServer {
+    /// Compares in time that does not depend on where the first difference is.
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
 /// Closes a connection that sends more than `limit` bytes for one request (`reset` after each).
 final class RequestSizeLimiter: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -120,9 +143,6 @@ final class RequestSizeLimiter: ChannelInboundHandler {
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
-    }
 }
 
 final class HTTPHandler: ChannelInboundHandler {
@@ -152,15 +172,15 @@ final class HTTPHandler: ChannelInboundHandler {
             let (status, type, body) = hasBody ? (.payloadTooLarge, "text/plain", Array("no body expected\n".utf8)) : server.respond(to: head)
             var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.count))])
             if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-            let keepAlive = head.isKeepAlive && !hasBody
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            // One request per connection: a client cannot pile up replies it does not read.
+            headers.add(name: "Connection", value: "close")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
             if head.method != .HEAD {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             }
             let done = context.writeAndFlushPromise()
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-            if !keepAlive { done.futureResult.whenComplete { _ in context.close(promise: nil) } }
+            done.futureResult.whenComplete { _ in context.close(promise: nil) }
             server.shared.returnFreedMemory()
         }
     }

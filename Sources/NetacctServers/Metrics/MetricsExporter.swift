@@ -42,7 +42,8 @@ final class MetricsExporter {
         self.options = options
         self.service = service
         self.engine = engine
-        client = service.connect()
+        // Passive: an exporter always connected must not keep exits from atops that come later.
+        client = service.connect(passive: true)
         groups = BoundedSeries(limit: options.top)
         cgroups = BoundedSeries(limit: options.top)
         startTime = Self.processStartTime() ?? Date().timeIntervalSince1970
