@@ -62,6 +62,8 @@ public struct SocketSample: Hashable, Sendable {
     public var delta: SocketTraffic = .zero
     /// Released (its last descriptor closed): `total` is final, and this is its last sample.
     public var closed: Bool
+    /// A second (or later) process's sample of the socket (the first process's is its owner's).
+    public var shared = false
 
     public init(id: ID, transport: Transport, family: Family, localAddress: String, localPort: UInt16,
                 remoteAddress: String?, remotePort: UInt16, total: SocketTraffic, closed: Bool) {
@@ -88,6 +90,7 @@ public struct SocketSample: Hashable, Sendable {
                   total: SocketTraffic(txPackets: counters.tx_packets, txBytes: counters.tx_bytes,
                                        rxPackets: counters.rx_packets, rxBytes: counters.rx_bytes),
                   closed: record.closed != 0)
+        shared = record.shared != 0
     }
 
     /// An address as inet_ntop writes it (IPv4 from the first 4 bytes).

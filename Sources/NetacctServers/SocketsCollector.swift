@@ -44,7 +44,8 @@ final class SocketsCollector: Collector {
                 open.append(sample)
                 continue
             }
-            closedCount["\(sample.transport.rawValue) \(sample.family.rawValue)", default: 0] += 1
+            // Once per socket: its owner's record (another process's closes with it).
+            if !sample.shared { closedCount["\(sample.transport.rawValue) \(sample.family.rawValue)", default: 0] += 1 }
             if !clients.isEmpty { closed.append(sample) }
         }
         while closed.count > maximumClosed {
@@ -77,8 +78,10 @@ final class SocketsCollector: Collector {
     /// Open sockets that have talked (counted per socket), and the sockets closed since start.
     func writeMetrics(into out: inout PrometheusText) {
         _ = try? maintain(interval: 0)
-        var openCount: [String: UInt64] = [:]
-        for socket in open { openCount["\(socket.transport.rawValue) \(socket.family.rawValue)", default: 0] += 1 }
+        // A socket two processes use has a sample for each: count sockets, by cookie.
+        var openSockets: [String: Set<UInt64>] = [:]
+        for socket in open { openSockets["\(socket.transport.rawValue) \(socket.family.rawValue)", default: []].insert(socket.id.cookie) }
+        let openCount = openSockets.mapValues { UInt64($0.count) }
         let kinds = SocketSample.Transport.allCases.flatMap { t in SocketSample.Family.allCases.map { "\(t.rawValue) \($0.rawValue)" } }
         out.family("netacct_sockets", .gauge, help: "open TCP and UDP sockets that have sent or received (netacct daemon --connections)")
         for kind in kinds {

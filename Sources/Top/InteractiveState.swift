@@ -8,6 +8,8 @@ struct InteractiveState: Equatable {
     var grouping: TopInterval.Grouping = .process
     var threads = false
     var connections = false
+    /// Whether the source counts per connection (else `c` has nothing to show).
+    var connectionsCounted = true
     var paused = false
     var filter = ""
     /// The filter being typed, while `/` is on.
@@ -32,7 +34,7 @@ struct InteractiveState: Equatable {
         case UInt8(ascii: "t"): sort = .tx
         case UInt8(ascii: "T"): sort = .total
         case UInt8(ascii: "h"): threads.toggle()
-        case UInt8(ascii: "c"): connections.toggle()
+        case UInt8(ascii: "c"): if connectionsCounted { connections.toggle() } else { return .nothing }
         case UInt8(ascii: "g"): grouping = grouping == .process ? .cgroup : .process
         case UInt8(ascii: " "): paused.toggle()
         case UInt8(ascii: "/"): typing = ""
@@ -54,7 +56,7 @@ struct InteractiveState: Equatable {
         var parts = ["sort: \(sort.rawValue)", "by: \(grouping.rawValue)"]
         if grouping == .process { parts.append("threads: \(threads ? "on" : "off")") }
         parts.append("filter: \(filter.isEmpty ? "-" : filter)")
-        parts.append("connections: \(connections ? "on" : "off")")
+        parts.append("connections: \(connectionsCounted ? (connections ? "on" : "off") : "not counted")")
         if paused { parts.append("PAUSED") }
         return parts.joined(separator: "  ") + "   [r t T sort, / filter, space pause, h threads, c connections, g group, q quit]"
     }

@@ -48,11 +48,13 @@ public struct TopApp {
         var filter = TopInterval.Filter(pids: configuration.pids)
         if let path = configuration.cgroup { filter.cgroups = try cgroups.subtree(path) }
         if configuration.interactive, let terminal = Terminal() {
-            // Threads and connections are counted from the start, so that `h` and `c` can show them.
+            // Threads and connections are counted from the start, so that `h` and `c` can show
+            // them; connections where they can be (without --connections, a daemon or a kernel
+            // that does not count them leaves `c` without them, not top without a screen).
             var counting = configuration
             counting.threads = true
             counting.connections = true
-            var source = try Source(counting, logger: logger)
+            var source = try Source(counting, logger: logger, connectionsRequired: configuration.connections)
             try interact(terminal, source: &source, filter: filter, cgroups: cgroups, signals: signals)
             return
         }
@@ -100,7 +102,8 @@ public struct TopApp {
     func interact(_ terminal: Terminal, source: inout Source, filter: TopInterval.Filter, cgroups: CgroupNames,
                   signals: StopSignals) throws {
         var state = InteractiveState(sort: configuration.sort, grouping: configuration.grouping, threads: configuration.threads,
-                                     connections: configuration.connections)
+                                     connections: configuration.connections && source.countsConnections,
+                                     connectionsCounted: source.countsConnections)
         var renderer = TopRenderer(threads: false, summary: configuration.summary, cgroups: cgroups)
         var last: (samples: [ProcessTable.ProcessSample], sockets: [SocketSample], time: Date, seconds: Double, losses: Snapshot.Losses)?
         var size = terminal.size
@@ -160,7 +163,15 @@ public struct TopApp {
         case daemon(DaemonAPI.Connection, DeltaTracker, SocketDeltas?)
         case local(AccountingEngine, ProcessTable, SocketTable, SocketDeltas)
 
-        init(_ configuration: Configuration, logger: Logger) throws {
+        /// Whether this source counts per socket.
+        var countsConnections: Bool {
+            switch self {
+            case .daemon(_, _, let sockets): sockets != nil
+            case .local(let engine, _, _, _): engine.countsPerSocket
+            }
+        }
+
+        init(_ configuration: Configuration, logger: Logger, connectionsRequired: Bool = true) throws {
             if let path = configuration.daemonSocket, let connection = try Self.connect(path, logger: logger) {
                 // The first reply sets the baseline: traffic before top started is not shown.
                 var tracker = DeltaTracker()
@@ -177,7 +188,7 @@ public struct TopApp {
                 }
                 if configuration.threads && !first.threadsKept {
                     logger.notice("the running daemon keeps no per-thread counters (start it with --threads); loading the programs here for --threads")
-                } else if configuration.connections && sockets == nil {
+                } else if configuration.connections && sockets == nil && connectionsRequired {
                     logger.notice("the running daemon does not count per connection (start it with --connections); loading the programs here for --connections")
                 } else {
                     logger.info("reading the counters of the netacct daemon", metadata: ["socket": "\(path)"])
@@ -188,7 +199,13 @@ public struct TopApp {
             }
             let onlyPID = configuration.pids.count == 1 ? configuration.pids.first : nil
             // Thread rows cost a sample more: kept only when shown.
-            let engine = try AccountingEngine(options: .init(onlyPID: onlyPID, perSocket: configuration.connections), logger: logger)
+            let engine: AccountingEngine
+            do {
+                engine = try AccountingEngine(options: .init(onlyPID: onlyPID, perSocket: configuration.connections), logger: logger)
+            } catch let error as NetacctError where error.kind == .unsupported && configuration.connections && !connectionsRequired {
+                logger.notice("not counting per connection (c shows none): \(error)")
+                engine = try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger)
+            }
             self = .local(engine, ProcessTable(keepsThreads: configuration.threads), SocketTable(), SocketDeltas(baseline: false))
         }
 

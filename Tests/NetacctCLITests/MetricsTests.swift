@@ -311,6 +311,39 @@ struct MetricsTests {
         #expect(try Curl.get("http://\(Self.address)/healthz").status == 200)
     }
 
+    @Test func aProcessThatRenamesItselfKeepsItsTrafficInItsFirstGroup() throws {
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address])
+        defer { _ = daemon.stop() }
+        // Named nacct-before, it sends 100 bytes and waits for a scrape; renamed, 50 more.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", """
+            import ctypes, socket, sys
+            libc = ctypes.CDLL(None)
+            libc.prctl(15, b'nacct-before', 0, 0, 0)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b'r' * 100, ('127.0.0.1', 9))
+            print('sent', flush=True); sys.stdin.readline()
+            libc.prctl(15, b'nacct-after', 0, 0, 0)
+            s.sendto(b'r' * 50, ('127.0.0.1', 9))
+            """]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        #expect(LineReader(output.fileHandleForReading).next() == "sent")
+        func bytes(_ group: String) throws -> Double? {
+            let body = try Curl.get("http://\(Self.address)/metrics").body
+            return Self.samples(body, "netacct_process_group_bytes_total").first { $0.labels == #"{group="\#(group)",protocol="udp",direction="tx"}"# }?.value
+        }
+        #expect(try bytes("nacct-before") == 100)
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        usleep(1_200_000) // the exit, taken by the exporter
+        #expect(try bytes("nacct-before") == 150, "its whole traffic, under the name it had when first seen")
+        #expect(try bytes("nacct-after") == nil)
+    }
+
     @Test func theAPIAnswersWithTopsFieldNames() throws {
         let daemon = try DaemonProcess(extra: ["--listen", Self.address])
         defer { _ = daemon.stop() }

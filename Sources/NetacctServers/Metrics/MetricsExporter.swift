@@ -33,7 +33,12 @@ final class MetricsExporter {
     private let engine: AccountingEngine
     private let client: AccountingService.ClientID
     private var groups: BoundedSeries<GroupKey>
-    private var cgroups: BoundedSeries<UInt64>
+    /// By path (`#id` once gone): a unit restarted in a new cgroup of the same path goes on in
+    /// the same series, and no two series share their labels.
+    private var cgroups: BoundedSeries<String>
+    /// Each live process's group and cgroup, fixed when it is first seen: a process that
+    /// renames itself (prctl, setproctitle) keeps its traffic in one place.
+    private var assigned: [ProcessID: (group: GroupKey, cgroup: String)] = [:]
     private var cgroupNames = CgroupNames()
     private let startTime: Double
     private(set) var scrapes: UInt64 = 0
@@ -49,8 +54,10 @@ final class MetricsExporter {
         startTime = Self.processStartTime() ?? Date().timeIntervalSince1970
     }
 
-    private func key(_ process: ProcessTable.ProcessSample) -> GroupKey {
-        GroupKey(comm: process.comm, pid: options.pids ? process.id.pid : nil)
+    private func keys(_ process: ProcessTable.ProcessSample) -> (group: GroupKey, cgroup: String) {
+        if let known = assigned[process.id] { return known }
+        return (GroupKey(comm: process.comm, pid: options.pids ? process.id.pid : nil),
+                cgroupNames.path(of: process.cgroupID) ?? "#\(process.cgroupID)")
     }
 
     /// Every maintenance interval (after the accounting service's): folds in the exits.
@@ -59,8 +66,10 @@ final class MetricsExporter {
     }
 
     private func finish(_ process: ProcessTable.ProcessSample) {
-        groups.finish(key(process), process.total)
-        cgroups.finish(process.cgroupID, process.total)
+        let (group, cgroup) = keys(process)
+        groups.finish(group, process.total)
+        cgroups.finish(cgroup, process.total)
+        assigned[process.id] = nil
     }
 
     /// One scrape: reads the kernel (the caller has refreshed the service with `.all`), then
@@ -68,17 +77,21 @@ final class MetricsExporter {
     func scrape(collectors: [any Collector] = []) -> [UInt8] {
         let began = StopSignals.now()
         scrapes += 1
-        var liveGroups: [GroupKey: Traffic] = [:], liveCgroups: [UInt64: Traffic] = [:]
+        var liveGroups: [GroupKey: Traffic] = [:], liveCgroups: [String: Traffic] = [:]
         var liveCount = 0
+        var seen: [ProcessID: (group: GroupKey, cgroup: String)] = [:]
         for process in service.processes(for: client) {
             if process.exited {
                 finish(process)
                 continue
             }
             liveCount += 1
-            liveGroups[key(process), default: .zero] += process.total
-            liveCgroups[process.cgroupID, default: .zero] += process.total
+            let (group, cgroup) = keys(process)
+            seen[process.id] = (group, cgroup)
+            liveGroups[group, default: .zero] += process.total
+            liveCgroups[cgroup, default: .zero] += process.total
         }
+        assigned = seen
         groups.update(live: liveGroups)
         cgroups.update(live: liveCgroups)
 
@@ -88,15 +101,16 @@ final class MetricsExporter {
         Self.traffic(&out, "netacct", "the machine's TCP and UDP traffic since the daemon started (calls: successful send or receive calls; bytes: their payload)",
                      [([], total)])
         var groupRows: [([(String, String)], Traffic)] = groupSeries.map { key, value in
-            var labels = [("group", key.comm == "other" ? "other (process)" : key.comm)]
+            // (A process named "other" cannot take the rest's name; no task name is 20 bytes.)
+            var labels = [("group", key.comm == "other" ? "other (process name)" : key.comm)]
             if let pid = key.pid { labels.append(("pid", String(pid))) }
             return (labels, value)
         }
         groupRows.append((options.pids ? [("group", "other"), ("pid", "")] : [("group", "other")], groupOther))
         Self.traffic(&out, "netacct_process_group", "traffic per process group (command name\(options.pids ? " and PID" : "")): the \(options.top) busiest since start, the rest in group=\"other\"; exited processes stay in their group", groupRows)
-        var cgroupRows: [([(String, String)], Traffic)] = cgroups.series.map { id, value in
-            let (path, workload) = cgroupNames.workload(of: id)
-            return ([("cgroup", path ?? "#\(id)"), ("name", workload.name), ("kind", workload.kind.rawValue)], value)
+        var cgroupRows: [([(String, String)], Traffic)] = cgroups.series.map { path, value in
+            let workload = path.hasPrefix("/") ? Workload(path: path) : Workload(kind: .other, name: path)
+            return ([("cgroup", path), ("name", workload.name), ("kind", workload.kind.rawValue)], value)
         }
         cgroupRows.append(([("cgroup", "other"), ("name", "other"), ("kind", "other")], cgroups.other))
         Self.traffic(&out, "netacct_cgroup", "traffic per cgroup v2 (its path under the cgroup2 mount, and its unit, container or pod name): the \(options.top) busiest since start, the rest in cgroup=\"other\"", cgroupRows)
