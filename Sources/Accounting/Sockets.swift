@@ -110,8 +110,14 @@ public struct SocketSample: Hashable, Sendable {
 
 /// Reads the per-socket records of an engine counting per socket, and gives a closed socket's
 /// record back once its final sample has been taken: every closed socket is returned once.
+/// A second process's record of a socket also ends when that process has exited (the socket
+/// lives on in others): it is sampled as closed, once, and given back.
 public struct SocketTable {
-    public init() {}
+    /// Whether a process runs (tests replace it).
+    let isRunning: (ProcessID) -> Bool
+
+    public init() { isRunning = ProcessLiveness.isRunning }
+    init(isRunning: @escaping (ProcessID) -> Bool) { self.isRunning = isRunning }
 
     /// Every socket counted, cumulative; a closed one for the last time (its record is freed).
     public func sample(_ engine: AccountingEngine) throws -> [SocketSample] {
@@ -123,7 +129,10 @@ public struct SocketTable {
         var freed: [(index: UInt32, record: netacct_socket)] = []
         for record in records {
             var sample = SocketSample(record.identity, record.counters)
-            if closedCookies.contains(record.identity.cookie) {
+            // (Only a second process's record: the owner's is what the socket's release
+            // finds through its storage, so it waits for that.)
+            let ended = record.identity.shared != 0 && !isRunning(sample.id.process)
+            if ended || closedCookies.contains(record.identity.cookie) {
                 sample.closed = true
                 freed.append((record.index, record.identity))
             }
