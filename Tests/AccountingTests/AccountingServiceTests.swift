@@ -27,6 +27,16 @@ struct AccountingServiceTests {
                                                           processExited: true, comm: "c", processComm: "c")])
     }
 
+    /// The process is seen live, then its exit is noticed by the maintenance at time 1.
+    func liveThenExited(_ feed: Feed, _ service: AccountingService) throws {
+        live(feed)
+        try service.refresh()
+        exit(feed)
+        feed.now = 1
+        try service.maintain(interval: 1)
+        feed.next = Snapshot(threads: [], exits: [])
+    }
+
     @Test func everyConnectedClientGetsAnExitedProcessOnce() throws {
         let feed = Feed()
         let service = service(feed)
@@ -68,12 +78,7 @@ struct AccountingServiceTests {
     @Test func everyClientThatAsksWithinTheRetentionGetsExitsNoticedWhileNoneWasConnected() throws {
         let feed = Feed()
         let service = service(feed, retention: 10)
-        live(feed)
-        try service.refresh()
-        exit(feed)
-        feed.now = 1
-        try service.maintain(interval: 1)
-        feed.next = Snapshot(threads: [], exits: [])
+        try liveThenExited(feed, service)
         #expect(service.exitedCount == 1)
         feed.now = 2
         let first = service.connect()
@@ -92,12 +97,7 @@ struct AccountingServiceTests {
         let feed = Feed()
         let service = service(feed, retention: 10)
         let exporter = service.connect(passive: true)
-        live(feed)
-        try service.refresh()
-        exit(feed)
-        feed.now = 1
-        try service.maintain(interval: 1)
-        feed.next = Snapshot(threads: [], exits: [])
+        try liveThenExited(feed, service)
         #expect(service.exitedProcesses(for: exporter).map(\.total) == [Self.traffic + Self.traffic])
         #expect(service.exitedProcesses(for: exporter).isEmpty, "once")
         feed.now = 2
