@@ -41,6 +41,13 @@ public enum SocketPath {
             guard fd >= 0 else {
                 throw NetacctError("Cannot open the socket \(path) netacct has just made: \(String(cString: strerror(errno))).", kind: .failure)
             }
+            // Between bind and this open someone may have put a file at the path: that file is
+            // not ours to remove at the end.
+            var info = stat()
+            guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
+                close(fd)
+                return
+            }
             socketFile = fd
         }
 

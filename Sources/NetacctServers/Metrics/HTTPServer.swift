@@ -178,14 +178,10 @@ final class HTTPHandler: ChannelInboundHandler {
             if head.method != .HEAD {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             }
-            let done = context.writeAndFlushPromise()
+            let done = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
             done.futureResult.whenComplete { _ in context.close(promise: nil) }
             server.shared.returnFreedMemory()
         }
     }
-}
-
-extension ChannelHandlerContext {
-    func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
 }

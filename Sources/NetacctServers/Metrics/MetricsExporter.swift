@@ -213,7 +213,7 @@ final class MetricsExporter {
         }
         out.family("process_start_time_seconds", .gauge, help: "Start time of the process since unix epoch in seconds.")
         out.sample("process_start_time_seconds", startTime)
-        let fds = (try? FileManagerLite.count("/proc/self/fd")) ?? 0
+        let fds = (try? DirectoryEntries.count(in: "/proc/self/fd")) ?? 0
         out.family("process_open_fds", .gauge, help: "Number of open file descriptors.")
         out.sample("process_open_fds", UInt64(max(0, fds - 1)))
         var limit = rlimit()
@@ -234,9 +234,9 @@ final class MetricsExporter {
     }
 }
 
-/// Counts a directory's entries (opendir/readdir: no Foundation FileManager).
-enum FileManagerLite {
-    static func count(_ path: String) throws -> Int {
+/// A directory's entries, counted with opendir/readdir (no Foundation FileManager).
+enum DirectoryEntries {
+    static func count(in path: String) throws -> Int {
         guard let directory = opendir(path) else { throw NetacctError("cannot open \(path)", kind: .failure) }
         defer { closedir(directory) }
         var count = 0
