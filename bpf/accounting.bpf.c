@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * accounting: TCP and UDP calls and bytes per thread, from the sock_send_length and
- * sock_recv_length tracepoints (Linux >= 6.3).
+ * sock_recv_length tracepoints (Linux >= 6.3), or the system calls' exits (Linux >= 5.15).
  *
  * Hot path: one array lookup by TID (the verifier inlines it to an address computation),
  * one compare that this thread owns the slot, and two plain increments. No hash lookup per
@@ -17,6 +17,10 @@
  * Reading needs no walk over the kernel's tasks: user space maps the slot array read-only
  * and reads the registry, the overflow hash and the ledger in batches.
  *
+ * On kernels without those tracepoints (5.15 to 6.2) the syscall engine counts instead: the
+ * same counters, from the exits of write, send*, recv*, read, sendfile and splice on a TCP or UDP
+ * socket (its section below). User space loads one engine's programs, never both.
+ *
  * Per socket (count_send_sockets and count_recv_sockets, loaded instead of count_send and
  * count_recv only when asked, with release_socket on the cgroup2 root): the same code and one
  * more step, a socket storage lookup for the socket's record and four plain per-CPU increments
@@ -30,6 +34,8 @@
 #include <bpf/bpf_endian.h>
 #include "maps.h"
 #include "accounting.h"
+#include "typed.h"
+#include "fd.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -390,36 +396,47 @@ static __always_inline void count_socket(struct sock *sk, int kind, int ret, boo
 	}
 }
 
+/* Counts `calls` calls of `bytes` in all, sent (tx) or received by the calling thread. */
+static __always_inline void count_thread(int kind, __u64 calls, __u64 bytes, bool tx)
+{
+	struct netacct_counters *c = current_counters();
+
+	if (!c)
+		return;
+	if (kind == 1 && tx) {
+		c->tcp_tx_packets += calls;
+		c->tcp_tx_bytes += bytes;
+	} else if (kind == 1) {
+		c->tcp_rx_packets += calls;
+		c->tcp_rx_bytes += bytes;
+	} else if (tx) {
+		c->udp_tx_packets += calls;
+		c->udp_tx_bytes += bytes;
+	} else {
+		c->udp_rx_packets += calls;
+		c->udp_rx_bytes += bytes;
+	}
+}
+
+static __always_inline bool filtered_out(void)
+{
+	return only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid;
+}
+
 /*
  * One counted call: `ret` bytes sent (tx) or received by the calling thread on `sk`; with
  * `per_socket` (a constant of each entry point), in the socket's record too.
  */
 static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool per_socket)
 {
-	struct netacct_counters *c;
 	int kind;
 
-	if (only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid)
+	if (filtered_out())
 		return 0;
 	kind = classify(sk);
 	if (!kind)
 		return 0;
-	c = current_counters();
-	if (!c)
-		return 0;
-	if (kind == 1 && tx) {
-		c->tcp_tx_packets += 1;
-		c->tcp_tx_bytes += ret;
-	} else if (kind == 1) {
-		c->tcp_rx_packets += 1;
-		c->tcp_rx_bytes += ret;
-	} else if (tx) {
-		c->udp_tx_packets += 1;
-		c->udp_tx_bytes += ret;
-	} else {
-		c->udp_rx_packets += 1;
-		c->udp_rx_bytes += ret;
-	}
+	count_thread(kind, 1, ret, tx);
 	if (per_socket)
 		count_socket(sk, kind, ret, tx);
 	return 0;
@@ -458,6 +475,144 @@ int BPF_PROG(count_recv_sockets, struct sock *sk, int ret, int flags)
 		return 0;
 	return count_call(sk, ret, false, true);
 }
+
+/*
+ * The syscall engine, for kernels without the sock tracepoints (Linux 5.15 to 6.2): the exits
+ * of the system calls that move data through a socket. Each program runs at its call's exit
+ * only: the call's arguments are still in the user registers the kernel saved at entry
+ * (bpf_task_pt_regs), so no entry program has to remember them. The descriptor is resolved
+ * to its socket there and the socket classified as above; anything but a TCP or UDP socket
+ * (a file, a pipe, a UNIX socket) stops after a few reads. Same rules as the sock engine:
+ * only successful calls count, MSG_PEEK and MSG_ERRQUEUE receives do not, and sendmmsg and
+ * recvmmsg count one call per message that carried data. What it cannot see (io_uring, the
+ * kernel's own sockets, 32-bit programs) is in the README.
+ */
+
+/* Argument `n` of the system call the calling thread is returning from. */
+static __always_inline unsigned long syscall_arg(int n)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return SYSCALL_ARG(regs, n);
+}
+
+/* The kind (classify) of the TCP or UDP socket behind descriptor `fd`, or 0. */
+static __always_inline int classify_fd(long fd)
+{
+	struct sock *sk = socket_of_fd_read(fd);
+	__u16 family, protocol;
+
+	if (!sk)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	protocol = BPF_CORE_READ(sk, sk_protocol);
+	if (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
+		return 1;
+	if (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE)
+		return 2;
+	return 0;
+}
+
+/* A call that returned `ret` bytes on the descriptor in argument `fd_arg`. */
+static __always_inline int count_fd_call(long ret, int fd_arg, bool tx)
+{
+	int kind;
+
+	if (ret <= 0 || filtered_out())
+		return 0;
+	kind = classify_fd(syscall_arg(fd_arg));
+	if (kind)
+		count_thread(kind, 1, ret, tx);
+	return 0;
+}
+
+/* A receive whose flags are in argument `flags_arg`: peeking and the error queue are not traffic. */
+static __always_inline int count_fd_recv(long ret, int flags_arg)
+{
+	if (ret <= 0 || (syscall_arg(flags_arg) & (MSG_PEEK | MSG_ERRQUEUE)))
+		return 0;
+	return count_fd_call(ret, 0, false);
+}
+
+#define UIO_MAXIOV 1024	/* the most messages one sendmmsg or recvmmsg moves */
+#define MMSGHDR_SIZE 64	/* struct mmsghdr: a 56-byte msghdr, then msg_len */
+#define MMSGHDR_MSG_LEN 56
+
+/*
+ * sendmmsg or recvmmsg: `ret` messages moved, each message's byte count written back to the
+ * caller's array (msg_len): one call per message that carried data, as the sock engine counts.
+ */
+static __always_inline int count_mmsg(long ret, bool tx)
+{
+	unsigned long vector;
+	__u64 calls = 0, bytes = 0;
+	__u32 len;
+	int kind, i;
+
+	if (ret <= 0 || filtered_out())
+		return 0;
+	if (!tx && (syscall_arg(3) & (MSG_PEEK | MSG_ERRQUEUE)))
+		return 0;
+	kind = classify_fd(syscall_arg(0));
+	if (!kind)
+		return 0;
+	vector = syscall_arg(1);
+	/*
+	 * No branch in the body, so that the verifier walks each of up to 1024 iterations once: a
+	 * failed read leaves len 0, and (len + 2^32 - 1) >> 32 is 1 for any len but 0.
+	 */
+	for (i = 0; i < UIO_MAXIOV && i < ret; i++) {
+		len = 0;
+		bpf_probe_read_user(&len, sizeof(len), (void *)(vector + i * MMSGHDR_SIZE + MMSGHDR_MSG_LEN));
+		calls += ((__u64)len + 0xffffffffULL) >> 32;
+		bytes += len;
+	}
+	if (calls)
+		count_thread(kind, calls, bytes, tx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int count_write(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, true); }
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int count_writev(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, true); }
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int count_sendto(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, true); }
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int count_sendmsg(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, true); }
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int count_sendmmsg(struct syscall_exit *ctx) { return count_mmsg(ctx->ret, true); }
+
+/* sendfile(out_fd, in_fd, …): into a socket when out_fd is one. */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int count_sendfile(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, true); }
+
+/* splice(fd_in, off_in, fd_out, …): into a socket when fd_out is one. */
+SEC("tracepoint/syscalls/sys_exit_splice")
+int count_splice(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 2, true); }
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int count_read(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, false); }
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int count_readv(struct syscall_exit *ctx) { return count_fd_call(ctx->ret, 0, false); }
+
+/* recvfrom(fd, buf, len, flags, …) */
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int count_recvfrom(struct syscall_exit *ctx) { return count_fd_recv(ctx->ret, 3); }
+
+/* recvmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int count_recvmsg(struct syscall_exit *ctx) { return count_fd_recv(ctx->ret, 2); }
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int count_recvmmsg(struct syscall_exit *ctx) { return count_mmsg(ctx->ret, false); }
 
 /*
  * A socket's release (the close of its last descriptor, Linux >= 5.9), on the cgroup2 root:

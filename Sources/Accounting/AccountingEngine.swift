@@ -20,14 +20,18 @@ public final class AccountingEngine {
         public var perSocket = false
         /// Room for socket records (tests shrink it to fill it).
         public var socketRecords: UInt32 = UInt32(NETACCT_SOCKET_RECORDS)
+        /// The engine to run (nil: the sock engine where the kernel has its tracepoints, the
+        /// syscall engine elsewhere).
+        public var kind: Kind?
         public init(onlyPID: Int32? = nil, slots: UInt32 = UInt32(NETACCT_SLOTS),
                     registryEntries: UInt32 = UInt32(NETACCT_PROCESS_ENTRIES), perSocket: Bool = false,
-                    socketRecords: UInt32 = UInt32(NETACCT_SOCKET_RECORDS)) {
+                    socketRecords: UInt32 = UInt32(NETACCT_SOCKET_RECORDS), kind: Kind? = nil) {
             self.onlyPID = onlyPID
             self.slots = slots
             self.registryEntries = registryEntries
             self.perSocket = perSocket
             self.socketRecords = socketRecords
+            self.kind = kind
         }
     }
 
@@ -56,15 +60,32 @@ public final class AccountingEngine {
     public static let hotPrograms: [Names.Program] = [.countSend, .countRecv]
     /// The same, counting per socket too.
     public static let perSocketPrograms: [Names.Program] = [.countSendSockets, .countRecvSockets]
+    /// The syscall engine's programs, one per system call (KernelRequirements.syscalls).
+    public static let syscallPrograms: [Names.Program] = [
+        .countWrite, .countWritev, .countSendto, .countSendmsg, .countSendmmsg, .countSendfile, .countSplice,
+        .countRead, .countReadv, .countRecvfrom, .countRecvmsg, .countRecvmmsg,
+    ]
     /// The traffic-path programs this engine runs.
     public let trafficPrograms: [Names.Program]
+    /// The engine running.
+    public let kind: Kind
 
     /// The accounting object's programs, maps and globals, by name (generated from its symbols).
     public typealias Names = BPFObjects.Accounting
 
     public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.accounting")) throws {
         self.logger = logger
-        try KernelRequirements.check()
+        kind = try KernelRequirements.check(options.kind)
+        if kind == .syscalls && options.perSocket {
+            throw NetacctError("""
+                Counting per connection needs the sock engine (Linux >= \(KernelRequirements.version(Kind.sock.minimumKernel)), \
+                kernel \(KernelProbe.kernelRelease) runs the syscall engine): run without --connections.
+                """, kind: .unsupported)
+        }
+        if kind == .syscalls {
+            let why = options.kind == .syscalls ? "as asked" : "kernel \(KernelProbe.kernelRelease) has no sock:sock_send_length tracepoint (Linux >= 6.3)"
+            logger.notice("counting with the syscall engine (\(why)); not seen: \(Kind.syscallsBlindSpots)")
+        }
         let object = try BPFObject(image: BPFObjects.accounting)
         if let pid = options.onlyPID, pid > 0 {
             try object.setReadOnlyGlobal(Names.Global.onlyTgid, to: UInt32(pid))
@@ -76,8 +97,8 @@ public final class AccountingEngine {
         try object.setMaxEntries(Names.Map.processes, to: options.registryEntries)
         try object.setReadOnlyGlobal(Names.Global.slotMask, to: options.slots - 1)
         slotMask = options.slots - 1
-        trafficPrograms = options.perSocket ? Self.perSocketPrograms : Self.hotPrograms
-        for name in Self.hotPrograms + Self.perSocketPrograms {
+        trafficPrograms = kind == .syscalls ? Self.syscallPrograms : options.perSocket ? Self.perSocketPrograms : Self.hotPrograms
+        for name in Self.hotPrograms + Self.perSocketPrograms + Self.syscallPrograms {
             try object.program(name).autoload = trafficPrograms.contains(name)
         }
         try object.program(Names.Program.releaseSocket).autoload = options.perSocket

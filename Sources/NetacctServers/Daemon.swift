@@ -38,6 +38,8 @@ public final class Daemon {
         public var latency = false
         /// Also count per socket (API verb `sockets`, for `netacct top --connections`).
         public var connections = false
+        /// The accounting engine (nil: chosen by the kernel).
+        public var engine: AccountingEngine.Kind?
         /// Serve HTTP (`/metrics`, `/api/v1/…`, `/healthz`) on this address and port.
         public var listen: (host: String, port: Int)?
         /// The bearer token HTTP clients must send (nil: none).
@@ -65,7 +67,7 @@ public final class Daemon {
         if let group = configuration.group, getgrnam(group) == nil {
             throw NetacctError("No group named \(group) (--group).")
         }
-        let engine = try AccountingEngine(options: .init(perSocket: configuration.connections), logger: logger)
+        let engine = try AccountingEngine(options: .init(perSocket: configuration.connections, kind: configuration.engine), logger: logger)
         var paths = [configuration.socketPath]
         if let api = configuration.apiSocketPath { paths.append(api) }
         var leases: [SocketPath.Lease] = []

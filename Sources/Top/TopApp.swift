@@ -16,6 +16,8 @@ public struct TopApp {
         /// A row per connection under its process (tcptop's view); counted by programs loaded
         /// only for it (or by a daemon started with --connections).
         public var connections = false
+        /// The accounting engine, when this process loads the programs (nil: chosen by the kernel).
+        public var engine: AccountingEngine.Kind?
         /// The address families of the connections shown (`-4`, `-6`).
         public var families: Set<SocketSample.Family> = Set(SocketSample.Family.allCases)
         public var clearScreen = true
@@ -201,10 +203,10 @@ public struct TopApp {
             // Thread rows cost a sample more: kept only when shown.
             let engine: AccountingEngine
             do {
-                engine = try AccountingEngine(options: .init(onlyPID: onlyPID, perSocket: configuration.connections), logger: logger)
+                engine = try AccountingEngine(options: .init(onlyPID: onlyPID, perSocket: configuration.connections, kind: configuration.engine), logger: logger)
             } catch let error as NetacctError where error.kind == .unsupported && configuration.connections && !connectionsRequired {
                 logger.notice("not counting per connection (c shows none): \(error)")
-                engine = try AccountingEngine(options: .init(onlyPID: onlyPID), logger: logger)
+                engine = try AccountingEngine(options: .init(onlyPID: onlyPID, kind: configuration.engine), logger: logger)
             }
             self = .local(engine, ProcessTable(keepsThreads: configuration.threads), SocketTable(), SocketDeltas(baseline: false))
         }

@@ -1,3 +1,4 @@
+import Accounting
 import ArgumentParser
 import Glibc
 import Logging
@@ -14,6 +15,28 @@ struct GlobalOptions: ParsableArguments {
     func start(_ label: String) -> Logger {
         signal(SIGPIPE, SIG_IGN)
         return NetacctLogging.bootstrap(label, verbose: verbose)
+    }
+}
+
+/// `--engine`, for the commands that count traffic per process.
+struct EngineOption: ParsableArguments {
+    enum Choice: String, CaseIterable, ExpressibleByArgument {
+        case auto, sock, syscalls
+    }
+
+    @Option(help: ArgumentHelp("""
+        Where to count: sock (the socket layer's tracepoints, Linux >= 6.3), syscalls (the data \
+        system calls' exits, Linux >= 5.15; io_uring and the kernel's own sockets are not seen) or \
+        auto (sock where the kernel has it).
+        """, valueName: "auto|sock|syscalls"))
+    var engine: Choice = .auto
+
+    var kind: AccountingEngine.Kind? {
+        switch engine {
+        case .auto: nil
+        case .sock: .sock
+        case .syscalls: .syscalls
+        }
     }
 }
 

@@ -6,7 +6,8 @@ import Testing
 import CTestSupport
 
 /// Real BPF programs, real sockets: every expected count is traffic the test made itself,
-/// asserted exactly for the thread or process that made it.
+/// asserted exactly for the thread or process that made it, with each engine (the sock
+/// engine and the syscall engine of older kernels count the same).
 @Suite(.serialized, .enabled(if: BPFEnvironment.available, "needs root and Linux >= 6.3 with BTF"))
 struct AccountingTests {
     /// The final counters of a worker thread, once its exit is recorded.
@@ -15,9 +16,9 @@ struct AccountingTests {
         return recorder.threads[tid]?.total
     }
 
-    @Test(arguments: [Family.v4, .v6])
-    func tcp(_ family: Family) throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases, [Family.v4, .v6])
+    func tcp(_ kind: AccountingEngine.Kind, _ family: Family) throws {
+        let recorder = try Recorder(kind: kind)
         let (tid, calls) = try onNewThread {
             let (client, server) = try tcpPair(family)
             for _ in 0..<10 { _ = try client.send(1000) }
@@ -30,9 +31,10 @@ struct AccountingTests {
         #expect(traffic == Traffic(tcpTxPackets: 11, tcpTxBytes: 10_042, tcpRxPackets: UInt64(calls), tcpRxBytes: 10_042))
     }
 
-    @Test(arguments: [(Family.v4, true), (.v4, false), (.v6, true), (.v6, false)])
-    func udp(_ family: Family, connected: Bool) throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases, [(Family.v4, true), (.v4, false), (.v6, true), (.v6, false)])
+    func udp(_ kind: AccountingEngine.Kind, _ setup: (family: Family, connected: Bool)) throws {
+        let (family, connected) = setup
+        let recorder = try Recorder(kind: kind)
         let (tid, _) = try onNewThread {
             let (sender, receiver, address) = try udpPair(family, connected: connected)
             for size in 1...7 {
@@ -44,8 +46,60 @@ struct AccountingTests {
         #expect(traffic == Traffic(udpTxPackets: 7, udpTxBytes: 2800, udpRxPackets: 7, udpRxBytes: 2800))
     }
 
-    @Test func threadsSharingOneSlotCountSeparately() throws {
-        let recorder = try Recorder(slots: 1)
+    /// Every data system call on a socket counts once, whichever engine: write and read,
+    /// writev and readv, sendmsg and recvmsg, sendfile; a write to a file or a pipe is not traffic.
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func everyDataCallCounts(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
+        let (tid, _) = try onNewThread {
+            let (client, server) = try tcpPair(.v4)
+            var bytes = [UInt8](repeating: 0x63, count: 4096)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            // write and read: 100 bytes each way.
+            try check(write(client.fd, bytes, 100), "write")
+            try check(read(server.fd, &buffer, 100) == 100 ? 100 : -1, "read 100")
+            // writev and readv: 300 bytes in two pieces.
+            try bytes.withUnsafeMutableBytes { raw in
+                var pieces = [iovec(iov_base: raw.baseAddress, iov_len: 100), iovec(iov_base: raw.baseAddress! + 100, iov_len: 200)]
+                try check(writev(client.fd, &pieces, 2), "writev")
+                var message = msghdr()
+                try pieces.withUnsafeMutableBufferPointer { iov in
+                    message.msg_iov = iov.baseAddress
+                    message.msg_iovlen = 2
+                    try check(sendmsg(client.fd, &message, 0), "sendmsg")
+                }
+            }
+            try buffer.withUnsafeMutableBytes { raw in
+                var piece = iovec(iov_base: raw.baseAddress, iov_len: 300)
+                _ = try check(readv(server.fd, &piece, 1) == 300 ? 300 : -1, "readv 300")
+                var message = msghdr()
+                withUnsafeMutablePointer(to: &piece) { message.msg_iov = $0; message.msg_iovlen = 1 }
+                _ = try check(recvmsg(server.fd, &message, Int32(MSG_WAITALL)) == 300 ? 300 : -1, "recvmsg 300")
+            }
+            // sendfile from a file: 1000 bytes; the file's own write and read are not traffic.
+            let path = "/tmp/netacct-sendfile-\(getpid())-\(test_gettid())"
+            let file = try check(open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600), "open")
+            defer { close(file); unlink(path) }
+            try check(write(file, bytes, 1000), "write(file)")
+            var offset: off_t = 0
+            try check(sendfile(client.fd, file, &offset, 1000), "sendfile")
+            _ = try server.receiveAll(1000)
+            var pipeFDs: [Int32] = [0, 0]
+            try check(pipe(&pipeFDs), "pipe")
+            try check(write(pipeFDs[1], bytes, 10), "write(pipe)")
+            try check(read(pipeFDs[0], &buffer, 10), "read(pipe)")
+            close(pipeFDs[0]); close(pipeFDs[1])
+        }
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic.tcpTxPackets == 4 && traffic.tcpTxBytes == 1700, "\(traffic)")
+        // The sendfile's 1000 bytes may arrive in more than one receive.
+        #expect(traffic.tcpRxPackets >= 4 && traffic.tcpRxBytes == 1700, "\(traffic)")
+        #expect(traffic.udpTxPackets == 0 && traffic.udpRxPackets == 0)
+    }
+
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func threadsSharingOneSlotCountSeparately(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(slots: 1, kind: kind)
         // Two live threads at once: one owns the only slot, the other counts in task storage.
         let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
         let (sender, receiver, _) = try udpPair(.v4, connected: true)
@@ -64,8 +118,9 @@ struct AccountingTests {
         #expect(mainTraffic == Traffic(udpRxPackets: 4, udpRxBytes: 100))
     }
 
-    @Test func mmsgCountsEachMessage() throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func mmsgCountsEachMessage(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
         let (tid, (sent, received)) = try onNewThread {
             let (sender, receiver, _) = try udpPair(.v4, connected: true)
             return (test_sendmmsg(sender.fd, 50, 5), test_recvmmsg(receiver.fd, 50, 5))
@@ -76,8 +131,9 @@ struct AccountingTests {
         #expect(traffic == Traffic(udpTxPackets: 5, udpTxBytes: 250, udpRxPackets: 5, udpRxBytes: 250))
     }
 
-    @Test func failedReceivesAreNotTraffic() throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func failedReceivesAreNotTraffic(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
         let (tid, failures) = try onNewThread {
             let (sender, receiver, _) = try udpPair(.v6, connected: true)
             receiver.setNonBlocking()
@@ -92,8 +148,9 @@ struct AccountingTests {
         #expect(traffic == Traffic(udpTxPackets: 1, udpTxBytes: 10, udpRxPackets: 1, udpRxBytes: 10))
     }
 
-    @Test func peekingIsNotTraffic() throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func peekingIsNotTraffic(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
         let (tid, peeked) = try onNewThread {
             let (client, server) = try tcpPair(.v4)
             _ = try client.send(64)
@@ -110,9 +167,9 @@ struct AccountingTests {
 
     /// With one slot, every thread but one takes the task-storage path, and the slot is
     /// freed and claimed again as threads come and go: the counts stay exact either way.
-    @Test(arguments: [nil, 1] as [UInt32?])
-    func exitedThreadsStayInTheProcessTotal(slots: UInt32?) throws {
-        let recorder = try Recorder(slots: slots)
+    @Test(arguments: AccountingEngine.Kind.allCases, [nil, 1] as [UInt32?])
+    func exitedThreadsStayInTheProcessTotal(_ kind: AccountingEngine.Kind, slots: UInt32?) throws {
+        let recorder = try Recorder(slots: slots, kind: kind)
         let me = getpid()
         let (first, _) = try onNewThread {
             let (sender, receiver, _) = try udpPair(.v4, connected: true)
@@ -145,8 +202,9 @@ struct AccountingTests {
         #expect(laterThreads.contains { $0.id.tid == second && $0.total == secondTraffic })
     }
 
-    @Test func exitedChildIsReportedOnceWithItsFinalCounters() throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func exitedChildIsReportedOnceWithItsFinalCounters(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
         let (_, receiver, address) = try udpPair(.v4, connected: false)
         let port = try portNumber(address)
         let child = try runBash("exec 3<>/dev/udp/127.0.0.1/\(port); printf 'hello netacct' >&3; printf '!!' >&3")
@@ -162,9 +220,10 @@ struct AccountingTests {
         #expect(!next.contains { $0.id == sample.id })
     }
 
-    @Test func aFullRegistryNeverMakesALiveProcessExited() throws {
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func aFullRegistryNeverMakesALiveProcessExited(_ kind: AccountingEngine.Kind) throws {
         // Room for two processes: others on the machine may take them; most of ours find it full.
-        let recorder = try Recorder(registryEntries: 2)
+        let recorder = try Recorder(registryEntries: 2, kind: kind)
         let (_, receiver, address) = try udpPair(.v4, connected: false)
         _ = receiver
         var pids = [pid_t](repeating: 0, count: 8)
@@ -193,8 +252,9 @@ struct AccountingTests {
         }
     }
 
-    @Test func onlyPIDCountsOneProcess() throws {
-        let recorder = try Recorder(onlyPID: getpid())
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func onlyPIDCountsOneProcess(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(onlyPID: getpid(), kind: kind)
         let (_, receiver, address) = try udpPair(.v4, connected: false)
         let child = try runBash("exec 3<>/dev/udp/127.0.0.1/\(try portNumber(address)); printf 'x' >&3")
         #expect(receiver.receive(100) == 1)
@@ -203,8 +263,9 @@ struct AccountingTests {
         #expect(recorder.process(getpid())?.total.udpRxBytes == 1)
     }
 
-    @Test func mptcpCountsAsTCP() throws {
-        let recorder = try Recorder()
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func mptcpCountsAsTCP(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
         let listener: Int32 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 262)
         try #require(listener >= 0 || errno != EPROTONOSUPPORT, "this kernel has no MPTCP")
         close(listener)

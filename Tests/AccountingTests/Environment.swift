@@ -63,8 +63,8 @@ final class Recorder {
     var processes: [ProcessID: ProcessTable.ProcessSample] = [:]
     var threads: [Int32: ProcessTable.ThreadSample] = [:]
 
-    init(onlyPID: Int32? = nil, slots: UInt32? = nil, registryEntries: UInt32? = nil) throws {
-        var options = AccountingEngine.Options(onlyPID: onlyPID)
+    init(onlyPID: Int32? = nil, slots: UInt32? = nil, registryEntries: UInt32? = nil, kind: AccountingEngine.Kind? = nil) throws {
+        var options = AccountingEngine.Options(onlyPID: onlyPID, kind: kind)
         if let slots { options.slots = slots }
         if let registryEntries { options.registryEntries = registryEntries }
         engine = try AccountingEngine(options: options)

@@ -6,18 +6,28 @@
 #ifndef NETACCT_FD_H
 #define NETACCT_FD_H
 
-/* The socket behind file descriptor `fd` of the current task, or NULL. */
-static __always_inline struct sock *socket_of_fd(long fd)
+/* The file behind descriptor `fd` of the current task, or NULL (an untyped pointer). */
+static __always_inline struct file *file_of_fd(long fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
-	struct socket *socket;
 	struct file *file;
 
 	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
 	/* An element of the descriptor array: the one read that needs the helper. */
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]))
+		return NULL;
+	return file;
+}
+
+/* The socket behind file descriptor `fd` of the current task, or NULL. */
+static __always_inline struct sock *socket_of_fd(long fd)
+{
+	struct file *file = file_of_fd(fd);
+	struct socket *socket;
+
+	if (!file)
 		return NULL;
 	file = TYPED(struct file, file);
 	socket = TYPED(struct socket, file->private_data);
@@ -25,6 +35,24 @@ static __always_inline struct sock *socket_of_fd(long fd)
 	if (!socket || socket->file != file)
 		return NULL;
 	return socket->sk;
+}
+
+/*
+ * The same without typed views (bpf_rdonly_cast is Linux >= 6.2), for the accounting's
+ * syscall engine on older kernels: three reads through bpf_probe_read_kernel (CO-RE) instead
+ * of loads.
+ */
+static __always_inline struct sock *socket_of_fd_read(long fd)
+{
+	struct file *file = file_of_fd(fd);
+	struct socket *socket;
+
+	if (!file)
+		return NULL;
+	socket = BPF_CORE_READ(file, private_data);
+	if (!socket || BPF_CORE_READ(socket, file) != file)
+		return NULL;
+	return BPF_CORE_READ(socket, sk);
 }
 
 /* The inode of a socket's file (what /proc/PID/fd shows as socket:[INODE]), or 0. */

@@ -159,6 +159,30 @@ struct task_struct {
 	char comm[TASK_COMM_LEN];
 };
 
+/*
+ * The user registers a task's system call saved at entry, where its arguments stay until it
+ * returns (bpf_task_pt_regs, Linux >= 5.15): a syscall exit tracepoint reads them there, with
+ * no program at the entry. SYSCALL_ARG(regs, n) is argument n (0-5) of the call.
+ */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long r9;
+};
+#define SYSCALL_ARG(regs, n) ((n) == 0 ? (regs)->di : (n) == 1 ? (regs)->si : (n) == 2 ? (regs)->dx : \
+			      (n) == 3 ? (regs)->r10 : (n) == 4 ? (regs)->r8 : (regs)->r9)
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	__u64 regs[31];
+	__u64 orig_x0;		/* x0 is the return value once the call returns */
+};
+#define SYSCALL_ARG(regs, n) ((n) == 0 ? (regs)->orig_x0 : (regs)->regs[n])
+#endif
+
 struct seq_file;
 
 struct bpf_iter_meta {

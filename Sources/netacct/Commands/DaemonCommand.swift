@@ -61,6 +61,8 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: ArgumentHelp("HTTP clients must send 'Authorization: Bearer <the token in this file>'; the file must not be readable by others.", valueName: "path"))
     var metricsTokenFile: String?
 
+    @OptionGroup var engine: EngineOption
+
     @OptionGroup var global: GlobalOptions
 
     /// `host:port`, `[v6]:port` → (host, port).
@@ -120,6 +122,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.nic = nic
         configuration.latency = latency
         configuration.connections = connections
+        configuration.engine = engine.kind
         configuration.listen = try listen.map(Self.parseListen)
         configuration.metricsToken = try metricsTokenFile.map(Self.readToken)
         configuration.metricsTop = metricsTop

@@ -61,6 +61,8 @@ struct TopCommand: ParsableCommand {
     @Flag(help: "Load the programs in this process even when a daemon runs.")
     var noDaemon = false
 
+    @OptionGroup var engine: EngineOption
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -82,6 +84,7 @@ struct TopCommand: ParsableCommand {
         configuration.cgroup = cgroup
         configuration.threads = threads
         configuration.connections = connections
+        configuration.engine = engine.kind
         if ipv4 != ipv6 { configuration.families = [ipv4 ? .ipv4 : .ipv6] }
         configuration.clearScreen = !noclear && !json
         // Interactive on a terminal, unless -C or --json asks for lines.
@@ -90,7 +93,8 @@ struct TopCommand: ParsableCommand {
         configuration.sort = sort
         configuration.grouping = by
         configuration.json = json
-        configuration.daemonSocket = noDaemon ? nil : daemonSocket
+        // An engine asked for by name is loaded here, whatever a daemon runs.
+        configuration.daemonSocket = noDaemon || engine.kind != nil ? nil : daemonSocket
         try reportingErrors { try TopApp(configuration, logger: logger).run() }
     }
 }
