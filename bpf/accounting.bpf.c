@@ -488,12 +488,10 @@ int BPF_PROG(count_recv_sockets, struct sock *sk, int ret, int flags)
  * kernel's own sockets, 32-bit programs) is in the README.
  */
 
-/* Argument `n` of the system call the calling thread is returning from. */
-static __always_inline unsigned long syscall_arg(int n)
+/* The saved user registers of the system call the calling thread is returning from. */
+static __always_inline struct pt_regs *syscall_regs(void)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-	return SYSCALL_ARG(regs, n);
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 /* The kind (classify) of the TCP or UDP socket behind descriptor `fd`, or 0. */
@@ -522,7 +520,7 @@ static __always_inline int count_fd_call(long ret, int fd_arg, bool tx)
 
 	if (ret <= 0 || filtered_out())
 		return 0;
-	kind = classify_fd(syscall_arg(fd_arg));
+	kind = classify_fd(SYSCALL_ARG(syscall_regs(), fd_arg));
 	if (kind)
 		count_thread(kind, 1, ret, tx);
 	return 0;
@@ -531,9 +529,18 @@ static __always_inline int count_fd_call(long ret, int fd_arg, bool tx)
 /* A receive whose flags are in argument `flags_arg`: peeking and the error queue are not traffic. */
 static __always_inline int count_fd_recv(long ret, int flags_arg)
 {
-	if (ret <= 0 || (syscall_arg(flags_arg) & (MSG_PEEK | MSG_ERRQUEUE)))
+	struct pt_regs *regs;
+	int kind;
+
+	if (ret <= 0 || filtered_out())
 		return 0;
-	return count_fd_call(ret, 0, false);
+	regs = syscall_regs();
+	if (SYSCALL_ARG(regs, flags_arg) & (MSG_PEEK | MSG_ERRQUEUE))
+		return 0;
+	kind = classify_fd(SYSCALL_ARG(regs, 0));
+	if (kind)
+		count_thread(kind, 1, ret, false);
+	return 0;
 }
 
 #define UIO_MAXIOV 1024	/* the most messages one sendmmsg or recvmmsg moves */
@@ -546,6 +553,7 @@ static __always_inline int count_fd_recv(long ret, int flags_arg)
  */
 static __always_inline int count_mmsg(long ret, bool tx)
 {
+	struct pt_regs *regs;
 	unsigned long vector;
 	__u64 calls = 0, bytes = 0;
 	__u32 len;
@@ -553,12 +561,13 @@ static __always_inline int count_mmsg(long ret, bool tx)
 
 	if (ret <= 0 || filtered_out())
 		return 0;
-	if (!tx && (syscall_arg(3) & (MSG_PEEK | MSG_ERRQUEUE)))
+	regs = syscall_regs();
+	if (!tx && (SYSCALL_ARG(regs, 3) & (MSG_PEEK | MSG_ERRQUEUE)))
 		return 0;
-	kind = classify_fd(syscall_arg(0));
+	kind = classify_fd(SYSCALL_ARG(regs, 0));
 	if (!kind)
 		return 0;
-	vector = syscall_arg(1);
+	vector = SYSCALL_ARG(regs, 1);
 	/*
 	 * No branch in the body, so that the verifier walks each of up to 1024 iterations once: a
 	 * failed read leaves len 0, and (len + 2^32 - 1) >> 32 is 1 for any len but 0.

@@ -172,10 +172,12 @@ func nanosecondsPerEvent(_ statistics: [ProgramStatistics]) -> Double {
     return runs == 0 ? .nan : Double(time) / Double(runs)
 }
 
-func floorCost(_ load: (Int) -> Void) throws -> Double {
+/// Empty programs on the hooks of one engine: the sock tracepoints, or the syscall exits the loads make.
+func floorCost(_ load: (Int) -> Void, kind: AccountingEngine.Kind = .sock) throws -> Double {
     let object = try BPFObject(image: BPFObjects.floor)
     try object.load()
-    let programs = [try object.program("floor_send"), try object.program("floor_recv")]
+    let names = kind == .sock ? ["floor_send", "floor_recv"] : ["floor_sendto", "floor_recvfrom"]
+    let programs = try names.map { try object.program($0) }
     let links = try programs.map { try $0.attach() }
     load(eventsPerRound)
     let cost = nanosecondsPerEvent(try programs.map { try $0.statistics() })
@@ -185,8 +187,8 @@ func floorCost(_ load: (Int) -> Void) throws -> Double {
 
 /// netacct's traffic-path programs under `load`: plain accounting, or counting per socket too
 /// (`top --connections`).
-func netacctCost(_ load: (Int) -> Void, perSocket: Bool = false) throws -> (Double, exit: ProgramStatistics?) {
-    let engine = try AccountingEngine(options: .init(perSocket: perSocket))
+func netacctCost(_ load: (Int) -> Void, perSocket: Bool = false, kind: AccountingEngine.Kind = .sock) throws -> (Double, exit: ProgramStatistics?) {
+    let engine = try AccountingEngine(options: .init(perSocket: perSocket, kind: kind))
     load(eventsPerRound)
     let statistics = try engine.programStatistics()
     _ = try engine.snapshot()
@@ -206,17 +208,29 @@ do {
     print("")
     print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | with per-socket counting ns/event | per-socket counting adds | rounds (netacct; per-socket) |")
     print("|---|---|---|---|---|---|---|")
+    var engines: [String] = []
     for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP send+recv, 1 thread", tcpOneThreadLoad),
                          ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
         var floors: [Double] = [], costs: [Double] = [], perSocket: [Double] = []
+        var syscallFloors: [Double] = [], syscallCosts: [Double] = []
         for _ in 0..<rounds {
             floors.append(try floorCost(load))
             costs.append(try netacctCost(load).0)
             perSocket.append(try netacctCost(load, perSocket: true).0)
+            syscallFloors.append(try floorCost(load, kind: .syscalls))
+            syscallCosts.append(try netacctCost(load, kind: .syscalls).0)
         }
         let floor = median(floors), cost = median(costs), socketCost = median(perSocket)
         print("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | **\(format(socketCost))** | \(format(socketCost - cost)) | \(costs.map(format).joined(separator: " ")); \(perSocket.map(format).joined(separator: " ")) |")
+        let syscallFloor = median(syscallFloors), syscallCost = median(syscallCosts)
+        engines.append("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(syscallFloor)) | **\(format(syscallCost))** | **\(String(format: "%.2f", syscallCost / cost))x** | \(syscallCosts.map(format).joined(separator: " ")) |")
     }
+    print("")
+    print("The syscall engine (older kernels) beside the sock engine, per call, in the same run:")
+    print("")
+    print("| load | floor, sock tracepoints | sock engine ns/call | floor, syscall exits | syscall engine ns/call | syscall / sock | rounds (syscall engine) |")
+    print("|---|---|---|---|---|---|---|")
+    for line in engines { print(line) }
     withExtendedLifetime(session) {}
 } catch {
     fail("\(error)")

@@ -39,20 +39,31 @@ static __always_inline struct sock *socket_of_fd(long fd)
 
 /*
  * The same without typed views (bpf_rdonly_cast is Linux >= 6.2), for the accounting's
- * syscall engine on older kernels: three reads through bpf_probe_read_kernel (CO-RE) instead
- * of loads.
+ * syscall engine on older kernels: two reads through bpf_probe_read_kernel (CO-RE) instead
+ * of three loads.
  */
 static __always_inline struct sock *socket_of_fd_read(long fd)
 {
 	struct file *file = file_of_fd(fd);
+	struct { struct file *file; struct sock *sk; } pair;
 	struct socket *socket;
+	__u32 at;
 
 	if (!file)
 		return NULL;
 	socket = BPF_CORE_READ(file, private_data);
-	if (!socket || BPF_CORE_READ(socket, file) != file)
+	if (!socket)
 		return NULL;
-	return BPF_CORE_READ(socket, sk);
+	/* Both fields in one read where they are neighbours (every kernel so far). */
+	at = bpf_core_field_offset(struct socket, file);
+	if (bpf_core_field_offset(struct socket, sk) == at + sizeof(pair.file)) {
+		if (bpf_probe_read_kernel(&pair, sizeof(pair), (void *)socket + at))
+			return NULL;
+	} else {
+		pair.file = BPF_CORE_READ(socket, file);
+		pair.sk = BPF_CORE_READ(socket, sk);
+	}
+	return pair.file == file ? pair.sk : NULL;
 }
 
 /* The inode of a socket's file (what /proc/PID/fd shows as socket:[INODE]), or 0. */
