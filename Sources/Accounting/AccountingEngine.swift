@@ -83,7 +83,7 @@ public final class AccountingEngine {
                 """, kind: .unsupported)
         }
         if kind == .syscalls {
-            let why = options.kind == .syscalls ? "as asked" : "kernel \(KernelProbe.kernelRelease) has no sock:sock_send_length tracepoint (Linux >= 6.3)"
+            let why = options.kind == .syscalls ? "as asked" : "kernel \(KernelProbe.kernelRelease) has no sock:sock_send_length tracepoint, Linux >= 6.3"
             logger.notice("counting with the syscall engine (\(why)); not seen: \(Kind.syscallsBlindSpots)")
         }
         let object = try BPFObject(image: BPFObjects.accounting)

@@ -11,7 +11,8 @@ struct ConnectionsCommand: ParsableCommand {
             A connect is the process and thread that called connect(); an accept, the one that \
             called accept(). LAT is the handshake: SYN sent (connect) or SYN-ACK sent (accept) \
             to established. Every filter runs in the kernel. Events the kernel could not \
-            deliver are counted and said on standard error.
+            deliver are counted and said on standard error. \
+            Needs Linux >= 6.2 with BTF.
             """
     )
 

@@ -12,7 +12,8 @@ struct DaemonCommand: ParsableCommand {
             /run/netatop-bpf-socket when started with -K and shows the SNET/RNET columns and the \
             'n' view. The sockets are for root only (mode 0600) unless --group names a group \
             whose members may read them (0660): per-process traffic of other users' processes \
-            is private information.
+            is private information. \
+            Needs Linux >= 5.15 with BTF (the syscall engine below 6.3, see --engine).
             """
     )
 

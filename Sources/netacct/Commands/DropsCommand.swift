@@ -10,7 +10,8 @@ struct DropsCommand: ParsableCommand {
             COMM are the owner of the socket the packet was for, or - when there is none. \
             --summary counts in the kernel and shows, every interval, the drops per reason, \
             protocol and owner. Packets are those that came in on an interface of the network \
-            namespace netacct runs in.
+            namespace netacct runs in. \
+            Needs Linux >= 6.12 with BTF.
             """
     )
 

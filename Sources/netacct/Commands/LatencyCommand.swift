@@ -14,7 +14,8 @@ struct LatencyCommand: ParsableCommand {
             the queue to the driver (QDISC). Times in microseconds; a stage the segment did not \
             pass shows -, its time counted in the next, so the stages add up to TOTAL. --hist \
             counts in the kernel and shows, every interval, a histogram per stage with its \
-            percentiles. Segments are those of the network namespace netacct runs in.
+            percentiles. Segments are those of the network namespace netacct runs in. \
+            Needs Linux >= 6.12 with BTF (in) or >= 6.16 (out), and netfilter BPF links.
             """
     )
 

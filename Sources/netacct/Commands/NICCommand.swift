@@ -8,7 +8,8 @@ struct NICCommand: ParsableCommand {
         discussion: """
             Frames and bytes are what the device's own statistics count (the link-layer header \
             included, a GSO/GRO super-packet once); segments are the wire segments they stand \
-            for. The interfaces are those of the network namespace netacct runs in.
+            for. The interfaces are those of the network namespace netacct runs in. \
+            Needs Linux >= 6.2 with BTF.
             """
     )
 

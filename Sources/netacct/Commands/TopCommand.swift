@@ -12,7 +12,8 @@ struct TopCommand: ParsableCommand {
             its payload. Processes that exited during the interval are marked with '*' and show \
             their final traffic. With --connections, tcptop's view follows: a table per address \
             family, a row per TCP or UDP socket with traffic, under its process; a socket closed \
-            during the interval is marked ('tcp*') and shows its final traffic.
+            during the interval is marked ('tcp*') and shows its final traffic. \
+            Needs Linux >= 5.15 with BTF (the syscall engine below 6.3, see --engine; --connections needs 6.3).
             """
     )
 
