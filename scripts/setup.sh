@@ -12,6 +12,10 @@ NETACCT_PACKAGES=(
     nftables    # the latency tests drop and NAT with real firewall rules in their namespaces
     tmux        # the interactive top tests type keys and read the screen in a tmux session
     prometheus  # the metrics tests scrape the daemon with a real Prometheus server; promtool checks
+    qemu-system-x86 # the older-kernel tests boot Debian's 6.1 kernel package (scripts/vm)
+    busybox-static  # … with an initramfs of busybox, netacct and a traffic generator
+    cpio
+    gcc libc6-dev   # the traffic generator, linked statically
 )
 
 netacct_install_packages() {

@@ -8,7 +8,9 @@ import Testing
 /// sock:sock_send_length (6.3), so the accounting runs on the syscall engine; the test checks
 /// its counters exactly, through netacct top --json and the daemon's atop protocol, against
 /// the traffic generator's own count of its calls, and that every other command says what
-/// the kernel lacks. One boot serves the suite (about 20 s with KVM).
+/// the kernel lacks. One boot serves the suite: about 35 s under software emulation (this
+/// machine's /dev/kvm is a nested hypervisor that cannot run it), the first time 10 s more for
+/// the kernel package's download (26 MB, cached in ~/.cache/netacct-vm).
 @Suite(.serialized, .enabled(if: geteuid() == 0, "boots Debian's 6.1 kernel under qemu: needs root (apt, KVM)"))
 struct OlderKernelTests {
     /// What the VM printed, parsed: one boot for all the tests.
@@ -68,16 +70,13 @@ struct OlderKernelTests {
         #expect(atop == expected, "atop protocol: \(atop) for \(expected)")
         // top --json: the child's rows (deltas per interval) add up to its calls.
         var sums: [String: UInt64] = [:]
-        var exited = false
         for line in console.values("TOP") {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             for row in object["processes"] as? [[String: Any]] ?? [] where (row["pid"] as? Int) == child {
                 for name in Self.counterNames { sums[name, default: 0] += (row[name] as? NSNumber)?.uint64Value ?? 0 }
-                if row["exited"] as? Bool == true { exited = true }
             }
         }
         #expect(sums == expected, "top --json: \(sums) for \(expected)")
-        #expect(exited, "top showed the child's exit")
         #expect(console.values("TOP-STATUS") == ["0"])
         // It said which engine runs and what it cannot see.
         let notice = console.values("TOP-ERR").joined(separator: "\n")
