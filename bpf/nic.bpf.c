@@ -32,9 +32,10 @@ struct {
 /*
  * A typed view of kernel memory that the verifier lets the program read directly (Linux >= 6.2):
  * the skb's shared info has no pointer to it, only an offset, and bpf_probe_read_kernel() (a
- * helper call per frame) costs more than everything else here.
+ * helper call per frame) costs more than everything else here. Weak: on an older kernel only
+ * the *_read programs load, which read it with the helper instead.
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 /* The slot of a device counted here, or -1. */
 static __always_inline int slot_of(struct net_device *dev)
@@ -54,7 +55,7 @@ static __always_inline int slot_of(struct net_device *dev)
 
 /* Counts one frame of `skb` on `dev`; `header` is what the device counts beyond skb->len. */
 static __always_inline void count_frame(struct sk_buff *skb, struct net_device *dev, __u32 direction,
-					__u32 queue, __u32 header)
+					__u32 queue, __u32 header, bool typed)
 {
 	struct netacct_nic_counters *c;
 	struct skb_shared_info *shinfo;
@@ -70,27 +71,57 @@ static __always_inline void count_frame(struct sk_buff *skb, struct net_device *
 	c = bpf_map_lookup_elem(&counters, &key);
 	if (!c)
 		return;
-	shinfo = bpf_rdonly_cast(skb->head + skb->end, bpf_core_type_id_kernel(struct skb_shared_info));
-	segments = shinfo->gso_segs;
+	if (typed) {
+		shinfo = bpf_rdonly_cast(skb->head + skb->end, bpf_core_type_id_kernel(struct skb_shared_info));
+		segments = shinfo->gso_segs;
+	} else {
+		shinfo = (struct skb_shared_info *)(skb->head + skb->end);
+		segments = BPF_CORE_READ(shinfo, gso_segs);
+	}
 	c->packets += 1;
 	c->bytes += skb->len + header;
 	c->segments += segments ? segments : 1;
 }
 
-SEC("tp_btf/net_dev_start_xmit")
-int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
+static __always_inline void count_tx_frame(struct sk_buff *skb, struct net_device *dev, bool typed)
 {
-	count_frame(skb, dev, NETACCT_NIC_TX, skb->queue_mapping, 0);
-	return 0;
+	count_frame(skb, dev, NETACCT_NIC_TX, skb->queue_mapping, 0, typed);
 }
 
 /* The link-layer header has been pulled by now (eth_type_trans): the device counted it. */
-SEC("tp_btf/netif_receive_skb")
-int BPF_PROG(count_rx, struct sk_buff *skb)
+static __always_inline void count_rx_frame(struct sk_buff *skb, bool typed)
 {
 	struct net_device *dev = skb->dev;
 	__u16 queue = skb->queue_mapping; /* the RX queue + 1, or 0 when none was recorded */
 
-	count_frame(skb, dev, NETACCT_NIC_RX, queue ? queue - 1 : 0, dev->hard_header_len);
+	count_frame(skb, dev, NETACCT_NIC_RX, queue ? queue - 1 : 0, dev->hard_header_len, typed);
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
+{
+	count_tx_frame(skb, dev, true);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(count_rx, struct sk_buff *skb)
+{
+	count_rx_frame(skb, true);
+	return 0;
+}
+
+/* The same for kernels without bpf_rdonly_cast (before 6.2): loaded instead of the two above. */
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(count_tx_read, struct sk_buff *skb, struct net_device *dev)
+{
+	count_tx_frame(skb, dev, false);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(count_rx_read, struct sk_buff *skb)
+{
+	count_rx_frame(skb, false);
 	return 0;
 }

@@ -29,8 +29,9 @@ public struct QueueCounters: Sendable, Equatable {
 }
 
 /// The nic programs loaded and attached for a set of interfaces of this network namespace
-/// (Linux >= 6.2: `tp_btf` and the `bpf_rdonly_cast` kfunc that reads a frame's segment count
-/// without a helper call). Counts from `init` on.
+/// (Linux >= 5.5, `tp_btf`; from 6.2 the `bpf_rdonly_cast` kfunc reads a frame's segment count
+/// without a helper call, and older kernels load programs that read it with one). Counts from
+/// `init` on.
 public final class NICEngine {
     public typealias Names = BPFObjects.Nic
     public static let maximumInterfaces = Int(NETACCT_NIC_INTERFACES)
@@ -46,7 +47,10 @@ public final class NICEngine {
     /// process's own).
     public init(interfaces: [NetworkInterface], namespace: UInt32 = NetworkInterface.namespaceInode(),
                 logger: Logger = Logger(label: "netacct.nic")) throws {
-        try Self.checkKernel()
+        let typed = try Self.checkKernel()
+        if !typed {
+            logger.notice("kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast (Linux >= 6.2): reading each frame's segment count with bpf_probe_read_kernel, which costs more per frame")
+        }
         guard interfaces.count <= Self.maximumInterfaces else {
             throw NetacctError("netacct nic counts at most \(Self.maximumInterfaces) interfaces at once, not \(interfaces.count).")
         }
@@ -55,24 +59,24 @@ public final class NICEngine {
         try object.setReadOnlyGlobal(Names.Global.ifindexes, elements: interfaces.map(\.ifindex))
         try object.setReadOnlyGlobal(Names.Global.interfaceCount, to: UInt32(interfaces.count))
         try object.setReadOnlyGlobal(Names.Global.netnsInum, to: namespace)
+        let programs: [Names.Program] = typed ? [.countTx, .countRx] : [.countTxRead, .countRxRead]
+        for name in Names.Program.allCases { try object.program(name).autoload = programs.contains(name) }
         try object.load()
         self.object = object
         counters = try PerCPUMap(object, name: Names.Map.counters)
-        links = [try object.program(Names.Program.countTx).attach(), try object.program(Names.Program.countRx).attach()]
+        links = try programs.map { try object.program($0).attach() }
         logger.debug("nic programs attached", metadata: ["interfaces": "\(interfaces.map(\.name))"])
     }
 
-    static func checkKernel() throws {
+    /// Whether the kernel has typed reads (bpf_rdonly_cast); throws when nic cannot run at all.
+    static func checkKernel() throws -> Bool {
         try KernelProbe.checkPrivileges()
         let btf = try KernelProbe.requireBTF()
         for name in ["net_dev_start_xmit", "netif_receive_skb"] where !btf.hasTracepoint(name) {
             throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no \(name) tracepoint, which netacct nic needs.",
                                kind: .unsupported)
         }
-        guard btf.hasFunction("bpf_rdonly_cast") else {
-            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no bpf_rdonly_cast kfunc: netacct nic needs Linux >= 6.2.",
-                               kind: .unsupported)
-        }
+        return btf.hasFunction("bpf_rdonly_cast")
     }
 
     public enum Direction: UInt32, Sendable, CaseIterable {

@@ -84,12 +84,15 @@ struct OlderKernelTests {
         #expect(notice.contains("io_uring"))
     }
 
-    @Test func everyOtherCommandSaysWhatTheKernelLacks() throws {
+    @Test func everyOtherCommandRunsOrSaysWhatTheKernelLacks() throws {
         let console = try Self.console.get()
         let kernel = try #require(console.values("KERNEL").first)
         let tools = console.values("TOOL").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
         #expect(tools.count == 6, "\(console.lines.suffix(30))")
-        for tool in tools where tool.count == 3 {
+        // nic runs there, reading segment counts with a helper call (no bpf_rdonly_cast before 6.2).
+        let nic = try #require(tools.first { $0.first?.hasPrefix("nic") == true })
+        #expect(nic.count == 3 && nic[1] == "0", "nic on \(kernel): \(nic)")
+        for tool in tools where tool.count == 3 && !tool[0].hasPrefix("nic") {
             let (command, status, message) = (tool[0], tool[1], tool[2])
             #expect(status == "1", "\(command) exited \(status): \(message)")
             // In words: the running kernel, what it lacks, the kernel that has it.
