@@ -34,6 +34,18 @@ struct SocketCountingTests {
         Dictionary(samples.filter { $0.id.process.pid == getpid() }.map { ($0.id.cookie, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// The syscall engine has no per-socket records: asked for both, it says so and loads nothing.
+    @Test func perSocketCountingOnTheSyscallEngineIsRefusedWithItsReason() throws {
+        do {
+            _ = try AccountingEngine(options: .init(perSocket: true, kind: .syscalls))
+            Issue.record("per-socket counting loaded on the syscall engine")
+        } catch let error as NetacctError {
+            #expect(error.kind == .unsupported)
+            #expect(error.message.contains("Counting per connection needs the sock engine (Linux >= 6.3"), "\(error)")
+            #expect(error.message.contains("run without --connections"))
+        }
+    }
+
     @Test func everyConnectionOfOneProcessIsCountedExactly() throws {
         let engine = try Self.engine()
         let table = SocketTable()
