@@ -97,6 +97,54 @@ struct AccountingTests {
         #expect(traffic.udpTxPackets == 0 && traffic.udpRxPackets == 0)
     }
 
+    /// A blind spot named: a large sendfile is one system call, so the syscall engine counts it
+    /// as one call; the sock engine counts each send the kernel makes of it (Linux >= 6.5). The
+    /// bytes are the same.
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func aLargeSendfileIsOneCallOnTheSyscallEngine(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
+        let size = 1 << 20
+        let (client, server) = try tcpPair(.v4)
+        let path = "/tmp/netacct-sendfile-\(getpid())-\(kind)"
+        let file = try check(open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600), "open")
+        defer { close(file); unlink(path) }
+        try check(ftruncate(file, off_t(size)), "ftruncate")
+        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let (reader, _) = try onNewThreadInBackground(ready: ready, until: done) { _ = try server.receiveAll(size) }
+        let (tid, sent) = try onNewThread {
+            var offset: off_t = 0
+            return try check(sendfile(client.fd, file, &offset, size), "sendfile")
+        }
+        ready.wait()
+        done.signal()
+        _ = reader
+        #expect(sent == size)
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic.tcpTxBytes == UInt64(size))
+        if kind == .syscalls {
+            #expect(traffic.tcpTxPackets == 1)
+        } else {
+            #expect(traffic.tcpTxPackets > 1, "the sock engine counts the kernel's sends of it: \(traffic.tcpTxPackets)")
+        }
+    }
+
+    /// A blind spot named: io_uring sends make no send system call. The sock engine counts them
+    /// (in the thread that submitted, which runs them here); the syscall engine does not see them.
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func ioUringSendsAreNotSeenByTheSyscallEngine(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
+        let (tid, sent) = try onNewThread {
+            let (sender, receiver, _) = try udpPair(.v4, connected: true)
+            let sent = test_io_uring_send(sender.fd, 100, 3)
+            for _ in 0..<max(0, sent) { try check(receiver.receive(200), "recv") }
+            return sent
+        }
+        #expect(sent == 3, "io_uring on this kernel: \(sent)")
+        let traffic = try #require(try finalTraffic(of: tid, recorder))
+        #expect(traffic.udpRxPackets == 3 && traffic.udpRxBytes == 300)
+        #expect(traffic.udpTxPackets == (kind == .sock ? 3 : 0) && traffic.udpTxBytes == (kind == .sock ? 300 : 0), "\(traffic)")
+    }
+
     @Test(arguments: AccountingEngine.Kind.allCases)
     func threadsSharingOneSlotCountSeparately(_ kind: AccountingEngine.Kind) throws {
         let recorder = try Recorder(slots: 1, kind: kind)

@@ -493,3 +493,64 @@ long test_connection_storm(int threads, double seconds, double rate)
 	}
 	return made;
 }
+
+/* io_uring by its raw system calls (no liburing on the machine). */
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+
+int test_io_uring_send(int fd, size_t length, unsigned int count)
+{
+	struct io_uring_params params;
+	memset(&params, 0, sizeof(params));
+	int ring = (int)syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0)
+		return -errno;
+	size_t sq_size = params.sq_off.array + params.sq_entries * sizeof(unsigned);
+	size_t cq_size = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
+	int single = params.features & IORING_FEAT_SINGLE_MMAP;
+	if (single && cq_size > sq_size)
+		sq_size = cq_size;
+	char *sq = mmap(NULL, sq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+	char *cq = single ? sq : mmap(NULL, cq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
+	size_t sqes_size = params.sq_entries * sizeof(struct io_uring_sqe);
+	struct io_uring_sqe *sqes = mmap(NULL, sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
+		close(ring);
+		return -ENOMEM;
+	}
+	unsigned *sq_tail = (unsigned *)(sq + params.sq_off.tail), sq_mask = *(unsigned *)(sq + params.sq_off.ring_mask);
+	unsigned *sq_array = (unsigned *)(sq + params.sq_off.array);
+	unsigned *cq_head = (unsigned *)(cq + params.cq_off.head), *cq_tail = (unsigned *)(cq + params.cq_off.tail);
+	unsigned cq_mask = *(unsigned *)(cq + params.cq_off.ring_mask);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + params.cq_off.cqes);
+	char buffer[65536];
+	int sent = 0;
+	if (length > sizeof(buffer))
+		length = sizeof(buffer);
+	memset(buffer, 'u', length);
+	for (unsigned i = 0; i < count; i++) {
+		unsigned tail = *sq_tail, index = tail & sq_mask;
+		struct io_uring_sqe *sqe = &sqes[index];
+		memset(sqe, 0, sizeof(*sqe));
+		sqe->opcode = IORING_OP_SEND;
+		sqe->fd = fd;
+		sqe->addr = (unsigned long)buffer;
+		sqe->len = (unsigned)length;
+		sq_array[index] = index;
+		__atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
+		if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+			break;
+		unsigned head = __atomic_load_n(cq_head, __ATOMIC_ACQUIRE);
+		if (head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE))
+			break;
+		if (cqes[head & cq_mask].res == (int)length)
+			sent++;
+		__atomic_store_n(cq_head, head + 1, __ATOMIC_RELEASE);
+	}
+	munmap(sqes, sqes_size);
+	if (!single)
+		munmap(cq, cq_size);
+	munmap(sq, sq_size);
+	close(ring);
+	return sent;
+}

@@ -66,4 +66,10 @@ pid_t test_spawn_gated_connector(int family, unsigned short port, int *gate);
  * made, or -1 on failure.
  */
 long test_connection_storm(int threads, double seconds, double rate);
+/*
+ * `count` sends of `length` bytes on connected socket `fd` through io_uring (IORING_OP_SEND, one
+ * submission and completion at a time): no send system call. Returns how many sent `length`
+ * bytes, or -errno when io_uring cannot be set up.
+ */
+int test_io_uring_send(int fd, size_t length, unsigned int count);
 #endif
