@@ -228,20 +228,26 @@ static __always_inline struct netacct_counters *current_counters(void)
 	return claim(slot, tid);
 }
 
-/* Returns 1 for TCP (and MPTCP), 2 for UDP (and UDP-Lite), 0 for everything else. */
-static __always_inline int classify(struct sock *sk)
+/* 1 for TCP (and MPTCP), 2 for UDP (and UDP-Lite), 0 for everything else. */
+static __always_inline int kind_of(__u16 family, __u16 protocol)
 {
-	__u16 family = sk->__sk_common.skc_family;
-	__u16 protocol;
-
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	protocol = sk->sk_protocol;
 	if (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
 		return 1;
 	if (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE)
 		return 2;
 	return 0;
+}
+
+/* The kind of a socket the tracepoint hands over (a typed pointer: two loads). */
+static __always_inline int classify(struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	return kind_of(family, sk->sk_protocol);
 }
 
 /*
@@ -494,23 +500,18 @@ static __always_inline struct pt_regs *syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
-/* The kind (classify) of the TCP or UDP socket behind descriptor `fd`, or 0. */
+/* The kind (kind_of) of the socket behind descriptor `fd`, or 0. */
 static __always_inline int classify_fd(long fd)
 {
 	struct sock *sk = socket_of_fd_read(fd);
-	__u16 family, protocol;
+	__u16 family;
 
 	if (!sk)
 		return 0;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	protocol = BPF_CORE_READ(sk, sk_protocol);
-	if (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
-		return 1;
-	if (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE)
-		return 2;
-	return 0;
+	return kind_of(family, BPF_CORE_READ(sk, sk_protocol));
 }
 
 /* A call that returned `ret` bytes on the descriptor in argument `fd_arg`. */
