@@ -21,8 +21,9 @@ extension AccountingEngine {
             }
         }
 
-        /// What the syscall engine does not see (README, "Older kernels"); measured on Linux
-        /// 6.18 against the sock engine and on Debian's 6.1 in a VM.
+        /// What the syscall engine does not see (README, "Older kernels"): io_uring and sendfile
+        /// are checked against the sock engine by the accuracy tests; the rest follow from its
+        /// hooks (no system call, or one without a tracepoint).
         public static let syscallsBlindSpots = """
             io_uring, the kernel's own sockets (NFS, SMB, iSCSI), 32-bit programs, splice out of a \
             socket, preadv2/pwritev2; sendfile and splice count one call per system call
