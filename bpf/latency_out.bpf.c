@@ -120,15 +120,10 @@ int BPF_PROG(sending_data, struct sock *sk, struct msghdr *msg, struct sk_buff *
 	if (pid_count && !pid_wanted(pid))
 		return 0;
 	seq = TYPED(struct tcp_sock, sk)->write_seq;
-	queue = bpf_map_lookup_elem(&sending, &socket);
+	queue = lookup_or_init(&sending, &socket, &empty_queue);
 	if (!queue) {
-		if (bpf_map_update_elem(&sending, &socket, &empty_queue, BPF_NOEXIST)) {
-			percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
-			return 0;
-		}
-		queue = bpf_map_lookup_elem(&sending, &socket);
-		if (!queue)
-			return 0;
+		percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
+		return 0;
 	}
 	/* A send that waited for room and came back here keeps its first time. */
 	if (queue->head != queue->tail && queue->slot[(queue->tail - 1) % SLOTS].seq == seq)
@@ -198,33 +193,37 @@ static long finish_sent(__u32 index, struct transmit_walk *w)
 	return 0;
 }
 
-SEC("tp_btf/net_dev_start_xmit")
-int BPF_PROG(transmitted, struct sk_buff *skb, struct net_device *dev)
+/* Ends the segments the packet carries (declared here, after the checks: zeroing it costs). */
+static __always_inline void transmit(struct carried *c, struct sock *sk)
 {
-	struct transmit_walk w;
-	struct carried c;
-	struct sock *sk = skb->sk;
-	__u16 source;
+	struct transmit_walk w = {};
+	__u16 source = bpf_ntohs(c->th->source);
 
-	if (!sk || !carrying(skb, &c))
-		return 0;
-	if (!seq_before(c.queue->slot[c.queue->head % SLOTS].seq, c.end))
-		return 0;
-	__builtin_memset(&w, 0, sizeof(w));
-	w.queue = c.queue;
-	w.end = c.end;
+	w.queue = c->queue;
+	w.end = c->end;
 	w.now = bpf_ktime_get_ns();
 	w.where.family = socket_addresses(sk, w.where.saddr, w.where.daddr);
 	w.where.sport = sk->__sk_common.skc_num;
 	w.where.dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	source = bpf_ntohs(c.th->source);
-	if (w.where.family == c.a.family && (__builtin_memcmp(w.where.saddr, c.a.saddr, 16) || source != w.where.sport)) {
-		__builtin_memcpy(w.where.nat_addr, c.a.saddr, 16);
+	if (source_translated(&c->a, source, w.where.family, w.where.saddr, w.where.sport)) {
+		__builtin_memcpy(w.where.nat_addr, c->a.saddr, 16);
 		w.where.nat_port = source;
 	}
 	bpf_loop(SLOTS, finish_sent, &w, 0);
-	catch_up(&c.queue->queued, c.queue->head);
-	catch_up(&c.queue->routed, c.queue->head);
+	catch_up(&c->queue->queued, c->queue->head);
+	catch_up(&c->queue->routed, c->queue->head);
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(transmitted, struct sk_buff *skb, struct net_device *dev)
+{
+	struct carried c = {};
+	struct sock *sk = skb->sk;
+
+	if (!sk || !carrying(skb, &c))
+		return 0;
+	if (seq_before(c.queue->slot[c.queue->head % SLOTS].seq, c.end))
+		transmit(&c, sk);
 	return 0;
 }
 

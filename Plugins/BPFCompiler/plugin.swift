@@ -41,6 +41,10 @@ struct BPFCompiler: BuildToolPlugin {
                     clang.path, objcopy.path, name, swift.path,
                     "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_\(targetArch)",
                     "-Wall", "-Werror",
+                    // Every automatic variable starts at zero: the verifier lets a privileged
+                    // program read stack it never wrote, and no result may depend on what
+                    // the stack held before (BENCHMARKS.md: what it costs).
+                    "-ftrivial-auto-var-init=zero",
                     "-I", bpfRoot.appending(path: "include").path, "-I", bpfDir.path,
                     "-c", source.path,
                 ],

@@ -279,3 +279,45 @@ struct SocketStorageTests {
         withExtendedLifetime((counting, release)) {}
     }
 }
+
+/// No result of netacct's programs may depend on stack memory they did not write (the verifier
+/// lets a privileged program read it). `stack.bpf.c` fills its stack with garbage, then runs
+/// the packet code of `latency out`'s NAT decision on an IPv4 header this test wrote, and
+/// copies out a local struct written in part: both fail on any machine, not by luck, if a
+/// byte is left to the stack (bpf/include/packet.h's partial write of an IPv4 address before,
+/// or a BPF object compiled without `-ftrivial-auto-var-init=zero`).
+@Suite(.serialized, .enabled(if: canLoadBPF, "needs root and a kernel with BTF"))
+struct StackGarbageTests {
+    static let getppidSyscall = 110 // x86_64
+
+    @Test func resultsDependOnNothingTheStackHeldBefore() throws {
+        let object = try BPFObject(image: BPFObjects.stack)
+        try object.setReadOnlyGlobal(BPFObjects.Stack.Global.targetTgid, to: UInt32(getpid()))
+        try object.setReadOnlyGlobal(BPFObjects.Stack.Global.targetSyscall, to: Self.getppidSyscall)
+        try object.load()
+        // 10.1.2.3 -> 10.4.5.6, UDP, 28 bytes: a header as the wire has it.
+        var packet = stack_packet()
+        let header: [UInt8] = [0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 1, 2, 3, 10, 4, 5, 6]
+        withUnsafeMutableBytes(of: &packet.bytes) { for (i, byte) in header.enumerated() { $0[i] = byte } }
+        try Map<UInt32, stack_packet>(object, name: BPFObjects.Stack.Map.packets.rawValue).update(0, packet)
+        // A result the program must overwrite whole: a byte it leaves shows 0x5A.
+        let results = try Map<UInt32, stack_result>(object, name: BPFObjects.Stack.Map.results.rawValue)
+        var filled = stack_result()
+        withUnsafeMutableBytes(of: &filled) { $0.initializeMemory(as: UInt8.self, repeating: 0x5A) }
+        filled.runs = 0
+        try results.update(0, filled)
+
+        let link = try object.program(BPFObjects.Stack.Program.checkStack).attach()
+        _ = getppid()
+        withExtendedLifetime(link) {}
+        let result = try #require(try results.lookup(0))
+        #expect(result.runs == 1)
+        let bytes = { (tuple: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) in
+            withUnsafeBytes(of: tuple) { Array($0) }
+        }
+        #expect(bytes(result.saddr) == [10, 1, 2, 3] + Array(repeating: 0, count: 12))
+        #expect(bytes(result.daddr) == [10, 4, 5, 6] + Array(repeating: 0, count: 12))
+        #expect(result.translated == 0, "a packet's own source was taken for a translated one")
+        #expect(withUnsafeBytes(of: result.untouched) { Array($0) } == [1, 0, 0, 0, 0, 0, 0, 0] + Array(repeating: 0, count: 24))
+    }
+}

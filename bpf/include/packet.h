@@ -11,7 +11,7 @@
 #define ETH_P_IPV6 0x86DD
 #define IP_OFFSET_MASK 0x1FFF
 
-/* A packet's addresses (network order, IPv4 in the first 4 bytes) and transport protocol. */
+/* A packet's addresses (network order, IPv4 in the first 4 bytes, the other 12 zero) and transport protocol. */
 struct addresses {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -35,6 +35,11 @@ static __always_inline __u32 network_header(unsigned char *network, __u16 ethert
 			return 0;
 		a->family = AF_INET;
 		a->protocol = ip->protocol;
+		/* Every byte written: callers compare and copy the 16 whole. */
+		for (int i = 0; i < 4; i++) {
+			((__be32 *)a->saddr)[i] = 0;
+			((__be32 *)a->daddr)[i] = 0;
+		}
 		*(__be32 *)a->saddr = ip->saddr;
 		*(__be32 *)a->daddr = ip->daddr;
 		*length = bpf_ntohs(ip->tot_len);
@@ -84,6 +89,17 @@ static __always_inline bool tcp_packet(struct sk_buff *skb, unsigned char *netwo
 	length -= transport + tcp_header_length(*th);
 	*payload = (__s32)length > 0 ? length : 0;
 	return true;
+}
+
+/*
+ * Whether a packet's source differs from what its socket has as its local end (`local`, 16 bytes
+ * as `struct addresses` holds them, and `port`): the source was translated (NAT). A packet of
+ * the other family (an IPv6 socket's IPv4-mapped peer) is never called translated.
+ */
+static __always_inline bool source_translated(const struct addresses *packet, __u16 packet_port, __u16 family,
+					      const __u8 local[16], __u16 port)
+{
+	return packet->family == family && (__builtin_memcmp(packet->saddr, local, 16) || packet_port != port);
 }
 
 /* Sequence numbers wrap: a before b. */

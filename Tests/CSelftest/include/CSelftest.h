@@ -1,4 +1,5 @@
 #ifndef CSELFTEST_H
 #define CSELFTEST_H
 #include "../../../bpf/tests/selftest.h"
+#include "../../../bpf/tests/stack.h"
 #endif
