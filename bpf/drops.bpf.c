@@ -150,14 +150,15 @@ static __always_inline __u64 socket_of(struct sock *sk, __u8 *state)
 static __always_inline void count(__u64 inode, __u32 reason, __u8 proto)
 {
 	struct netacct_drop_key key = { .socket_inode = inode, .reason = reason, .protocol = proto };
-	__u64 *value, one = 1;
+	__u64 *value, zero = 0;
 
 	if (reason < NETACCT_DROPS_REASONS)
 		percpu_counter_inc(&totals, reason * 2 + (proto == IPPROTO_UDP));
-	value = bpf_map_lookup_elem(&counts, &key);
+	/* Per CPU: an add of this CPU's own value. */
+	value = lookup_or_init(&counts, &key, &zero);
 	if (value)
 		*value += 1;
-	else if (bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST))
+	else
 		percpu_counter_inc(&counters, NETACCT_DROPS_UNKEYED);
 }
 

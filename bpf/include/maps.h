@@ -15,4 +15,26 @@ static __always_inline void percpu_counter_inc(void *map, __u32 key)
 		*value += 1;
 }
 
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/*
+ * The value at `key`, created from `init` if there is none (libbpf-tools' lookup-or-try-init):
+ * an insert that another CPU's insert of the same key beat (-EEXIST) is no failure, the value
+ * it made is used. NULL only when the map has no room.
+ */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (value)
+		return value;
+	err = bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		return NULL;
+	return bpf_map_lookup_elem(map, key);
+}
+
 #endif /* NETACCT_MAPS_H */
