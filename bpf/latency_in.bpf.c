@@ -46,10 +46,15 @@ struct {
 	__type(value, struct taking);
 } taking SEC(".maps");
 
+/*
+ * An entry ends with its connection (tcp_destroy_sock) or, for a packet no socket took, when
+ * its last segment is dropped. What is left all the same (a socket the kernel never destroyed
+ * while netacct ran, a peer that sends to sockets that never existed) goes first when the table
+ * is full: least recently used.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct netacct_latency_flow);
 	__type(value, struct netacct_latency_arriving);
 } arriving SEC(".maps");
@@ -90,12 +95,16 @@ static __always_inline bool flow_of_packet(struct sk_buff *skb, unsigned char *n
 	return true;
 }
 
-/* A socket's connection as its received packets have it. */
+/*
+ * A socket's connection as its received packets have it. The local port is inet_sport's:
+ * skc_num is cleared when the socket gives its port back, before tcp_destroy_sock, whose
+ * lookup must find the same key.
+ */
 static __always_inline void flow_of_socket(struct sock *sk, struct netacct_latency_flow *flow)
 {
 	flow->family = socket_addresses(sk, flow->daddr, flow->saddr);
 	flow->sport = bpf_ntohs(sk->__sk_common.skc_dport);
-	flow->dport = sk->__sk_common.skc_num;
+	flow->dport = bpf_ntohs(TYPED(struct inet_sock, sk)->inet_sport);
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -162,13 +171,10 @@ int ip_delivered(struct bpf_nf_ctx *ctx)
 	t->skb = 0;
 	if (!flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq))
 		return NF_ACCEPT;
-	queue = bpf_map_lookup_elem(&arriving, &flow);
+	queue = lookup_or_init(&arriving, &flow, &empty_queue);
 	if (!queue) {
-		if (bpf_map_update_elem(&arriving, &flow, &empty_queue, BPF_NOEXIST) ||
-		    !(queue = bpf_map_lookup_elem(&arriving, &flow))) {
-			percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
-			return NF_ACCEPT;
-		}
+		percpu_counter_inc(&counters, NETACCT_LATENCY_TABLE_FULL);
+		return NF_ACCEPT;
 	}
 	/* A copy again (the first one dropped unseen, or a retransmission): the newer stands. */
 	if (queue->head != queue->tail && queue->slot[(queue->tail - 1) % ARRIVING].seq == t->segment.seq) {
@@ -286,26 +292,18 @@ static long end_copied(__u32 index, struct copy_walk *w)
 	return 0;
 }
 
-SEC("tp_btf/skb_copy_datagram_iovec")
-int BPF_PROG(copied, struct sk_buff *skb, int len)
+/* Ends the waiting segments a read of `len` bytes copies (declared here, after the checks: zeroing it costs). */
+static __always_inline void copy(struct netacct_latency_socket *queue, struct sock *sk, int len)
 {
-	struct netacct_latency_socket *queue;
-	struct sock *sk = skb->sk;
-	struct copy_walk w;
+	struct copy_walk w = {};
 
-	if (nothing_followed() || !sk || sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
-	if (!queue || queue->head == queue->tail)
-		return 0;
-	__builtin_memset(&w, 0, sizeof(w));
 	w.queue = queue;
 	w.pid = current_process(w.comm);
 	if (pid_count && !pid_wanted(w.pid)) {
 		follow_count(-(__s64)(queue->tail - queue->head));
 		queue->unwanted = 1;
 		queue->head = queue->tail;
-		return 0;
+		return;
 	}
 	/* The bytes copied now: [copied_seq, copied_seq + len). */
 	w.end = TYPED(struct tcp_sock, sk)->copied_seq + len;
@@ -315,6 +313,19 @@ int BPF_PROG(copied, struct sk_buff *skb, int len)
 	w.where.sport = bpf_ntohs(sk->__sk_common.skc_dport);
 	w.where.dport = sk->__sk_common.skc_num;
 	bpf_loop(NETACCT_LATENCY_SOCKET_SLOTS, end_copied, &w, 0);
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(copied, struct sk_buff *skb, int len)
+{
+	struct netacct_latency_socket *queue;
+	struct sock *sk = skb->sk;
+
+	if (nothing_followed() || !sk || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	if (queue && queue->head != queue->tail)
+		copy(queue, sk, len);
 	return 0;
 }
 
@@ -344,6 +355,9 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 		queue->tail--;
 		follow_ended();
 		percpu_counter_inc(&counters, NETACCT_LATENCY_DROPPED);
+		/* Nothing else on its way: a packet for no socket (or a socket gone) leaves nothing behind. */
+		if (queue->head == queue->tail)
+			bpf_map_delete_elem(&arriving, &flow);
 	}
 	return 0;
 }

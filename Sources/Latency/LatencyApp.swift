@@ -41,7 +41,7 @@ public struct LatencyApp {
                 say("netacct: \(now.lostReports - said.lostReports) segments not shown: the ring buffer was full (user space fell behind; --hist counts them all); \(now.lostReports) in all\n")
             }
             if now.tableFull > said.tableFull {
-                say("netacct: \(now.tableFull - said.tableFull) sampled segments not followed: the kernel's table of segments on their way was full (sample fewer: -s N); \(now.tableFull) in all\n")
+                say("netacct: \(now.tableFull - said.tableFull) sampled segments not followed: the kernel's table of connections with segments on their way had no room (4,096 connections at once); \(now.tableFull) in all\n")
             }
             if now.socketFull > said.socketFull {
                 say("netacct: \(now.socketFull - said.socketFull) segments not followed: their socket already had \(NETACCT_LATENCY_SOCKET_SLOTS) followed segments waiting to be read (sample fewer: -s N); \(now.socketFull) in all\n")

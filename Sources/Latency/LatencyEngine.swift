@@ -193,7 +193,9 @@ public final class LatencyEngine {
     }
 
     /// The histograms counted since the last call (or since `init`): the programs are switched
-    /// to the other half of the map first, so nothing counted is lost or counted twice.
+    /// to the other half of the map first, so nothing counted is lost or counted twice. It
+    /// sleeps a millisecond (for a program that read the old generation just before the
+    /// switch): never on an event loop, where `countedSinceLoad()` reads instead.
     public func takeHistograms() throws -> [LatencyHistogram] {
         let current = try generation.lookup(0) ?? 0
         try generation.update(0, current ^ 1)
@@ -202,19 +204,31 @@ public final class LatencyEngine {
         usleep(1000)
         let slot = current & 1
         var result = [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS))
-        if let perCPU = try histograms.lookup(slot) {
-            for cpu in perCPU {
-                withUnsafeBytes(of: cpu.stage) { raw in
-                    for index in result.indices {
-                        let record = raw.load(fromByteOffset: index * MemoryLayout<netacct_latency_histogram>.stride,
-                                              as: netacct_latency_histogram.self)
-                        result[index].merge(LatencyHistogram(record))
-                    }
+        try add(slot, to: &result)
+        try histograms.update(slot, perCPU: [netacct_latency_histograms](repeating: netacct_latency_histograms(), count: histograms.cpuCount))
+        return result
+    }
+
+    /// Everything counted since the programs were loaded, for an engine whose histograms are
+    /// never taken (the daemon's): both halves of the map summed, read without a switch, a
+    /// wait or a write, so it may run on an event loop. Each bucket only grows.
+    public func countedSinceLoad() throws -> [LatencyHistogram] {
+        var result = [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS))
+        for slot: UInt32 in 0...1 { try add(slot, to: &result) }
+        return result
+    }
+
+    private func add(_ slot: UInt32, to result: inout [LatencyHistogram]) throws {
+        guard let perCPU = try histograms.lookup(slot) else { return }
+        for cpu in perCPU {
+            withUnsafeBytes(of: cpu.stage) { raw in
+                for index in result.indices {
+                    let record = raw.load(fromByteOffset: index * MemoryLayout<netacct_latency_histogram>.stride,
+                                          as: netacct_latency_histogram.self)
+                    result[index].merge(LatencyHistogram(record))
                 }
             }
         }
-        try histograms.update(slot, perCPU: [netacct_latency_histograms](repeating: netacct_latency_histograms(), count: histograms.cpuCount))
-        return result
     }
 
     /// Segments on their way now: received ones not yet taken by TCP, sent ones not yet at the

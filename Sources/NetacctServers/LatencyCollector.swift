@@ -4,30 +4,24 @@ import NetacctKit
 /// The latency tool as a collector (`netacct daemon --latency`): verb `latency`, for each
 /// direction the histogram of each stage (and the total) since the daemon started, counted in
 /// the kernel (the fields of `netacct latency --hist --json`'s stages, plus `sum_us`), for every
-/// TCP segment of the daemon's network namespace. Nothing crosses to user space per packet:
-/// each maintenance interval takes what the kernel counted and adds it up here.
+/// TCP segment of the daemon's network namespace. Nothing crosses to user space per packet,
+/// and nothing waits on the event loop: each answer reads what the kernel counted since the
+/// programs were loaded (their histograms are never taken, so they hold it all).
 final class LatencyCollector: Collector {
     private let engines: [LatencyEngine]
-    private var totals: [[LatencyHistogram]]
 
-    init(engines: [LatencyEngine]) throws {
+    init(engines: [LatencyEngine]) {
         self.engines = engines
-        totals = try engines.map { try $0.takeHistograms() }
     }
 
     var verb: String { "latency" }
     func connect(client: APIClientID) {}
     func disconnect(client: APIClientID) {}
 
-    func maintain(interval: Double) throws -> Bool {
-        for (index, engine) in engines.enumerated() {
-            for (stage, histogram) in try engine.takeHistograms().enumerated() { totals[index][stage].merge(histogram) }
-        }
-        return false
-    }
+    func maintain(interval: Double) throws -> Bool { false }
 
     func answer(client: APIClientID, into json: inout JSONWriter) throws {
-        _ = try maintain(interval: 0)
+        let totals = try engines.map { try $0.countedSinceLoad() }
         json.key("directions")
         json.begin("[")
         for (engine, histograms) in zip(engines, totals) {
@@ -43,7 +37,7 @@ final class LatencyCollector: Collector {
     /// power-of-two bounds from 1 µs to ~1 s (the kernel's buckets are finer; these bounds are
     /// some of theirs, so the counts are exact).
     func writeMetrics(into out: inout PrometheusText) {
-        _ = try? maintain(interval: 0)
+        let totals = engines.map { (try? $0.countedSinceLoad()) ?? [] }
         let name = "netacct_latency_seconds"
         out.family(name, .histogram, help: "time TCP segments spent in each kernel layer, in and out (netacct latency), since the daemon started")
         for (engine, histograms) in zip(engines, totals) {
