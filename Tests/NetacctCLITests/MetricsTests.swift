@@ -344,6 +344,30 @@ struct MetricsTests {
         #expect(try bytes("nacct-after") == nil)
     }
 
+    /// A cgroup's totals are cumulative, as a unit's IP accounting is: its processes that have
+    /// exited stay in them, in `/api/v1/cgroups` as in `/metrics`, exactly.
+    @Test func aCgroupKeepsTheTrafficOfItsExitedProcessesInTheAPIAsInMetrics() throws {
+        let cgroups = try TestCgroups()
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address])
+        try Self.send(named: ["nacct-gone"], in: cgroups.root + cgroups.unit, count: 300, bytes: 411)
+        usleep(1_500_000)
+        let (status, body) = try Curl.get("http://\(Self.address)/api/v1/cgroups")
+        #expect(status == 200)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        let rows = try #require(object["cgroups"] as? [[String: Any]])
+        let unit = try #require(rows.first { $0.string("cgroup") == cgroups.unit }, "\(body)")
+        #expect(unit.int("udp_tx_bytes") == 300 * 411 && unit.int("udp_tx_packets") == 300)
+        #expect(unit.int("processes") == 0 && unit.string("name") == "web.service")
+        let metrics = try Curl.get("http://\(Self.address)/metrics")
+        #expect(metrics.status == 200)
+        let series = metrics.body.split(separator: "\n").first {
+            $0.hasPrefix("netacct_cgroup_bytes_total{cgroup=\"\(cgroups.unit)\"") && $0.contains(#"protocol="udp",direction="tx""#)
+        }
+        let value: Int? = series.flatMap { line in line.split(separator: " ").last.flatMap { Int($0) } }
+        #expect(value == 300 * 411, "\(String(describing: series))")
+        #expect(daemon.stop().status == 0)
+    }
+
     @Test func theAPIAnswersWithTopsFieldNames() throws {
         let daemon = try DaemonProcess(extra: ["--listen", Self.address])
         defer { _ = daemon.stop() }

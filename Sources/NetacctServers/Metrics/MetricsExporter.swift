@@ -40,6 +40,11 @@ final class MetricsExporter {
     /// renames itself (prctl, setproctitle) keeps its traffic in one place.
     private var assigned: [ProcessID: (group: GroupKey, cgroup: String)] = [:]
     private var cgroupNames = CgroupNames()
+    /// Per cgroup (by path, as `cgroups`), the traffic of its processes that have exited, for
+    /// `/api/v1/cgroups`: cumulative like a systemd unit's IP accounting, for as long as the
+    /// cgroup exists and the service's retention time after it is gone.
+    private var exitedByCgroup: [String: (total: Traffic, goneSince: Double?)] = [:]
+    private var lastCgroupCheck = 0.0
     private let startTime: Double
     private(set) var scrapes: UInt64 = 0
 
@@ -60,15 +65,29 @@ final class MetricsExporter {
                 cgroupNames.path(of: process.cgroupID) ?? "#\(process.cgroupID)")
     }
 
-    /// Every maintenance interval (after the accounting service's): folds in the exits.
-    func maintain() {
+    /// Every maintenance interval (after the accounting service's): folds in the exits, and
+    /// now and then forgets the exited traffic of cgroups long gone.
+    func maintain(now: Double = StopSignals.now()) {
         for process in service.exitedProcesses(for: client) { finish(process) }
+        guard now - lastCgroupCheck >= 30, let root = cgroupNames.root else { return }
+        lastCgroupCheck = now
+        for (path, entry) in exitedByCgroup {
+            let exists = path.hasPrefix("/") && access(root + path, F_OK) == 0
+            if exists {
+                if entry.goneSince != nil { exitedByCgroup[path]?.goneSince = nil }
+            } else if let gone = entry.goneSince {
+                if now - gone >= service.configuration.retention { exitedByCgroup[path] = nil }
+            } else {
+                exitedByCgroup[path]?.goneSince = now
+            }
+        }
     }
 
     private func finish(_ process: ProcessTable.ProcessSample) {
         let (group, cgroup) = keys(process)
         groups.finish(group, process.total)
         cgroups.finish(cgroup, process.total)
+        exitedByCgroup[cgroup, default: (.zero, nil)].total += process.total
         assigned[process.id] = nil
     }
 
@@ -150,16 +169,22 @@ final class MetricsExporter {
         json.end("]")
     }
 
-    /// `/api/v1/cgroups`: the live processes' cumulative counters per cgroup, with the field
-    /// names of `netacct top --by cgroup --json`.
-    func writeCgroups(_ processes: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
-        var rows: [UInt64: (processes: Int, total: Traffic)] = [:]
-        for process in processes { rows[process.cgroupID, default: (0, .zero)].processes += 1; rows[process.cgroupID]!.total += process.total }
+    /// `/api/v1/cgroups`: per cgroup, the cumulative counters of its live processes and of
+    /// those that have exited (by path, as `netacct_cgroup_*` has them: the two agree), with the
+    /// field names of `netacct top --by cgroup --json`; `processes` counts the live ones.
+    func writeCgroups(_ live: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
+        maintain() // the exits the refresh before this noticed
+        var rows: [String: (processes: Int, total: Traffic)] = exitedByCgroup.mapValues { (0, $0.total) }
+        for process in live where !process.exited {
+            let path = keys(process).cgroup
+            rows[path, default: (0, .zero)].processes += 1
+            rows[path]!.total += process.total
+        }
         json.key("cgroups")
         json.begin("[")
-        for (id, row) in rows.sorted(by: { $0.key < $1.key }) {
-            let (path, workload) = cgroupNames.workload(of: id)
-            json.cgroup(path: path, workload: workload, processes: row.processes, traffic: row.total)
+        for (path, row) in rows.sorted(by: { $0.key < $1.key }) {
+            let workload = path.hasPrefix("/") ? Workload(path: path) : Workload(kind: .other, name: path)
+            json.cgroup(path: path.hasPrefix("/") ? path : nil, workload: workload, processes: row.processes, traffic: row.total)
         }
         json.end("]")
     }
