@@ -2,15 +2,21 @@
 # when nothing is. Debian 12 packages; the Swift toolchain is expected on PATH.
 set -euo pipefail
 
-NETACCT_PACKAGES=(
+# What building and running netacct needs.
+NETACCT_RUN_PACKAGES=(
     libbpf-dev  # libbpf 1.1 headers and library (pulls libelf-dev, zlib1g-dev)
     pkg-config
+)
+
+# What the test suite needs besides.
+NETACCT_TEST_PACKAGES=(
     util-linux  # setpriv, used by the tests to run netacct without privileges
     iproute2
     python3     # Debian's /usr/bin/python3: the tests' client run as another user (setpriv)
     ethtool     # the nic tests change a veth's queue count (ethtool -L)
     nftables    # the latency tests drop and NAT with real firewall rules in their namespaces
     tmux        # the interactive top tests type keys and read the screen in a tmux session
+    curl        # the metrics tests' HTTP requests
     prometheus  # the metrics tests scrape the daemon with a real Prometheus server; promtool checks
     qemu-system-x86 # the older-kernel tests boot Debian's 6.1 kernel package (scripts/vm)
     busybox-static  # … with an initramfs of busybox, netacct and a traffic generator
@@ -18,9 +24,13 @@ NETACCT_PACKAGES=(
     gcc libc6-dev   # the traffic generator, linked statically
 )
 
+# Installs the Debian packages of a list (`run` or `test`, which includes `run`'s) that are
+# missing, and checks that a Swift toolchain is on PATH.
 netacct_install_packages() {
+    local wanted=("${NETACCT_RUN_PACKAGES[@]}")
+    if [ "${1:-run}" = test ]; then wanted+=("${NETACCT_TEST_PACKAGES[@]}"); fi
     local missing=()
-    for package in "${NETACCT_PACKAGES[@]}"; do
+    for package in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     if ((${#missing[@]})); then
