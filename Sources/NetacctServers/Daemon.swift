@@ -67,13 +67,15 @@ public final class Daemon {
         if let group = configuration.group, getgrnam(group) == nil {
             throw NetacctError("No group named \(group) (--group).")
         }
+        // Each path with the option that sets it, which the messages about it name.
+        var paths = [(configuration.socketPath, "--socket")]
+        if let api = configuration.apiSocketPath { paths.append((api, "--api-socket")) }
+        for (path, option) in paths { try SocketPath.check(path, option: option) }
         let engine = try AccountingEngine(options: .init(perSocket: configuration.connections, kind: configuration.engine), logger: logger)
-        var paths = [configuration.socketPath]
-        if let api = configuration.apiSocketPath { paths.append(api) }
         var leases: [SocketPath.Lease] = []
         defer { for lease in leases { lease.release() } }
-        for path in paths {
-            let lease = try SocketPath.claim(path)
+        for (path, option) in paths {
+            let lease = try SocketPath.claim(path, option: option)
             leases.append(lease)
             if lease.claim == .reclaimedStale {
                 logger.notice("removed a stale socket left by an earlier daemon", metadata: ["path": "\(path)"])
@@ -113,7 +115,8 @@ public final class Daemon {
             do {
                 channels.append(try server.bind(group: group))
             } catch {
-                throw NetacctError("Cannot serve HTTP on \(listen.host):\(listen.port) (--listen): \(error)")
+                let address = listen.host.contains(":") ? "[\(listen.host)]:\(listen.port)" : "\(listen.host):\(listen.port)"
+                throw NetacctError("Cannot listen on \(address) (--listen): \(Self.reason(error)).")
             }
             if !Self.isLoopback(listen.host) {
                 logger.warning("serving metrics and the HTTP API beyond this machine (\(listen.host)): anyone who can reach the port sees every process's traffic\(configuration.metricsToken == nil ? "; consider --metrics-token-file" : "")")
@@ -134,6 +137,17 @@ public final class Daemon {
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
+    }
+
+    /// Why a socket could not be bound, in words a user can act on: the system's message for
+    /// the error number (not the library call that failed), or why a host name did not resolve.
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as IOError: String(cString: strerror(error.errnoCode))
+        case let error as SocketAddressError.UnknownHost: "cannot resolve \(error.host): \(error.errorDescription)"
+        case let error as NetacctError: error.message
+        default: "\(error)"
+        }
     }
 
     /// Whether an address to listen on is a loopback one (127.0.0.0/8, ::1, localhost).
@@ -170,7 +184,7 @@ public final class Daemon {
 
     private func bind(_ lease: SocketPath.Lease, group: EventLoopGroup, shared: SharedService,
                       handler: @escaping @Sendable () -> any ChannelInboundHandler) throws -> Channel {
-        let path = lease.path
+        let path = lease.path, option = lease.option
         let limit = configuration.maximumClients
         let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeout * 1000))
         let connections = ConnectionCount()
@@ -180,7 +194,15 @@ public final class Daemon {
         defer { umask(previous) }
         // Bound here rather than by NIO, which would delete whatever socket is at the path when
         // it closes the channel: only the lease removes the file, and only if it is this one.
-        let socket = try UnixSocket.listening(at: path, backlog: 16)
+        let socket: Int32
+        do {
+            socket = try UnixSocket.listening(at: path, backlog: 16)
+        } catch let error as NetacctError {
+            // Its message names the path; this one names the option that set it too.
+            let prefix = "Cannot listen on \(path): "
+            let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+            throw NetacctError("Cannot listen on \(path) (\(option)): \(reason)", kind: error.kind)
+        }
         let channel: Channel
         do {
             channel = try ServerBootstrap(group: group)
@@ -213,10 +235,10 @@ public final class Daemon {
         } catch {
             close(socket)
             unlink(path)
-            throw NetacctError("Cannot listen on \(path): \(error).")
+            throw NetacctError("Cannot listen on \(path) (\(option)): \(Self.reason(error)).")
         }
         do {
-            try SocketPath.restrict(path, group: configuration.group)
+            try SocketPath.restrict(path, option: option, group: configuration.group)
             try lease.bound()
         } catch {
             try? channel.close().wait()

@@ -51,3 +51,72 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw ExitCode.failure
     }
 }
+
+/// The ranges the commands' numbers and paths must be in, for every command's `validate()`:
+/// a value out of range is refused before anything loads, as bad usage (one line, exit status
+/// 2), rather than trapping in a conversion later, or meaning something nobody asked for.
+enum Check {
+    /// Seconds, for every interval and timeout: from a millisecond (the finest any of them is
+    /// kept to) to a year. Past that nothing is useful, and the conversions to milliseconds and
+    /// nanoseconds further on would overflow.
+    static let seconds: ClosedRange<Double> = 0.001...(365 * 86_400)
+
+    /// The largest process id Linux gives (PID_MAX_LIMIT on 64-bit).
+    static let largestPID = 4_194_304
+
+    /// `value`, named `what` ("The interval", "--idle-timeout"), is a number of seconds in
+    /// `seconds` (not NaN, not infinite).
+    static func seconds(_ value: Double, _ what: String) throws {
+        guard value > 0 else {
+            throw ValidationError("\(what) must be a positive number of seconds, not \(value).")
+        }
+        guard value >= seconds.lowerBound else {
+            throw ValidationError("\(what) must be at least \(seconds.lowerBound) seconds (a millisecond), not \(value).")
+        }
+        guard value <= seconds.upperBound else {
+            throw ValidationError("\(what) must be at most \(Int(seconds.upperBound)) seconds (365 days), not \(value).")
+        }
+    }
+
+    /// `value`, named `what` ("The count", "--max-clients"), is a whole number in `range`.
+    static func number(_ value: Int, _ what: String, _ range: ClosedRange<Int>) throws {
+        guard value >= range.lowerBound else {
+            throw ValidationError("\(what) must be at least \(range.lowerBound), not \(value).")
+        }
+        guard value <= range.upperBound else {
+            throw ValidationError("\(what) must be at most \(range.upperBound), not \(value).")
+        }
+    }
+
+    /// A count of outputs or events, when given: at least 1.
+    static func count(_ value: Int?, _ what: String) throws {
+        if let value { try number(value, what, 1...Int.max) }
+    }
+
+    /// A port, when given: 1 to 65535.
+    static func port(_ value: Int?, _ what: String) throws {
+        guard let value else { return }
+        guard (1...65535).contains(value) else {
+            throw ValidationError("\(what) must be a port from 1 to 65535, not \(value).")
+        }
+    }
+
+    /// `-p`'s process ids: each from 1 to the largest Linux gives. The values as the engines
+    /// take them.
+    @discardableResult
+    static func pids(_ values: [Int]) throws -> [Int32] {
+        try values.map { pid in
+            guard pid > 0 else { throw ValidationError("A process id must be positive, not \(pid).") }
+            guard pid <= largestPID else {
+                throw ValidationError("A process id must be at most \(largestPID) (the largest Linux gives), not \(pid).")
+            }
+            return Int32(pid)
+        }
+    }
+
+    /// A path (or a name) given to `option`, when given: not empty, which would otherwise
+    /// mean the current directory, the root cgroup or nothing at all.
+    static func notEmpty(_ value: String?, _ option: String, _ what: String = "a path") throws {
+        if value?.isEmpty == true { throw ValidationError("\(option) needs \(what), not an empty string.") }
+    }
+}

@@ -16,8 +16,8 @@ struct ConnectionsCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Only connections made by this process (repeatable).", valueName: "pid"))
-    var pid: [Int32] = []
+    @Option(name: [.customShort("p"), .long], parsing: .unconditionalSingleValue, help: ArgumentHelp("Only connections made by this process (repeatable).", valueName: "pid"))
+    var pid: [Int] = []
 
     @Option(name: [.customShort("P"), .long], help: ArgumentHelp("Only connections with this local or remote port (repeatable, or comma-separated).", valueName: "port[,port…]"))
     var port: [String] = []
@@ -46,7 +46,7 @@ struct ConnectionsCommand: ParsableCommand {
     @Flag(help: "One JSON object per event, one per line (README.md documents the keys).")
     var json = false
 
-    @Option(help: ArgumentHelp("Stop after this many events.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many events.", valueName: "n"))
     var count: Int?
 
     @OptionGroup var global: GlobalOptions
@@ -63,8 +63,9 @@ struct ConnectionsCommand: ParsableCommand {
 
     func validate() throws {
         if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
-        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
-        for pid in pid where pid <= 0 { throw ValidationError("A process id must be positive, not \(pid).") }
+        try Check.count(count, "--count")
+        try Check.pids(pid)
+        try Check.notEmpty(cgroup, "--cgroup")
         let ports = try ports()
         if ports.count > ConnectionsEngine.maximumPorts {
             throw ValidationError("At most \(ConnectionsEngine.maximumPorts) ports can be given, not \(ports.count).")
@@ -77,7 +78,7 @@ struct ConnectionsCommand: ParsableCommand {
     func run() throws {
         let logger = global.start("netacct.connections")
         var configuration = ConnectionsApp.Configuration()
-        configuration.filter.pids = pid
+        configuration.filter.pids = try Check.pids(pid)
         configuration.filter.ports = try ports()
         configuration.filter.direction = direction
         configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil

@@ -26,16 +26,16 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Let this group's members connect too (mode 0660 instead of 0600).", valueName: "group"))
     var group: String?
 
-    @Option(help: ArgumentHelp("Seconds an exited process waits for clients that have not had it yet.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds an exited process waits for clients that have not had it yet.", valueName: "seconds"))
     var retention: Double = 900
 
-    @Option(help: ArgumentHelp("Most exited processes kept for clients at once (about 120 bytes each); past it the oldest are forgotten, and counted.", valueName: "count"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Most exited processes kept for clients at once (about 120 bytes each); past it the oldest are forgotten, and counted.", valueName: "count"))
     var maxExited = AccountingService.Configuration().maximumExited
 
-    @Option(help: ArgumentHelp("Close a client that sends no request for this long (atop -w asks every 600 s by default).", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Close a client that sends no request for this long (atop -w asks every 600 s by default).", valueName: "seconds"))
     var idleTimeout = Daemon.Configuration().idleTimeout
 
-    @Option(help: ArgumentHelp("Most clients connected at once, per socket.", valueName: "count"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Most clients connected at once, per socket.", valueName: "count"))
     var maxClients = Daemon.Configuration().maximumClients
 
     @Flag(help: "Keep per-thread rows for netacct top --threads (costs more CPU per sample).")
@@ -53,7 +53,7 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve Prometheus metrics (/metrics), the HTTP API (/api/v1/…) and /healthz here; off by default. The usual address is 127.0.0.1:19478 (outside the 9100-9999 range Prometheus's exporters have taken).", valueName: "addr:port"))
     var listen: String?
 
-    @Option(help: ArgumentHelp("Series of their own per process group and per cgroup in /metrics; the rest in one 'other' series.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Series of their own per process group and per cgroup in /metrics; the rest in one 'other' series.", valueName: "N"))
     var metricsTop = 50
 
     @Flag(help: "Process groups by command name and PID in /metrics (still at most --metrics-top of them).")
@@ -84,12 +84,15 @@ struct DaemonCommand: ParsableCommand {
         return (String(host), number)
     }
 
-    /// The token in `path`, refused when others may read the file.
+    /// The token in `path`, refused when others may read the file (anyone could use the
+    /// token) or write it (anyone could replace it).
     static func readToken(_ path: String) throws -> String {
         var info = stat()
         guard stat(path, &info) == 0 else { throw ValidationError("Cannot read the token file \(path) (--metrics-token-file): \(String(cString: strerror(errno))).") }
-        guard info.st_mode & 0o004 == 0 else {
-            throw ValidationError("The token file \(path) is readable by every user: make it private (chmod o-r \(path)) before using it.")
+        let readable = info.st_mode & 0o004 != 0, writable = info.st_mode & 0o002 != 0
+        guard !readable && !writable else {
+            let what = readable && writable ? "readable and writable" : readable ? "readable" : "writable"
+            throw ValidationError("The token file \(path) is \(what) by every user: make it private (chmod o-rw \(path)) before using it.")
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("Cannot read the token file \(path).") }
         let words = text.split(whereSeparator: \.isWhitespace)
@@ -97,13 +100,22 @@ struct DaemonCommand: ParsableCommand {
         return String(words[0])
     }
 
+    /// Most --metrics-top: each group is series of its own, and Prometheus is not made for
+    /// millions of them.
+    static let largestMetricsTop = 100_000
+
     func validate() throws {
-        guard retention > 0, retention.isFinite else { throw ValidationError("The retention must be a positive number of seconds.") }
+        for (path, option) in [(socket, "--socket"), (apiSocket, "--api-socket")] {
+            do { try SocketPath.check(path, option: option) } catch { throw ValidationError("\(error)") }
+        }
         guard socket != apiSocket else { throw ValidationError("--socket and --api-socket must differ.") }
-        guard maxExited >= 0 else { throw ValidationError("--max-exited cannot be negative.") }
-        guard idleTimeout > 0, idleTimeout.isFinite else { throw ValidationError("The idle timeout must be a positive number of seconds.") }
-        guard maxClients > 0 else { throw ValidationError("--max-clients must be at least 1.") }
-        guard metricsTop >= 0 else { throw ValidationError("--metrics-top cannot be negative.") }
+        try Check.notEmpty(group, "--group", "a group's name")
+        try Check.notEmpty(metricsTokenFile, "--metrics-token-file")
+        try Check.seconds(retention, "--retention")
+        try Check.number(maxExited, "--max-exited", 1...Int.max)
+        try Check.seconds(idleTimeout, "--idle-timeout")
+        try Check.number(maxClients, "--max-clients", 1...Int.max)
+        try Check.number(metricsTop, "--metrics-top", 0...Self.largestMetricsTop)
         if let listen { _ = try Self.parseListen(listen) }
         if metricsTokenFile != nil && listen == nil { throw ValidationError("--metrics-token-file goes with --listen.") }
         if let metricsTokenFile { _ = try Self.readToken(metricsTokenFile) }

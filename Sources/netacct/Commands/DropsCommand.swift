@@ -15,8 +15,8 @@ struct DropsCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Only drops for sockets of this process (repeatable).", valueName: "pid"))
-    var pid: [Int32] = []
+    @Option(name: [.customShort("p"), .long], parsing: .unconditionalSingleValue, help: ArgumentHelp("Only drops for sockets of this process (repeatable).", valueName: "pid"))
+    var pid: [Int] = []
 
     @Flag(name: [.customShort("4"), .customLong("ipv4")], help: "Only IPv4.")
     var ipv4 = false
@@ -45,7 +45,7 @@ struct DropsCommand: ParsableCommand {
     @Flag(help: "One JSON object per drop (or per interval with --summary), one per line.")
     var json = false
 
-    @Option(help: ArgumentHelp("Stop after this many drops (or intervals with --summary).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many drops (or intervals with --summary).", valueName: "n"))
     var count: Int?
 
     @OptionGroup var global: GlobalOptions
@@ -55,17 +55,17 @@ struct DropsCommand: ParsableCommand {
         if tcp && udp { throw ValidationError("--tcp and --udp exclude each other: give one of them, or neither for both.") }
         if let interval {
             guard summary else { throw ValidationError("An interval is for --summary (netacct drops --summary \(interval)).") }
-            guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
+            try Check.seconds(interval, "The interval")
         }
-        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
-        for pid in pid where pid <= 0 { throw ValidationError("A process id must be positive, not \(pid).") }
+        try Check.count(count, "--count")
+        try Check.pids(pid)
         if allReasons && !reason.isEmpty { throw ValidationError("--all-reasons and --reason exclude each other.") }
     }
 
     func run() throws {
         let logger = global.start("netacct.drops")
         var configuration = DropsApp.Configuration()
-        configuration.filter.pids = pid
+        configuration.filter.pids = try Check.pids(pid)
         configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
         configuration.filter.proto = tcp ? .tcp : udp ? .udp : nil
         configuration.filter.reasons = reason

@@ -25,17 +25,17 @@ struct LatencyCommand: ParsableCommand {
     @Argument(help: "With --hist: seconds between outputs (default 1).")
     var interval: Double?
 
-    @Option(name: [.long, .customLong("sp", withSingleDash: true)], help: ArgumentHelp("Only segments from this source port (for in, the peer's).", valueName: "port"))
-    var sport: UInt16?
+    @Option(name: [.long, .customLong("sp", withSingleDash: true)], parsing: .unconditional, help: ArgumentHelp("Only segments from this source port (for in, the peer's).", valueName: "port"))
+    var sport: Int?
 
-    @Option(name: [.long, .customLong("dp", withSingleDash: true)], help: ArgumentHelp("Only segments to this destination port (for out, the peer's).", valueName: "port"))
-    var dport: UInt16?
+    @Option(name: [.long, .customLong("dp", withSingleDash: true)], parsing: .unconditional, help: ArgumentHelp("Only segments to this destination port (for out, the peer's).", valueName: "port"))
+    var dport: Int?
 
-    @Option(name: [.customShort("s"), .long], help: ArgumentHelp("Follow 1 segment in N, chosen at random when it enters the first layer.", valueName: "N"))
-    var sample: UInt32 = 1
+    @Option(name: [.customShort("s"), .long], parsing: .unconditional, help: ArgumentHelp("Follow 1 segment in N, chosen at random when it enters the first layer.", valueName: "N"))
+    var sample = 1
 
-    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Only segments of sockets of this process (repeatable): for in, the one that reads them.", valueName: "pid"))
-    var pid: [Int32] = []
+    @Option(name: [.customShort("p"), .long], parsing: .unconditionalSingleValue, help: ArgumentHelp("Only segments of sockets of this process (repeatable): for in, the one that reads them.", valueName: "pid"))
+    var pid: [Int] = []
 
     @Flag(name: [.customShort("4"), .customLong("ipv4")], help: "Only IPv4.")
     var ipv4 = false
@@ -49,7 +49,7 @@ struct LatencyCommand: ParsableCommand {
     @Flag(help: "One JSON object per segment (or per interval with --hist), one per line.")
     var json = false
 
-    @Option(help: ArgumentHelp("Stop after this many segments (or intervals with --hist).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many segments (or intervals with --hist).", valueName: "n"))
     var count: Int?
 
     @OptionGroup var global: GlobalOptions
@@ -58,22 +58,23 @@ struct LatencyCommand: ParsableCommand {
         if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
         if let interval {
             guard hist else { throw ValidationError("An interval is for --hist (netacct latency \(direction.rawValue) --hist \(interval)).") }
-            guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
+            try Check.seconds(interval, "The interval")
         }
-        if sample < 1 { throw ValidationError("--sample must be at least 1 (1: every segment), not \(sample).") }
-        if sport == 0 || dport == 0 { throw ValidationError("A port must be between 1 and 65535.") }
-        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
-        for pid in pid where pid <= 0 { throw ValidationError("A process id must be positive, not \(pid).") }
+        try Check.number(sample, "--sample", 1...Int(UInt32.max))
+        try Check.port(sport, "--sport")
+        try Check.port(dport, "--dport")
+        try Check.count(count, "--count")
+        try Check.pids(pid)
     }
 
     func run() throws {
         let logger = global.start("netacct.latency")
         var configuration = LatencyApp.Configuration()
         configuration.direction = direction
-        configuration.filter.sourcePort = sport
-        configuration.filter.destinationPort = dport
-        configuration.filter.sample = sample
-        configuration.filter.pids = pid
+        configuration.filter.sourcePort = sport.map(UInt16.init)
+        configuration.filter.destinationPort = dport.map(UInt16.init)
+        configuration.filter.sample = UInt32(sample)
+        configuration.filter.pids = try Check.pids(pid)
         configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
         configuration.histograms = hist ? interval ?? 1 : nil
         configuration.json = json

@@ -22,7 +22,7 @@ struct NICCommand: ParsableCommand {
     @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Only this interface (repeatable; default: every interface that is up).", valueName: "name"))
     var name: [String] = []
 
-    @Option(name: [.customShort("i"), .customLong("interval")], help: ArgumentHelp("Seconds between outputs (as the positional interval).", valueName: "seconds"))
+    @Option(name: [.customShort("i"), .customLong("interval")], parsing: .unconditional, help: ArgumentHelp("Seconds between outputs (as the positional interval).", valueName: "seconds"))
     var intervalOption: Double?
 
     @Flag(help: "One JSON object per interval, one per line (counts in the interval).")
@@ -33,8 +33,10 @@ struct NICCommand: ParsableCommand {
     var seconds: Double { intervalOption ?? interval ?? 1 }
 
     func validate() throws {
-        guard seconds > 0, seconds.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(seconds).") }
-        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
+        if let interval { try Check.seconds(interval, "The interval") }
+        if let intervalOption { try Check.seconds(intervalOption, "The interval") }
+        try Check.count(count, "The count")
+        for name in name { try Check.notEmpty(name, "-n", "an interface's name") }
     }
 
     func run() throws {

@@ -23,8 +23,8 @@ struct TopCommand: ParsableCommand {
     @Argument(help: "Number of outputs (default: until interrupted).")
     var count: Int?
 
-    @Option(name: [.customShort("p"), .long], help: "Only this process (repeatable).")
-    var pid: [Int32] = []
+    @Option(name: [.customShort("p"), .long], parsing: .unconditionalSingleValue, help: "Only this process (repeatable).")
+    var pid: [Int] = []
 
     @Option(help: ArgumentHelp("Only processes in this cgroup v2 or below it.", valueName: "path"))
     var cgroup: String?
@@ -67,9 +67,12 @@ struct TopCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard interval > 0, interval.isFinite else { throw ValidationError("The interval must be a positive number of seconds, not \(interval).") }
-        if let count, count < 1 { throw ValidationError("The count must be at least 1, not \(count).") }
-        if let bad = pid.first(where: { $0 <= 0 }) { throw ValidationError("A PID is a positive number, not \(bad).") }
+        try Check.seconds(interval, "The interval")
+        try Check.count(count, "The count")
+        try Check.pids(pid)
+        try Check.notEmpty(cgroup, "--cgroup")
+        try Check.notEmpty(daemonSocket, "--daemon-socket")
+        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
         if (ipv4 || ipv6) && !connections && (noclear || json || isatty(STDOUT_FILENO) != 1) {
             throw ValidationError("-4 and -6 choose the connections shown: use them with --connections.")
         }
@@ -81,12 +84,12 @@ struct TopCommand: ParsableCommand {
         var configuration = TopApp.Configuration()
         configuration.interval = interval
         configuration.count = count
-        configuration.pids = Set(pid)
+        configuration.pids = Set(try Check.pids(pid))
         configuration.cgroup = cgroup
         configuration.threads = threads
         configuration.connections = connections
         configuration.engine = engine.kind
-        if ipv4 != ipv6 { configuration.families = [ipv4 ? .ipv4 : .ipv6] }
+        if ipv4 || ipv6 { configuration.families = [ipv4 ? .ipv4 : .ipv6] }
         configuration.clearScreen = !noclear && !json
         // Interactive on a terminal, unless -C or --json asks for lines.
         configuration.interactive = !noclear && !json && isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1
