@@ -280,7 +280,7 @@ struct MetricsTests {
     @Test func slowHTTPClientsDoNotDelayAtop() throws {
         let daemon = try DaemonProcess(extra: ["--listen", Self.address])
         defer { _ = daemon.stop() }
-        // Sixteen clients (the bound) that send half a request and then nothing, and one that
+        // Sixteen clients that send half a request and then nothing, and one that
         // asks for /metrics and never reads: they hold connections, not the event loop.
         var stalled: [Int32] = []
         defer { stalled.forEach { close($0) } }
@@ -304,10 +304,7 @@ struct MetricsTests {
             _ = try atop.sample()
             #expect(Date().timeIntervalSince(started) < 1, "atop is answered at once")
         }
-        // Beyond the bound a client is closed at once; when a held one goes, HTTP serves again.
-        #expect(try Curl.get("http://\(Self.address)/healthz").status == 0, "closed: sixteen are held")
-        close(stalled.remove(at: 1))
-        usleep(100_000)
+        // Seventeen held connections leave places (512) free: HTTP serves at once.
         #expect(try Curl.get("http://\(Self.address)/healthz").status == 200)
     }
 

@@ -7,57 +7,54 @@ import NetacctKit
 
 /// The daemon's HTTP server (`--listen`), on its event loop: `/metrics` (Prometheus text
 /// format), `/api/v1/processes`, `/api/v1/cgroups` and `/api/v1/<verb>` for every other
-/// collector (the local API's fields), and `/healthz`. Bounded: at most `maximumConnections`
-/// at once (more are closed at once), one request per connection (the connection closes after
-/// the reply: no pipelined requests piling up replies that are not read), requests of at most
-/// `maximumRequestBytes` (headers included; a body is refused), and a connection closes
-/// `deadline` seconds after it opened, whatever it is doing. With a token, every path but
-/// /healthz needs `Authorization: Bearer <token>` (401 otherwise).
+/// collector (the local API's fields), and `/healthz`. Its connections (places, deadlines, one
+/// request each, the size bound) are `HTTPConnections`'. With a token, every path but /healthz
+/// needs `Authorization: Bearer <token>` (401 otherwise).
 struct HTTPConfiguration: Sendable {
     var host: String
     var port: Int
     var token: String?
-    var maximumConnections = 16
+    /// Connections open at once. When every place is taken, a new connection pushes out the
+    /// oldest one whose request head is not whole (or, if none, the oldest): a client that
+    /// trickles its headers, reconnecting at once, cannot keep a scraper out.
+    var maximumConnections = 512
+    /// A request's bytes, headers included (a body is refused).
     var maximumRequestBytes = 8192
-    var deadline: Int64 = 10
+    /// From accept until the request head is whole.
+    var headerDeadline = TimeAmount.seconds(2)
+    /// From accept until the connection closes, whatever it is doing (replying, say).
+    var deadline = TimeAmount.seconds(10)
+    /// The kernel's queue of connections not yet accepted (it caps it at net.core.somaxconn,
+    /// 4096 by default): with 64, a burst of connects overflowed it and some waited 1 s for a
+    /// resent SYN.
+    var backlog: Int32 = 4096
 }
 
 final class HTTPServer: @unchecked Sendable {
     let configuration: HTTPConfiguration
     let shared: SharedService
     let metrics: MetricsExporter
-    /// Connections open now; changed on the event loop only.
-    private var open = 0
+    let connections: HTTPConnections
 
     init(configuration: HTTPConfiguration, shared: SharedService, metrics: MetricsExporter) {
         self.configuration = configuration
         self.shared = shared
         self.metrics = metrics
+        self.connections = HTTPConnections(configuration: configuration, shared: shared)
     }
 
     func bind(group: EventLoopGroup) throws -> Channel {
         let server = self
         return try ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 64)
+            .serverChannelOption(ChannelOptions.backlog, value: configuration.backlog)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // Out of file descriptors, accepting pauses a moment rather than spinning.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler()) }
+            }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard server.open < server.configuration.maximumConnections else {
-                        server.shared.log.log(.warning, "http-full", "HTTP: too many connections at once, closing new ones",
-                                              metadata: ["max": "\(server.configuration.maximumConnections)"])
-                        channel.close(promise: nil)
-                        return
-                    }
-                    server.open += 1
-                    let deadline = channel.eventLoop.scheduleTask(in: .seconds(server.configuration.deadline)) { channel.close(promise: nil) }
-                    channel.closeFuture.whenComplete { _ in
-                        server.open -= 1
-                        deadline.cancel()
-                    }
-                    let limiter = RequestSizeLimiter(limit: server.configuration.maximumRequestBytes)
-                    try channel.pipeline.syncOperations.addHandler(limiter)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(server: server, limiter: limiter))
+                    try server.connections.accept(channel) { server.respond(to: $0) }
                 }
             }
             .bind(host: configuration.host, port: configuration.port).wait()
@@ -121,67 +118,5 @@ extension HTTPServer {
             difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
         }
         return difference == 0
-    }
-}
-
-/// Closes a connection that sends more than `limit` bytes for one request (`reset` after each).
-final class RequestSizeLimiter: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    let limit: Int
-    private var received = 0
-    init(limit: Int) { self.limit = limit }
-
-    func reset() { received = 0 }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received += unwrapInboundIn(data).readableBytes
-        guard received <= limit else {
-            context.close(promise: nil)
-            return
-        }
-        context.fireChannelRead(data)
-    }
-
-}
-
-final class HTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-    let server: HTTPServer
-    let limiter: RequestSizeLimiter
-    private var head: HTTPRequestHead?
-    private var hasBody = false
-
-    init(server: HTTPServer, limiter: RequestSizeLimiter) {
-        self.server = server
-        self.limiter = limiter
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            hasBody = false
-        case .body:
-            hasBody = true
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            limiter.reset()
-            let (status, type, body) = hasBody ? (.payloadTooLarge, "text/plain", Array("no body expected\n".utf8)) : server.respond(to: head)
-            var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.count))])
-            if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-            // One request per connection: a client cannot pile up replies it does not read.
-            headers.add(name: "Connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            if head.method != .HEAD {
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-            }
-            let done = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-            done.futureResult.whenComplete { _ in context.close(promise: nil) }
-            server.shared.returnFreedMemory()
-        }
     }
 }
