@@ -33,7 +33,7 @@ private struct CommandRun {
         }
         process.waitUntilExit()
         // A signal (a trap is SIGILL) shows as 128 + its number, as a shell shows it.
-        status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        status = shellStatus(process)
         self.out = String(decoding: output.wait(), as: UTF8.self)
         self.err = String(decoding: error.wait(), as: UTF8.self)
     }
@@ -237,7 +237,7 @@ struct CommandLineRefusalTests {
 /// What the daemon says when its sockets cannot be had: the option that set the path or the
 /// address, and the system's reason, without the library's internals. These load the
 /// accounting programs first, as the daemon does before it claims its sockets.
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "the daemon loads BPF programs first: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "the daemon loads BPF programs first: needs root"))
 struct DaemonSocketMessageTests {
     /// A TCP socket listening on loopback (no connection, no traffic); its port.
     final class Listener {

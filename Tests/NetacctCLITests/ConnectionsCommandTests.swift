@@ -64,13 +64,7 @@ func waitForChild(_ pid: pid_t) -> Int32 {
     return (status >> 8) & 0xff
 }
 
-extension Dictionary where Key == String, Value == Any {
-    func int(_ key: String) -> Int? { self[key] as? Int }
-    func string(_ key: String) -> String? { self[key] as? String }
-    func isNull(_ key: String) -> Bool { self[key] is NSNull }
-}
-
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
 struct ConnectionsCommandTests {
     static let keys = ["time", "event", "direction", "pid", "tid", "comm", "cgroup", "family", "laddr", "lport",
                        "raddr", "rport", "latency_us", "error", "duration_ms", "tx_bytes", "rx_bytes"]
@@ -148,7 +142,7 @@ struct ConnectionsCommandTests {
 
         let plain = try ConnectionsRun(["-P", "\(port)"])
         #expect(test_tcp_connect(AF_INET, port, nil) == -ECONNREFUSED)
-        #expect(try plain.finish(timeout: 0.5).events.isEmpty, "without --failed a failed connect is not shown")
+        #expect(try successful(plain.finish(timeout: 0.5)).output.isEmpty, "without --failed a failed connect is not shown")
     }
 
     @Test func aConnectThatFailsBeforeItsSYNHasConnectsOwnError() throws {
@@ -176,7 +170,7 @@ struct ConnectionsCommandTests {
         let said = LineReader(out.fileHandleForReading).next()
         helper.waitUntilExit()
         #expect(said == "EADDRNOTAVAIL")
-        let events = try run.finish(timeout: 0.5).events
+        let events = try successful(run.finish(timeout: 0.5)).output
         let failed = try #require(events.first { $0.string("event") == "failed" })
         #expect(failed.string("error") == "EADDRNOTAVAIL", "connect()'s own error, not ECONNABORTED")
         #expect(failed.int("pid") == Int(helper.processIdentifier) && failed.int("rport") == port)
@@ -324,7 +318,7 @@ struct ConnectionsCommandTests {
         let server = test_tcp_accept(traffic.a.fd)
         #expect(waitForChild(waiting) == 0)
         close(server)
-        let events = try run.finish(timeout: 1).events
+        let events = try successful(run.finish(timeout: 1)).output
         let me = Int(getpid())
         func count(_ kind: String, where predicate: ([String: Any]) -> Bool = { _ in true }) -> Int {
             events.filter { $0.string("event") == kind && predicate($0) }.count
@@ -370,7 +364,7 @@ struct ConnectionsCommandTests {
         let server = test_tcp_accept(listener.fd)
         #expect(waitForChild(child) == 0)
         close(server)
-        let events = try run.finish(timeout: 1).events
+        let events = try successful(run.finish(timeout: 1)).output
         #expect(events.count == 1, "only the child's connect: this process is in another cgroup")
         let connect = try #require(events.first)
         #expect(connect.string("event") == "connect")
@@ -381,32 +375,19 @@ struct ConnectionsCommandTests {
     @Test func aStopSignalEndsItEvenWhileNobodyReadsItsOutput() throws {
         let listener = try Listener()
         defer { listener.close() }
-        let process = Process()
-        process.executableURL = Binary.url
-        process.arguments = ["connections", "--json", "-v", "-P", "\(listener.port)"]
-        let out = Pipe(), err = Pipe()  // `out` is never read: it fills at 64 KiB
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let errLines = LineReader(err.fileHandleForReading)
-        while let line = errLines.next(), !line.contains("connections programs attached") {}
+        // Its standard output is never read: it fills at 64 KiB.
+        let tool = try NetacctProcess(["connections", "--json", "-v", "-P", "\(listener.port)"], readingOutput: false)
+        try tool.awaitErr("connections programs attached")
         for _ in 0..<400 {  // 800 events of ~330 bytes: several times what the pipe holds
             let pair = try listener.connectAndAccept()
             close(pair.client)
             close(pair.server)
         }
         usleep(300_000)
-        kill(process.processIdentifier, SIGINT)
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        #expect(!process.isRunning, "SIGINT must end it while its output is full")
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        var rest: [String] = []
-        while let line = errLines.next() { rest.append(line) }
-        #expect(rest.contains { $0.hasPrefix("netacct connections: ") && $0.contains("events shown") })
-        withExtendedLifetime(out) {}
+        tool.signal(SIGINT)
+        #expect(tool.waitForExit(within: 3), "SIGINT must end it while its output is full")
+        tool.stop(SIGKILL)  // if it has not ended: then its status is SIGKILL's, and the test fails
+        #expect(tool.err.split(separator: "\n").contains { $0.hasPrefix("netacct connections: ") && $0.contains("events shown") })
     }
 
     @Test func countStopsAfterThatManyEvents() throws {
@@ -427,20 +408,15 @@ struct ConnectionsCommandTests {
     @Test func theTableHasTheSeedsColumnsAndTheLatency() throws {
         let listener = try Listener()
         defer { listener.close() }
-        let process = Process()
-        process.executableURL = Binary.url
-        process.arguments = ["connections", "-P", "\(listener.port)", "--count", "2"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let lines = LineReader(out.fileHandleForReading)
-        let header = try #require(lines.next())
+        let tool = try NetacctProcess(["connections", "-P", "\(listener.port)", "--count", "2"])
+        // Its header means the programs are attached.
+        let header = try tool.line("its header")
         #expect(header.split(separator: " ") == ["TIME", "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "DIRECTION", "LAT(ms)"])
         let pair = try listener.connectAndAccept()
         close(pair.client)
         close(pair.server)
-        let rows = [lines.next(), lines.next()].compactMap { $0?.split(separator: " ").map(String.init) }
-        process.waitUntilExit()
+        let rows = [tool.nextLine(), tool.nextLine()].compactMap { $0?.split(separator: " ").map(String.init) }
+        tool.expectExit(0)
         #expect(rows.count == 2)
         let connect = try #require(rows.first { $0[8] == "connect" })
         #expect(connect[1] == String(getpid()) && connect[3] == "4")
@@ -468,7 +444,7 @@ struct ConnectionsUsageTests {
         #expect(result.out.isEmpty)
     }
 
-    @Test(.enabled(if: TopCommandTests.isRoot, "loads nothing, but checks the cgroup as root would"))
+    @Test(.enabled(if: isRoot, "loads nothing, but checks the cgroup as root would"))
     func anUnknownCgroupIsAnErrorThatSaysWhere() throws {
         let result = try Binary.run(["connections", "--cgroup", "/no/such/cgroup"])
         #expect(result.status == 1)

@@ -63,7 +63,7 @@ extension DaemonProcess {
 
 /// The daemon as hostile clients and a very busy machine find it (the issue "The daemon under
 /// hostile clients and heavy churn"): each test is one of its defects.
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
 struct DaemonHostileTests {
     /// Test builds are debug builds: larger than a release daemon (BENCHMARKS.md has those).
     static let memoryBoundKiB = 64_000 + 32_000
@@ -90,8 +90,7 @@ struct DaemonHostileTests {
         #expect(slowest < 1, "atop waited \(slowest) s for a reply")
         #expect(peak < Self.memoryBoundKiB, "the daemon grew to \(peak) KiB")
         let stopping = Date()
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
+        let log = daemon.stopExpectingSuccess()
         #expect(Date().timeIntervalSince(stopping) < 3)
         #expect(log.contains("dropping an API client that sends requests without reading the replies"))
     }
@@ -115,8 +114,7 @@ struct DaemonHostileTests {
         let atop = try AtopClient(daemon.socket)
         #expect(try atop.sample().filter { senders.pids.contains($0.pid) }.count == senders.pids.count)
         _ = hostile
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
+        let log = daemon.stopExpectingSuccess()
         #expect(log.contains("dropped clients that do not read their replies"))
     }
 
@@ -128,7 +126,7 @@ struct DaemonHostileTests {
         sleep(4) // the retention time and a maintenance round: nobody asked, all were noticed and expired
         let atop = try AtopClient(daemon.socket)
         #expect(try atop.sample().filter { pids.contains($0.pid) }.isEmpty)
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func everyClientWithinTheRetentionGetsTheExitsOfWhenNoneWasConnected() throws {
@@ -148,7 +146,7 @@ struct DaemonHostileTests {
         // Once each.
         #expect(try first.sample().filter { pids.contains($0.pid) }.isEmpty)
         #expect(try second.sample().filter { pids.contains($0.pid) }.isEmpty)
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func theBoundOnWaitingExitsIsCountedAndReported() throws {
@@ -165,9 +163,9 @@ struct DaemonHostileTests {
         #expect(reply.losses.forgottenExits >= 200)
         // top shows it.
         let top = try Binary.run(["top", "0.3", "2", "-C", "--daemon-socket", daemon.api])
+        #expect(top.status == 0, "\(top.err)")
         #expect(top.out.contains("exited processes forgotten before delivery"))
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
+        let log = daemon.stopExpectingSuccess()
         #expect(log.contains("processes: not everything could be counted") && log.contains("exited processes forgotten before delivery"))
     }
 
@@ -207,7 +205,7 @@ struct DaemonHostileTests {
         #expect(ghosts.isEmpty, "exited other than once: \(ghosts.prefix(5).map { ($0, seen[$0] ?? []) })")
         #expect(wrong.isEmpty, "final counters other than 4 datagrams: \(wrong.prefix(5).map { ($0, seen[$0] ?? []) })")
         #expect(backwards.isEmpty, "a total went back: \(backwards.prefix(5).map { ($0, seen[$0] ?? []) })")
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func sigtermRemovesOnlyTheSocketsItMade() throws {
@@ -225,7 +223,7 @@ struct DaemonHostileTests {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(other, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         #expect(bound == 0)
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
         #expect(try String(contentsOfFile: daemon.api, encoding: .utf8) == "not the daemon's")
         var info = stat()
         #expect(lstat(daemon.socket, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK)
@@ -257,30 +255,27 @@ struct DaemonHostileTests {
         // Two daemons started at once, over a stale socket: one serves, the other refuses, and
         // the socket that remains is the serving one's.
         for _ in 0..<5 {
-            let pair = (0..<2).map { _ in Process() }
-            let errors = pair.map { _ in Pipe() }
-            for (process, error) in zip(pair, errors) {
-                process.executableURL = Binary.url
-                process.arguments = ["daemon", "--socket", path, "--api-socket", api]
-                process.standardError = error
-            }
-            for process in pair { try process.run() }
+            let pair = try (0..<2).map { _ in try NetacctProcess(["daemon", "--socket", path, "--api-socket", api]) }
             var served = false
             for _ in 0..<100 where !served {
                 usleep(50_000)
                 served = (try? AtopClient(path).sample()) != nil
             }
             usleep(300_000)
-            let running = pair.filter(\.isRunning)
+            let running = pair.filter(\.isRunning), ended = pair.filter { !$0.isRunning }
             func said() -> String {
-                zip(pair, errors).filter { !$0.0.isRunning }
-                    .map { String(decoding: $0.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }.joined(separator: " | ")
+                ended.map { daemon in
+                    daemon.wait()
+                    return daemon.err
+                }.joined(separator: " | ")
             }
             #expect(served, "\(said())")
-            #expect(running.count == 1)
+            #expect(running.count == 1, "\(said())")
             #expect((try? AtopClient(path).sample()) != nil)
-            for process in pair where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            for process in pair { process.waitUntilExit() }
+            // The other refused, with status 1; the one serving is killed, its socket left stale
+            // for the next round.
+            for daemon in ended { daemon.expectExit(1) }
+            for daemon in running { daemon.end(with: SIGKILL) }
         }
     }
 
@@ -308,7 +303,7 @@ struct DaemonHostileTests {
         // The exited one first, then the new one, with its counters since it started.
         #expect(first.map(\.traffic.udpTxPackets) == [1])
         #expect(second.map(\.traffic.udpTxPackets) == [2])
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func unknownRequestsGetAnErrorAndRequestsAheadAreAnsweredInOrder() throws {
@@ -332,7 +327,7 @@ struct DaemonHostileTests {
         #expect(lines.first == #"{"version":1,"error":"unknown request \"garbage\" (requests: processes)"}"#)
         #expect(lines.dropFirst().first == #"{"version":1,"error":"unknown request \"\" (requests: processes)"}"#)
         #expect(lines.dropFirst(2).allSatisfy { $0.hasPrefix(#"{"version":1,"verb":"processes","#) })
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func idleClientsAreClosedAndRefusalsAreLoggedSparingly() throws {
@@ -348,8 +343,7 @@ struct DaemonHostileTests {
         _ = try AtopClient(daemon.socket).sample()
         var byte: UInt8 = 0
         #expect(idle.allSatisfy { recv($0.fd, &byte, 1, 0) == 0 })
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
+        let log = daemon.stopExpectingSuccess()
         let refusals = log.components(separatedBy: "refusing a client").count - 1
         #expect(refusals >= 1 && refusals <= 3, "\(refusals) log lines for refused clients")
         #expect(log.contains("closing a client that sent no request for the idle timeout"))
@@ -388,8 +382,7 @@ struct DaemonHostileTests {
         // Root's atop still gets in while those are held (a refused client's sample() throws).
         _ = try AtopClient(daemon.socket).sample()
         user.waitUntilExit()
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
+        let log = daemon.stopExpectingSuccess()
         #expect(log.contains("refusing a client: its user has 2 connected already"))
     }
 
@@ -402,6 +395,6 @@ struct DaemonHostileTests {
         #expect(result.err.contains("its socket is not open to you"))
         #expect(result.err.contains("--group"))
         #expect(!result.err.contains("must run as root"))
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 }

@@ -11,58 +11,6 @@ extension NetatopClient {
     convenience init(_ path: String) throws { try self.init(path: path) }
 }
 
-struct DaemonTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// `netacct daemon` on private socket paths, stopped with SIGTERM at the end.
-final class DaemonProcess {
-    let process = Process()
-    let directory: String
-    let socket: String
-    let api: String
-    let errors = Pipe()
-
-    /// `namespace`: run it in that network namespace (`ip netns exec`).
-    init(extra: [String] = [], namespace: String? = nil) throws {
-        directory = NSTemporaryDirectory() + "netacct-test-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        socket = directory + "/netatop.sock"
-        api = directory + "/api.sock"
-        let arguments = ["daemon", "--socket", socket, "--api-socket", api] + extra
-        if let namespace {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace, Binary.url.path] + arguments
-        } else {
-            process.executableURL = Binary.url
-            process.arguments = arguments
-        }
-        process.standardError = errors
-        try process.run()
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !(FileManager.default.fileExists(atPath: api) && FileManager.default.fileExists(atPath: socket)) {
-            guard process.isRunning else { break }
-            usleep(20_000)
-        }
-        guard FileManager.default.fileExists(atPath: api) else {
-            throw DaemonTestError("the daemon did not start: " + String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))
-        }
-    }
-
-    /// Stops it with SIGTERM; returns its exit status and what it logged.
-    func stop() -> (status: Int32, log: String) {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-}
-
 /// A bash process that sends UDP datagrams in steps: each `step()` lets it send the next
 /// group; after the last group it exits. The datagrams are never read: this test process
 /// must make no traffic of its own (other suites count its traffic exactly).
@@ -113,7 +61,7 @@ final class SteppedSender {
     }
 }
 
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
 struct DaemonTests {
     @Test func atopGetsExactCumulativeCountersAndEachExitOncePerClient() throws {
         let daemon = try DaemonProcess()
@@ -136,9 +84,7 @@ struct DaemonTests {
             #expect(exited.map(\.traffic.udpTxBytes) == [13])
             #expect(try client.sample().filter { $0.pid == sender.pid }.isEmpty)
         }
-        let (status, log) = daemon.stop()
-        #expect(status == 0)
-        #expect(log.contains("stopping"))
+        #expect(daemon.stopExpectingSuccess().contains("stopping"))
     }
 
     @Test func misbehavingClientsDoNotDisturbOthers() throws {
@@ -157,7 +103,7 @@ struct DaemonTests {
         half.send([UInt8](repeating: 2, count: 48))
         _ = try half.reply()
         #expect(daemon.process.isRunning)
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func socketIsPrivateAndRemovedOnSIGTERM() throws {
@@ -166,8 +112,7 @@ struct DaemonTests {
         #expect(stat(daemon.socket, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o600)
         #expect(stat(daemon.api, &info) == 0 && info.st_mode & 0o777 == 0o600)
-        let (status, _) = daemon.stop()
-        #expect(status == 0)
+        daemon.stopExpectingSuccess()
         #expect(!FileManager.default.fileExists(atPath: daemon.socket))
         #expect(!FileManager.default.fileExists(atPath: daemon.api))
     }
@@ -179,7 +124,7 @@ struct DaemonTests {
         #expect(stat(daemon.socket, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o660)
         #expect(info.st_gid == group)
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
         let unknown = try Binary.run(["daemon", "--group", "no-such-group-here", "--socket", daemon.directory + "/x.sock",
                                       "--api-socket", daemon.directory + "/y.sock"])
         #expect(unknown.status == 1)
@@ -195,24 +140,17 @@ struct DaemonTests {
         _ = try AtopClient(daemon.socket).sample()
 
         // SIGKILL leaves the socket files behind; the next daemon takes them over.
-        kill(daemon.process.processIdentifier, SIGKILL)
-        daemon.process.waitUntilExit()
+        daemon.kill()
         #expect(FileManager.default.fileExists(atPath: daemon.socket))
-        let next = Process()
-        next.executableURL = Binary.url
-        next.arguments = ["daemon", "--socket", daemon.socket, "--api-socket", daemon.api]
-        let log = Pipe()
-        next.standardError = log
-        try next.run()
+        let next = try NetacctProcess(["daemon", "--socket", daemon.socket, "--api-socket", daemon.api])
         var answered = false
-        for _ in 0..<100 where !answered {
+        for _ in 0..<100 where !answered && next.isRunning {
             usleep(50_000)
             answered = (try? AtopClient(daemon.socket).sample()) != nil
         }
-        kill(next.processIdentifier, SIGTERM)
-        next.waitUntilExit()
-        #expect(answered)
-        #expect(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("removed a stale socket"))
+        next.stop(SIGTERM)
+        #expect(answered, "\(next.err)")
+        #expect(next.err.contains("removed a stale socket"))
     }
 
     @Test func aPathThatIsNotASocketIsLeftAlone() throws {
@@ -232,40 +170,32 @@ struct DaemonTests {
             #expect(result.status == 0)
             #expect(result.err.contains("reading the counters of the netacct daemon") == expectDaemon)
             #expect(result.err.contains("keeps no per-thread counters") == !expectDaemon)
-            #expect(daemon.stop().status == 0)
+            daemon.stopExpectingSuccess()
         }
     }
 
     @Test func topReadsTheDaemonInsteadOfLoadingItsOwnPrograms() throws {
         let daemon = try DaemonProcess()
         let sender = try SteppedSender(steps: [["0123456789"], ["ab"]])
-        let top = Process()
-        top.executableURL = Binary.url
-        top.arguments = ["top", "0.2", "--json", "-v", "--daemon-socket", daemon.api, "-p", String(sender.pid)]
-        let out = Pipe(), err = Pipe()
-        top.standardOutput = out
-        top.standardError = err
-        try top.run()
-        let lines = LineReader(out.fileHandleForReading)
-        _ = try #require(lines.next())
+        let top = try NetacctProcess(["top", "0.2", "--json", "-v", "--daemon-socket", daemon.api, "-p", String(sender.pid)])
+        _ = try top.line("its first interval")
         sender.step()
         sender.step()
         sender.waitForExit()
         var rows: [[String: Any]] = []
         for _ in 0..<30 {
-            guard let line = lines.next() else { break }
+            guard let line = top.nextLine() else { break }
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             rows += object["processes"] as? [[String: Any]] ?? []
             if rows.contains(where: { $0["exited"] as? Bool == true }) { break }
         }
-        kill(top.processIdentifier, SIGTERM)
-        top.waitUntilExit()
+        top.stop(SIGTERM)
         #expect(rows.reduce(0) { $0 + ($1["udp_tx_bytes"] as? Int ?? 0) } == 12)
         #expect(rows.reduce(0) { $0 + ($1["udp_tx_packets"] as? Int ?? 0) } == 2)
         #expect(rows.last?["exited"] as? Bool == true)
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let log = top.err
         #expect(log.contains("reading the counters of the netacct daemon"))
         #expect(!log.contains("accounting programs attached"))
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 }

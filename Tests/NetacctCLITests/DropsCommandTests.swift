@@ -111,7 +111,7 @@ struct DropMaker {
     }
 }
 
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "makes network namespaces and loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "makes network namespaces and loads BPF programs: needs root"))
 struct DropsCommandTests {
     static let keys: Set<String> = ["time", "pid", "comm", "family", "protocol", "saddr", "sport", "daddr", "dport", "reason", "state", "ifname"]
 
@@ -182,7 +182,7 @@ struct DropsCommandTests {
         try #require(exited(binder.pid), "the binder has exited")
         try #require(kill(child, 0) == 0, "its child still holds the socket")
         try maker.datagrams(30, to: 9100, bytes: 1000)
-        let drops = try run.finish(timeout: 0.5).objects.filter { $0.int("dport") == 9100 }
+        let drops = try successful(run.finish(timeout: 0.5)).output.filter { $0.int("dport") == 9100 }
         #expect(!drops.isEmpty)
         #expect(drops.allSatisfy { $0.string("reason") == "SOCKET_RCVBUFF" && $0.int("pid") == Int(binder.pid) && $0.string("comm") == "python3" },
                 "the binder \(binder.pid), not its child \(child): \(drops.map { $0.int("pid") ?? -1 })")
@@ -251,7 +251,7 @@ struct DropsCommandTests {
         try maker.loopbackDatagrams(3, ipv6: true, to: 7)
         try maker.segments(2, sport: 40000, dport: 80, goodChecksum: false)
         try maker.datagrams(20, to: 9100, bytes: 1000)
-        let drops = try run.finish().objects
+        let drops = try successful(run.finish()).output
         func count(_ reason: String) -> Int { drops.filter { $0.string("reason") == reason }.count }
         switch filter {
         case "-p":

@@ -80,7 +80,7 @@ struct LatencyRun {
     }
 }
 
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "makes network namespaces and loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "makes network namespaces and loads BPF programs: needs root"))
 struct LatencyCommandTests {
     static let inStages = ["mac_us", "ip_us", "tcp_us"], outStages = ["tcp_us", "ip_us", "qdisc_us"]
 
@@ -137,9 +137,9 @@ struct LatencyCommandTests {
         let outBySource = try LatencyRun("out", namespace: flows.sender, ["--sport", "40002"])
         try flows.clients([(7001, 120, 40001), (7002, 80, 40002)], size: 800)
         #expect(first.lines.next() == "done" && second.lines.next() == "done")
-        let (_, toFirst, _) = try byDestination.finish()
-        let (_, fromSecond, _) = try bySource.finish()
-        let (_, sentBySecond, _) = try outBySource.finish()
+        let toFirst = try successful(byDestination.finish()).output
+        let fromSecond = try successful(bySource.finish()).output
+        let sentBySecond = try successful(outBySource.finish()).output
         #expect(toFirst.count == 120 && toFirst.allSatisfy { $0.int("dport") == 7001 && $0.int("sport") == 40001 })
         #expect(fromSecond.count == 80 && fromSecond.allSatisfy { $0.int("sport") == 40002 && $0.int("dport") == 7002 })
         #expect(sentBySecond.count == 80 && sentBySecond.allSatisfy { $0.int("sport") == 40002 && $0.int("dport") == 7002 })
@@ -153,8 +153,8 @@ struct LatencyCommandTests {
         let someoneElse = try LatencyRun("in", namespace: flows.receiver, ["--pid", "1"])
         try flows.client(port: 7008, requests: 50, size: 700)
         #expect(server.lines.next() == "done")
-        let (_, read, _) = try theReader.finish()
-        let (_, none, _) = try someoneElse.finish()
+        let read = try successful(theReader.finish()).output
+        let none = try successful(someoneElse.finish()).output
         #expect(read.count == 50 && read.allSatisfy { $0.int("pid") == Int(server.pid) })
         #expect(none.isEmpty)
     }
@@ -186,8 +186,8 @@ struct LatencyCommandTests {
             c.close()"
             """)
         #expect(server.lines.next() == "\(800 * 65536)")
-        let (_, received, inErr) = try inbound.finish()
-        let (_, sent, outErr) = try outbound.finish()
+        let (received, inErr) = try successful(inbound.finish())
+        let (sent, outErr) = try successful(outbound.finish())
         // 52 MB in segments of up to 64 KiB: several hundred, fewer when a slow reader lets the
         // kernel merge more, and some not followed when a socket already has 64 waiting.
         #expect(received.count >= 100 && sent.count >= 100, "\(received.count) in, \(sent.count) out: \(inErr) \(outErr)")
@@ -226,9 +226,9 @@ struct LatencyCommandTests {
                 c.recv(1)"
             """)
         #expect(server.lines.next() == "done")
-        let (_, received, err) = try six.finish()
-        let (_, sent, _) = try sixOut.finish()
-        let (_, none, _) = try four.finish()
+        let (received, err) = try successful(six.finish())
+        let sent = try successful(sixOut.finish()).output
+        let none = try successful(four.finish()).output
         #expect(received.count == 40, "\(err)")
         #expect(sent.count == 40)
         #expect(none.isEmpty)
@@ -248,8 +248,8 @@ struct LatencyCommandTests {
         let outbound = try LatencyRun("out", namespace: flows.sender, ["--dport", "7003", "-s", "10"])
         try flows.client(port: 7003, requests: 1000, size: 500)
         #expect(server.lines.next() == "done")
-        let (_, received, _) = try inbound.finish()
-        let (_, sent, _) = try outbound.finish()
+        let received = try successful(inbound.finish()).output
+        let sent = try successful(outbound.finish()).output
         #expect((60...140).contains(received.count), "about 100 of 1000: \(received.count)")
         #expect((60...140).contains(sent.count), "about 100 of 1000: \(sent.count)")
         for segment in received { Self.expectComplete(segment, Self.inStages) }
@@ -332,7 +332,7 @@ struct LatencyCommandTests {
         let outbound = try LatencyRun("out", namespace: flows.sender, ["--dport", "7006"])
         try flows.client(port: 7006, requests: 20, size: 300, clientPort: 40006)
         #expect(server.lines.next() == "done")
-        let (_, sent, _) = try outbound.finish()
+        let sent = try successful(outbound.finish()).output
         #expect(sent.count == 20)
         for segment in sent {
             #expect(segment.string("saddr") == VethPair.senderAddress && segment.int("sport") == 40006, "the socket's address")
@@ -405,20 +405,12 @@ struct LatencyCommandTests {
     @Test func theTableHasTheSeedsColumnsAndADashForNoNAT() throws {
         let flows = try LatencyFlows()
         let server = try flows.server(port: 7007, requests: 3, size: 100)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", flows.sender, Binary.url.path, "latency", "out", "--dport", "7007", "--count", "3", "-v"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let errLines = LineReader(err.fileHandleForReading)
-        while let line = errLines.next(), !line.contains("latency programs attached") {}
+        let tool = try NetacctProcess(["latency", "out", "--dport", "7007", "--count", "3", "-v"], namespace: flows.sender)
+        try tool.awaitErr("latency programs attached")
         try flows.client(port: 7007, requests: 3, size: 100)
         #expect(server.lines.next() == "done")
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let lines = text.split(separator: "\n")
+        tool.expectExit(0)
+        let lines = tool.out.split(separator: "\n")
         #expect(lines.count == 4)
         let header = lines.first.map { $0.split(separator: " ").map(String.init) } ?? []
         #expect(header == ["SADDR:SPORT", "->", "NAT:PORT", "->", "DADDR:DPORT", "SEQ", "ACK", "TIME", "TOTAL", "TCP", "IP", "QDISC", "PID", "COMM"])
@@ -454,7 +446,7 @@ struct LatencyCommandTests {
         for _ in 0..<1000 { _ = try api.request("latency") }
         let elapsed = Date().timeIntervalSince(start)
         #expect(elapsed < 2, "1,000 latency answers took \(elapsed) s")
-        #expect(daemon.stop().status == 0)
+        daemon.stopExpectingSuccess()
     }
 
     @Test func badUsageSaysWhatIsWrongWithStatusTwo() throws {

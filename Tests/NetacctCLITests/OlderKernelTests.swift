@@ -11,7 +11,7 @@ import Testing
 /// the kernel lacks. One boot serves the suite: about 35 s under software emulation (this
 /// machine's /dev/kvm is a nested hypervisor that cannot run it), the first time 10 s more for
 /// the kernel package's download (26 MB, cached in ~/.cache/netacct-vm).
-@Suite(.serialized, .enabled(if: geteuid() == 0, "boots Debian's 6.1 kernel under qemu: needs root (apt, KVM)"))
+@Suite(.serialized, .enabled(if: isRoot, "boots Debian's 6.1 kernel under qemu: needs root (apt, KVM)"))
 struct OlderKernelTests {
     /// What the VM printed, parsed: one boot for all the tests.
     struct Console {
@@ -67,7 +67,7 @@ struct OlderKernelTests {
         #expect(expected.count == 8 && expected.values.allSatisfy { $0 > 0 })
         // The daemon, asked as atop asks, after the child exited.
         let atop = Console.counters(try #require(console.values("ATOP").first))
-        #expect(atop == expected, "atop protocol: \(atop) for \(expected)")
+        #expect(atop == expected, "atop protocol: \(atop) for \(expected); the daemon said: \(console.values("DAEMON"))")
         // top --json: the child's rows (deltas per interval) add up to its calls.
         var sums: [String: UInt64] = [:]
         for line in console.values("TOP") {
@@ -77,7 +77,8 @@ struct OlderKernelTests {
             }
         }
         #expect(sums == expected, "top --json: \(sums) for \(expected)")
-        #expect(console.values("TOP-STATUS") == ["0"])
+        #expect(console.values("TOP-STATUS") == ["0"], "\(console.values("TOP-ERR"))")
+        #expect(console.values("DAEMON-STATUS") == ["0"], "the daemon on SIGTERM: \(console.values("DAEMON"))")
         // It said which engine runs and what it cannot see.
         let notice = console.values("TOP-ERR").joined(separator: "\n")
         #expect(notice.contains("counting with the syscall engine (kernel \(kernel) has no sock:sock_send_length tracepoint"), "\(notice)")

@@ -24,15 +24,9 @@ final class TestCgroups {
         }
     }
 
-    /// `netacct top … --no-daemon --cgroup <parent>` with its output read line by line.
-    func top(_ arguments: [String]) throws -> (Process, LineReader) {
-        let top = Process()
-        top.executableURL = Binary.url
-        top.arguments = ["top"] + arguments + ["--no-daemon", "--cgroup", parent]
-        let out = Pipe()
-        top.standardOutput = out
-        try top.run()
-        return (top, LineReader(out.fileHandleForReading))
+    /// `netacct top … --no-daemon --cgroup <parent>`, its output read line by line.
+    func top(_ arguments: [String]) throws -> NetacctProcess {
+        try NetacctProcess(["top"] + arguments + ["--no-daemon", "--cgroup", parent])
     }
 
     /// A process in the cgroup at `path` that, on a line on its standard input, sends `count`
@@ -57,7 +51,7 @@ final class TestCgroups {
     }
 }
 
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs and makes cgroups: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs and makes cgroups: needs root"))
 struct TopCgroupTests {
     @Test func byCgroupSumsItsProcessesAndNamesTheUnitAndTheContainer() throws {
         let cgroups = try TestCgroups()
@@ -65,23 +59,21 @@ struct TopCgroupTests {
                        try cgroups.sender(in: cgroups.container, count: 5, bytes: 30),
                        try cgroups.sender(in: cgroups.container, count: 4, bytes: 50)]
         defer { for sender in senders where sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
-        let (top, lines) = try cgroups.top(["0.3", "--by", "cgroup", "--json"])
+        let top = try cgroups.top(["0.3", "--by", "cgroup", "--json"])
         // The first line means the programs are attached: only then send.
-        #expect(try #require(lines.next()).contains("\"cgroups\":[]"))
+        #expect(try top.line("its first interval").contains("\"cgroups\":[]"))
         for sender in senders {
             (sender.standardInput as? Pipe)?.fileHandleForWriting.write(Data("go\n".utf8))
             sender.waitUntilExit()
         }
         var rows: [[String: Any]] = []
         for _ in 0..<4 {
-            guard let line = lines.next() else { break }
+            guard let line = top.nextLine() else { break }
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             #expect(Set(object.keys) == ["time", "interval_s", "cgroups"])
             rows += object["cgroups"] as? [[String: Any]] ?? []
         }
-        kill(top.processIdentifier, SIGINT)
-        top.waitUntilExit()
-        #expect(top.terminationStatus == 0)
+        top.stop(SIGINT)
         func total(_ path: String, _ key: String) -> Int {
             rows.filter { $0.string("cgroup") == path }.reduce(0) { $0 + ($1[key] as? Int ?? 0) }
         }
@@ -101,18 +93,18 @@ struct TopCgroupTests {
         let cgroups = try TestCgroups()
         let sender = try cgroups.sender(in: cgroups.unit, count: 3, bytes: 10)
         defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
-        let (top, lines) = try cgroups.top(["0.3", "-C", "--by", "cgroup"])
-        while let line = lines.next(), !line.hasPrefix("CGROUP") {}
+        let top = try cgroups.top(["0.3", "-C", "--by", "cgroup"])
+        // Its first table means the programs are attached: only then send.
+        while try !top.line("its first table's header").hasPrefix("CGROUP") {}
         (sender.standardInput as? Pipe)?.fileHandleForWriting.write(Data("go\n".utf8))
         sender.waitUntilExit()
         var row: [String]?
         for _ in 0..<20 {
-            guard let line = lines.next() else { break }
+            guard let line = top.nextLine() else { break }
             let columns = line.split(separator: " ").map(String.init)
             if columns.first == "web.service" { row = columns; break }
         }
-        kill(top.processIdentifier, SIGINT)
-        top.waitUntilExit()
+        top.stop(SIGINT)
         let columns = try #require(row)
         #expect(columns[1] == "unit" && columns[2] == "1")
         #expect(columns[9] == "3" && columns[10] == "30B", "UDP-TXP 3, UDP-TX 30B: \(columns)")

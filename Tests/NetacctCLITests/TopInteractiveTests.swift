@@ -120,7 +120,7 @@ final class UDPPair {
     }
 }
 
-@Suite(.serialized, .enabled(if: TopCommandTests.isRoot, "loads BPF programs: needs root"))
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
 struct TopInteractiveTests {
     static func firstRow(_ screen: [String]) -> String? {
         guard let header = screen.firstIndex(where: { $0.contains("PID COMM") }), header + 1 < screen.count else { return nil }
