@@ -139,6 +139,7 @@ let package = Package(
         .testTarget(name: "NICTests", dependencies: ["NIC"]),
         .testTarget(name: "ConnectionsTests", dependencies: ["Connections", "CNetacct", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "LatencyTests", dependencies: ["Latency", "CNetacct", "NetacctKit"]),
+        .testTarget(name: "DropsTests", dependencies: ["Drops", "CNetacct", "NetacctKit"]),
         .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit", "BPF", .product(name: "SystemPackage", package: "swift-system")]),
         // A client of the netatop-bpf protocol that behaves as atop does, for tests and benchmarks.
         .target(name: "ProtocolClients", dependencies: ["NetacctServers", "NetacctKit"], path: "Tests/ProtocolClients"),

@@ -42,7 +42,7 @@ extension MappedArray {
 }
 
 extension RingBuffer {
-    public convenience init(_ object: BPFObject, name: some BPFMapName, handler: @escaping (Record) -> Void) throws {
+    public convenience init(_ object: BPFObject, name: some BPFMapName, handler: ((Record) -> Void)? = nil) throws {
         try self.init(object, name: name.rawValue, handler: handler)
     }
 }

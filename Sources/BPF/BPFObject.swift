@@ -34,7 +34,6 @@ public final class BPFObject {
         return Program(pointer: pointer, object: self)
     }
 
-
     func mapPointer(_ name: String) throws -> OpaquePointer {
         guard let pointer = bpf_object__find_map_by_name(handle, name) else {
             throw BPFError("finding", "map '\(name)' in object '\(self.name)'", errno: .noSuchFileOrDirectory)
@@ -169,7 +168,7 @@ public struct Program {
         guard let link = bpf_program__attach(pointer) else {
             throw BPFError("attaching", subject, code: -Glibc.errno)
         }
-        return Link(handle: link, subject: subject)
+        return Link(libbpf: link, subject: subject)
     }
 
     /// Attaches an `iter/…` program; each `Link.readIterator()` then runs it once.
@@ -177,7 +176,7 @@ public struct Program {
         guard let link = bpf_program__attach_iter(pointer, nil) else {
             throw BPFError("attaching", subject, code: -Glibc.errno)
         }
-        return Link(handle: link, subject: subject)
+        return Link(libbpf: link, subject: subject)
     }
 
     /// Attaches a `cgroup/…` program (`cgroup/sock_release`, …) to the cgroup v2 directory at
@@ -191,7 +190,7 @@ public struct Program {
         guard let link = bpf_program__attach_cgroup(pointer, fd) else {
             throw BPFError("attaching", subject, code: -Glibc.errno)
         }
-        return Link(handle: link, subject: subject)
+        return Link(libbpf: link, subject: subject)
     }
 
     /// Run-time statistics kept by the kernel while `kernel.bpf_stats_enabled` is 1.
@@ -212,57 +211,6 @@ public struct ProgramStatistics: Sendable, Equatable {
     public var runCount: UInt64
     public var nanosecondsPerRun: Double? {
         runCount == 0 ? nil : Double(runTimeNanoseconds) / Double(runCount)
-    }
-}
-
-/// An attachment of a program. Dropping the last reference detaches it.
-public final class Link {
-    let handle: OpaquePointer
-    public let subject: String
-
-    init(handle: OpaquePointer, subject: String) {
-        self.handle = handle
-        self.subject = subject
-    }
-
-    deinit {
-        bpf_link__destroy(handle)
-    }
-
-    public var fileDescriptor: FileDescriptor { FileDescriptor(rawValue: bpf_link__fd(handle)) }
-
-    /// Runs an iterator link once and returns everything it wrote.
-    public func readIterator() throws -> [UInt8] {
-        let fd = bpf_iter_create(bpf_link__fd(handle))
-        guard fd >= 0 else { throw BPFError("running iterator", subject, code: fd) }
-        let iterator = FileDescriptor(rawValue: fd)
-        defer { try? iterator.close() }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count: Int
-            do {
-                count = try chunk.withUnsafeMutableBytes { try iterator.read(into: $0, retryOnInterrupt: true) }
-            } catch let error as Errno {
-                throw BPFError("reading iterator", subject, errno: error)
-            }
-            if count == 0 { break }
-            output.append(contentsOf: chunk[0..<count])
-        }
-        return output
-    }
-
-    /// Runs an iterator link whose program writes whole `Record`s, and decodes them.
-    public func readIterator<Record: BitwiseCopyable>(of _: Record.Type) throws -> [Record] {
-        let bytes = try readIterator()
-        let size = MemoryLayout<Record>.size
-        guard bytes.count % size == 0 else {
-            throw BPFError("decoding iterator", subject, errno: .invalidArgument,
-                           hint: "\(bytes.count) bytes is not a whole number of \(size)-byte records")
-        }
-        return bytes.withUnsafeBytes { raw in
-            (0..<bytes.count / size).map { raw.loadUnaligned(fromByteOffset: $0 * size, as: Record.self) }
-        }
     }
 }
 

@@ -9,8 +9,44 @@ public enum MapUpdate: UInt64, Sendable {
     case onlyExisting = 2 // BPF_EXIST
 }
 
-/// What every map wrapper shares: the object it belongs to, its name, its descriptor and
-/// the key and value sizes the kernel has for it, checked against the Swift types.
+/// The kernel map types a wrapper reads and writes correctly, checked when the wrapper is made
+/// (as aya and cilium/ebpf do): a map of another type fails there, naming both, instead of
+/// misreading values later (a per-CPU value read as one, a ring buffer looked up).
+struct MapTypes {
+    let wrapper: String
+    let types: [bpf_map_type]
+
+    /// One value per key, looked up, updated and read in batches (storage maps: the key is the
+    /// socket's, task's or inode's descriptor; a cgroup array's value, written, a cgroup's).
+    static let map = MapTypes(wrapper: "Map", types: [
+        BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_SK_STORAGE,
+        BPF_MAP_TYPE_TASK_STORAGE, BPF_MAP_TYPE_INODE_STORAGE, BPF_MAP_TYPE_CGROUP_ARRAY,
+    ])
+    static let perCPU = MapTypes(wrapper: "PerCPUMap", types: [BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY])
+    /// With BPF_F_MMAPABLE besides, which `MappedArray` checks.
+    static let mapped = MapTypes(wrapper: "MappedArray", types: [BPF_MAP_TYPE_ARRAY])
+    static let queue = MapTypes(wrapper: "QueueMap", types: [BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK])
+    static let ringBuffer = MapTypes(wrapper: "RingBuffer", types: [BPF_MAP_TYPE_RINGBUF])
+
+    /// libbpf's name of a map type (`percpu_array`), as bpftool shows it.
+    static func name(_ type: bpf_map_type) -> String {
+        libbpf_bpf_map_type_str(type).map { String(cString: $0) } ?? "type \(type.rawValue)"
+    }
+
+    /// Throws unless the map `pointer` is of one of `types`; the hint names the wrapper that fits.
+    func check(_ pointer: OpaquePointer, _ subject: String) throws {
+        let type = bpf_map__type(pointer)
+        guard !types.contains(type) else { return }
+        let fitting = [Self.map, .perCPU, .queue, .ringBuffer].first { $0.types.contains(type) }
+        throw BPFError("typing", subject, errno: .invalidArgument,
+                       hint: "The kernel has it as a \(Self.name(type)) map; \(wrapper) takes "
+                           + types.map(Self.name).joined(separator: ", ") + " maps"
+                           + (fitting.map { " (open it as a \($0.wrapper))" } ?? ""))
+    }
+}
+
+/// What every map wrapper shares: the object it belongs to, its name, its descriptor, and the
+/// map's type and key and value sizes, checked against the wrapper and the Swift types.
 struct MapHandle {
     let pointer: OpaquePointer
     let object: BPFObject
@@ -20,13 +56,14 @@ struct MapHandle {
 
     var subject: String { "map '\(name)' of object '\(object.name)'" }
 
-    init(object: BPFObject, name: String, keySize: Int, valueSize: Int) throws {
+    init(object: BPFObject, name: String, _ types: MapTypes, keySize: Int, valueSize: Int) throws {
         self.pointer = try object.mapPointer(name)
         self.object = object
         self.name = name
         self.keySize = keySize
         self.valueSize = valueSize
         let subject = "map '\(name)' of object '\(object.name)'"
+        try types.check(pointer, subject)
         let kernelKey = Int(bpf_map__key_size(pointer))
         let kernelValue = Int(bpf_map__value_size(pointer))
         guard kernelKey == keySize, kernelValue == valueSize else {
@@ -99,13 +136,14 @@ struct MapHandle {
     }
 }
 
-/// A hash or array map with one `Value` per `Key`. Both must have exactly the layout of
-/// the BPF side's types (import them from the shared header).
+/// A map with one `Value` per `Key`: hash, LRU hash, array, LPM trie, socket / task / inode
+/// storage, cgroup array (any other type is refused when it is made). Both must have exactly
+/// the layout of the BPF side's types (import them from the shared header).
 public struct Map<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     let handle: MapHandle
 
     public init(_ object: BPFObject, name: String) throws {
-        handle = try MapHandle(object: object, name: name,
+        handle = try MapHandle(object: object, name: name, .map,
                                keySize: MemoryLayout<Key>.size, valueSize: MemoryLayout<Value>.size)
     }
 
@@ -145,7 +183,7 @@ public struct Map<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     }
 }
 
-/// A per-CPU hash or array map: each key has one `Value` per possible CPU.
+/// A per-CPU map (hash, LRU hash, array): each key has one `Value` per possible CPU.
 public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     let handle: MapHandle
     public let cpuCount: Int
@@ -153,7 +191,7 @@ public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     let stride: Int
 
     public init(_ object: BPFObject, name: String) throws {
-        handle = try MapHandle(object: object, name: name,
+        handle = try MapHandle(object: object, name: name, .perCPU,
                                keySize: MemoryLayout<Key>.size, valueSize: MemoryLayout<Value>.size)
         let cpus = libbpf_num_possible_cpus()
         guard cpus > 0 else { throw BPFError("counting CPUs for", handle.subject, code: cpus) }

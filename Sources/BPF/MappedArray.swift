@@ -39,11 +39,11 @@ public final class MappedArray<Value: BitwiseCopyable> {
     }
 
     public init(_ object: BPFObject, name: String) throws {
-        let handle = try MapHandle(object: object, name: name, keySize: 4, valueSize: MemoryLayout<Value>.size)
+        let handle = try MapHandle(object: object, name: name, .mapped, keySize: 4, valueSize: MemoryLayout<Value>.size)
         subject = handle.subject
-        guard bpf_map__type(handle.pointer) == BPF_MAP_TYPE_ARRAY,
-              bpf_map__map_flags(handle.pointer) & UInt32(BPF_F_MMAPABLE) != 0 else {
-            throw BPFError("mapping", subject, errno: .invalidArgument, hint: "Only an array map created with BPF_F_MMAPABLE can be mapped")
+        guard bpf_map__map_flags(handle.pointer) & UInt32(BPF_F_MMAPABLE) != 0 else {
+            throw BPFError("typing", subject, errno: .invalidArgument,
+                           hint: "The kernel has it as an array map without BPF_F_MMAPABLE, which MappedArray needs (its map_flags)")
         }
         fd = try handle.fileDescriptor()
         count = Int(bpf_map__max_entries(handle.pointer))

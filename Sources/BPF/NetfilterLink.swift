@@ -6,7 +6,7 @@ import SystemPackage
 /// on each packet at that hook of the network namespace the link is made in, like a netfilter
 /// rule, and returns its verdict (NF_ACCEPT: 1). Debian's libbpf 1.1 knows neither the program
 /// type nor the link (added in libbpf 1.3): the type is set by hand before load, and the link is
-/// made with a raw `BPF_LINK_CREATE`.
+/// made with a raw `BPF_LINK_CREATE` (a `Link` like any other).
 public enum NetfilterHook: UInt32, Sendable {
     case preRouting = 0, localIn = 1, forward = 2, localOut = 3, postRouting = 4
 }
@@ -39,7 +39,8 @@ extension Program {
     /// Attaches a loaded netfilter program at `hook` for `family`, in this process's network
     /// namespace. `priority` orders it among the hook's functions (iptables' filter table is 0);
     /// INT32_MIN and INT32_MAX are reserved. It lasts as long as the returned link.
-    public func attachNetfilter(_ family: NetfilterFamily, _ hook: NetfilterHook, priority: Int32) throws -> NetfilterLink {
+    public func attachNetfilter(_ family: NetfilterFamily, _ hook: NetfilterHook, priority: Int32) throws -> Link {
+        let subject = "\(self.subject) to netfilter hook \(hook) (\(family)) at priority \(priority)"
         guard let program = fileDescriptor else {
             throw BPFError("attaching", subject, errno: .badFileDescriptor, hint: "It is not loaded")
         }
@@ -61,21 +62,8 @@ extension Program {
             case .invalidArgument: "Netfilter links need Linux >= 6.4 with CONFIG_NETFILTER_BPF_LINK"
             default: nil
             }
-            throw BPFError("attaching", "\(subject) to netfilter hook \(hook) (\(family))", errno: error, hint: hint)
+            throw BPFError("attaching", subject, errno: error, hint: hint)
         }
-        return NetfilterLink(fileDescriptor: FileDescriptor(rawValue: Int32(fd)), subject: subject)
+        return Link(descriptor: FileDescriptor(rawValue: Int32(fd)), subject: subject)
     }
-}
-
-/// A netfilter attachment made by `attachNetfilter`; closing it (deinit) detaches the program.
-public final class NetfilterLink {
-    public let fileDescriptor: FileDescriptor
-    public let subject: String
-
-    init(fileDescriptor: FileDescriptor, subject: String) {
-        self.fileDescriptor = fileDescriptor
-        self.subject = subject
-    }
-
-    deinit { try? fileDescriptor.close() }
 }

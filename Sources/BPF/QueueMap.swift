@@ -1,17 +1,14 @@
 import CLibbpf
 import Glibc
 
-/// A `BPF_MAP_TYPE_QUEUE` (Linux >= 4.20): values without keys, first in, first out. Programs
-/// pop with `bpf_map_pop_elem` and push with `bpf_map_push_elem`; user space pushes with an
-/// update and pops with a lookup-and-delete.
+/// A `BPF_MAP_TYPE_QUEUE` or `_STACK` (Linux >= 4.20): values without keys, first in, first
+/// out (a stack: last in, first out). Programs pop with `bpf_map_pop_elem` and push with
+/// `bpf_map_push_elem`; user space pushes with an update and pops with a lookup-and-delete.
 public struct QueueMap<Value: BitwiseCopyable> {
     let handle: MapHandle
 
     public init(_ object: BPFObject, name: String) throws {
-        handle = try MapHandle(object: object, name: name, keySize: 0, valueSize: MemoryLayout<Value>.size)
-        guard bpf_map__type(handle.pointer) == BPF_MAP_TYPE_QUEUE else {
-            throw BPFError("typing", handle.subject, errno: .invalidArgument, hint: "It is not a queue map")
-        }
+        handle = try MapHandle(object: object, name: name, .queue, keySize: 0, valueSize: MemoryLayout<Value>.size)
     }
 
     public var name: String { handle.name }

@@ -48,7 +48,7 @@ public struct ConnectionEvent: Sendable {
         return withUnsafeBytes(of: record.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
-    public var family: ConnectionFilter.Family { record.family == UInt16(AF_INET6) ? .ipv6 : .ipv4 }
+    public var family: Family { Family(addressFamily: record.family) }
     public var localPort: UInt16 { record.lport }
     public var remotePort: UInt16 { record.rport }
     public var localAddress: String { Self.address(record.laddr, family) }
@@ -70,7 +70,7 @@ public struct ConnectionEvent: Sendable {
     public var txBytes: UInt64? { kind == .close ? record.tx_bytes : nil }
     public var rxBytes: UInt64? { kind == .close ? record.rx_bytes : nil }
 
-    static func address<T>(_ bytes: T, _ family: ConnectionFilter.Family) -> String {
+    static func address<T>(_ bytes: T, _ family: Family) -> String {
         var text = TextBuffer(capacity: Int(INET6_ADDRSTRLEN))
         withUnsafeBytes(of: bytes) { text.address($0, ipv6: family == .ipv6) }
         return String(decoding: text.bytes, as: UTF8.self)

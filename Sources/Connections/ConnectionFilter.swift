@@ -1,13 +1,10 @@
+import NetacctKit
+
 /// What `netacct connections` shows: the kinds of events, and the connections they are of. Every
 /// filter runs in the kernel (read-only globals of connections.bpf.c).
 public struct ConnectionFilter: Sendable, Equatable {
     public enum Direction: String, Sendable, CaseIterable {
         case connect, accept
-    }
-
-    public enum Family: Int, Sendable, CaseIterable {
-        case ipv4 = 4
-        case ipv6 = 6
     }
 
     /// Processes (TGIDs) that made the connection; empty: any.

@@ -22,65 +22,18 @@ public struct ConnectionsApp {
     }
 
     public func run(output: FileDescriptor = .standardOutput, errors: FileDescriptor = .standardError) throws {
-        let signals = StopSignals()
+        let runner = EventRunner(count: configuration.count, output: output, errors: errors)
         let engine = try ConnectionsEngine(filter: configuration.filter, logger: logger)
         var renderer = ConnectionsRenderer(showsOutcomes: configuration.filter.failed || configuration.filter.closes)
-        var shown = 0
-        var reportedLost: UInt64 = 0
-        var text = TextBuffer()
-        /// A stop signal came while the output was not being read.
-        var interrupted = false
-        func say(_ line: String) { _ = try? errors.writeAll(Array(line.utf8)) }
-        /// Prints a batch; false once the output is closed or the count reached.
-        func show(_ events: [ConnectionEvent]) throws -> Bool {
-            text.bytes.removeAll(keepingCapacity: true)
-            for event in events {
-                if let count = configuration.count, shown >= count { break }
-                if configuration.json { renderer.json(event, into: &text) } else { renderer.row(event, into: &text) }
-                shown += 1
-            }
-            if !text.bytes.isEmpty {
-                switch try signals.write(text.bytes, to: output.rawValue) {
-                case .written: break
-                case .closed: return false
-                case .stopped:
-                    interrupted = true
-                    return false
-                }
-            }
-            return configuration.count.map { shown < $0 } ?? true
+        var lost = LossCounter("events lost: the ring buffer was full (user space fell behind)")
+        var untracked = LossCounter("connections not followed: the kernel's table of connections was full (their events are missing or show no process)")
+        try runner.run(header: configuration.json ? nil : renderer.header, poll: engine.poll) { event, text in
+            if configuration.json { renderer.json(event, into: &text) } else { renderer.row(event, into: &text) }
+        } losses: {
+            try lost.news(engine.lostEvents()) + untracked.news(engine.untrackedConnections())
+        } summary: { shown in
+            "netacct connections: \(shown) events shown, \(lost.said) lost"
+                + (untracked.said > 0 ? ", \(untracked.said) connections not followed (the kernel's table was full)" : "") + "\n"
         }
-        var reportedUntracked: UInt64 = 0
-        func reportLosses() throws {
-            let lost = try engine.lostEvents()
-            if lost > reportedLost {
-                say("netacct: \(lost - reportedLost) events lost: the ring buffer was full (user space fell behind); \(lost) in all\n")
-                reportedLost = lost
-            }
-            let untracked = try engine.untrackedConnections()
-            if untracked > reportedUntracked {
-                say("netacct: \(untracked - reportedUntracked) connections not followed: the kernel's table of connections was full (their events are missing or show no process); \(untracked) in all\n")
-                reportedUntracked = untracked
-            }
-        }
-
-        if !configuration.json {
-            _ = try? output.writeAll(Array(renderer.header.utf8))
-        }
-        var going = true
-        while going {
-            going = try show(engine.poll(milliseconds: 100))
-            try reportLosses()
-            if interrupted { break }
-            if signals.pending() != nil {
-                // What the kernel sent before the signal is still shown.
-                if going { _ = try show(engine.drain()) }
-                break
-            }
-        }
-        try reportLosses()
-        var summary = "netacct connections: \(shown) events shown, \(reportedLost) lost"
-        if reportedUntracked > 0 { summary += ", \(reportedUntracked) connections not followed (the kernel's table was full)" }
-        say(summary + "\n")
     }
 }

@@ -18,16 +18,10 @@ public final class ConnectionsEngine {
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in nanoseconds: turns the kernel's times into wall-clock times.
     public let wallClockOffset: Int64
     private let object: BPFObject
-    private let inbox: Inbox
     private let ring: RingBuffer<netacct_connection_event>
     private let counters: PerCPUMap<UInt32, UInt64>
     /// Attached for as long as the engine lives.
     private let links: [Link]
-
-    /// Where the ring buffer's handler puts records until `poll` hands them out.
-    final class Inbox {
-        var records: [netacct_connection_event] = []
-    }
 
     /// The ring buffer's size by default: at 128 bytes an event, 65,536 events (more than a
     /// second of a 10,000 connections/s storm with every kind of event).
@@ -55,14 +49,9 @@ public final class ConnectionsEngine {
         case .accept: 1 << NETACCT_CONNECTION_INBOUND.rawValue
         case nil: 1 << NETACCT_CONNECTION_OUTBOUND.rawValue | 1 << NETACCT_CONNECTION_INBOUND.rawValue
         }
-        let family: UInt16 = switch filter.family {
-        case .ipv4: UInt16(AF_INET)
-        case .ipv6: UInt16(AF_INET6)
-        case nil: 0
-        }
         try object.setReadOnlyGlobal(Names.Global.kinds, to: kinds)
         try object.setReadOnlyGlobal(Names.Global.directions, to: directions)
-        try object.setReadOnlyGlobal(Names.Global.family, to: family)
+        try object.setReadOnlyGlobal(Names.Global.family, to: filter.family.addressFamily)
         try object.setReadOnlyGlobal(Names.Global.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
         try object.setReadOnlyGlobal(Names.Global.pidCount, to: UInt32(filter.pids.count))
         try object.setReadOnlyGlobal(Names.Global.ports, elements: filter.ports)
@@ -80,9 +69,7 @@ public final class ConnectionsEngine {
             defer { close(fd) }
             try Map<UInt32, UInt32>(object, name: Names.Map.cgroupFilter).update(0, UInt32(fd))
         }
-        let inbox = Inbox()
-        self.inbox = inbox
-        ring = try RingBuffer(object, name: Names.Map.events) { inbox.records.append($0) }
+        ring = try RingBuffer(object, name: Names.Map.events)
         counters = try PerCPUMap(object, name: Names.Map.counters)
         wallClockOffset = Timestamps.wallClockOffset()
         links = try Names.Program.allCases.map { try object.program($0).attach() }
@@ -113,20 +100,12 @@ public final class ConnectionsEngine {
     /// The kernel wakes user space only once a batch is waiting (connections.bpf.c): what came
     /// in the meantime is taken when the wait ends.
     public func poll(milliseconds: Int32) throws -> [ConnectionEvent] {
-        try ring.poll(milliseconds: milliseconds)
-        try ring.consume()
-        return take()
+        try ring.poll(milliseconds: milliseconds).map { ConnectionEvent($0, wallClockOffset: wallClockOffset) }
     }
 
     /// The events ready now, without waiting.
     public func drain() throws -> [ConnectionEvent] {
-        try ring.consume()
-        return take()
-    }
-
-    private func take() -> [ConnectionEvent] {
-        defer { inbox.records.removeAll(keepingCapacity: true) }
-        return inbox.records.map { ConnectionEvent($0, wallClockOffset: wallClockOffset) }
+        try ring.drain().map { ConnectionEvent($0, wallClockOffset: wallClockOffset) }
     }
 
     /// Events the kernel could not deliver since `init` (the ring buffer was full: user space fell behind).

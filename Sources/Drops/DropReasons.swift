@@ -16,6 +16,11 @@ public struct DropReasons: Sendable {
         guard let enumerators = btf.enumerators(of: "skb_drop_reason") else {
             throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no enum skb_drop_reason in its BTF: netacct drops needs Linux >= 5.17 (drop reasons), and >= 6.12 (kfree_skb's socket).", kind: .unsupported)
         }
+        self.init(enumerators: enumerators)
+    }
+
+    /// From the enumerators of `enum skb_drop_reason` (SKB_DROP_REASON_NO_SOCKET = 2, …).
+    public init(enumerators: [(name: String, value: Int64)]) {
         var names: [UInt32: String] = [:]
         for (name, value) in enumerators where name.hasPrefix("SKB_DROP_REASON_") && name != "SKB_DROP_REASON_MAX" {
             names[UInt32(truncatingIfNeeded: value)] = String(name.dropFirst("SKB_DROP_REASON_".count))

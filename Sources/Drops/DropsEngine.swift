@@ -7,7 +7,6 @@ import NetacctPrograms
 
 /// What `netacct drops` shows. Every filter runs in the kernel.
 public struct DropFilter: Sendable, Equatable {
-    public enum Family: Int, Sendable { case ipv4 = 4, ipv6 = 6 }
     public enum Proto: String, Sendable { case tcp, udp }
 
     public var pids: [Int32] = []
@@ -28,19 +27,16 @@ public final class DropsEngine {
     public let summary: Bool
     public let wallClockOffset: Int64
     private let object: BPFObject
-    private let inbox = Inbox()
     private let ring: RingBuffer<netacct_drop_event>?
     private let counters: PerCPUMap<UInt32, UInt64>
     private let counts: PerCPUMap<netacct_drop_key, UInt64>
     private let totals: PerCPUMap<UInt32, UInt64>
     private let owners: Map<UInt64, netacct_drop_owner>
+    /// For sockets the kernel side has no owner for.
+    private var proc = SocketOwners()
     /// Attached for as long as the engine lives.
     private let links: [Link]
     public static let maximumPIDs = Int(NETACCT_DROPS_PIDS)
-
-    final class Inbox {
-        var records: [netacct_drop_event] = []
-    }
 
     public init(filter: DropFilter, summary: Bool, namespace: UInt32 = NetworkNamespace.inode(),
                 logger: Logger = Logger(label: "netacct.drops")) throws {
@@ -75,12 +71,7 @@ public final class DropsEngine {
         let object = try BPFObject(image: BPFObjects.drops)
         try object.setReadOnlyGlobal(Names.Global.reasons, elements: words)
         try object.setReadOnlyGlobal(Names.Global.everyReason, to: filter.allReasons && filter.reasons.isEmpty)
-        let family: UInt16 = switch filter.family {
-        case .ipv4: UInt16(AF_INET)
-        case .ipv6: UInt16(AF_INET6)
-        case nil: 0
-        }
-        try object.setReadOnlyGlobal(Names.Global.family, to: family)
+        try object.setReadOnlyGlobal(Names.Global.family, to: filter.family.addressFamily)
         let proto: UInt8 = switch filter.proto {
         case .tcp: UInt8(IPPROTO_TCP)
         case .udp: UInt8(IPPROTO_UDP)
@@ -93,8 +84,7 @@ public final class DropsEngine {
         try object.setReadOnlyGlobal(Names.Global.pidCount, to: UInt32(filter.pids.count))
         try object.load()
         self.object = object
-        let inbox = self.inbox
-        ring = summary ? nil : try RingBuffer(object, name: Names.Map.events) { inbox.records.append($0) }
+        ring = summary ? nil : try RingBuffer(object, name: Names.Map.events)
         counters = try PerCPUMap(object, name: Names.Map.counters)
         counts = try PerCPUMap(object, name: Names.Map.counts)
         totals = try PerCPUMap(object, name: Names.Map.totals)
@@ -116,17 +106,13 @@ public final class DropsEngine {
 
     /// Waits up to `milliseconds` and returns the drops that came (line mode).
     public func poll(milliseconds: Int32) throws -> [netacct_drop_event] {
-        guard let ring else { return [] }
-        try ring.poll(milliseconds: milliseconds)
-        try ring.consume()
-        defer { inbox.records.removeAll(keepingCapacity: true) }
-        return inbox.records
+        try ring?.poll(milliseconds: milliseconds) ?? []
     }
 
     /// The owner the kernel side knows for a socket (kept after its process exits, until the
-    /// table needs the room).
+    /// table needs the room), or else the one /proc shows (rescanned at most every 0.2 s).
     public func owner(of inode: UInt64) -> SocketOwners.Owner? {
-        guard inode != 0, let record = try? owners.lookup(inode) else { return nil }
+        guard inode != 0, let record = try? owners.lookup(inode) else { return proc.owner(of: inode, now: StopSignals.now()) }
         let comm = withUnsafeBytes(of: record.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return SocketOwners.Owner(pid: Int32(bitPattern: record.pid), comm: comm)
     }

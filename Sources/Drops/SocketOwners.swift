@@ -5,7 +5,7 @@ import Glibc
 /// made later are recorded there as their processes act on them), and answers for a socket the
 /// kernel has no owner for.
 public struct SocketOwners {
-    public struct Owner: Sendable, Equatable {
+    public struct Owner: Sendable, Hashable {
         public var pid: Int32
         public var comm: String
     }

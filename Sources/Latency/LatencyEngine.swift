@@ -19,7 +19,6 @@ public enum LatencyDirection: String, Sendable, CaseIterable {
 
 /// What `netacct latency` follows. Every filter runs in the kernel, at a segment's first point.
 public struct LatencyFilter: Sendable, Equatable {
-    public enum Family: Int, Sendable { case ipv4 = 4, ipv6 = 6 }
     /// The packet's source and destination ports (for `in` the source is the peer).
     public var sourcePort: UInt16?
     public var destinationPort: UInt16?
@@ -39,7 +38,6 @@ public final class LatencyEngine {
     public static let maximumPIDs = Int(NETACCT_LATENCY_PIDS)
 
     private let object: BPFObject
-    private let inbox = Inbox()
     private let ring: RingBuffer<netacct_latency_event>?
     private let counters: PerCPUMap<UInt32, UInt64>
     private let histograms: PerCPUMap<UInt32, netacct_latency_histograms>
@@ -47,11 +45,6 @@ public final class LatencyEngine {
     private let inflight: Inflight
     /// Attached for as long as the engine lives.
     private let links: [Link]
-    private let netfilterLinks: [NetfilterLink]
-
-    final class Inbox {
-        var records: [netacct_latency_event] = []
-    }
 
     /// Where segments wait on their way: received ones by connection until TCP takes them
     /// (then in their socket's storage, which user space cannot list), sent ones by socket until
@@ -61,29 +54,36 @@ public final class LatencyEngine {
         case sent(Map<UInt64, netacct_latency_sending>)
     }
 
-    /// The names both objects give their shared maps and globals (latency.bpf.h).
+    /// One direction's names, from its object's generated enums: the maps and globals both
+    /// objects declare alike (latency.bpf.h), the netfilter points and the other programs.
     private struct Names {
-        var events, counters, histograms, generation, inflight: String  // `arriving`, `sending`
-        var family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount: String
+        var events, counters, histograms, generation, inflight: any BPFMapName  // `arriving`, `sending`
+        var family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount: any BPFGlobalName
+        /// The IP point, before every other function at its hook (conntrack, NAT, filters), and
+        /// for in LOCAL_IN, after them all, where the socket is known.
+        var netfilter: [(program: any BPFProgramName, hook: NetfilterHook, first: Bool)]
+        var tracing, programs: [any BPFProgramName]
 
         init(_ direction: LatencyDirection) {
             switch direction {
             case .in:
                 typealias M = BPFObjects.LatencyIn.Map
                 typealias G = BPFObjects.LatencyIn.Global
-                (events, counters, histograms, generation, inflight) =
-                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.arriving.rawValue)
+                typealias P = BPFObjects.LatencyIn.Program
+                (events, counters, histograms, generation, inflight) = (M.events, M.counters, M.histograms, M.generation, M.arriving)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
-                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
-                     G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+                    (G.family, G.sport, G.dport, G.sample, G.sampleBelow, G.netnsInum, G.histogramsOnly, G.gated, G.pids, G.pidCount)
+                netfilter = [(P.ipReceived, .preRouting, true), (P.ipDelivered, .localIn, false)]
+                (programs, tracing) = (P.allCases, P.allCases.filter { $0 != .ipReceived && $0 != .ipDelivered })
             case .out:
                 typealias M = BPFObjects.LatencyOut.Map
                 typealias G = BPFObjects.LatencyOut.Global
-                (events, counters, histograms, generation, inflight) =
-                    (M.events.rawValue, M.counters.rawValue, M.histograms.rawValue, M.generation.rawValue, M.sending.rawValue)
+                typealias P = BPFObjects.LatencyOut.Program
+                (events, counters, histograms, generation, inflight) = (M.events, M.counters, M.histograms, M.generation, M.sending)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
-                    (G.family.rawValue, G.sport.rawValue, G.dport.rawValue, G.sample.rawValue, G.sampleBelow.rawValue, G.netnsInum.rawValue,
-                     G.histogramsOnly.rawValue, G.gated.rawValue, G.pids.rawValue, G.pidCount.rawValue)
+                    (G.family, G.sport, G.dport, G.sample, G.sampleBelow, G.netnsInum, G.histogramsOnly, G.gated, G.pids, G.pidCount)
+                netfilter = [(P.ipSending, .localOut, true)]
+                (programs, tracing) = (P.allCases, P.allCases.filter { $0 != .ipSending })
             }
         }
     }
@@ -114,12 +114,7 @@ public final class LatencyEngine {
         self.histogramsOnly = histogramsOnly
         let names = Names(direction)
         let object = try BPFObject(image: direction == .in ? BPFObjects.latencyIn : BPFObjects.latencyOut)
-        let family: UInt16 = switch filter.family {
-        case .ipv4: UInt16(AF_INET)
-        case .ipv6: UInt16(AF_INET6)
-        case nil: 0
-        }
-        try object.setReadOnlyGlobal(names.family, to: family)
+        try object.setReadOnlyGlobal(names.family, to: filter.family.addressFamily)
         try object.setReadOnlyGlobal(names.sport, to: filter.sourcePort ?? 0)
         try object.setReadOnlyGlobal(names.dport, to: filter.destinationPort ?? 0)
         try object.setReadOnlyGlobal(names.sample, to: max(1, filter.sample))
@@ -133,18 +128,10 @@ public final class LatencyEngine {
         try object.setReadOnlyGlobal(names.pidCount, to: UInt32(filter.pids.count))
         // Counting only, the ring buffer is never written: its smallest size.
         if histogramsOnly { try object.setMaxEntries(names.events, to: UInt32(sysconf(Int32(_SC_PAGESIZE)))) }
-        // The netfilter points: the IP point, before every other function at its hook (conntrack,
-        // NAT, filters), and for in LOCAL_IN, after them all, where the socket is known.
-        typealias In = BPFObjects.LatencyIn.Program
-        let points: [(program: String, hook: NetfilterHook, first: Bool)] = switch direction {
-        case .in: [(In.ipReceived.rawValue, .preRouting, true), (In.ipDelivered.rawValue, .localIn, false)]
-        case .out: [(BPFObjects.LatencyOut.Program.ipSending.rawValue, .localOut, true)]
-        }
-        for point in points { try object.program(point.program).makeNetfilterProgram() }
+        for point in names.netfilter { try object.program(point.program).makeNetfilterProgram() }
         try object.load()
         self.object = object
-        let inbox = self.inbox
-        ring = histogramsOnly ? nil : try RingBuffer(object, name: names.events) { inbox.records.append($0) }
+        ring = histogramsOnly ? nil : try RingBuffer(object, name: names.events)
         counters = try PerCPUMap(object, name: names.counters)
         histograms = try PerCPUMap(object, name: names.histograms)
         generation = try Map(object, name: names.generation)
@@ -153,25 +140,22 @@ public final class LatencyEngine {
         var families: [NetfilterFamily] = []
         if filter.family != .ipv6 { families.append(.ipv4) }
         if filter.family != .ipv4 { families.append(.ipv6) }
+        var links: [Link]
         do {
-            netfilterLinks = try points.flatMap { point in
+            links = try names.netfilter.flatMap { point in
                 try families.map { try Self.attach(try object.program(point.program), $0, point.hook, first: point.first) }
             }
         } catch {
             throw NetacctError("Cannot attach the IP point of netacct latency (a netfilter BPF link, Linux >= 6.4 with CONFIG_NETFILTER_BPF_LINK=y) on kernel \(KernelProbe.kernelRelease): \(error)", kind: .unsupported)
         }
-        let netfilter = Set(points.map(\.program))
-        let tracing: [String] = switch direction {
-        case .in: BPFObjects.LatencyIn.Program.allCases.map(\.rawValue).filter { !netfilter.contains($0) }
-        case .out: BPFObjects.LatencyOut.Program.allCases.map(\.rawValue).filter { !netfilter.contains($0) }
-        }
-        links = try tracing.map { try object.program($0).attach() }
+        links += try names.tracing.map { try object.program($0).attach() }
+        self.links = links
         logger.debug("latency programs attached", metadata: ["direction": "\(direction.rawValue)", "sample": "\(filter.sample)", "histograms": "\(histogramsOnly)"])
     }
 
     /// Attaches at the `first` (else the last) priority free: two BPF programs may not share a
     /// priority at a hook (EBUSY), and another netacct latency may run already.
-    static func attach(_ program: Program, _ family: NetfilterFamily, _ hook: NetfilterHook, first: Bool) throws -> NetfilterLink {
+    static func attach(_ program: Program, _ family: NetfilterFamily, _ hook: NetfilterHook, first: Bool) throws -> Link {
         let start = first ? Int32.min + 1 : Int32.max - 1
         var priority = start
         while true {
@@ -185,11 +169,7 @@ public final class LatencyEngine {
 
     /// Waits up to `milliseconds` and returns the segments reported meanwhile.
     public func poll(milliseconds: Int32) throws -> [netacct_latency_event] {
-        guard let ring else { return [] }
-        try ring.poll(milliseconds: milliseconds)
-        try ring.consume()
-        defer { inbox.records.removeAll(keepingCapacity: true) }
-        return inbox.records
+        try ring?.poll(milliseconds: milliseconds) ?? []
     }
 
     /// The histograms counted since the last call (or since `init`): the programs are switched
@@ -262,11 +242,7 @@ public final class LatencyEngine {
     /// Kernel run-time statistics of each program (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> [String: ProgramStatistics] {
         var result: [String: ProgramStatistics] = [:]
-        let names: [String] = switch direction {
-        case .in: BPFObjects.LatencyIn.Program.allCases.map(\.rawValue)
-        case .out: BPFObjects.LatencyOut.Program.allCases.map(\.rawValue)
-        }
-        for name in names { result[name] = try object.program(name).statistics() }
+        for name in Names(direction).programs { result[name.rawValue] = try object.program(name).statistics() }
         return result
     }
 }

@@ -36,16 +36,12 @@ public struct NICApp {
     }
 
     public func run(output: FileDescriptor = .standardOutput) throws {
-        let signals = StopSignals()
+        let runner = IntervalRunner(every: configuration.interval, count: configuration.count, output: output)
         let interfaces = try Self.interfaces(named: configuration.names)
         let engine = try NICEngine(interfaces: interfaces, logger: logger)
         var previous = try Self.read(engine, interfaces)
         var present = interfaces
-        var start = StopSignals.now()
-        var printed = 0
-        while configuration.count.map({ printed < $0 }) ?? true {
-            let stopped = signals.wait(until: start + configuration.interval) != nil
-            let end = StopSignals.now()
+        try runner.run { seconds in
             // Queues can appear (ethtool -L) and interfaces go away: read /sys again.
             var gone: [String] = []
             present = present.compactMap { interface in
@@ -68,13 +64,8 @@ public struct NICApp {
                 return NICInterval.Interface(name: interface.name, ifindex: interface.ifindex, tx: delta(\.tx), rx: delta(\.rx))
             }
             previous = current
-            let interval = NICInterval(time: Date(), seconds: end - start, interfaces: rows)
-            let text = configuration.json ? NICRenderer.json(interval) + "\n" : NICRenderer.table(interval)
-            // A reader that has gone, or a stop signal while the output is not read: done.
-            guard try signals.write(Array(text.utf8), to: output.rawValue) == .written else { return }
-            printed += 1
-            start = end
-            if stopped || present.isEmpty { break }
+            let interval = NICInterval(time: Date(), seconds: seconds, interfaces: rows)
+            return (configuration.json ? NICRenderer.json(interval) + "\n" : NICRenderer.table(interval), present.isEmpty)
         }
     }
 

@@ -101,6 +101,13 @@ enum Check {
         }
     }
 
+    /// -4 and -6: one family, or neither for both. The filter as the engines take it.
+    @discardableResult
+    static func family(ipv4: Bool, ipv6: Bool) throws -> Family? {
+        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        return ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
+    }
+
     /// `-p`'s process ids: each from 1 to the largest Linux gives. The values as the engines
     /// take them.
     @discardableResult

@@ -187,6 +187,57 @@ struct GeneratedNamesTests {
     }
 }
 
+/// Each typed map accepts only the kernel map types it reads correctly, checked when it is made
+/// (before load: no kernel needed); a refusal names the map, its type, the types the wrapper
+/// takes, and the wrapper that fits.
+struct MapTypeTests {
+    typealias Maps = BPFObjects.Selftest.Map
+
+    /// What `body` threw, in words; nil when it did not throw.
+    func refusal(_ body: () throws -> Void) -> String? {
+        do { try body() } catch { return "\(error)" }
+        return nil
+    }
+
+    @Test func aPerCPUArrayOpenedAsAMapIsRefusedNamingBothTypes() throws {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        let message = try #require(refusal { _ = try Map<UInt32, UInt64>(object, name: Maps.calls) })
+        #expect(message.hasPrefix("typing map 'calls' of object 'selftest' failed: Invalid argument (errno 22)."))
+        #expect(message.hasSuffix("The kernel has it as a percpu_array map; Map takes hash, lru_hash, array, lpm_trie, sk_storage, task_storage, inode_storage, cgroup_array maps (open it as a PerCPUMap)"))
+    }
+
+    @Test func aHashOpenedAsARingBufferIsRefused() throws {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        let message = try #require(refusal { _ = try RingBuffer<selftest_event>(object, name: Maps.scratch) })
+        #expect(message.contains("typing ring buffer 'scratch' of object 'selftest' failed"))
+        #expect(message.hasSuffix("The kernel has it as a hash map; RingBuffer takes ringbuf maps (open it as a Map)"))
+    }
+
+    @Test func everyOtherWrapperRefusesAWrongType() throws {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        let perCPU = try #require(refusal { _ = try PerCPUMap<UInt32, UInt64>(object, name: Maps.scratch) })
+        #expect(perCPU.hasSuffix("a hash map; PerCPUMap takes percpu_hash, lru_percpu_hash, percpu_array maps (open it as a Map)"))
+        let queue = try #require(refusal { _ = try QueueMap<selftest_event>(object, name: Maps.events) })
+        #expect(queue.hasSuffix("a ringbuf map; QueueMap takes queue, stack maps (open it as a RingBuffer)"))
+        let mapped = try #require(refusal { _ = try MappedArray<UInt64>(object, name: Maps.calls) })
+        #expect(mapped.hasSuffix("a percpu_array map; MappedArray takes array maps (open it as a PerCPUMap)"))
+        // An array, but not mmapable.
+        let stack = try BPFObject(image: BPFObjects.stack)
+        let unmappable = try #require(refusal { _ = try MappedArray<stack_packet>(stack, name: BPFObjects.Stack.Map.packets) })
+        #expect(unmappable.contains("typing map 'packets' of object 'stack' failed"))
+        #expect(unmappable.hasSuffix("an array map without BPF_F_MMAPABLE, which MappedArray needs (its map_flags)"))
+    }
+
+    @Test func theRightTypesAreTaken() throws {
+        let object = try BPFObject(image: BPFObjects.selftest)
+        _ = try Map<UInt32, UInt64>(object, name: Maps.scratch)
+        _ = try Map<UInt32, selftest_element>(object, name: Maps.pages)
+        _ = try PerCPUMap<UInt32, UInt64>(object, name: Maps.calls)
+        // The type comes first, then the sizes.
+        #expect { try Map<UInt64, UInt64>(object, name: Maps.scratch) } throws: { "\($0)".contains("8 and 8: the shared header") }
+    }
+}
+
 /// Netfilter links (Linux >= 6.4), which Debian's libbpf 1.1 cannot make: the program counts
 /// the packets of one length at IPv4 LOCAL_IN, exactly, and stops once the link is closed.
 @Suite(.serialized, .enabled(if: canLoadBPF, "needs root and a kernel with BTF"))
@@ -213,11 +264,15 @@ struct NetfilterLinkTests {
         try object.setReadOnlyGlobal(BPFObjects.Netfilter.Global.targetLength, to: UInt32(20 + 8 + 1234))
         try object.load()
         let packets = try PerCPUMap<UInt32, UInt64>(object, name: BPFObjects.Netfilter.Map.packets)
-        var link: NetfilterLink? = try program.attachNetfilter(.ipv4, .localIn, priority: -100)
+        // A netfilter link is a Link like a tracepoint's: one array holds both.
+        let tracing = try BPFModuleTests().loadSelftest()
+        var links: [Link] = [try program.attachNetfilter(.ipv4, .localIn, priority: -100),
+                             try tracing.program(BPFObjects.Selftest.Program.onSysEnter).attach()]
+        #expect(links[0].subject == "program 'count_length' of object 'netfilter' to netfilter hook localIn (ipv4) at priority -100")
+        #expect(links.allSatisfy { $0.fileDescriptor.rawValue >= 0 })
         try send(7, payload: 1234)
         #expect(try packets.lookupSummed(0) == 7, "each datagram once, at LOCAL_IN")
-        withExtendedLifetime(link) {}
-        link = nil
+        links.removeAll()
         try send(3, payload: 1234)
         #expect(try packets.lookupSummed(0) == 7, "nothing once the link is closed")
     }
@@ -299,9 +354,9 @@ struct StackGarbageTests {
         var packet = stack_packet()
         let header: [UInt8] = [0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 1, 2, 3, 10, 4, 5, 6]
         withUnsafeMutableBytes(of: &packet.bytes) { for (i, byte) in header.enumerated() { $0[i] = byte } }
-        try Map<UInt32, stack_packet>(object, name: BPFObjects.Stack.Map.packets.rawValue).update(0, packet)
+        try Map<UInt32, stack_packet>(object, name: BPFObjects.Stack.Map.packets).update(0, packet)
         // A result the program must overwrite whole: a byte it leaves shows 0x5A.
-        let results = try Map<UInt32, stack_result>(object, name: BPFObjects.Stack.Map.results.rawValue)
+        let results = try Map<UInt32, stack_result>(object, name: BPFObjects.Stack.Map.results)
         var filled = stack_result()
         withUnsafeMutableBytes(of: &filled) { $0.initializeMemory(as: UInt8.self, repeating: 0x5A) }
         filled.runs = 0

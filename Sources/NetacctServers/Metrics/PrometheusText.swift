@@ -1,6 +1,7 @@
 /// Writes the Prometheus text exposition format (version 0.0.4): a metric family's `# HELP`
-/// and `# TYPE` lines, then its samples, label values escaped as the format says (backslash,
-/// double quote, newline). Families must be written whole, one after the other.
+/// and `# TYPE` lines, then its samples, escaped as the format says (label values: backslash,
+/// double quote, newline; help: backslash, newline). Families must be written whole, one after
+/// the other; a counter's name ends in `_total`, which the caller writes.
 struct PrometheusText {
     enum Kind: String { case counter, gauge, histogram }
     private(set) var bytes: [UInt8] = []
@@ -8,7 +9,9 @@ struct PrometheusText {
     init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
 
     mutating func family(_ name: String, _ kind: Kind, help: String) {
-        append("# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n")
+        append("# HELP \(name) ")
+        escape(help, quote: false)
+        append("\n# TYPE \(name) \(kind.rawValue)\n")
     }
 
     mutating func sample(_ name: String, _ value: UInt64) { sample(name, [], value) }
@@ -34,19 +37,24 @@ struct PrometheusText {
                 if index > 0 { bytes.append(UInt8(ascii: ",")) }
                 append(key)
                 append("=\"")
-                for byte in value.utf8 {
-                    switch byte {
-                    case UInt8(ascii: "\\"): append("\\\\")
-                    case UInt8(ascii: "\""): append("\\\"")
-                    case 0x0A: append("\\n")
-                    default: bytes.append(byte)
-                    }
-                }
+                escape(value, quote: true)
                 bytes.append(UInt8(ascii: "\""))
             }
             bytes.append(UInt8(ascii: "}"))
         }
         bytes.append(UInt8(ascii: " "))
+    }
+
+    /// Backslash and newline as `\\` and `\n`, and with `quote` the double quote as `\"`.
+    private mutating func escape(_ text: String, quote: Bool) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): append("\\\\")
+            case UInt8(ascii: "\"") where quote: append("\\\"")
+            case 0x0A: append("\\n")
+            default: bytes.append(byte)
+            }
+        }
     }
 
     private mutating func append(_ text: String) {

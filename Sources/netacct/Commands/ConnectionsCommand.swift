@@ -62,7 +62,7 @@ struct ConnectionsCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        try Check.family(ipv4: ipv4, ipv6: ipv6)
         try Check.count(count, "--count")
         try Check.pids(pid)
         try Check.notEmpty(cgroup, "--cgroup")
@@ -81,7 +81,7 @@ struct ConnectionsCommand: ParsableCommand {
         configuration.filter.pids = try Check.pids(pid)
         configuration.filter.ports = try ports()
         configuration.filter.direction = direction
-        configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
+        configuration.filter.family = try Check.family(ipv4: ipv4, ipv6: ipv6)
         configuration.filter.cgroup = cgroup
         configuration.filter.failed = failed || all
         configuration.filter.closes = close || all

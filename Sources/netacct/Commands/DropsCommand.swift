@@ -51,7 +51,7 @@ struct DropsCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        try Check.family(ipv4: ipv4, ipv6: ipv6)
         if tcp && udp { throw ValidationError("--tcp and --udp exclude each other: give one of them, or neither for both.") }
         if let interval {
             guard summary else { throw ValidationError("An interval is for --summary (netacct drops --summary \(interval)).") }
@@ -66,7 +66,7 @@ struct DropsCommand: ParsableCommand {
         let logger = global.start("netacct.drops")
         var configuration = DropsApp.Configuration()
         configuration.filter.pids = try Check.pids(pid)
-        configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
+        configuration.filter.family = try Check.family(ipv4: ipv4, ipv6: ipv6)
         configuration.filter.proto = tcp ? .tcp : udp ? .udp : nil
         configuration.filter.reasons = reason
         configuration.filter.allReasons = allReasons

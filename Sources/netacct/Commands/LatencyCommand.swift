@@ -55,7 +55,7 @@ struct LatencyCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        try Check.family(ipv4: ipv4, ipv6: ipv6)
         if let interval {
             guard hist else { throw ValidationError("An interval is for --hist (netacct latency \(direction.rawValue) --hist \(interval)).") }
             try Check.seconds(interval, "The interval")
@@ -75,7 +75,7 @@ struct LatencyCommand: ParsableCommand {
         configuration.filter.destinationPort = dport.map(UInt16.init)
         configuration.filter.sample = UInt32(sample)
         configuration.filter.pids = try Check.pids(pid)
-        configuration.filter.family = ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
+        configuration.filter.family = try Check.family(ipv4: ipv4, ipv6: ipv6)
         configuration.histograms = hist ? interval ?? 1 : nil
         configuration.json = json
         configuration.count = count

@@ -72,7 +72,7 @@ struct TopCommand: ParsableCommand {
         try Check.pids(pid)
         try Check.notEmpty(cgroup, "--cgroup")
         try Check.notEmpty(daemonSocket, "--daemon-socket")
-        if ipv4 && ipv6 { throw ValidationError("-4 and -6 exclude each other: give one of them, or neither for both.") }
+        try Check.family(ipv4: ipv4, ipv6: ipv6)
         if (ipv4 || ipv6) && !connections && (noclear || json || isatty(STDOUT_FILENO) != 1) {
             throw ValidationError("-4 and -6 choose the connections shown: use them with --connections.")
         }
