@@ -5,7 +5,7 @@ import NetacctKit
 
 /// Drops and summaries as `netacct drops` prints them (README.md documents the JSON keys).
 public struct DropsRenderer {
-    public static let header = "TIME     PID     COMM             IP SADDR:SPORT > DADDR:DPORT                    PROTO REASON                    STATE\n"
+    public static let header = "TIME     PID     COMM             IP SADDR:SPORT > DADDR:DPORT                PROTO REASON                    STATE\n"
 
     /// The running kernel's reason names, and its clock's offset to the wall clock.
     let reasons: DropReasons

@@ -160,6 +160,13 @@ struct DropsRendererTests {
         // The time is local: everything after it, in the header's columns.
         #expect(v4.dropFirst(9) == "100     deaf             4  10.0.0.1:33333 > 10.0.0.2:9999           udp   socket rcvbuff            -\n")
         #expect(v6.dropFirst(9) == "-       -                6  [2001:db8::1]:443 > [::1]:40000          tcp   tcp csum                  ESTABLISHED\n")
+        // Each heading stands over its column: the protocol, the reason and the state start where theirs do.
+        let header = DropsRenderer.header
+        for (heading, value) in [("PROTO", "udp"), ("REASON", "socket rcvbuff"), ("STATE", "-\n")] {
+            let column = header.distance(from: header.startIndex, to: header.range(of: heading)!.lowerBound)
+            let start = v4.distance(from: v4.startIndex, to: v4.range(of: value)!.lowerBound)
+            #expect(column == start, "\(heading)")
+        }
     }
 
     static let interval = DropsRenderer.Interval(time: Date(timeIntervalSince1970: 0), seconds: 1.5, rows: [
