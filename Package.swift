@@ -45,6 +45,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The daemon's local API: verbs, reply records (Codable both ways), the client connection.
+        .target(name: "DaemonProtocol", dependencies: ["NetacctKit"]),
         // Accounting: loading the programs, samples, the process table, the multi-client service.
         .target(
             name: "Accounting",
@@ -59,7 +61,7 @@ let package = Package(
         .target(
             name: "Top",
             dependencies: [
-                "Accounting", "NetacctKit", "CGlibcExtras",
+                "Accounting", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -106,7 +108,7 @@ let package = Package(
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NIC", "Latency", "NetacctKit", "CGlibcExtras",
+                "Accounting", "NIC", "Latency", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "NetacctKit", "Top", "NIC", "Connections", "Drops", "Latency", "NetacctServers",
+                "Accounting", "DaemonProtocol", "NetacctKit", "Top", "NIC", "Connections", "Drops", "Latency", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -129,7 +131,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport", "CNetacct", "CGlibcExtras", "NetacctPrograms"],
+            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "DaemonProtocol", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport", "CNetacct", "CGlibcExtras", "NetacctPrograms"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest", "NetacctKit"]),
@@ -143,11 +145,12 @@ let package = Package(
         .testTarget(name: "NetacctKitTests", dependencies: ["NetacctKit", "BPF", .product(name: "SystemPackage", package: "swift-system")]),
         // A client of the netatop-bpf protocol that behaves as atop does, for tests and benchmarks.
         .target(name: "ProtocolClients", dependencies: ["NetacctServers", "NetacctKit"], path: "Tests/ProtocolClients"),
-        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "ProtocolClients", "Accounting", "NetacctKit", "CTestSupport"]),
+        .testTarget(name: "NetacctCLITests", dependencies: ["netacct", "NetacctServers", "ProtocolClients", "Accounting", "DaemonProtocol", "NetacctKit", "CTestSupport"]),
+        .testTarget(name: "DaemonProtocolTests", dependencies: ["DaemonProtocol", "NetacctKit"]),
         .testTarget(
             name: "NetacctServersTests",
             dependencies: [
-                "NetacctServers", "Accounting", "NetacctKit",
+                "NetacctServers", "Accounting", "DaemonProtocol", "NetacctKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

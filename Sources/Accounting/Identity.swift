@@ -2,7 +2,7 @@ import CNetacct
 import NetacctKit
 
 /// A process: its PID and its start time. PIDs are reused; the pair never is.
-public struct ProcessID: Hashable, Sendable, Comparable, Codable {
+public struct ProcessID: Hashable, Sendable, Comparable {
     public var pid: Int32
     /// CLOCK_MONOTONIC nanoseconds at which the process started.
     public var startNanoseconds: UInt64
@@ -18,7 +18,7 @@ public struct ProcessID: Hashable, Sendable, Comparable, Codable {
 }
 
 /// A thread: its TID and start time, within its process.
-public struct ThreadID: Hashable, Sendable, Codable {
+public struct ThreadID: Hashable, Sendable {
     public var tid: Int32
     public var startNanoseconds: UInt64
     public var process: ProcessID

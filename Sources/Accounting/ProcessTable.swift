@@ -8,7 +8,7 @@ import NetacctKit
 /// forgotten. Identities are (id, start time), so a reused PID or TID starts from zero.
 /// No total ever goes back, and a process is reported exited once and only once it has.
 public struct ProcessTable: Sendable {
-    public struct ThreadSample: Sendable, Equatable, Codable {
+    public struct ThreadSample: Sendable, Equatable {
         public var id: ThreadID
         public var comm: String
         public var exited: Bool
@@ -26,7 +26,7 @@ public struct ProcessTable: Sendable {
         }
     }
 
-    public struct ProcessSample: Sendable, Equatable, Codable {
+    public struct ProcessSample: Sendable, Equatable {
         public var id: ProcessID
         public var comm: String
         public var cgroupID: UInt64

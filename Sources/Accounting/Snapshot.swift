@@ -63,7 +63,7 @@ public struct Snapshot: Sendable {
     }
 
     /// Events the kernel side could not count, summed over CPUs since load. Never silent.
-    public struct Losses: Sendable, Equatable, Codable {
+    public struct Losses: Sendable, Equatable {
         /// Calls not counted: a thread had no slot and the overflow hash was full.
         public var uncountedCalls: UInt64 = 0
         /// Exited threads whose final counters did not fit in the exit ledger.

@@ -3,7 +3,7 @@ import NetacctKit
 
 /// Socket-level traffic of a thread, process or cgroup: a "packet" is one successful send
 /// or receive call on a TCP or UDP socket, "bytes" its payload (no headers).
-public struct Traffic: Hashable, Sendable, Codable {
+public struct Traffic: Hashable, Sendable {
     public var tcpTxPackets: UInt64 = 0
     public var tcpTxBytes: UInt64 = 0
     public var tcpRxPackets: UInt64 = 0

@@ -182,14 +182,8 @@ public struct LatencyRenderer {
         return String(decoding: out.bytes, as: UTF8.self)
     }
 
-    /// The stages' histograms as a JSON array (what --hist prints per interval, and the daemon's
-    /// `latency` reply since it started).
-    public func stagesJSON(_ histograms: [LatencyHistogram]) -> String {
-        var out = TextBuffer(capacity: 4096)
-        stages(histograms, into: &out)
-        return String(decoding: out.bytes, as: UTF8.self)
-    }
-
+    /// The stages' histograms as a JSON array, as --hist prints them per interval (the
+    /// daemon's `latency` records have the same fields, since it started).
     func stages(_ histograms: [LatencyHistogram], into out: inout TextBuffer) {
         out.append("[")
         for (index, (name, histogram)) in zip(stageNames, histograms).enumerated() {

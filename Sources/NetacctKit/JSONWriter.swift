@@ -1,52 +1,74 @@
-/// Writes JSON text in the order it is told (the documented key order of `--json`).
+/// Writes JSON text, as bytes, in the order it is told (the documented key order of `--json`
+/// and of the daemon's replies). `encode(_:)` and `fields(of:)` write `Encodable` values the
+/// same way (JSONEncoding.swift).
 public struct JSONWriter {
-    public init() {}
+    public init(capacity: Int = 1 << 12) { buffer = TextBuffer(capacity: capacity) }
 
-    public private(set) var text = ""
-    private var needsComma = false
+    var buffer: TextBuffer
+    var needsComma = false
+
+    public var bytes: [UInt8] { buffer.bytes }
+    public var text: String { String(decoding: buffer.bytes, as: UTF8.self) }
 
     /// Opens an object ("{") or an array ("["), as a value of its container.
-    public mutating func begin(_ bracket: String) {
-        if needsComma { text += "," }
-        text += bracket
+    public mutating func begin(_ bracket: StaticString) {
+        if needsComma { buffer.bytes.append(UInt8(ascii: ",")) }
+        buffer.append(bracket)
         needsComma = false
     }
 
-    public mutating func end(_ bracket: String) {
-        text += bracket
+    public mutating func end(_ bracket: StaticString) {
+        buffer.append(bracket)
         needsComma = true
     }
 
     public mutating func key(_ name: String) {
-        if needsComma { text += "," }
-        text += "\"\(name)\":"
+        if needsComma { buffer.bytes.append(UInt8(ascii: ",")) }
+        buffer.jsonString(name)
+        buffer.bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    /// A field whose value is already JSON (a number, true, false or null).
-    public mutating func field(_ name: String, number: String) {
-        key(name)
-        text += number
-        needsComma = true
+    /// A value already written as JSON text (a number with its decimals, say), as it is.
+    public mutating func raw(_ json: String) { value { $0.append(json) } }
+    public mutating func string(_ text: String) { value { $0.jsonString(text) } }
+    public mutating func bool(_ flag: Bool) { value { $0.append(flag ? "true" as StaticString : "false") } }
+    public mutating func null() { value { $0.append("null") } }
+    public mutating func number(_ integer: some BinaryInteger) {
+        value {
+            if integer < 0 { $0.bytes.append(UInt8(ascii: "-")) }
+            $0.append(UInt64(integer.magnitude))
+        }
     }
 
-    public mutating func field(_ name: String, string: String) {
+    /// A field whose value is already JSON text (`raw`).
+    public mutating func field(_ name: String, number: String) {
         key(name)
-        text += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        text += "\""
+        raw(number)
+    }
+
+    public mutating func field(_ name: String, number: some BinaryInteger) {
+        key(name)
+        self.number(number)
+    }
+
+    /// A string field; nil is written `null`.
+    public mutating func field(_ name: String, string: String?) {
+        key(name)
+        if let string { self.string(string) } else { null() }
+    }
+
+    public mutating func field(_ name: String, bool: Bool) {
+        key(name)
+        self.bool(bool)
+    }
+
+    /// Ends the text with a newline: a JSON line.
+    public mutating func newline() { buffer.bytes.append(UInt8(ascii: "\n")) }
+
+    private mutating func value(_ write: (inout TextBuffer) -> Void) {
+        if needsComma { buffer.bytes.append(UInt8(ascii: ",")) }
+        write(&buffer)
         needsComma = true
     }
 }

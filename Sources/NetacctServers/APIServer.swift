@@ -1,9 +1,10 @@
 import NIOCore
 import Accounting
+import DaemonProtocol
 import NetacctKit
 
-/// One local API connection (DaemonAPI): each request line names a collector's verb and gets
-/// one JSON reply line, in order.
+/// One local API connection (DaemonProtocol's `DaemonAPI`): each request line names a
+/// collector's verb and gets one JSON reply line, in order.
 ///
 /// A reply is made only once the previous one has been written out, so a client gets replies
 /// as fast as it reads them and no faster; it may send a few requests ahead
@@ -105,28 +106,18 @@ final class APIHandler: ChannelInboundHandler {
 
     /// The JSON line (with its newline) that answers `request`.
     private func reply(to request: String) throws -> [UInt8] {
-        let word = String(request.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
-        var out = JSONWriter()
-        out.begin("{")
-        out.field("version", number: String(DaemonAPI.version))
-        if let collector = shared.collector(for: word), let client {
-            out.field("verb", string: word)
-            do {
-                try collector.answer(client: client, into: &out)
-            } catch {
-                shared.log.log(.error, "answer-\(word)", "\(word): reading the kernel failed: \(error)")
-                out = JSONWriter()
-                out.begin("{")
-                out.field("version", number: String(DaemonAPI.version))
-                out.field("error", string: "\(word): the daemon could not read the kernel: \(error)")
-            }
-            shared.reportLosses()
-        } else {
-            let known = shared.collectors.map(\.verb).joined(separator: ", ")
-            let shown = word.count > 64 ? String(word.prefix(64)) + "…" : word
-            out.field("error", string: "unknown request \"\(shown)\" (requests: \(known))")
+        let word = DaemonAPI.word(of: request)
+        guard let collector = DaemonAPI.Verb(rawValue: word).flatMap(shared.collector(for:)), let client else {
+            return try DaemonAPI.errorLine(DaemonAPI.unknownRequest(word, hosted: shared.collectors.map(\.verb)))
         }
-        out.end("}")
-        return Array((out.text + "\n").utf8)
+        defer { shared.reportLosses() }
+        let answer: any DaemonReply
+        do {
+            answer = try collector.answer(client: client)
+        } catch {
+            shared.log.log(.error, "answer-\(word)", "\(word): reading the kernel failed: \(error)")
+            return try DaemonAPI.errorLine("\(word): the daemon could not read the kernel: \(error)")
+        }
+        return try DaemonAPI.line(answer)
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Accounting
+import DaemonProtocol
 import NetacctKit
 import Latency
 import NIC

@@ -1,3 +1,4 @@
+import DaemonProtocol
 import Latency
 import NetacctKit
 
@@ -14,23 +15,15 @@ final class LatencyCollector: Collector {
         self.engines = engines
     }
 
-    var verb: String { "latency" }
+    var verb: DaemonAPI.Verb { .latency }
     func connect(client: APIClientID) {}
     func disconnect(client: APIClientID) {}
 
     func maintain(interval: Double) throws -> Bool { false }
 
-    func answer(client: APIClientID, into json: inout JSONWriter) throws {
+    func answer(client: APIClientID) throws -> any DaemonReply {
         let totals = try engines.map { try $0.countedSinceLoad() }
-        json.key("directions")
-        json.begin("[")
-        for (engine, histograms) in zip(engines, totals) {
-            json.begin("{")
-            json.field("direction", string: engine.direction.rawValue)
-            json.field("stages", number: LatencyRenderer(direction: engine.direction, wallClockOffset: 0).stagesJSON(histograms))
-            json.end("}")
-        }
-        json.end("]")
+        return LatencyReply(directions: zip(engines, totals).map { LatencyReply.Direction($0.direction, $1) })
     }
 
     /// `netacct_latency_seconds{direction,stage}`: a histogram per stage and the total, with
@@ -74,5 +67,18 @@ final class LatencyCollector: Collector {
             guard let losses = try? engine.losses(), losses.tableFull + losses.socketFull > 0 else { return nil }
             return "\(losses.tableFull + losses.socketFull) segments not followed by latency \(engine.direction.rawValue) (tables full)"
         }
+    }
+}
+
+extension LatencyReply.Direction {
+    /// A direction's histograms, its stages' then the total's.
+    init(_ direction: LatencyDirection, _ histograms: [LatencyHistogram]) {
+        let names = LatencyRenderer(direction: direction, wallClockOffset: 0).stageNames
+        self.init(direction: direction.rawValue, stages: zip(names, histograms).map { name, h in
+            let us = { (p: Double) in h.percentile(p).map(Microseconds.init(nanoseconds:)) }
+            return .init(stage: name.lowercased(), count: h.count, p50Us: us(0.5), p90Us: us(0.9), p99Us: us(0.99),
+                         maxUs: h.count > 0 ? Microseconds(nanoseconds: h.maxNanoseconds) : nil, sumUs: Microseconds(nanoseconds: h.sumNanoseconds),
+                         buckets: h.octaves.map { .init(leUs: Microseconds(nanoseconds: $0.upper), count: $0.count) })
+        })
     }
 }

@@ -1,3 +1,4 @@
+import DaemonProtocol
 import NIC
 import NetacctKit
 
@@ -12,24 +13,20 @@ final class NICCollector: Collector {
         self.engine = engine
     }
 
-    var verb: String { "nic" }
+    var verb: DaemonAPI.Verb { .nic }
     func connect(client: APIClientID) {}
     func disconnect(client: APIClientID) {}
     /// The kernel keeps the counters: nothing to do between requests.
     func maintain(interval: Double) throws -> Bool { false }
 
-    func answer(client: APIClientID, into out: inout JSONWriter) throws {
-        out.key("interfaces")
-        out.begin("[")
-        for (slot, interface) in engine.interfaces.enumerated() {
+    func answer(client: APIClientID) throws -> any DaemonReply {
+        NICReply(interfaces: try engine.interfaces.enumerated().map { slot, interface in
             // Queues can appear (ethtool -L): read /sys again; a device gone counts no more.
             let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
-            NICRenderer.write(NICInterval.Interface(
-                name: interface.name, ifindex: interface.ifindex,
-                tx: .init(queues: try engine.read(slot: slot, .tx, queues: now.txQueues)),
-                rx: .init(queues: try engine.read(slot: slot, .rx, queues: now.rxQueues))), into: &out)
-        }
-        out.end("]")
+            return InterfaceRecord(NICInterval.Interface(name: interface.name, ifindex: interface.ifindex,
+                                                         tx: .init(queues: try engine.read(slot: slot, .tx, queues: now.txQueues)),
+                                                         rx: .init(queues: try engine.read(slot: slot, .rx, queues: now.rxQueues))))
+        })
     }
 
     var losses: [String] { [] }
@@ -52,5 +49,16 @@ final class NICCollector: Collector {
                 out.sample(name, [("interface", row.interface), ("queue", String(row.queue)), ("direction", row.direction)], row.counters[keyPath: value])
             }
         }
+    }
+}
+
+extension InterfaceRecord {
+    init(_ interface: NICInterval.Interface) {
+        func record(_ direction: NICInterval.Direction) -> QueuesRecord {
+            let total = direction.total
+            return QueuesRecord(queues: direction.queues.enumerated().map { .init(queue: $0, packets: $1.packets, bytes: $1.bytes, segments: $1.segments) },
+                                total: .init(queue: nil, packets: total.packets, bytes: total.bytes, segments: total.segments))
+        }
+        self.init(name: interface.name, ifindex: interface.ifindex, tx: record(interface.tx), rx: record(interface.rx))
     }
 }

@@ -1,4 +1,5 @@
 import Accounting
+import DaemonProtocol
 import DequeModule
 import NetacctKit
 
@@ -28,7 +29,7 @@ final class SocketsCollector: Collector {
         self.maximumClosed = maximumClosed
     }
 
-    var verb: String { DaemonAPI.socketsVerb }
+    var verb: DaemonAPI.Verb { .sockets }
     private var end: UInt64 { first + UInt64(closed.count) }
 
     func connect(client: APIClientID) { clients[client] = end }
@@ -66,13 +67,15 @@ final class SocketsCollector: Collector {
         }
     }
 
-    func answer(client: APIClientID, into json: inout JSONWriter) throws {
+    func answer(client: APIClientID) throws -> any DaemonReply {
         _ = try maintain(interval: 0)
         let next = max(clients[client] ?? end, first)
         let delivered = closed.dropFirst(Int(next - first))
-        DaemonAPI.writeSockets(open + delivered, into: &json)
-        clients[client] = end
-        trim()
+        defer {
+            clients[client] = end
+            trim()
+        }
+        return SocketsReply(sockets: (open + delivered).map(SocketRecord.init))
     }
 
     /// Open sockets that have talked (counted per socket), and the sockets closed since start.
@@ -99,5 +102,15 @@ final class SocketsCollector: Collector {
 
     var losses: [String] {
         forgotten > 0 ? ["\(forgotten) closed sockets forgotten before delivery (backlog full)"] : []
+    }
+}
+
+extension SocketRecord {
+    /// A sample's cumulative counters (`"raddr":"*","rport":null` when not connected).
+    init(_ s: SocketSample) {
+        self.init(pid: s.id.process.pid, startNs: s.id.process.startNanoseconds, cookie: s.id.cookie, protocol: s.transport.rawValue,
+                  family: s.family.rawValue, laddr: s.localAddress, lport: s.localPort, raddr: s.remoteAddress ?? "*",
+                  rport: s.remoteAddress == nil ? nil : s.remotePort, txPackets: s.total.txPackets, txBytes: s.total.txBytes,
+                  rxPackets: s.total.rxPackets, rxBytes: s.total.rxBytes, closed: s.closed)
     }
 }

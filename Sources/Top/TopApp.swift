@@ -2,6 +2,7 @@ import FoundationEssentials
 import Logging
 import SystemPackage
 import Accounting
+import DaemonProtocol
 import NetacctKit
 
 /// `netacct top`: every interval, the processes with traffic in it, busiest first.
@@ -82,8 +83,8 @@ public struct TopApp {
                                        sockets: configuration.connections ? sockets : nil, families: configuration.families)
             var text: String
             switch (configuration.grouping, configuration.json) {
-            case (.process, true): text = renderer.json(interval) + "\n"
-            case (.cgroup, true): text = renderer.cgroupJSON(interval, sort: configuration.sort) + "\n"
+            case (.process, true): text = try renderer.json(interval) + "\n"
+            case (.cgroup, true): text = try renderer.cgroupJSON(interval, sort: configuration.sort) + "\n"
             case (.process, false): text = renderer.table(interval, loadAverage: Self.loadAverage(), losses: losses)
             case (.cgroup, false): text = renderer.cgroupTable(interval, sort: configuration.sort, loadAverage: Self.loadAverage(), losses: losses)
             }
@@ -177,12 +178,12 @@ public struct TopApp {
             if let path = configuration.daemonSocket, let connection = try Self.connect(path, logger: logger) {
                 // The first reply sets the baseline: traffic before top started is not shown.
                 var tracker = DeltaTracker()
-                let first = try connection.processes()
+                let first = try connection.processSamples()
                 var sockets: SocketDeltas?
                 if configuration.connections {
                     do {
                         var deltas = SocketDeltas(baseline: true)
-                        _ = deltas.deltas(try connection.sockets())
+                        _ = deltas.deltas(try connection.socketSamples())
                         sockets = deltas
                     } catch let error as NetacctError where error.kind == .unsupported {
                         logger.debug("\(error)")
@@ -238,11 +239,11 @@ public struct TopApp {
         mutating func sample() throws -> ([ProcessTable.ProcessSample], [SocketSample], Snapshot.Losses) {
             switch self {
             case .daemon(let connection, var tracker, var sockets):
-                let reply = try connection.processes()
+                let reply = try connection.processSamples()
                 let samples = tracker.deltas(reply.processes)
                 var socketSamples: [SocketSample] = []
                 if var deltas = sockets {
-                    socketSamples = deltas.deltas(try connection.sockets())
+                    socketSamples = deltas.deltas(try connection.socketSamples())
                     sockets = deltas
                 }
                 self = .daemon(connection, tracker, sockets)

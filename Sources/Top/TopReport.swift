@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import Accounting
+import DaemonProtocol
 import NetacctKit
 
 /// One interval of `netacct top`: the processes with traffic in it, filtered and sorted.
@@ -254,12 +255,13 @@ public struct TopRenderer {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// One line of `netacct top --by cgroup --json` (without the newline).
-    public mutating func cgroupJSON(_ interval: TopInterval, sort: TopInterval.SortKey = .total) -> String {
+    /// One line of `netacct top --by cgroup --json` (without the newline): the records of
+    /// `/api/v1/cgroups`, with the interval's counters.
+    public mutating func cgroupJSON(_ interval: TopInterval, sort: TopInterval.SortKey = .total) throws -> String {
         var out = Self.beginLine(interval, list: "cgroups")
         for row in interval.byCgroup(sort: sort) {
             let (path, workload) = workload(of: row.id)
-            out.cgroup(path: path, workload: workload, processes: row.processes, traffic: row.delta)
+            try out.encode(CgroupRecord(cgroup: path, workload: workload, processes: row.processes, counters: Counters(row.delta)))
         }
         out.end("]")
         out.end("}")
@@ -281,25 +283,32 @@ public struct TopRenderer {
     // MARK: JSON
 
     /// One line of `netacct top --json` (without the newline), keys in the documented order.
-    public mutating func json(_ interval: TopInterval) -> String {
+    public mutating func json(_ interval: TopInterval) throws -> String {
         var out = Self.beginLine(interval, list: "processes")
         for process in interval.processes {
             out.begin("{")
-            out.field("pid", number: String(process.id.pid))
+            out.field("pid", number: process.id.pid)
             out.field("comm", string: process.comm)
-            if let path = cgroups.path(of: process.cgroupID) {
-                out.field("cgroup", string: path)
-            } else {
-                out.field("cgroup", number: "null")
-            }
-            out.field("exited", number: process.exited ? "true" : "false")
-            out.counters(process.delta)
+            out.field("cgroup", string: cgroups.path(of: process.cgroupID))
+            out.field("exited", bool: process.exited)
+            try out.fields(of: Counters(process.delta))
             if let connections = interval.connections {
                 out.key("connections")
                 out.begin("[")
                 for socket in connections[process.id] ?? [] {
+                    // A socket's fields as in the daemon's `sockets` records, with the interval's counters.
+                    let d = socket.delta
                     out.begin("{")
-                    out.connection(socket, socket.delta)
+                    out.field("protocol", string: socket.transport.rawValue)
+                    out.field("family", string: socket.family.rawValue)
+                    out.field("laddr", string: socket.localAddress)
+                    out.field("lport", number: socket.localPort)
+                    out.field("raddr", string: socket.remoteAddress ?? "*")
+                    if socket.remoteAddress == nil { out.key("rport"); out.null() } else { out.field("rport", number: socket.remotePort) }
+                    for (key, value) in [("tx_packets", d.txPackets), ("tx_bytes", d.txBytes), ("rx_packets", d.rxPackets), ("rx_bytes", d.rxBytes)] {
+                        out.field(key, number: value)
+                    }
+                    out.field("closed", bool: socket.closed)
                     out.end("}")
                 }
                 out.end("]")
@@ -309,10 +318,10 @@ public struct TopRenderer {
                 out.begin("[")
                 for thread in process.threads {
                     out.begin("{")
-                    out.field("tid", number: String(thread.id.tid))
+                    out.field("tid", number: thread.id.tid)
                     out.field("comm", string: thread.comm)
-                    out.field("exited", number: thread.exited ? "true" : "false")
-                    out.counters(thread.delta)
+                    out.field("exited", bool: thread.exited)
+                    try out.fields(of: Counters(thread.delta))
                     out.end("}")
                 }
                 out.end("]")

@@ -2,6 +2,7 @@ import CTestSupport
 import Foundation
 import Glibc
 import Accounting
+import DaemonProtocol
 import NetacctKit
 import NetacctServers
 import Synchronization
@@ -159,7 +160,7 @@ struct DaemonHostileTests {
         let reply = try api.processes()
         let exited = reply.processes.filter(\.exited)
         #expect(exited.count == 100)
-        #expect(exited.filter { pids.contains($0.id.pid) }.count >= 90)
+        #expect(exited.filter { pids.contains($0.pid) }.count >= 90)
         #expect(reply.losses.forgottenExits >= 200)
         // top shows it.
         let top = try Binary.run(["top", "0.3", "2", "-C", "--daemon-socket", daemon.api])
@@ -186,7 +187,7 @@ struct DaemonHostileTests {
         var finished: Date?
         while Date() < deadline {
             for process in try api.processes().processes {
-                seen[process.id.pid, default: []].append((process.exited, process.total.udpTxPackets))
+                seen[process.pid, default: []].append((process.exited, process.udpTxPackets))
             }
             if finished == nil && spawned.withLock({ !$0.isEmpty }) { finished = Date() }
             if let finished, Date().timeIntervalSince(finished) > 2 { break }

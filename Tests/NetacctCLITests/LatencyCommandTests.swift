@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Accounting
+import DaemonProtocol
 import Testing
 
 /// Request-response TCP flows from the veth pair's sender to its receiver, for real: each
@@ -431,14 +432,14 @@ struct LatencyCommandTests {
         try flows.client(port: 7010, requests: 100, size: 600)
         #expect(server.lines.next() == "done")
         let api = try DaemonAPI.Connection(path: daemon.api)
-        let object = try #require(try JSONSerialization.jsonObject(with: try api.request("latency")) as? [String: Any])
+        let line = try api.request("latency")
+        let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
         #expect(object["verb"] as? String == "latency")
-        let directions = try #require(object["directions"] as? [[String: Any]])
-        #expect(directions.compactMap { $0.string("direction") } == ["in", "out"])
+        let directions = try DaemonAPI.decode(LatencyReply.self, from: line).directions
+        #expect(directions.map(\.direction) == ["in", "out"])
         for (direction, names) in zip(directions, [["mac", "ip", "tcp", "total"], ["tcp", "ip", "qdisc", "total"]]) {
-            let stages = try #require(direction["stages"] as? [[String: Any]])
-            #expect(stages.compactMap { $0.string("stage") } == names)
-            #expect(stages.allSatisfy { $0.int("count") == 100 }, "\(direction)")
+            #expect(direction.stages.map(\.stage) == names)
+            #expect(direction.stages.allSatisfy { $0.count == 100 }, "\(direction)")
         }
         // Nothing waits on the daemon's event loop: 1,000 answers, each reading both directions'
         // histograms, take less than the 2 s that a millisecond's sleep per direction would.

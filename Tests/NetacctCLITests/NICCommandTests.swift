@@ -1,4 +1,5 @@
 import Accounting
+import DaemonProtocol
 import Foundation
 import Glibc
 import Testing
@@ -111,16 +112,15 @@ struct NICCommandTests {
         let line = try api.request("nic")
         let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
         #expect(object["version"] as? Int == 1 && object["verb"] as? String == "nic")
-        let interfaces = try #require(object["interfaces"] as? [[String: Any]])
-        let va = try #require(interfaces.first { $0["name"] as? String == "va" })
-        let queues = try #require((va["tx"] as? [String: Any])?["queues"] as? [[String: Any]])
+        let va = try #require(try DaemonAPI.decode(NICReply.self, from: line).interfaces.first { $0.name == "va" })
         // Cumulative since the daemon started; nothing else crossed va.
-        #expect(queues.map { $0["packets"] as? Int ?? -1 } == [10, 20, 0, 0])
-        #expect(queues.map { $0["bytes"] as? Int ?? -1 } == [10 * Self.frame, 20 * Self.frame, 0, 0])
+        #expect(va.tx.queues.map(\.queue) == [0, 1, 2, 3])
+        #expect(va.tx.queues.map(\.packets) == [10, 20, 0, 0])
+        #expect(va.tx.queues.map(\.bytes) == [10 * UInt64(Self.frame), 20 * UInt64(Self.frame), 0, 0])
         // Accounting is served beside it: the two senders, exited, with exactly what they sent.
-        let senders = try api.processes().processes.filter { $0.exited && $0.comm == "python3" }.map(\.total)
-        #expect(senders.contains(Traffic(udpTxPackets: 20, udpTxBytes: 20 * 200)))
-        #expect(senders.contains(Traffic(udpTxPackets: 10, udpTxBytes: 10 * 200)))
+        let senders = try api.processes().processes.filter { $0.exited && $0.comm == "python3" }.map(\.counters)
+        #expect(senders.contains(Counters(udpTxPackets: 20, udpTxBytes: 20 * 200)))
+        #expect(senders.contains(Counters(udpTxPackets: 10, udpTxBytes: 10 * 200)))
         let unknown = try #require(try JSONSerialization.jsonObject(with: try api.request("what")) as? [String: Any])
         #expect(unknown["error"] as? String == "unknown request \"what\" (requests: processes, nic)")
         daemon.stopExpectingSuccess()

@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 @testable import NetacctServers
 import Accounting
+import DaemonProtocol
 import NetacctKit
 import Testing
 
@@ -66,10 +67,10 @@ struct HandlerTests {
         // The documented layout, snake_case, keys in order; counters cumulative.
         #expect(lines.last?.hasPrefix(#"{"version":1,"verb":"processes","threads_kept":false,"processes":[{"pid":1,"start_ns":1,"comm":"p1","cgroup_id":1,"exited":false,"tcp_tx_packets":0,"tcp_tx_bytes":0,"tcp_rx_packets":0,"tcp_rx_bytes":0,"udp_tx_packets":1,"udp_tx_bytes":100,"udp_rx_packets":0,"udp_rx_bytes":0},"#) == true)
         #expect(lines.last?.hasSuffix(#""losses":{"uncounted_calls":0,"dropped_exits":0,"unregistered_processes":0,"late_thread_exits":0,"forgotten_exits":0,"uncounted_socket_calls":0}}"# + "\n") == true)
-        let reply = try DaemonAPI.decodeProcesses(Data(lines[1].utf8.dropLast()))
-        #expect(reply.processes.map { $0.id.pid }.sorted() == [1, 2, 3])
-        #expect(reply.processes.map { $0.total.udpTxBytes }.sorted() == [100, 200, 300])
-        #expect(reply.processes.allSatisfy { $0.comm == "p\($0.id.pid)" && !$0.exited })
+        let reply = try DaemonAPI.decode(ProcessesReply.self, from: Data(lines[1].utf8.dropLast()))
+        #expect(reply.processes.map { $0.pid }.sorted() == [1, 2, 3])
+        #expect(reply.processes.map { $0.udpTxBytes }.sorted() == [100, 200, 300])
+        #expect(reply.processes.allSatisfy { $0.comm == "p\($0.pid)" && !$0.exited })
     }
 
     @Test func anAPIClientThatQueuesTooManyRequestsIsDropped() throws {
@@ -175,11 +176,11 @@ struct ServerPartsTests {
 /// Optional collectors: one the kernel cannot support is skipped, anything else is an error.
 struct OptionalCollectorTests {
     final class Fake: Collector {
-        var verb: String { "fake" }
+        var verb: DaemonAPI.Verb { .nic }
         func connect(client: APIClientID) {}
         func disconnect(client: APIClientID) {}
         func maintain(interval: Double) throws -> Bool { false }
-        func answer(client: APIClientID, into json: inout JSONWriter) throws {}
+        func answer(client: APIClientID) throws -> any DaemonReply { NICReply(interfaces: []) }
         var losses: [String] { [] }
     }
 

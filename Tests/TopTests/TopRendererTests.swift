@@ -15,7 +15,7 @@ struct TopRendererTests {
                                                  threads: [thread])
         let interval = TopInterval(time: Date(timeIntervalSince1970: 0), seconds: 1.5, samples: [process])
         var renderer = TopRenderer(threads: true, summary: true, cgroups: CgroupNames(mountInfo: ""))
-        let line = renderer.json(interval)
+        let line = try renderer.json(interval)
         #expect(line.hasPrefix(#"{"time":"1970-01-01T00:00:00.000Z","interval_s":1.500,"processes":[{"pid":7,"comm":"a\\b\n\"c\"","cgroup":null,"exited":false,"tcp_tx_packets":0,"tcp_tx_bytes":0,"tcp_rx_packets":2,"tcp_rx_bytes":20,"udp_tx_packets":1,"udp_tx_bytes":9,"udp_rx_packets":0,"udp_rx_bytes":0,"threads":[{"tid":8,"comm":"w\"1","exited":true,"#))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let processes = try #require(object["processes"] as? [[String: Any]])

@@ -2,6 +2,7 @@ import CTestSupport
 import Foundation
 import Glibc
 import Accounting
+import DaemonProtocol
 import NetacctKit
 import NetacctServers
 import ProtocolClients

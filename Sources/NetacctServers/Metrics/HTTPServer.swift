@@ -1,4 +1,5 @@
 import Accounting
+import DaemonProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -7,9 +8,10 @@ import NetacctKit
 
 /// The daemon's HTTP server (`--listen`), on its event loop: `/metrics` (Prometheus text
 /// format), `/api/v1/processes`, `/api/v1/cgroups` and `/api/v1/<verb>` for every other
-/// collector (the local API's fields), and `/healthz`. Its connections (places, deadlines, one
-/// request each, the size bound) are `HTTPConnections`'. With a token, every path but /healthz
-/// needs `Authorization: Bearer <token>` (401 otherwise).
+/// collector (its reply record, as on the local API without `version` and `verb`), and
+/// `/healthz`. Its connections (places, deadlines, one request each, the size bound) are
+/// `HTTPConnections`'. With a token, every path but /healthz needs `Authorization: Bearer
+/// <token>` (401 otherwise).
 struct HTTPConfiguration: Sendable {
     var host: String
     var port: Int
@@ -82,30 +84,34 @@ final class HTTPServer: @unchecked Sendable {
         case "/api/v1/processes", "/api/v1/cgroups":
             shared.refresh(reporting: .all)
             let live = shared.service.processes(for: -1) // no client: the live processes only
-            var json = JSONWriter()
-            json.begin("{")
-            if path.hasSuffix("processes") { metrics.writeProcesses(live, into: &json) } else { metrics.writeCgroups(live, into: &json) }
-            json.end("}")
-            return (.ok, "application/json", Array((json.text + "\n").utf8))
+            return path.hasSuffix("processes") ? Self.json(metrics.processes(live)) : Self.json(metrics.cgroups(live))
         default:
-            let verb = String(path.dropFirst("/api/v1/".count))
-            guard path.hasPrefix("/api/v1/"), let collector = shared.collector(for: verb), verb != DaemonAPI.processesVerb else {
+            let verb = DaemonAPI.Verb(rawValue: String(path.dropFirst("/api/v1/".count)))
+            guard path.hasPrefix("/api/v1/"), let verb, verb != .processes, let collector = shared.collector(for: verb) else {
                 let known = ["/metrics", "/healthz", "/api/v1/processes", "/api/v1/cgroups"]
-                    + shared.collectors.map(\.verb).filter { $0 != DaemonAPI.processesVerb }.map { "/api/v1/\($0)" }
+                    + shared.collectors.map(\.verb).filter { $0 != .processes }.map { "/api/v1/\($0)" }
                 return (.notFound, "text/plain", Array("no such path; paths: \(known.joined(separator: " "))\n".utf8))
             }
             let client = shared.connectAPIClient()
             defer { shared.disconnectAPIClient(client) }
-            var json = JSONWriter()
-            json.begin("{")
             do {
-                try collector.answer(client: client, into: &json)
+                return Self.json(try collector.answer(client: client))
             } catch {
                 return (.internalServerError, "text/plain", Array("\(verb): the daemon could not read the kernel: \(error)\n".utf8))
             }
-            json.end("}")
-            return (.ok, "application/json", Array((json.text + "\n").utf8))
         }
+    }
+
+    /// A 200 whose body is `record`, one JSON line.
+    static func json(_ record: some Encodable) -> (HTTPResponseStatus, String, [UInt8]) {
+        var out = JSONWriter()
+        do {
+            try out.encode(record)
+        } catch {
+            return (.internalServerError, "text/plain", Array("encoding the reply failed: \(error)\n".utf8))
+        }
+        out.newline()
+        return (.ok, "application/json", out.bytes)
     }
 }
 

@@ -1,4 +1,5 @@
 import Accounting
+import DaemonProtocol
 import FoundationEssentials
 import Glibc
 import NetacctKit
@@ -153,26 +154,17 @@ final class MetricsExporter {
 
     /// `/api/v1/processes`: the live processes' cumulative counters, with the field names of
     /// `netacct top --json` (`start_ns` too, to tell two processes of one PID apart).
-    func writeProcesses(_ processes: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
-        json.key("processes")
-        json.begin("[")
-        for process in processes.sorted(by: { $0.id < $1.id }) {
-            json.begin("{")
-            json.field("pid", number: String(process.id.pid))
-            json.field("start_ns", number: String(process.id.startNanoseconds))
-            json.field("comm", string: process.comm)
-            if let path = cgroupNames.path(of: process.cgroupID) { json.field("cgroup", string: path) } else { json.field("cgroup", number: "null") }
-            json.field("exited", number: process.exited ? "true" : "false")
-            json.counters(process.total)
-            json.end("}")
-        }
-        json.end("]")
+    func processes(_ processes: [ProcessTable.ProcessSample]) -> LiveProcessesReply {
+        LiveProcessesReply(processes: processes.sorted { $0.id < $1.id }.map {
+            LiveProcessRecord(pid: $0.id.pid, startNs: $0.id.startNanoseconds, comm: $0.comm, cgroup: cgroupNames.path(of: $0.cgroupID),
+                              exited: $0.exited, counters: Counters($0.total))
+        })
     }
 
     /// `/api/v1/cgroups`: per cgroup, the cumulative counters of its live processes and of
     /// those that have exited (by path, as `netacct_cgroup_*` has them: the two agree), with the
     /// field names of `netacct top --by cgroup --json`; `processes` counts the live ones.
-    func writeCgroups(_ live: [ProcessTable.ProcessSample], into json: inout JSONWriter) {
+    func cgroups(_ live: [ProcessTable.ProcessSample]) -> CgroupsReply {
         maintain() // the exits the refresh before this noticed
         var rows: [String: (processes: Int, total: Traffic)] = exitedByCgroup.mapValues { (0, $0.total) }
         for process in live where !process.exited {
@@ -180,13 +172,10 @@ final class MetricsExporter {
             rows[path, default: (0, .zero)].processes += 1
             rows[path]!.total += process.total
         }
-        json.key("cgroups")
-        json.begin("[")
-        for (path, row) in rows.sorted(by: { $0.key < $1.key }) {
+        return CgroupsReply(cgroups: rows.sorted { $0.key < $1.key }.map { path, row in
             let workload = path.hasPrefix("/") ? Workload(path: path) : Workload(kind: .other, name: path)
-            json.cgroup(path: path.hasPrefix("/") ? path : nil, workload: workload, processes: row.processes, traffic: row.total)
-        }
-        json.end("]")
+            return CgroupRecord(cgroup: path.hasPrefix("/") ? path : nil, workload: workload, processes: row.processes, counters: Counters(row.total))
+        })
     }
 
     /// A traffic family pair, `<prefix>_bytes_total` and `<prefix>_calls_total`, with the

@@ -1,5 +1,6 @@
 import Accounting
 import ArgumentParser
+import DaemonProtocol
 import Glibc
 import NetacctServers
 

@@ -1,6 +1,7 @@
 import Accounting
 import Glibc
 import ArgumentParser
+import DaemonProtocol
 import Top
 
 struct TopCommand: ParsableCommand {

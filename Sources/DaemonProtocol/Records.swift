@@ -1,0 +1,302 @@
+import FoundationEssentials
+import NetacctKit
+
+/// A verb's reply: its fields follow `version` and `verb` in the reply line. Fields are written
+/// in the order they are declared, keys in snake_case; an optional is left out when nil unless
+/// `@Nullable` (then `null`).
+public protocol DaemonReply: Codable, Sendable {
+    static var verb: DaemonAPI.Verb { get }
+}
+
+// MARK: processes (accounting)
+
+/// `processes`: every process's cumulative counters since it was first seen, each exited one
+/// once per client (as for atop), and the losses since start.
+public struct ProcessesReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.processes
+    /// The daemon keeps per-thread rows (`netacct daemon --threads`): every process has `threads`.
+    public var threadsKept: Bool
+    public var processes: [ProcessRecord]
+    public var losses: Losses
+    public init(threadsKept: Bool, processes: [ProcessRecord], losses: Losses) {
+        (self.threadsKept, self.processes, self.losses) = (threadsKept, processes, losses)
+    }
+}
+
+/// A process: its identity (PID and start, CLOCK_MONOTONIC ns), then its counters.
+public struct ProcessRecord: CarriesCounters, Codable, Hashable, Sendable {
+    public var pid: Int32
+    public var startNs: UInt64
+    public var comm: String
+    public var cgroupId: UInt64
+    public var exited: Bool
+    public var tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0
+    /// Only when the daemon keeps threads.
+    public var threads: [ThreadRecord]?
+    public init(pid: Int32, startNs: UInt64, comm: String, cgroupId: UInt64, exited: Bool, counters: Counters, threads: [ThreadRecord]? = nil) {
+        (self.pid, self.startNs, self.comm, self.cgroupId, self.exited, self.threads) = (pid, startNs, comm, cgroupId, exited, threads)
+        self.counters = counters
+    }
+}
+
+public struct ThreadRecord: CarriesCounters, Codable, Hashable, Sendable {
+    public var tid: Int32
+    public var startNs: UInt64
+    public var comm: String
+    public var exited: Bool
+    public var tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0
+    public init(tid: Int32, startNs: UInt64, comm: String, exited: Bool, counters: Counters) {
+        (self.tid, self.startNs, self.comm, self.exited) = (tid, startNs, comm, exited)
+        self.counters = counters
+    }
+}
+
+/// What could not be counted or delivered since the daemon started (README: What is counted).
+public struct Losses: Codable, Hashable, Sendable {
+    public var uncountedCalls: UInt64 = 0
+    public var droppedExits: UInt64 = 0
+    public var unregisteredProcesses: UInt64 = 0
+    public var lateThreadExits: UInt64 = 0
+    public var forgottenExits: UInt64 = 0
+    public var uncountedSocketCalls: UInt64 = 0
+    public init(uncountedCalls: UInt64 = 0, droppedExits: UInt64 = 0, unregisteredProcesses: UInt64 = 0,
+                lateThreadExits: UInt64 = 0, forgottenExits: UInt64 = 0, uncountedSocketCalls: UInt64 = 0) {
+        (self.uncountedCalls, self.droppedExits, self.unregisteredProcesses) = (uncountedCalls, droppedExits, unregisteredProcesses)
+        (self.lateThreadExits, self.forgottenExits, self.uncountedSocketCalls) = (lateThreadExits, forgottenExits, uncountedSocketCalls)
+    }
+}
+
+/// The eight counters (calls and payload bytes, TCP and UDP, each way), in the documented order.
+public struct Counters: CarriesCounters, Codable, Hashable, Sendable {
+    public var tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0
+    public init(tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0,
+                udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0) {
+        (self.tcpTxPackets, self.tcpTxBytes, self.tcpRxPackets, self.tcpRxBytes) = (tcpTxPackets, tcpTxBytes, tcpRxPackets, tcpRxBytes)
+        (self.udpTxPackets, self.udpTxBytes, self.udpRxPackets, self.udpRxBytes) = (udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes)
+    }
+}
+
+/// A record whose object carries the eight counters among its own fields.
+public protocol CarriesCounters {
+    var tcpTxPackets: UInt64 { get set }
+    var tcpTxBytes: UInt64 { get set }
+    var tcpRxPackets: UInt64 { get set }
+    var tcpRxBytes: UInt64 { get set }
+    var udpTxPackets: UInt64 { get set }
+    var udpTxBytes: UInt64 { get set }
+    var udpRxPackets: UInt64 { get set }
+    var udpRxBytes: UInt64 { get set }
+}
+
+extension CarriesCounters {
+    /// The eight counters, together.
+    public var counters: Counters {
+        get {
+            Counters(tcpTxPackets: tcpTxPackets, tcpTxBytes: tcpTxBytes, tcpRxPackets: tcpRxPackets, tcpRxBytes: tcpRxBytes,
+                     udpTxPackets: udpTxPackets, udpTxBytes: udpTxBytes, udpRxPackets: udpRxPackets, udpRxBytes: udpRxBytes)
+        }
+        set {
+            (tcpTxPackets, tcpTxBytes, tcpRxPackets, tcpRxBytes) = (newValue.tcpTxPackets, newValue.tcpTxBytes, newValue.tcpRxPackets, newValue.tcpRxBytes)
+            (udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes) = (newValue.udpTxPackets, newValue.udpTxBytes, newValue.udpRxPackets, newValue.udpRxBytes)
+        }
+    }
+}
+
+// MARK: sockets (per-socket counting)
+
+/// `sockets`: every socket's cumulative counters as each process used it, closed ones once per
+/// client.
+public struct SocketsReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.sockets
+    public var sockets: [SocketRecord]
+    public init(sockets: [SocketRecord]) { self.sockets = sockets }
+}
+
+/// A socket as one process used it: the process, the socket cookie (SO_COOKIE), the endpoints
+/// when first counted (`"raddr":"*","rport":null` when not connected), the counters.
+public struct SocketRecord: Codable, Hashable, Sendable {
+    public var pid: Int32
+    public var startNs: UInt64
+    public var cookie: UInt64
+    /// "tcp" or "udp".
+    public var `protocol`: String
+    /// "ipv4" or "ipv6".
+    public var family: String
+    public var laddr: String
+    public var lport: UInt16
+    public var raddr: String
+    @Nullable public var rport: UInt16?
+    public var txPackets: UInt64, txBytes: UInt64, rxPackets: UInt64, rxBytes: UInt64
+    public var closed: Bool
+    public init(pid: Int32, startNs: UInt64, cookie: UInt64, protocol: String, family: String, laddr: String, lport: UInt16,
+                raddr: String, rport: UInt16?, txPackets: UInt64, txBytes: UInt64, rxPackets: UInt64, rxBytes: UInt64, closed: Bool) {
+        (self.pid, self.startNs, self.cookie, self.protocol, self.family) = (pid, startNs, cookie, `protocol`, family)
+        (self.laddr, self.lport, self.raddr) = (laddr, lport, raddr)
+        self.rport = rport
+        (self.txPackets, self.txBytes, self.rxPackets, self.rxBytes, self.closed) = (txPackets, txBytes, rxPackets, rxBytes, closed)
+    }
+}
+
+// MARK: nic
+
+/// `nic`: each counted interface's cumulative frames, bytes and segments per queue since the
+/// daemon started (the fields of `netacct nic --json`).
+public struct NICReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.nic
+    public var interfaces: [InterfaceRecord]
+    public init(interfaces: [InterfaceRecord]) { self.interfaces = interfaces }
+}
+
+public struct InterfaceRecord: Codable, Hashable, Sendable {
+    public var name: String
+    public var ifindex: UInt32
+    public var tx: QueuesRecord
+    public var rx: QueuesRecord
+    public init(name: String, ifindex: UInt32, tx: QueuesRecord, rx: QueuesRecord) {
+        (self.name, self.ifindex, self.tx, self.rx) = (name, ifindex, tx, rx)
+    }
+}
+
+/// One direction's queues, and their sum (`total`: no `queue`).
+public struct QueuesRecord: Codable, Hashable, Sendable {
+    public var queues: [Queue]
+    public var total: Queue
+    public init(queues: [Queue], total: Queue) { (self.queues, self.total) = (queues, total) }
+
+    public struct Queue: Codable, Hashable, Sendable {
+        public var queue: Int?
+        public var packets: UInt64, bytes: UInt64, segments: UInt64
+        public init(queue: Int?, packets: UInt64, bytes: UInt64, segments: UInt64) {
+            (self.queue, self.packets, self.bytes, self.segments) = (queue, packets, bytes, segments)
+        }
+    }
+}
+
+// MARK: latency
+
+/// `latency`: for each direction, the histogram of each stage and of the total since the
+/// daemon started (the fields of `netacct latency --hist --json`'s stages).
+public struct LatencyReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.latency
+    public var directions: [Direction]
+    public init(directions: [Direction]) { self.directions = directions }
+
+    public struct Direction: Codable, Hashable, Sendable {
+        /// "in" or "out".
+        public var direction: String
+        public var stages: [Stage]
+        public init(direction: String, stages: [Stage]) { (self.direction, self.stages) = (direction, stages) }
+    }
+
+    /// A stage's count, percentiles and maximum (`null` when nothing was counted), sum, and
+    /// counts per power of two (`le_us`: the octave's exclusive upper bound).
+    public struct Stage: Codable, Hashable, Sendable {
+        public var stage: String
+        public var count: UInt64
+        @Nullable public var p50Us: Microseconds?
+        @Nullable public var p90Us: Microseconds?
+        @Nullable public var p99Us: Microseconds?
+        @Nullable public var maxUs: Microseconds?
+        public var sumUs: Microseconds
+        public var buckets: [Bucket]
+        public init(stage: String, count: UInt64, p50Us: Microseconds?, p90Us: Microseconds?, p99Us: Microseconds?,
+                    maxUs: Microseconds?, sumUs: Microseconds, buckets: [Bucket]) {
+            (self.stage, self.count, self.sumUs, self.buckets) = (stage, count, sumUs, buckets)
+            self.p50Us = p50Us
+            self.p90Us = p90Us
+            self.p99Us = p99Us
+            self.maxUs = maxUs
+        }
+    }
+
+    public struct Bucket: Codable, Hashable, Sendable {
+        public var leUs: Microseconds
+        public var count: UInt64
+        public init(leUs: Microseconds, count: UInt64) { (self.leUs, self.count) = (leUs, count) }
+    }
+}
+
+/// A time in microseconds to the nanosecond: written with exactly three decimals (`1.536`),
+/// read back exactly.
+public struct Microseconds: Codable, Hashable, Sendable {
+    public var nanoseconds: UInt64
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    public func encode(to encoder: any Encoder) throws {
+        var text = TextBuffer(capacity: 24)
+        text.append(nanoseconds, decimals: 3)
+        var value = encoder.singleValueContainer()
+        try value.encode(JSONWriter.Raw(String(decoding: text.bytes, as: UTF8.self)))
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer().decode(Decimal.self)
+        guard let nanoseconds = UInt64((value * 1000).description) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(value) is not a time in µs to the ns"))
+        }
+        self.nanoseconds = nanoseconds
+    }
+}
+
+// MARK: the HTTP API
+
+/// `/api/v1/processes`: the live processes' cumulative counters, with `netacct top --json`'s
+/// field names (`start_ns` too, to tell two processes of one PID apart).
+public struct LiveProcessesReply: Codable, Equatable, Sendable {
+    public var processes: [LiveProcessRecord]
+    public init(processes: [LiveProcessRecord]) { self.processes = processes }
+}
+
+public struct LiveProcessRecord: CarriesCounters, Codable, Hashable, Sendable {
+    public var pid: Int32
+    public var startNs: UInt64
+    public var comm: String
+    /// Its cgroup's path under the cgroup2 mount; `null` once the cgroup is gone.
+    @Nullable public var cgroup: String?
+    public var exited: Bool
+    public var tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0
+    public init(pid: Int32, startNs: UInt64, comm: String, cgroup: String?, exited: Bool, counters: Counters) {
+        (self.pid, self.startNs, self.comm, self.exited) = (pid, startNs, comm, exited)
+        self.cgroup = cgroup
+        self.counters = counters
+    }
+}
+
+/// `/api/v1/cgroups`: per cgroup, its cumulative counters (`netacct top --by cgroup --json`'s
+/// rows have the same fields, per interval).
+public struct CgroupsReply: Codable, Equatable, Sendable {
+    public var cgroups: [CgroupRecord]
+    public init(cgroups: [CgroupRecord]) { self.cgroups = cgroups }
+}
+
+/// A cgroup: its path (`null` once gone), its unit, container or pod name and kind, its
+/// processes, its counters.
+public struct CgroupRecord: CarriesCounters, Codable, Hashable, Sendable {
+    @Nullable public var cgroup: String?
+    public var name: String
+    public var kind: String
+    public var processes: Int
+    public var tcpTxPackets: UInt64 = 0, tcpTxBytes: UInt64 = 0, tcpRxPackets: UInt64 = 0, tcpRxBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0
+    public init(cgroup: String?, workload: Workload, processes: Int, counters: Counters) {
+        (self.name, self.kind, self.processes) = (workload.name, workload.kind.rawValue, processes)
+        self.cgroup = cgroup
+        self.counters = counters
+    }
+}
+
+/// An optional field written `null` when nil, where a synthesized conformance would leave it out.
+@propertyWrapper
+public struct Nullable<Value: Codable & Hashable & Sendable>: Codable, Hashable, Sendable {
+    public var wrappedValue: Value?
+    public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+    public init(from decoder: any Decoder) throws { wrappedValue = try decoder.singleValueContainer().decode(Value?.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var value = encoder.singleValueContainer()
+        try value.encode(wrappedValue)
+    }
+}
