@@ -108,7 +108,7 @@ let package = Package(
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NIC", "Latency", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
+                "Accounting", "NIC", "Latency", "Drops", "Connections", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "NetacctServersTests",
             dependencies: [
-                "NetacctServers", "Accounting", "DaemonProtocol", "NetacctKit",
+                "NetacctServers", "Accounting", "DaemonProtocol", "NetacctKit", "Drops", "Connections", "CNetacct",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

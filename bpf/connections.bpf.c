@@ -137,6 +137,7 @@ static __always_inline void remember_caller(struct netacct_connection *c)
 	c->tid = (__u32)id;
 	c->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(c->comm, sizeof(c->comm));
+	__builtin_memcpy(c->process_comm, bpf_get_current_task_btf()->group_leader->comm, sizeof(c->process_comm));
 	c->known |= NETACCT_CONNECTION_HAS_PROCESS;
 }
 
@@ -165,6 +166,7 @@ event_for(__u8 kind, struct sock *sk, struct netacct_connection *c, __u64 now)
 		e->cgroup = c->cgroup;
 		e->latency_us = c->latency_us;
 		__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+		__builtin_memcpy(e->process_comm, c->process_comm, sizeof(e->process_comm));
 	} else {
 		e->direction = NETACCT_CONNECTION_UNKNOWN;
 	}

@@ -58,7 +58,8 @@ struct netacct_connection_event {
 	__u8 direction;		/* enum netacct_connection_direction */
 	__u8 known;		/* NETACCT_CONNECTION_HAS_* */
 	__u8 padding[7];
-	char comm[NETACCT_CONNECTIONS_COMM_LEN];
+	char comm[NETACCT_CONNECTIONS_COMM_LEN];	/* the caller's thread's name */
+	char process_comm[NETACCT_CONNECTIONS_COMM_LEN];	/* its process's (group leader's) name */
 };
 
 /* A thread's state across connect() (task storage): inside it, and a failure kept for its exit. */
@@ -79,6 +80,7 @@ struct netacct_connection {
 	__u8 known;		/* NETACCT_CONNECTION_HAS_*: duration means start_ns is the establishment */
 	__u8 padding[2];
 	char comm[NETACCT_CONNECTIONS_COMM_LEN];
+	char process_comm[NETACCT_CONNECTIONS_COMM_LEN];
 };
 
 /* Indexes of the `counters` per-CPU array: what the kernel side could not do. */

@@ -92,6 +92,7 @@ static __always_inline void own(struct sock *sk, bool replace)
 		return;
 	task = bpf_get_current_task_btf();
 	owner.pid = task->tgid;
+	owner.cgroup = bpf_get_current_cgroup_id();
 	__builtin_memcpy(owner.comm, task->group_leader->comm, sizeof(owner.comm));
 	bpf_map_update_elem(&owners, &inode, &owner, BPF_ANY);
 }

@@ -22,10 +22,12 @@
 #define NETACCT_DROPS_COMM_LEN 16
 
 /* Who holds a socket, by its inode: the process that bound, listened, connected, accepted or
- * first sent on it (or held it when netacct started). */
+ * first sent on it (or held it when netacct started), and the cgroup v2 it was in then. */
 struct netacct_drop_owner {
+	__u64 cgroup;
 	__u32 pid;
 	char comm[NETACCT_DROPS_COMM_LEN];
+	__u8 padding[4];
 };
 
 /* One dropped packet. Addresses in network order, ports in host order. */

@@ -87,6 +87,14 @@ struct MapHandle {
         throw BPFError("looking up in", subject, code: result)
     }
 
+    /// Deletes the key at `key`; false when it was not there.
+    func delete(key: UnsafeRawPointer) throws -> Bool {
+        let result = bpf_map_delete_elem(try fileDescriptor(), key)
+        if result == 0 { return true }
+        if -result == ENOENT { return false }
+        throw BPFError("deleting from", subject, code: result)
+    }
+
     /// Reads (and optionally deletes) every entry with BPF_MAP_LOOKUP(_AND_DELETE)_BATCH,
     /// `chunk` at a time into small buffers, reused and never cleared (the kernel fills them),
     /// so that reading a map costs no memory to speak of. `valueStride` is the bytes one key's
@@ -165,11 +173,7 @@ public struct Map<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     /// Deletes `key`; returns false when it was not there.
     @discardableResult
     public func delete(_ key: Key) throws -> Bool {
-        var key = key
-        let result = bpf_map_delete_elem(try handle.fileDescriptor(), &key)
-        if result == 0 { return true }
-        if -result == ENOENT { return false }
-        throw BPFError("deleting from", handle.subject, code: result)
+        try withUnsafeBytes(of: key) { try handle.delete(key: $0.baseAddress!) }
     }
 
     /// Every entry, read in batches. With `deleting`, each entry returned is also removed
@@ -208,6 +212,12 @@ public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
         defer { buffer.deallocate() }
         guard try handle.lookup(key: &key, value: buffer.baseAddress!) else { return nil }
         return decode(UnsafeRawPointer(buffer.baseAddress!))
+    }
+
+    /// Deletes `key` (every CPU's value); returns false when it was not there.
+    @discardableResult
+    public func delete(_ key: Key) throws -> Bool {
+        try withUnsafeBytes(of: key) { try handle.delete(key: $0.baseAddress!) }
     }
 
     /// Every entry with its per-CPU values, read in batches.

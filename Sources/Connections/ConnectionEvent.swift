@@ -43,9 +43,15 @@ public struct ConnectionEvent: Sendable {
     public var pid: Int32? { hasProcess ? Int32(bitPattern: record.pid) : nil }
     public var tid: Int32? { hasProcess ? Int32(bitPattern: record.tid) : nil }
     public var cgroupID: UInt64? { hasProcess ? record.cgroup : nil }
+    /// The caller's thread's name.
     public var comm: String? {
         guard hasProcess else { return nil }
         return withUnsafeBytes(of: record.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+    /// The caller's process's name (its group leader's, as `top` and the accounting families name it).
+    public var processComm: String? {
+        guard hasProcess else { return nil }
+        return withUnsafeBytes(of: record.process_comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     public var family: Family { Family(addressFamily: record.family) }

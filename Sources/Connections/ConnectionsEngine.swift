@@ -23,7 +23,7 @@ public final class ConnectionsEngine {
     /// Attached for as long as the engine lives.
     private let links: [Link]
 
-    /// The ring buffer's size by default: at 128 bytes an event, 65,536 events (more than a
+    /// The ring buffer's size by default: at 144 bytes an event, 58,000 events (more than a
     /// second of a 10,000 connections/s storm with every kind of event).
     public static let defaultRingBufferBytes: UInt32 = 8 << 20
 

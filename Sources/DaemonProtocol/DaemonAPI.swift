@@ -12,9 +12,9 @@ public enum DaemonAPI {
     /// The version of the replies' layout; a client refuses another.
     public static let version = 1
 
-    /// What a request names: a collector's verb. A new collector (drops, connection events)
-    /// adds its case here and its `DaemonReply` record in Records.swift.
-    public enum Verb: String, CaseIterable, Codable, Sendable {
+    /// What a request names: a collector's verb. A new collector adds its case here and its
+    /// `DaemonReply` record in Records.swift.
+    public enum Verb: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
         /// The accounting collector, always hosted: `ProcessesReply`.
         case processes
         /// Per-socket counting (`--connections`): `SocketsReply`.
@@ -23,9 +23,15 @@ public enum DaemonAPI {
         case nic
         /// The latency collector (`--latency`): `LatencyReply`.
         case latency
+        /// The drops collector (`--drops`): `DropsReply`.
+        case drops
+        /// The connection-events collector (`--connection-events`): `ConnectionEventsReply`.
+        case connectionEvents = "connection_events"
 
         /// The request line, newline included.
         public var line: String { rawValue + "\n" }
+        /// As requests name it (`connection_events`).
+        public var description: String { rawValue }
     }
 
     /// The word a request line names: blanks around it and a CR before the newline dropped.

@@ -241,6 +241,106 @@ public struct Microseconds: Codable, Hashable, Sendable {
     }
 }
 
+// MARK: drops and connection events: counts per process group and per cgroup
+
+/// A process group's counts since the daemon started, as its Prometheus series has them: its
+/// command name (`pid` too with `--metrics-pids`); `other` for the groups without a series of
+/// their own (`--metrics-top`), `-` for what no process is known for.
+public struct GroupCounts<Counts: Codable & Hashable & Sendable>: Codable, Hashable, Sendable {
+    public var group: String
+    public var pid: Int32?
+    public var counts: Counts
+    public init(group: String, pid: Int32? = nil, counts: Counts) { (self.group, self.pid, self.counts) = (group, pid, counts) }
+}
+
+/// A cgroup's counts since the daemon started, as its Prometheus series has them: its path
+/// (`#id` once gone; `other`, `-`), its unit, container or pod name and kind (`none` for `-`).
+public struct CgroupCounts<Counts: Codable & Hashable & Sendable>: Codable, Hashable, Sendable {
+    public var cgroup: String
+    public var name: String
+    public var kind: String
+    public var counts: Counts
+    public init(cgroup: String, name: String, kind: String, counts: Counts) {
+        (self.cgroup, self.name, self.kind, self.counts) = (cgroup, name, kind, counts)
+    }
+}
+
+/// `drops`: incoming packets the kernel dropped since the daemon started, by reason and
+/// protocol, in all and per process group and cgroup of the socket's owner (`netacct drops
+/// --summary`'s reason names); `unkeyed_drops` were counted without their socket (the kernel's
+/// per-socket table was full), in the `-` rows.
+public struct DropsReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.drops
+    public var total: [DropCount]
+    public var processGroups: [GroupCounts<[DropCount]>]
+    public var cgroups: [CgroupCounts<[DropCount]>]
+    public var unkeyedDrops: UInt64
+    public init(total: [DropCount], processGroups: [GroupCounts<[DropCount]>], cgroups: [CgroupCounts<[DropCount]>], unkeyedDrops: UInt64) {
+        (self.total, self.processGroups, self.cgroups, self.unkeyedDrops) = (total, processGroups, cgroups, unkeyedDrops)
+    }
+}
+
+public struct DropCount: Codable, Hashable, Sendable {
+    /// The kernel's name (`SOCKET_RCVBUFF`).
+    public var reason: String
+    /// "tcp" or "udp".
+    public var `protocol`: String
+    public var count: UInt64
+    public init(reason: String, protocol: String, count: UInt64) { (self.reason, self.protocol, self.count) = (reason, `protocol`, count) }
+}
+
+/// `connection_events`: TCP connections opened, failed and closed since the daemon started, in
+/// all and per process group and cgroup of the process that connected or accepted; the events
+/// the kernel could not deliver (`lost_events`: its ring buffer was full) and the connections
+/// it could not follow (`unfollowed_connections`: its table was full; their close is in `-`).
+public struct ConnectionEventsReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.connectionEvents
+    public var total: ConnectionCounts
+    public var processGroups: [GroupCounts<ConnectionCounts>]
+    public var cgroups: [CgroupCounts<ConnectionCounts>]
+    public var lostEvents: UInt64
+    public var unfollowedConnections: UInt64
+    public init(total: ConnectionCounts, processGroups: [GroupCounts<ConnectionCounts>], cgroups: [CgroupCounts<ConnectionCounts>],
+                lostEvents: UInt64, unfollowedConnections: UInt64) {
+        (self.total, self.processGroups, self.cgroups) = (total, processGroups, cgroups)
+        (self.lostEvents, self.unfollowedConnections) = (lostEvents, unfollowedConnections)
+    }
+}
+
+/// Connections established by connect() and by accept(), connects that failed by errno name
+/// (ECONNREFUSED…), established connections closed, and the handshake of the connects
+/// established (SYN sent to SYN-ACK received): its count, sum and non-empty buckets (`le_us`
+/// the inclusive upper bound, `null` beyond the last).
+public struct ConnectionCounts: Codable, Hashable, Sendable {
+    public var connects: UInt64
+    public var accepts: UInt64
+    public var failures: [Failure]
+    public var closes: UInt64
+    public var connectLatency: Histogram
+    public init(connects: UInt64, accepts: UInt64, failures: [Failure], closes: UInt64, connectLatency: Histogram) {
+        (self.connects, self.accepts, self.failures, self.closes, self.connectLatency) = (connects, accepts, failures, closes, connectLatency)
+    }
+
+    public struct Failure: Codable, Hashable, Sendable {
+        public var error: String
+        public var count: UInt64
+        public init(error: String, count: UInt64) { (self.error, self.count) = (error, count) }
+    }
+
+    public struct Histogram: Codable, Hashable, Sendable {
+        public var count: UInt64
+        public var sumUs: UInt64
+        public var buckets: [Bucket]
+        public init(count: UInt64, sumUs: UInt64, buckets: [Bucket]) { (self.count, self.sumUs, self.buckets) = (count, sumUs, buckets) }
+    }
+
+    public struct Bucket: Codable, Hashable, Sendable {
+        @Nullable public var leUs: UInt64?
+        public var count: UInt64
+        public init(leUs: UInt64?, count: UInt64) { (self.leUs, self.count) = (leUs, count) }
+    }
+}
+
 // MARK: the HTTP API
 
 /// `/api/v1/processes`: the live processes' cumulative counters, with `netacct top --json`'s

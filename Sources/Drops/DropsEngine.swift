@@ -98,6 +98,7 @@ public final class DropsEngine {
         for (inode, owner) in scan.known {
             var record = netacct_drop_owner()
             record.pid = UInt32(bitPattern: owner.pid)
+            record.cgroup = owner.cgroup
             withUnsafeMutableBytes(of: &record.comm) { $0.copyBytes(from: owner.comm.utf8.prefix(Int(NETACCT_DROPS_COMM_LEN) - 1)) }
             try? owners.update(inode, record, .onlyNew)
         }
@@ -110,11 +111,14 @@ public final class DropsEngine {
     }
 
     /// The owner the kernel side knows for a socket (kept after its process exits, until the
-    /// table needs the room), or else the one /proc shows (rescanned at most every 0.2 s).
-    public func owner(of inode: UInt64) -> SocketOwners.Owner? {
-        guard inode != 0, let record = try? owners.lookup(inode) else { return proc.owner(of: inode, now: StopSignals.now()) }
+    /// table needs the room), or else, `rescanning`, the one /proc shows (rescanned at most every
+    /// 0.2 s: a walk of every process's descriptors, which the daemon does not make).
+    public func owner(of inode: UInt64, rescanning: Bool = true) -> SocketOwners.Owner? {
+        guard inode != 0, let record = try? owners.lookup(inode) else {
+            return rescanning ? proc.owner(of: inode, now: StopSignals.now()) : nil
+        }
         let comm = withUnsafeBytes(of: record.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return SocketOwners.Owner(pid: Int32(bitPattern: record.pid), comm: comm)
+        return SocketOwners.Owner(pid: Int32(bitPattern: record.pid), comm: comm, cgroup: record.cgroup)
     }
 
     public func lostEvents() throws -> UInt64 {
@@ -128,6 +132,21 @@ public final class DropsEngine {
             result[DropKey(inode: key.socket_inode, reason: key.reason, proto: key.protocol)] = value
         }
         return result
+    }
+
+    /// Summary mode: takes these sockets' counts out of the kernel's table (16,384 at once),
+    /// to make room; a drop counted in the moment between their last reading and this is left
+    /// to the unattributed rest (the totals keep it).
+    public func forget(_ keys: some Sequence<DropKey>) throws {
+        for key in keys {
+            try counts.delete(netacct_drop_key(socket_inode: key.inode, reason: key.reason, protocol: key.proto, padding: (0, 0, 0)))
+        }
+    }
+
+    /// Summary mode: drops counted in `totals` only, the per-socket table being full (their
+    /// owner is unknown).
+    public func unkeyedDrops() throws -> UInt64 {
+        try counters.lookupSummed(UInt32(NETACCT_DROPS_UNKEYED.rawValue)) ?? 0
     }
 
     /// Summary mode: the cumulative count of each (reason, protocol), whatever the socket

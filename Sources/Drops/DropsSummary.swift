@@ -10,7 +10,8 @@ public struct DropsSummary {
     /// -p: only drops for sockets of these processes; empty: any.
     let pids: [Int32]
     /// The counts at the end of the last interval (one that goes back later gives 0).
-    private var counted: [DropKey: UInt64], totals: [DropKey: UInt64]
+    public private(set) var counted: [DropKey: UInt64]
+    private var totals: [DropKey: UInt64]
 
     public init(reasons: DropReasons, pids: [Int32], counted: [DropKey: UInt64], totals: [DropKey: UInt64]) {
         (self.reasons, self.pids, self.counted, self.totals) = (reasons, pids, counted, totals)
@@ -40,6 +41,11 @@ public struct DropsSummary {
         rows.sort { ($0.count, $1.reason) > ($1.count, $0.reason) }
         (counted, totals) = (current, currentTotals)
         return rows
+    }
+
+    /// Sockets' counts taken out of the kernel's table: if one comes back, it counts from zero.
+    public mutating func forget(_ keys: some Sequence<DropKey>) {
+        for key in keys { counted[key] = nil }
     }
 
     func row(_ reason: UInt32, _ proto: UInt8, owner: SocketOwners.Owner?, unattributed: Bool = false, count: UInt64) -> DropsRenderer.Interval.Row {

@@ -1,4 +1,5 @@
 import Glibc
+import NetacctKit
 
 /// Who holds a socket, by its inode, as `ss -p` and nethogs find it: the processes' descriptors
 /// in /proc (`socket:[INODE]`). It fills the kernel side's table of owners at start (sockets
@@ -8,6 +9,8 @@ public struct SocketOwners {
     public struct Owner: Sendable, Hashable {
         public var pid: Int32
         public var comm: String
+        /// Its cgroup v2 id when it made the socket its own (0: unknown).
+        public var cgroup: UInt64 = 0
     }
 
     private var owners: [UInt64: Owner] = [:]
@@ -36,13 +39,14 @@ public struct SocketOwners {
         var found: [UInt64: Owner] = [:]
         guard let proc = opendir("/proc") else { return }
         defer { closedir(proc) }
+        let cgroupRoot = CgroupNames.mountPoint()
         let prefix = Array("socket:[".utf8)
         var link = [CChar](repeating: 0, count: 64)
         while let entry = readdir(proc) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let pid = Int32(name) else { continue }
             guard let fds = opendir("/proc/\(pid)/fd") else { continue }
-            var comm: String?
+            var owner: Owner?
             while let fd = readdir(fds) {
                 let fdName = withUnsafeBytes(of: fd.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 guard fdName.first?.isNumber == true else { continue }
@@ -51,8 +55,10 @@ public struct SocketOwners {
                 let target = link.prefix(count).map { UInt8(bitPattern: $0) }
                 guard target.starts(with: prefix), let inode = UInt64(String(decoding: target[prefix.count..<(count - 1)], as: UTF8.self)) else { continue }
                 if found[inode].map({ $0.pid > pid }) ?? true {
-                    if comm == nil { comm = Self.comm(pid) }
-                    found[inode] = Owner(pid: pid, comm: comm ?? "?")
+                    if owner == nil {
+                        owner = Owner(pid: pid, comm: Self.comm(pid) ?? "?", cgroup: cgroupRoot.flatMap { CgroupNames.id(ofProcess: pid, root: $0) } ?? 0)
+                    }
+                    found[inode] = owner
                 }
             }
             closedir(fds)

@@ -13,6 +13,11 @@ public struct CgroupNames: Sendable {
         rescan()
     }
 
+    /// Where cgroup2 is mounted, read now (without scanning the tree, as `init` does).
+    public static func mountPoint() -> String? {
+        (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)).flatMap(cgroup2Mount)
+    }
+
     /// The mount point of the first cgroup2 file system in a mountinfo text.
     static func cgroup2Mount(in mountInfo: String) -> String? {
         for line in mountInfo.split(separator: "\n") {
@@ -41,6 +46,14 @@ public struct CgroupNames: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The cgroup v2 id of a process now (its `0::` line in /proc/PID/cgroup), with cgroup2
+    /// mounted at `root`; nil when it is gone.
+    public static func id(ofProcess pid: Int32, root: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        return inode(root + (line.dropFirst(3) == "/" ? "" : String(line.dropFirst(3))))
     }
 
     private static func inode(_ path: String) -> UInt64? {

@@ -3,7 +3,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import Accounting
+import Connections
 import DaemonProtocol
+import Drops
 import NetacctKit
 import Latency
 import NIC
@@ -39,6 +41,10 @@ public final class Daemon {
         public var latency = false
         /// Also count per socket (API verb `sockets`, for `netacct top --connections`).
         public var connections = false
+        /// Also host the drops collector (API verb `drops`): drops per reason, protocol and owner.
+        public var drops = false
+        /// Also host the connection-events collector (API verb `connection_events`).
+        public var connectionEvents = false
         /// The accounting engine (nil: chosen by the kernel).
         public var engine: AccountingEngine.Kind?
         /// Serve HTTP (`/metrics`, `/api/v1/…`, `/healthz`) on this address and port.
@@ -98,6 +104,19 @@ public final class Daemon {
             })
         }) {
             others.append(latency)
+        }
+        let (top, pids) = (configuration.metricsTop, configuration.metricsPIDs)
+        if configuration.drops, let drops = try Self.optional("drops", logger: logger, {
+            DropsCollector(engine: try DropsEngine(filter: DropFilter(), summary: true, logger: logger), top: top, pids: pids)
+        }) {
+            others.append(drops)
+        }
+        if configuration.connectionEvents, let events = try Self.optional("connection events", logger: logger, {
+            var filter = ConnectionFilter()
+            (filter.failed, filter.closes) = (true, true)
+            return ConnectionEventsCollector(engine: try ConnectionsEngine(filter: filter, logger: logger), top: top, pids: pids)
+        }) {
+            others.append(events)
         }
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),
                                    others: others, loop: loop, logger: logger, replyBudget: configuration.replyBudget)

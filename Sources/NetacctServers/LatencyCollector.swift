@@ -36,19 +36,17 @@ final class LatencyCollector: Collector {
         for (engine, histograms) in zip(engines, totals) {
             let stages = LatencyRenderer(direction: engine.direction, wallClockOffset: 0).stageNames
             for (stage, histogram) in zip(stages, histograms) {
-                let labels = [("direction", engine.direction.rawValue), ("stage", stage.lowercased())]
                 var cumulative: UInt64 = 0, bucket = 0
-                for power in 10...30 {
+                let buckets = (10...30).map { power in
                     let bound = UInt64(1) << UInt64(power)
                     while bucket < histogram.buckets.count && LatencyHistogram.range(of: bucket).upper <= bound {
                         cumulative += histogram.buckets[bucket]
                         bucket += 1
                     }
-                    out.sample(name + "_bucket", labels + [("le", "\(Double(bound) / 1e9)")], cumulative)
+                    return (le: Double(bound) / 1e9, cumulative: cumulative)
                 }
-                out.sample(name + "_bucket", labels + [("le", "+Inf")], histogram.count)
-                out.sample(name + "_sum", labels, Double(histogram.sumNanoseconds) / 1e9)
-                out.sample(name + "_count", labels, histogram.count)
+                out.histogram(name, [("direction", engine.direction.rawValue), ("stage", stage.lowercased())], buckets: buckets,
+                              count: histogram.count, sum: Double(histogram.sumNanoseconds) / 1e9)
             }
         }
         let unfollowed = "netacct_latency_unfollowed_segments_total"

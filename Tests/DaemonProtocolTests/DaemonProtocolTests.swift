@@ -39,6 +39,21 @@ struct DaemonProtocolTests {
         ]),
     ])
 
+    static let drops = DropsReply(total: [DropCount(reason: "NO_SOCKET", protocol: "udp", count: 25), DropCount(reason: "SOCKET_RCVBUFF", protocol: "udp", count: .max)],
+                                  processGroups: [GroupCounts(group: "nacct-deaf", counts: [DropCount(reason: "SOCKET_RCVBUFF", protocol: "udp", count: 39)]),
+                                                  GroupCounts(group: "-", counts: [DropCount(reason: "NO_SOCKET", protocol: "udp", count: 25)]),
+                                                  GroupCounts(group: "other", pid: nil, counts: []), GroupCounts(group: "web\"\\", pid: 42, counts: [])],
+                                  cgroups: [CgroupCounts(cgroup: "/system.slice/web.service", name: "web.service", kind: "unit",
+                                                         counts: [DropCount(reason: "SOCKET_RCVBUFF", protocol: "udp", count: 39)]),
+                                            CgroupCounts(cgroup: "-", name: "-", kind: "none", counts: [])],
+                                  unkeyedDrops: 3)
+    static let connectionEvents = ConnectionEventsReply(
+        total: ConnectionCounts(connects: 3, accepts: 3, failures: [.init(error: "ECONNREFUSED", count: 7)], closes: 6,
+                                connectLatency: .init(count: 3, sumUs: 20_000_100, buckets: [.init(leUs: 50, count: 2), .init(leUs: nil, count: 1)])),
+        processGroups: [GroupCounts(group: "nacct-conn", pid: 4242, counts: ConnectionCounts(connects: 0, accepts: 1, failures: [], closes: .max,
+                                                                                              connectLatency: .init(count: 0, sumUs: 0, buckets: [])))],
+        cgroups: [], lostEvents: 1, unfollowedConnections: 2)
+
     /// Writes and reads back `reply` through the API's line, and returns the line.
     func roundTrip<Reply: DaemonReply & Equatable>(_ reply: Reply) throws -> String {
         let line = try DaemonAPI.line(reply)
@@ -58,6 +73,16 @@ struct DaemonProtocolTests {
         _ = try roundTrip(Self.nic)
         _ = try roundTrip(Self.latency)
         _ = try roundTrip(NICReply(interfaces: []))
+        _ = try roundTrip(Self.drops)
+        _ = try roundTrip(Self.connectionEvents)
+        _ = try roundTrip(DropsReply(total: [], processGroups: [], cgroups: [], unkeyedDrops: 0))
+    }
+
+    /// The drops and connection-events replies, field by field: a group's `pid` only with
+    /// `--metrics-pids`, the beyond-the-last bucket's `le_us` null.
+    @Test func theDropsAndConnectionEventsLinesAreAsDocumented() throws {
+        #expect(try roundTrip(Self.drops) == #"{"version":1,"verb":"drops","total":[{"reason":"NO_SOCKET","protocol":"udp","count":25},{"reason":"SOCKET_RCVBUFF","protocol":"udp","count":18446744073709551615}],"process_groups":[{"group":"nacct-deaf","counts":[{"reason":"SOCKET_RCVBUFF","protocol":"udp","count":39}]},{"group":"-","counts":[{"reason":"NO_SOCKET","protocol":"udp","count":25}]},{"group":"other","counts":[]},{"group":"web\"\\","pid":42,"counts":[]}],"cgroups":[{"cgroup":"/system.slice/web.service","name":"web.service","kind":"unit","counts":[{"reason":"SOCKET_RCVBUFF","protocol":"udp","count":39}]},{"cgroup":"-","name":"-","kind":"none","counts":[]}],"unkeyed_drops":3}"# + "\n")
+        #expect(try roundTrip(Self.connectionEvents) == #"{"version":1,"verb":"connection_events","total":{"connects":3,"accepts":3,"failures":[{"error":"ECONNREFUSED","count":7}],"closes":6,"connect_latency":{"count":3,"sum_us":20000100,"buckets":[{"le_us":50,"count":2},{"le_us":null,"count":1}]}},"process_groups":[{"group":"nacct-conn","pid":4242,"counts":{"connects":0,"accepts":1,"failures":[],"closes":18446744073709551615,"connect_latency":{"count":0,"sum_us":0,"buckets":[]}}}],"cgroups":[],"lost_events":1,"unfollowed_connections":2}"# + "\n")
     }
 
     /// The lines as the daemon wrote them before its replies were records (taken from that
@@ -129,10 +154,11 @@ struct DaemonProtocolTests {
     }
 
     @Test func aRequestIsAWordOnALine() {
-        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n"])
+        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n", "drops\n", "connection_events\n"])
         #expect(DaemonAPI.word(of: " \tprocesses \t\r") == "processes")
         #expect(DaemonAPI.Verb(rawValue: DaemonAPI.word(of: "nic\r")) == .nic)
         #expect(DaemonAPI.Verb(rawValue: "Processes") == nil)
+        #expect("\(DaemonAPI.Verb.connectionEvents)" == "connection_events", "as requests and paths name it")
         #expect(DaemonAPI.unknownRequest(String(repeating: "x", count: 65), hosted: [.processes, .nic])
                 == "unknown request \"\(String(repeating: "x", count: 64))…\" (requests: processes, nic)")
         #expect(DaemonAPI.defaultSocket == "/run/netacct.sock" && DaemonAPI.version == 1)

@@ -68,6 +68,20 @@ struct DropsSummaryTests {
         #expect(summary.interval(counted: more, totals: moreTotals) { Self.owners[$0] } == [Self.row("SOCKET_RCVBUFF", "udp", deaf, 3)])
     }
 
+    /// The daemon takes a socket's idle count out of the kernel's table; made again by a new
+    /// drop before the next reading, it counts from zero.
+    @Test func aForgottenCountThatComesBackCountsFromZero() {
+        var summary = Self.start()
+        _ = summary.interval(counted: Self.counted, totals: Self.totals) { Self.owners[$0] }
+        let key = DropKey(inode: 10, reason: 7, proto: udp)
+        summary.forget([key])
+        #expect(summary.counted[key] == nil)
+        var again = Self.counted, moreTotals = Self.totals
+        again[key] = 2
+        moreTotals[DropKey(inode: 0, reason: 7, proto: udp)]! += 2
+        #expect(summary.interval(counted: again, totals: moreTotals) { Self.owners[$0] } == [Self.row("SOCKET_RCVBUFF", "udp", deaf, 2)])
+    }
+
     @Test func underPidsOnlyThoseProcessesRowsAreLeft() {
         var summary = Self.start(pids: [200])
         #expect(summary.interval(counted: Self.counted, totals: Self.totals) { Self.owners[$0] } == [Self.row("TCP_CSUM", "tcp", other, 4)])
@@ -206,7 +220,8 @@ struct SocketOwnersTests {
         let first = try Self.socketInode()
         defer { close(first.fd) }
         var owners = SocketOwners(rescanInterval: 1000)
-        #expect(owners.owner(of: first.inode, now: 0) == SocketOwners.Owner(pid: getpid(), comm: comm), "the first question scans")
+        let cgroup = CgroupNames.mountPoint().flatMap { CgroupNames.id(ofProcess: getpid(), root: $0) } ?? 0
+        #expect(owners.owner(of: first.inode, now: 0) == SocketOwners.Owner(pid: getpid(), comm: comm, cgroup: cgroup), "the first question scans, with its cgroup")
         #expect(owners.known[first.inode]?.pid == getpid())
         let second = try Self.socketInode()
         defer { close(second.fd) }

@@ -58,15 +58,17 @@ struct DropMaker {
             """)
     }
 
-    /// A process in `namespace` that runs `script` and prints a line when ready; killed at the end.
+    /// A process in `namespace` (and in the cgroup at `cgroup`, a directory) that runs `script`
+    /// and prints a line when ready; killed at the end.
     final class Helper {
         let process = Process()
         let lines: LineReader
         /// With `input`, the script's standard input is a pipe the test writes to (`say`).
         private let input: Pipe?
-        init(namespace: String, _ script: String, input: Bool = false) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace, "/usr/bin/python3", "-c", script]
+        init(namespace: String, _ script: String, input: Bool = false, cgroup: String? = nil) throws {
+            let command = ["netns", "exec", namespace, "/usr/bin/python3", "-c", script]
+            process.executableURL = URL(fileURLWithPath: cgroup == nil ? "/usr/sbin/ip" : "/bin/sh")
+            process.arguments = cgroup.map { [#"-c"#, #"echo $$ > "$0/cgroup.procs" && exec /usr/sbin/ip "$@""#, $0] + command } ?? command
             let out = Pipe()
             process.standardOutput = out
             self.input = input ? Pipe() : nil
@@ -87,16 +89,18 @@ struct DropMaker {
         }
     }
 
-    /// A UDP socket on the receiver's `port` with the smallest receive buffer, never read.
-    func deafReceiver(port: Int) throws -> Helper {
+    /// A UDP socket on the receiver's `port` with the smallest receive buffer, never read (by a
+    /// process `named` so, in the cgroup at `cgroup`, a directory, if given).
+    func deafReceiver(port: Int, named name: String? = nil, cgroup: String? = nil) throws -> Helper {
         let helper = try Helper(namespace: receiver, """
-            import socket, time
+            import ctypes, socket, time
+            \(name.map { "ctypes.CDLL(None).prctl(15, b'\($0)', 0, 0, 0)" } ?? "")
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
             s.bind(('\(VethPair.receiverAddress)', \(port)))
             print('bound', flush=True)
             time.sleep(60)
-            """)
+            """, cgroup: cgroup)
         _ = helper.lines.next()
         return helper
     }

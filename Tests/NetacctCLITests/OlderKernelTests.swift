@@ -79,6 +79,10 @@ struct OlderKernelTests {
         #expect(sums == expected, "top --json: \(sums) for \(expected)")
         #expect(console.values("TOP-STATUS") == ["0"], "\(console.values("TOP-ERR"))")
         #expect(console.values("DAEMON-STATUS") == ["0"], "the daemon on SIGTERM: \(console.values("DAEMON"))")
+        // Asked for collectors this kernel cannot host, it said why and served the others.
+        let daemon = console.values("DAEMON").joined(separator: "\n")
+        #expect(daemon.contains("not serving drops: Kernel \(kernel) ") && daemon.contains("Linux >= 6.12"), "\(daemon)")
+        #expect(daemon.contains("not serving connection events: Kernel \(kernel) ") && daemon.contains("Linux >= 6.2"), "\(daemon)")
         // It said which engine runs and what it cannot see.
         let notice = console.values("TOP-ERR").joined(separator: "\n")
         #expect(notice.contains("counting with the syscall engine (kernel \(kernel) has no sock:sock_send_length tracepoint"), "\(notice)")

@@ -137,10 +137,15 @@ final class NetacctProcess {
         }
     }
 
-    /// `readingOutput: false`: standard output is a pipe nobody reads.
-    init(_ arguments: [String], namespace: String? = nil, readingOutput: Bool = true) throws {
+    /// `readingOutput: false`: standard output is a pipe nobody reads. In `namespace` through
+    /// `ip netns exec` (a /sys of the namespace's own, without the cgroup file system), or with
+    /// `keepingMounts` through `nsenter --net` (the mounts it has).
+    init(_ arguments: [String], namespace: String? = nil, keepingMounts: Bool = false, readingOutput: Bool = true) throws {
         name = "netacct " + (arguments.first ?? "")
-        if let namespace {
+        if let namespace, keepingMounts {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            process.arguments = ["--net=/run/netns/\(namespace)", Binary.url.path] + arguments
+        } else if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", namespace, Binary.url.path] + arguments
         } else {
@@ -284,15 +289,15 @@ final class DaemonProcess {
 
     var process: Process { daemon.process }
 
-    /// `namespace`: run it in that network namespace (`ip netns exec`).
-    init(extra: [String] = [], namespace: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// `namespace`: run it in that network namespace (`NetacctProcess`'s `keepingMounts` too).
+    init(extra: [String] = [], namespace: String? = nil, keepingMounts: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         self.sourceLocation = sourceLocation
         directory = NSTemporaryDirectory() + "netacct-test-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         socket = directory + "/netatop.sock"
         api = directory + "/api.sock"
         do {
-            daemon = try NetacctProcess(["daemon", "--socket", socket, "--api-socket", api] + extra, namespace: namespace)
+            daemon = try NetacctProcess(["daemon", "--socket", socket, "--api-socket", api] + extra, namespace: namespace, keepingMounts: keepingMounts)
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error

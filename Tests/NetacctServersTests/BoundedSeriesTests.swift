@@ -11,7 +11,7 @@ struct BoundedSeriesTests {
     struct Watcher {
         var last: [String: UInt64] = [:]
         var wentBack: [String] = []
-        mutating func see(_ series: BoundedSeries<String>) {
+        mutating func see(_ series: BoundedSeries<String, Traffic>) {
             var now = Dictionary(uniqueKeysWithValues: series.series.map { ($0.key, $0.value.udpTxBytes) })
             now["other"] = series.other.udpTxBytes
             for (key, value) in now where value < (last[key] ?? 0) { wentBack.append("\(key): \(last[key]!) → \(value)") }
@@ -21,7 +21,7 @@ struct BoundedSeriesTests {
     }
 
     @Test func theSeriesAddUpAndNeverGoBackThroughChurn() {
-        var series = BoundedSeries<String>(limit: 2)
+        var series = BoundedSeries<String, Traffic>(limit: 2)
         var watcher = Watcher()
         var finished: [String: UInt64] = [:]
         var live: [String: UInt64] = ["a": 10, "b": 5]
@@ -63,7 +63,7 @@ struct BoundedSeriesTests {
     }
 
     @Test func idleKeysAreForgottenWithTheirTrafficKeptInOther() {
-        var series = BoundedSeries<String>(limit: 1)
+        var series = BoundedSeries<String, Traffic>(limit: 1)
         var total: UInt64 = 0
         for index in 0..<50 {
             series.finish("k\(index)", Self.bytes(UInt64(index + 1)))

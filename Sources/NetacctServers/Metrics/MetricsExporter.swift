@@ -24,19 +24,15 @@ final class MetricsExporter {
         }
     }
 
-    struct GroupKey: Hashable {
-        var comm: String
-        var pid: Int32?
-    }
+    typealias GroupKey = GroupedSeries<Traffic>.Group
 
     let options: Options
     private let service: AccountingService
     private let engine: AccountingEngine
     private let client: AccountingService.ClientID
-    private var groups: BoundedSeries<GroupKey>
-    /// By path (`#id` once gone): a unit restarted in a new cgroup of the same path goes on in
-    /// the same series, and no two series share their labels.
-    private var cgroups: BoundedSeries<String>
+    /// Cgroups by path (`#id` once gone): a unit restarted in a new cgroup of the same path goes
+    /// on in the same series, and no two series share their labels.
+    private var series: GroupedSeries<Traffic>
     /// Each live process's group and cgroup, fixed when it is first seen: a process that
     /// renames itself (prctl, setproctitle) keeps its traffic in one place.
     private var assigned: [ProcessID: (group: GroupKey, cgroup: String)] = [:]
@@ -55,15 +51,13 @@ final class MetricsExporter {
         self.engine = engine
         // Passive: an exporter always connected must not keep exits from atops that come later.
         client = service.connect(passive: true)
-        groups = BoundedSeries(limit: options.top)
-        cgroups = BoundedSeries(limit: options.top)
+        series = GroupedSeries(top: options.top, pids: options.pids)
         startTime = Self.processStartTime() ?? Date().timeIntervalSince1970
     }
 
     private func keys(_ process: ProcessTable.ProcessSample) -> (group: GroupKey, cgroup: String) {
         if let known = assigned[process.id] { return known }
-        return (GroupKey(comm: process.comm, pid: options.pids ? process.id.pid : nil),
-                cgroupNames.path(of: process.cgroupID) ?? "#\(process.cgroupID)")
+        return (series.group(comm: process.comm, pid: process.id.pid), GroupedSeries<Traffic>.cgroup(process.cgroupID, &cgroupNames))
     }
 
     /// Every maintenance interval (after the accounting service's): folds in the exits, and
@@ -86,8 +80,7 @@ final class MetricsExporter {
 
     private func finish(_ process: ProcessTable.ProcessSample) {
         let (group, cgroup) = keys(process)
-        groups.finish(group, process.total)
-        cgroups.finish(cgroup, process.total)
+        series.finish(group, cgroup, process.total)
         exitedByCgroup[cgroup, default: (.zero, nil)].total += process.total
         assigned[process.id] = nil
     }
@@ -112,28 +105,14 @@ final class MetricsExporter {
             liveCgroups[cgroup, default: .zero] += process.total
         }
         assigned = seen
-        groups.update(live: liveGroups)
-        cgroups.update(live: liveCgroups)
+        series.update(groups: liveGroups, cgroups: liveCgroups)
 
         var out = PrometheusText()
-        let groupSeries = groups.series, groupOther = groups.other
-        let total = groupSeries.reduce(groupOther) { $0 + $1.value }
+        let groupRows = series.groupRows
         Self.traffic(&out, "netacct", "the machine's TCP and UDP traffic since the daemon started (calls: successful send or receive calls; bytes: their payload)",
-                     [([], total)])
-        var groupRows: [([(String, String)], Traffic)] = groupSeries.map { key, value in
-            // (A process named "other" cannot take the rest's name; no task name is 20 bytes.)
-            var labels = [("group", key.comm == "other" ? "other (process name)" : key.comm)]
-            if let pid = key.pid { labels.append(("pid", String(pid))) }
-            return (labels, value)
-        }
-        groupRows.append((options.pids ? [("group", "other"), ("pid", "")] : [("group", "other")], groupOther))
+                     [([], groupRows.reduce(.zero) { $0 + $1.value })])
         Self.traffic(&out, "netacct_process_group", "traffic per process group (command name\(options.pids ? " and PID" : "")): the \(options.top) busiest since start, the rest in group=\"other\"; exited processes stay in their group", groupRows)
-        var cgroupRows: [([(String, String)], Traffic)] = cgroups.series.map { path, value in
-            let workload = path.hasPrefix("/") ? Workload(path: path) : Workload(kind: .other, name: path)
-            return ([("cgroup", path), ("name", workload.name), ("kind", workload.kind.rawValue)], value)
-        }
-        cgroupRows.append(([("cgroup", "other"), ("name", "other"), ("kind", "other")], cgroups.other))
-        Self.traffic(&out, "netacct_cgroup", "traffic per cgroup v2 (its path under the cgroup2 mount, and its unit, container or pod name): the \(options.top) busiest since start, the rest in cgroup=\"other\"", cgroupRows)
+        Self.traffic(&out, "netacct_cgroup", "traffic per cgroup v2 (its path under the cgroup2 mount, and its unit, container or pod name): the \(options.top) busiest since start, the rest in cgroup=\"other\"", series.cgroupRows)
 
         out.family("netacct_processes", .gauge, help: "processes with counted traffic that are running")
         out.sample("netacct_processes", UInt64(liveCount))
@@ -180,7 +159,7 @@ final class MetricsExporter {
 
     /// A traffic family pair, `<prefix>_bytes_total` and `<prefix>_calls_total`, with the
     /// labels of each row plus protocol and direction.
-    static func traffic(_ out: inout PrometheusText, _ prefix: String, _ help: String, _ rows: [([(String, String)], Traffic)]) {
+    static func traffic(_ out: inout PrometheusText, _ prefix: String, _ help: String, _ rows: [(labels: [(String, String)], value: Traffic)]) {
         for (unit, bytes) in [("bytes", true), ("calls", false)] {
             let name = "\(prefix)_\(unit)_total"
             out.family(name, .counter, help: "\(unit == "bytes" ? "payload bytes" : "calls"): \(help)")

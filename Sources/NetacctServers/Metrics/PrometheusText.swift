@@ -29,6 +29,15 @@ struct PrometheusText {
         bytes.append(0x0A)
     }
 
+    /// A histogram's samples: a `_bucket` per bound (`le` in the family's unit, the count up to
+    /// it), `+Inf` (every count), `_sum` and `_count`.
+    mutating func histogram(_ name: String, _ labels: [(String, String)], buckets: [(le: Double, cumulative: UInt64)], count: UInt64, sum: Double) {
+        for bucket in buckets { sample(name + "_bucket", labels + [("le", "\(bucket.le)")], bucket.cumulative) }
+        sample(name + "_bucket", labels + [("le", "+Inf")], count)
+        sample(name + "_sum", labels, sum)
+        sample(name + "_count", labels, count)
+    }
+
     private mutating func sampleHead(_ name: String, _ labels: [(String, String)]) {
         append(name)
         if !labels.isEmpty {

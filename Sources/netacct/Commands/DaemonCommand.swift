@@ -51,6 +51,12 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count per connection (API verb sockets), for netacct top --connections: other programs on the same hooks, which cost more per call.")
     var connections = false
 
+    @Flag(help: "Also count the incoming packets the kernel drops in the daemon's network namespace, per reason, protocol and the socket owner's process group and cgroup, in the kernel as netacct drops --summary does (API verb drops). Linux >= 6.12.")
+    var drops = false
+
+    @Flag(help: "Also count TCP connections opened, failed (by errno) and closed, and the connects' handshake time, per process group and cgroup, from netacct connections' events (API verb connection_events). Linux >= 6.2.")
+    var connectionEvents = false
+
     @Option(help: ArgumentHelp("Serve Prometheus metrics (/metrics), the HTTP API (/api/v1/…) and /healthz here; off by default. The usual address is 127.0.0.1:19478 (outside the 9100-9999 range Prometheus's exporters have taken).", valueName: "addr:port"))
     var listen: String?
 
@@ -136,6 +142,8 @@ struct DaemonCommand: ParsableCommand {
         configuration.nic = nic
         configuration.latency = latency
         configuration.connections = connections
+        configuration.drops = drops
+        configuration.connectionEvents = connectionEvents
         configuration.engine = engine.kind
         configuration.listen = try listen.map(Self.parseListen)
         configuration.metricsToken = try metricsTokenFile.map(Self.readToken)

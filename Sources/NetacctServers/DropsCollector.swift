@@ -1,0 +1,97 @@
+import DaemonProtocol
+import Drops
+import NetacctKit
+
+/// The drops tool as a collector (`netacct daemon --drops`): verb `drops`, the incoming TCP and
+/// UDP packets of the daemon's network namespace that the kernel dropped since the daemon
+/// started, by reason and protocol, in all and per process group and cgroup of the socket's
+/// owner. Counted in the kernel as `netacct drops --summary` counts them (per socket, reason and
+/// protocol, and per reason and protocol whatever the socket: nothing is lost), read every
+/// maintenance interval and before each answer (`DropsSummary`'s arithmetic). A drop with no
+/// owner known (no socket: nothing listens; an owner the kernel forgot; a count the per-socket
+/// table had no room for) is in the `-` rows. A socket whose count has not moved for
+/// `idleSeconds` is taken out of the kernel's per-socket table, which would fill up otherwise.
+final class DropsCollector: Collector {
+    static let idleSeconds = 10.0
+    private let engine: DropsEngine
+    private var summary: DropsSummary
+    private var counts: AttributedCounts<DropLabel>
+    /// When each socket's count last moved.
+    private var lastChange: [DropKey: Double] = [:]
+
+    init(engine: DropsEngine, top: Int, pids: Bool) {
+        precondition(engine.summary, "the engine counts in the kernel")
+        self.engine = engine
+        summary = DropsSummary(reasons: engine.reasons, pids: [], counted: [:], totals: [:])
+        counts = AttributedCounts(top: top, pids: pids)
+    }
+
+    var verb: DaemonAPI.Verb { .drops }
+    func connect(client: APIClientID) {}
+    func disconnect(client: APIClientID) {}
+
+    func maintain(interval: Double) throws -> Bool { try read() }
+
+    /// Adds the drops counted since the last reading; returns whether there were any.
+    private func read(now: Double = StopSignals.now()) throws -> Bool {
+        let current = try engine.counted(), before = summary.counted
+        let rows = summary.interval(counted: current, totals: try engine.totalsByReason()) { engine.owner(of: $0, rescanning: false) }
+        counts.add(Self.tally(rows))
+        for (key, value) in current where before[key] != value { lastChange[key] = now }
+        let idle = current.keys.filter { now - (lastChange[$0] ?? now) >= Self.idleSeconds }
+        if !idle.isEmpty {
+            try engine.forget(idle)
+            summary.forget(idle)
+            for key in idle { lastChange[key] = nil }
+        }
+        return !rows.isEmpty
+    }
+
+    /// An interval's rows by owner (nil: not known).
+    static func tally(_ rows: [DropsRenderer.Interval.Row]) -> [AttributedCounts<DropLabel>.Owner?: Tally<DropLabel>] {
+        var batch: [AttributedCounts<DropLabel>.Owner?: Tally<DropLabel>] = [:]
+        for row in rows {
+            batch[row.owner.map { .init(comm: $0.comm, pid: $0.pid, cgroup: $0.cgroup) }, default: .zero][DropLabel(reason: row.reason, proto: row.proto)] += row.count
+        }
+        return batch
+    }
+
+    func answer(client: APIClientID) throws -> any DaemonReply {
+        _ = try read()
+        let (groups, cgroups) = counts.records(\.dropCounts)
+        return DropsReply(total: counts.total.dropCounts, processGroups: groups, cgroups: cgroups, unkeyedDrops: try engine.unkeyedDrops())
+    }
+
+    func writeMetrics(into out: inout PrometheusText) {
+        _ = try? read()
+        Self.write(counts, into: &out)
+        out.family("netacct_drops_unkeyed_total", .counter, help: "drops counted without their socket (the kernel's per-socket table was full): their owner is unknown")
+        out.sample("netacct_drops_unkeyed_total", (try? engine.unkeyedDrops()) ?? 0)
+    }
+
+    /// By reason and protocol: in all, per group, per cgroup.
+    static func write(_ counts: AttributedCounts<DropLabel>, into out: inout PrometheusText) {
+        counts.write(&out, "drops_total", .counter, help: "incoming TCP and UDP packets the kernel dropped, by reason (the kernel's name) and protocol (netacct drops)") { out, name, labels, tally in
+            for drop in tally.dropCounts { out.sample(name, labels + [("reason", drop.reason), ("protocol", drop.protocol)], drop.count) }
+        }
+    }
+
+    var losses: [String] {
+        let unkeyed = (try? engine.unkeyedDrops()) ?? 0
+        return unkeyed > 0 ? ["\(unkeyed) drops counted without their socket's owner (the kernel's per-socket table was full)"] : []
+    }
+}
+
+/// What a drop is counted by: the kernel's name of its reason, and its protocol.
+struct DropLabel: TallyLabel {
+    var reason: String
+    var proto: String
+}
+
+extension Tally<DropLabel> {
+    /// By reason and protocol.
+    var dropCounts: [DropCount] {
+        counts.map { DropCount(reason: $0.key.reason, protocol: $0.key.proto, count: $0.value) }
+            .sorted { ($0.reason, $0.protocol) < ($1.reason, $1.protocol) }
+    }
+}
