@@ -115,7 +115,11 @@ struct CollectorMetricsTests {
 
     @Test func connectionFailuresToAClosedPortAreCountedPerCgroupExactly() throws {
         let cgroups = try TestCgroups()
-        let daemon = try DaemonProcess(extra: ["--listen", Self.address, "--connection-events"])
+        // The daemon counts every process on the machine: with more than --metrics-top busier
+        // groups (other suites' clients, at once), nacct-conn would rightly lose its series to
+        // `other` and start from zero on re-entering it. With the largest bound (100000), every group
+        // and cgroup keeps a series of its own, so theirs are exact whatever else runs.
+        let daemon = try DaemonProcess(extra: ["--listen", Self.address, "--connection-events", "--metrics-top", "100000"])
         defer { daemon.stopExpectingSuccess() }
         let prometheus = try PrometheusServer(target: Self.address, port: Self.prometheusPort)
         try Self.connect(in: cgroups.root + cgroups.container, refused: 7, accepted: 3)
