@@ -236,22 +236,27 @@ public struct TopApp {
         }
 
         /// The interval's processes and (when counted) sockets, with their deltas, and the losses.
+        /// The sockets are read first: a call counts in its thread before its socket, so every
+        /// socket call read is in the processes read after, and the process of every socket
+        /// with traffic is among the samples (a call made between the two reads is in the
+        /// process's delta of this interval and the socket's of the next; TopInterval shows a
+        /// process whose sockets moved even when its own counters did not).
         mutating func sample() throws -> ([ProcessTable.ProcessSample], [SocketSample], Snapshot.Losses) {
             switch self {
             case .daemon(let connection, var tracker, var sockets):
-                let reply = try connection.processSamples()
-                let samples = tracker.deltas(reply.processes)
                 var socketSamples: [SocketSample] = []
                 if var deltas = sockets {
                     socketSamples = deltas.deltas(try connection.socketSamples())
                     sockets = deltas
                 }
+                let reply = try connection.processSamples()
+                let samples = tracker.deltas(reply.processes)
                 self = .daemon(connection, tracker, sockets)
                 return (samples, socketSamples, reply.losses)
             case .local(let engine, var table, let socketTable, var deltas):
                 var source = engine
-                let samples = try table.ingest(from: &source, reporting: .all)
                 let sockets = engine.countsPerSocket ? deltas.deltas(try socketTable.sample(engine)) : []
+                let samples = try table.ingest(from: &source, reporting: .all)
                 self = .local(engine, table, socketTable, deltas)
                 return (samples, sockets, try engine.losses())
             }

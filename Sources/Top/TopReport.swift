@@ -38,8 +38,11 @@ public struct TopInterval: Sendable {
 
     /// Keeps the processes the filter admits that had traffic in the interval, busiest first,
     /// and, given `sockets`, their sockets of `families` that had traffic or closed in it (a
-    /// socket's close is shown once, with its final traffic: nothing, if it was idle; its
-    /// process is then shown too).
+    /// socket's close is shown once, with its final traffic: nothing, if it was idle). A process
+    /// with such a socket is shown even when its own counters moved nothing: the sockets are
+    /// read a moment before the processes, so a call made in between is in the process's delta
+    /// of one interval and the socket's of the next; hiding the process then would lose it from
+    /// the socket's rows for good (the next delta starts from this sample).
     public init(time: Date, seconds: Double, samples: [ProcessTable.ProcessSample],
                 filter: Filter = .init(), sort: SortKey = .total,
                 sockets: [SocketSample]? = nil, families: Set<SocketSample.Family> = Set(SocketSample.Family.allCases)) {
@@ -47,9 +50,9 @@ public struct TopInterval: Sendable {
         self.seconds = seconds
         let key = sort.key
         let sockets = sockets?.filter { (!$0.delta.isZero || $0.closed) && families.contains($0.family) }
-        let closing = Set(sockets?.filter(\.closed).map(\.id.process) ?? [])
+        let withSockets = Set(sockets?.map(\.id.process) ?? [])
         processes = samples
-            .filter { (!$0.delta.isZero || closing.contains($0.id)) && filter.admits($0) }
+            .filter { (!$0.delta.isZero || withSockets.contains($0.id)) && filter.admits($0) }
             .map { sample in
                 var sample = sample
                 sample.threads = sample.threads.filter { !$0.delta.isZero }

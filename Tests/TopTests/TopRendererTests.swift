@@ -23,6 +23,26 @@ struct TopRendererTests {
         #expect((processes.first?["threads"] as? [[String: Any]])?.first?["udp_tx_bytes"] as? Int == 9)
     }
 
+    /// A socket's traffic is shown under its process even in an interval where the process's own
+    /// counters moved nothing (a call made between the two reads of a sample counts in the
+    /// process's delta of one interval and the socket's of the next); an idle socket is not.
+    @Test func aProcessWhoseSocketMovedIsShownEvenWhenItsOwnCountersDidNot() {
+        let id = ProcessID(pid: 7, startNanoseconds: 1), idle = ProcessID(pid: 8, startNanoseconds: 1)
+        let quiet = ProcessTable.ProcessSample(id: id, comm: "talker", cgroupID: 0, exited: false,
+                                               total: Traffic(tcpTxPackets: 2, tcpTxBytes: 3000), delta: .zero, threads: [])
+        let other = ProcessTable.ProcessSample(id: idle, comm: "idle", cgroupID: 0, exited: false,
+                                               total: Traffic(tcpTxPackets: 1, tcpTxBytes: 10), delta: .zero, threads: [])
+        var moved = SocketSample(id: .init(cookie: 1, process: id), transport: .tcp, family: .ipv4, localAddress: "127.0.0.1",
+                                 localPort: 40000, remoteAddress: "127.0.0.1", remotePort: 80,
+                                 total: SocketTraffic(txPackets: 2, txBytes: 3000), closed: false)
+        moved.delta = SocketTraffic(txPackets: 1, txBytes: 1500)
+        let still = SocketSample(id: .init(cookie: 2, process: idle), transport: .tcp, family: .ipv4, localAddress: "127.0.0.1",
+                                 localPort: 40001, remoteAddress: "127.0.0.1", remotePort: 80,
+                                 total: SocketTraffic(txPackets: 1, txBytes: 10), closed: false)
+        let interval = TopInterval(time: Date(timeIntervalSince1970: 0), seconds: 1, samples: [quiet, other], sockets: [moved, still])
+        #expect(interval.processes.map(\.id) == [id])
+    }
+
     @Test func theSummarySaysEveryLossSinceStart() {
         var renderer = TopRenderer(threads: false, summary: true, cgroups: CgroupNames(mountInfo: ""))
         let interval = TopInterval(time: Date(timeIntervalSince1970: 0), seconds: 1, samples: [])
