@@ -20,6 +20,22 @@ struct BoundedSeriesTests {
         }
     }
 
+    /// Keys of equal weight at the bound: the series chosen first stay series, scrape after scrape
+    /// (dictionary order is random per run, so the old arbitrary tie-break swapped them).
+    @Test func onATieTheSeriesStaySeries() {
+        var series = BoundedSeries<String, Traffic>(limit: 5)
+        var live = Dictionary(uniqueKeysWithValues: (0..<5).map { ("s\($0)", Self.bytes(10)) })
+        series.update(live: live)
+        let first = Set(series.series.map(\.key))
+        #expect(first.count == 5)
+        for key in (0..<20).map({ "t\($0)" }) { live[key] = Self.bytes(10) }
+        for _ in 0..<10 {
+            series.update(live: live)
+            #expect(Set(series.series.map(\.key)) == first)
+            #expect(series.series.allSatisfy { $0.value.udpTxBytes == 10 }, "no series started again from zero")
+        }
+    }
+
     @Test func theSeriesAddUpAndNeverGoBackThroughChurn() {
         var series = BoundedSeries<String, Traffic>(limit: 2)
         var watcher = Watcher()

@@ -41,11 +41,15 @@ struct BoundedSeries<Key: Hashable, Value: SeriesValue> {
     }
 
     /// The live processes' totals per key, now (keys absent have none live); then chooses the
-    /// series: the `limit` keys with the most bytes since start.
+    /// series: the `limit` keys with the most bytes since start. On a tie a series stays one
+    /// (else keys of equal weight would swap places, each swap starting a series from zero).
     mutating func update(live: [Key: Value] = [:]) {
         for key in Array(entries.keys) { entries[key]!.live = .zero }
         for (key, total) in live { entries[key, default: Entry()].live = total }
-        let ranked = entries.sorted { $0.value.total.weight > $1.value.total.weight }
+        let ranked = entries.sorted { a, b in
+            let (x, y) = (a.value.total.weight, b.value.total.weight)
+            return x != y ? x > y : a.value.isSeries && !b.value.isSeries
+        }
         let chosen = Set(ranked.prefix(limit).map(\.key))
         for (key, var entry) in entries {
             let chosenNow = chosen.contains(key)
