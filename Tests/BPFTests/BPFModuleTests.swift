@@ -336,11 +336,11 @@ struct SocketStorageTests {
 }
 
 /// No result of netacct's programs may depend on stack memory they did not write (the verifier
-/// lets a privileged program read it). `stack.bpf.c` fills its stack with garbage, then runs
-/// the packet code of `latency out`'s NAT decision on an IPv4 header this test wrote, and
-/// copies out a local struct written in part: both fail on any machine, not by luck, if a
-/// byte is left to the stack (bpf/include/packet.h's partial write of an IPv4 address before,
-/// or a BPF object compiled without `-ftrivial-auto-var-init=zero`).
+/// lets a privileged program read it). `stack.bpf.c` runs the packet code of `latency out`'s
+/// NAT decision on an IPv4 header this test wrote, into addresses filled with garbage first
+/// (fails if `network_header` leaves a byte unwritten, as bpf/include/packet.h did), and, after
+/// filling its stack with garbage, copies out a local struct written in part (fails for an
+/// object compiled without `-ftrivial-auto-var-init=zero`): on any machine, not by luck.
 @Suite(.serialized, .enabled(if: canLoadBPF, "needs root and a kernel with BTF"))
 struct StackGarbageTests {
     static let getppidSyscall = 110 // x86_64

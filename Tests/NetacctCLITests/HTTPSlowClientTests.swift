@@ -103,19 +103,7 @@ struct HTTPSlowClientTests {
 
     /// curl's status for one GET, giving up after `seconds` (0: no answer).
     static func get(_ path: String, seconds: Int) throws -> Int {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", String(seconds), "http://\(address)\(path)"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        // curl's own failures (a bad option, say) are not the daemon's: only no answer may fail
-        // (7 no connection, 28 gave up, 52 closed without a reply, 56 reset).
-        #expect([0, 7, 28, 52, 56].contains(process.terminationStatus), "curl exited \(process.terminationStatus)")
-        return Int(text) ?? 0
+        try Curl.get("http://\(address)\(path)", seconds: seconds).status
     }
 
     /// The CPU seconds a process has used (user and system).

@@ -67,9 +67,10 @@ final class PrometheusServer {
 
 /// curl, for plain HTTP requests with their status (in `namespace`, a network namespace).
 enum Curl {
-    static func get(_ url: String, headers: [String] = [], namespace: String? = nil) throws -> (status: Int, body: String) {
+    /// Gives up after `seconds`: status 0 when there was no answer.
+    static func get(_ url: String, headers: [String] = [], namespace: String? = nil, seconds: Int = 10) throws -> (status: Int, body: String) {
         let process = Process()
-        let arguments = ["-s", "-w", "\n%{http_code}", "--max-time", "10"] + headers.flatMap { ["-H", $0] } + [url]
+        let arguments = ["-s", "-w", "\n%{http_code}", "--max-time", String(seconds)] + headers.flatMap { ["-H", $0] } + [url]
         process.executableURL = URL(fileURLWithPath: namespace == nil ? "/usr/bin/curl" : "/usr/sbin/ip")
         process.arguments = namespace.map { ["netns", "exec", $0, "/usr/bin/curl"] + arguments } ?? arguments
         let out = Pipe()
@@ -78,6 +79,9 @@ enum Curl {
         try process.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        // curl's own failures (a bad option, say) are not the daemon's: only no answer may fail
+        // (7 no connection, 28 gave up, 52 closed without a reply, 56 reset).
+        #expect([0, 7, 28, 52, 56].contains(process.terminationStatus), "curl exited \(process.terminationStatus)")
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }

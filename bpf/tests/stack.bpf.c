@@ -52,10 +52,12 @@ static __noinline int scribble(void)
  */
 static __noinline int decode(struct stack_packet *packet, struct stack_result *result)
 {
-	struct addresses a;	/* not initialised here: every byte must come from network_header */
+	struct addresses a;
 	__u8 local[16] = {};
 	__u32 length;
 
+	/* Garbage in every byte, whatever the compiler zeroes: each must come from network_header. */
+	__builtin_memset(&a, STACK_GARBAGE, sizeof(a));
 	if (!network_header(packet->bytes, ETH_P_IP, &a, &length))
 		return 0;
 	*(__be32 *)local = *(__be32 *)&packet->bytes[12];
