@@ -22,6 +22,18 @@ public final class KernelBTF {
         btf__find_by_name_kind(handle, "btf_trace_\(name)", UInt32(BTF_KIND_TYPEDEF as Int)) > 0
     }
 
+    /// How many arguments a tracepoint hands to a `tp_btf` program (its prototype's, less the
+    /// context pointer the kernel adds), or nil when the kernel has no such tracepoint. Some
+    /// gained one over the years (tcp_retransmit_skb its `err` in 6.12).
+    public func tracepointArguments(_ name: String) -> Int? {
+        let id = btf__find_by_name_kind(handle, "btf_trace_\(name)", UInt32(BTF_KIND_TYPEDEF as Int))
+        guard id > 0, let typedef = btf__type_by_id(handle, UInt32(id)),
+              let pointer = btf__type_by_id(handle, typedef.pointee.type),
+              let prototype = btf__type_by_id(handle, pointer.pointee.type),
+              btf_kind(prototype) == UInt16(BTF_KIND_FUNC_PROTO as Int) else { return nil }
+        return Int(btf_vlen(prototype)) - 1
+    }
+
     /// The enumerators of a kernel enum (`skb_drop_reason`, say), in their declared order; nil
     /// when the kernel has no such enum. Their values change between kernels: read them here.
     public func enumerators(of name: String) -> [(name: String, value: Int64)]? {

@@ -135,9 +135,12 @@ typedef struct {
 	int owned;
 } socket_lock_t;
 
+struct dst_entry;
+
 struct sock {
 	struct sock_common __sk_common;
 	socket_lock_t sk_lock;
+	struct dst_entry *sk_dst_cache;	/* the route cached for sending (netdev.h), or NULL */
 	__u16 sk_protocol;
 	int sk_err;
 	struct socket *sk_socket;

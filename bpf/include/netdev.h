@@ -11,6 +11,7 @@
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct net_device {
+	char name[16];
 	int ifindex;
 	unsigned short hard_header_len;
 	possible_net_t nd_net;
@@ -18,6 +19,12 @@ struct net_device {
 
 struct skb_shared_info {
 	unsigned short gso_segs;
+	unsigned int gso_type;	/* enum skb_gso_type bits: SKB_GSO_TCPV4, SKB_GSO_TCPV6, SKB_GSO_UDP_L4… */
+};
+
+/* A route: the device it leaves by. */
+struct dst_entry {
+	struct net_device *dev;
 };
 
 struct sock;
@@ -29,7 +36,8 @@ struct sk_buff {
 	__u16 queue_mapping;
 	int skb_iif;		/* the interface it came in on; 0 for what this host sends */
 	__be16 protocol;	/* ETH_P_IP, ETH_P_IPV6 */
-	__u16 network_header;	/* offsets from head */
+	__u16 mac_header;	/* offsets from head */
+	__u16 network_header;
 	__u16 transport_header;
 	unsigned char *head;
 	unsigned char *data;	/* where the current layer's header starts */

@@ -6,4 +6,5 @@
 #include "../../../bpf/connections.h"
 #include "../../../bpf/drops.h"
 #include "../../../bpf/latency.h"
+#include "../../../bpf/wire.h"
 #endif

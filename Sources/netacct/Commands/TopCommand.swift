@@ -36,6 +36,18 @@ struct TopCommand: ParsableCommand {
     @Flag(help: "A row for each connection (TCP and UDP socket) under its process: local and remote address and port, calls and bytes each way. Loads per-socket counting (or reads a daemon started with --connections).")
     var connections = false
 
+    @Flag(help: ArgumentHelp("""
+        Frames and bytes on the wire instead of calls: every segment with all its headers, link \
+        layer included, pure ACKs and retransmissions counted, attributed to the process that owns \
+        the socket (even when the kernel sends in softirq), by interface; what no process owned is \
+        the unattributed row, and the interfaces' totals are on the header lines. Per process and \
+        cgroup only: a frame sent in softirq has no thread. Needs Linux >= 6.3.
+        """))
+    var wire = false
+
+    @Option(name: [.customShort("i"), .long], help: ArgumentHelp("With --wire: only this interface, by name (repeatable).", valueName: "name"))
+    var interface: [String] = []
+
     @Flag(name: .customShort("4"), help: "Only IPv4 connections.")
     var ipv4 = false
 
@@ -78,10 +90,30 @@ struct TopCommand: ParsableCommand {
             throw ValidationError("-4 and -6 choose the connections shown: use them with --connections.")
         }
         if by == .cgroup && threads { throw ValidationError("--threads shows threads under their process: it does not go with --by cgroup.") }
+        if !interface.isEmpty && !wire { throw ValidationError("--interface chooses the interfaces of --wire: use them together.") }
+        if wire && (threads || connections || ipv4 || ipv6 || engine.kind != nil) {
+            throw ValidationError("--wire counts frames per process and cgroup: it goes with neither --threads, --connections, -4, -6 nor --engine.")
+        }
+        for name in interface { try Check.notEmpty(name, "--interface") }
     }
 
     func run() throws {
         let logger = global.start("netacct.top")
+        if wire {
+            var configuration = WireTop.Configuration()
+            configuration.interval = interval
+            configuration.count = count
+            configuration.pids = Set(try Check.pids(pid))
+            configuration.cgroup = cgroup
+            configuration.interfaces = interface.isEmpty ? nil : Set(interface)
+            configuration.grouping = by
+            configuration.sort = sort
+            configuration.json = json
+            configuration.clearScreen = !noclear && !json && isatty(STDOUT_FILENO) == 1
+            configuration.summary = !nosummary
+            try reportingErrors { try WireTop(configuration, logger: logger).run() }
+            return
+        }
         var configuration = TopApp.Configuration()
         configuration.interval = interval
         configuration.count = count

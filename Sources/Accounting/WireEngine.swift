@@ -1,0 +1,136 @@
+import BPF
+import CNetacct
+import Logging
+import NetacctKit
+import NetacctPrograms
+
+/// The wire programs loaded and attached (wire.bpf.c): frames and bytes on the wire per process
+/// and interface, every interface's totals, TCP retransmissions per process. Counts from `init`
+/// on, in every network namespace of the host; `sample()` reads the kernel side.
+///
+/// Needs Linux >= 6.3 with BTF and a cgroup2 file system: `net_dev_start_xmit` and
+/// `netif_receive_skb` (tp_btf), `cgroup_skb/ingress` and `cgroup/sock_create` on the cgroup2
+/// root, `sock_send_length`/`sock_recv_length` for the owner rule, socket storage,
+/// `bpf_cast_to_kern_ctx` and `bpf_rdonly_cast` (6.2).
+public final class WireEngine {
+    public typealias Names = BPFObjects.Wire
+
+    private let object: BPFObject
+    private let owned: PerCPUMap<netacct_wire_key, netacct_wire_counters>
+    private let interfaceSlots: PerCPUMap<UInt32, netacct_wire_interface>
+    private let moreInterfaces: PerCPUMap<netacct_wire_interface_key, netacct_wire_interface>
+    private let processes: Map<netacct_wire_process_key, netacct_wire_process>
+    private let stats: PerCPUMap<UInt32, UInt64>
+    private let links: [Link]
+    /// Who owned what, kept once read: an owner's identity entry may be evicted after its exit.
+    private var known: [WireOwner: WireProcess] = [:]
+
+    /// The programs on the per-frame path, for their run-time statistics.
+    public static let framePrograms: [Names.Program] = [.countTx, .countRx, .countDelivered]
+    /// The programs that record a socket's owner on each call.
+    public static let callPrograms: [Names.Program] = [.ownSend, .ownRecv]
+
+    public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.wire")) throws {
+        let btf = try Self.checkKernel()
+        guard let cgroupRoot = CgroupNames().root else {
+            throw NetacctError("""
+                Counting on the wire needs a cgroup2 file system (its programs see every socket's packets \
+                from the cgroup2 root), and /proc/self/mountinfo lists none. Mount one \
+                (mount -t cgroup2 none /sys/fs/cgroup/unified).
+                """, kind: .unsupported)
+        }
+        let object = try BPFObject(image: BPFObjects.wire)
+        try object.setMaxEntries(Names.Map.owned, to: options.ownerEntries)
+        // tcp_retransmit_skb gained its `err` argument in 6.12; before, it fired only for a
+        // retransmission that went out.
+        let withError = (btf.tracepointArguments("tcp_retransmit_skb") ?? 0) >= 3
+        try object.program(Names.Program.countRetransmit).autoload = withError
+        try object.program(Names.Program.countRetransmitSent).autoload = !withError
+        try object.load()
+        self.object = object
+        owned = try PerCPUMap(object, name: Names.Map.owned)
+        interfaceSlots = try PerCPUMap(object, name: Names.Map.interfaces)
+        moreInterfaces = try PerCPUMap(object, name: Names.Map.moreInterfaces)
+        processes = try Map(object, name: Names.Map.processes)
+        stats = try PerCPUMap(object, name: Names.Map.stats)
+        // Owners first (new sockets, listeners, calls), then the frames: no frame of a socket
+        // made after `init` goes unowned for want of its program.
+        var links: [Link] = []
+        links.append(try object.program(Names.Program.ownCreated).attachCgroup(cgroupRoot))
+        links.append(try object.program(Names.Program.followListener).attach())
+        for name in Self.callPrograms { links.append(try object.program(name).attach()) }
+        links.append(try object.program(Names.Program.countDelivered).attachCgroup(cgroupRoot))
+        links.append(try object.program(withError ? Names.Program.countRetransmit : Names.Program.countRetransmitSent).attach())
+        links.append(try object.program(Names.Program.countSynackRetransmit).attach())
+        links.append(try object.program(Names.Program.countTx).attach())
+        links.append(try object.program(Names.Program.countRx).attach())
+        self.links = links
+        logger.debug("wire programs attached", metadata: ["programs": "\(links.map(\.subject))"])
+    }
+
+    public struct Options: Sendable {
+        /// Room for (process, interface) pairs (tests shrink it to fill it).
+        public var ownerEntries = UInt32(NETACCT_WIRE_OWNER_ENTRIES)
+        public init(ownerEntries: UInt32 = UInt32(NETACCT_WIRE_OWNER_ENTRIES)) { self.ownerEntries = ownerEntries }
+    }
+
+    /// The kernel's BTF, or why the wire cannot be counted on this kernel.
+    static func checkKernel() throws -> KernelBTF {
+        try KernelProbe.checkPrivileges()
+        let btf = try KernelProbe.requireBTF()
+        for name in ["net_dev_start_xmit", "netif_receive_skb", "sock_send_length", "sock_recv_length",
+                     "tcp_retransmit_skb", "tcp_retransmit_synack", "inet_sock_set_state"] where !btf.hasTracepoint(name) {
+            throw NetacctError("""
+                Kernel \(KernelProbe.kernelRelease) has no \(name) tracepoint: counting on the wire needs \
+                Linux >= 6.3 (sock_send_length and sock_recv_length came in 6.3).
+                """, kind: .unsupported)
+        }
+        for name in ["bpf_cast_to_kern_ctx", "bpf_rdonly_cast"] where !btf.hasFunction(name) {
+            throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no \(name) kfunc: counting on the wire needs Linux >= 6.3.",
+                               kind: .unsupported)
+        }
+        return btf
+    }
+
+    /// The counters since `init`: every interface's totals, each owner's share of them, and what
+    /// could not be counted.
+    public func sample() throws -> WireSample {
+        var sample = WireSample()
+        for (_, values) in try interfaceSlots.entries() {
+            for value in values where value.ifindex != 0 { sample.add(interface: value) }
+        }
+        for (_, values) in try moreInterfaces.entries() {
+            for value in values where value.ifindex != 0 { sample.add(interface: value) }
+        }
+        for (key, values) in try owned.entries() {
+            let owner = WireOwner(pid: Int32(bitPattern: key.tgid), start: key.start)
+            let interface = InterfaceID(netns: key.netns, ifindex: key.ifindex)
+            sample.owned[owner, default: [:]][interface, default: .init()] += values.reduce(WireCounters()) { $0 + WireCounters($1) }
+        }
+        for owner in sample.owned.keys where known[owner] == nil {
+            let key = netacct_wire_process_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start)
+            if let who = try processes.lookup(key) {
+                known[owner] = WireProcess(pid: owner.pid, startNanoseconds: who.start_ns, cgroupID: who.cgroup_id,
+                                           comm: string(fromCString: who.comm))
+            }
+        }
+        for owner in sample.owned.keys {
+            guard var process = known[owner] else { continue }
+            process.exited = !ProcessLiveness.isRunning(process.id)
+            sample.processes[owner] = process
+        }
+        let lost = try stats.entries().reduce(into: [UInt32: UInt64]()) { $0[$1.key] = $1.values.reduce(0, +) }
+        sample.losses = WireSample.Losses(
+            ownersFull: lost[UInt32(NETACCT_WIRE_STAT_OWNERS_FULL.rawValue)] ?? 0,
+            interfacesFull: lost[UInt32(NETACCT_WIRE_STAT_INTERFACES_FULL.rawValue)] ?? 0,
+            storageFull: lost[UInt32(NETACCT_WIRE_STAT_STORAGE_FULL.rawValue)] ?? 0)
+        return sample
+    }
+
+    /// Kernel run-time statistics of the programs on the per-frame path (needs kernel.bpf_stats_enabled=1).
+    public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
+        var result: [Names.Program: ProgramStatistics] = [:]
+        for name in Self.framePrograms + Self.callPrograms { result[name] = try object.program(name).statistics() }
+        return result
+    }
+}

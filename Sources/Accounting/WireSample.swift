@@ -1,0 +1,193 @@
+import CNetacct
+import NetacctKit
+
+/// Frames and bytes on the wire, out and in, and TCP segments sent again (with their payload).
+public struct WireCounters: Sendable, Equatable, Codable {
+    public var txPackets: UInt64 = 0
+    public var txBytes: UInt64 = 0
+    public var rxPackets: UInt64 = 0
+    public var rxBytes: UInt64 = 0
+    public var retransmittedSegments: UInt64 = 0
+    public var retransmittedBytes: UInt64 = 0
+
+    public init(txPackets: UInt64 = 0, txBytes: UInt64 = 0, rxPackets: UInt64 = 0, rxBytes: UInt64 = 0,
+                retransmittedSegments: UInt64 = 0, retransmittedBytes: UInt64 = 0) {
+        (self.txPackets, self.txBytes, self.rxPackets, self.rxBytes) = (txPackets, txBytes, rxPackets, rxBytes)
+        (self.retransmittedSegments, self.retransmittedBytes) = (retransmittedSegments, retransmittedBytes)
+    }
+
+    init(_ c: netacct_wire_counters) {
+        self.init(txPackets: c.tx_packets, txBytes: c.tx_bytes, rxPackets: c.rx_packets, rxBytes: c.rx_bytes,
+                  retransmittedSegments: c.retransmitted_segments, retransmittedBytes: c.retransmitted_bytes)
+    }
+
+    public var isZero: Bool { self == Self() }
+    public var totalBytes: UInt64 { txBytes &+ rxBytes }
+
+    public static func + (a: Self, b: Self) -> Self {
+        Self(txPackets: a.txPackets &+ b.txPackets, txBytes: a.txBytes &+ b.txBytes,
+             rxPackets: a.rxPackets &+ b.rxPackets, rxBytes: a.rxBytes &+ b.rxBytes,
+             retransmittedSegments: a.retransmittedSegments &+ b.retransmittedSegments,
+             retransmittedBytes: a.retransmittedBytes &+ b.retransmittedBytes)
+    }
+
+    public static func += (a: inout Self, b: Self) { a = a + b }
+
+    /// `self - other`, each counter at least 0 (a counter never goes back; the difference of
+    /// two counts of one interval that disagree is what the caller reports as such).
+    public func since(_ other: Self) -> Self {
+        func minus(_ a: UInt64, _ b: UInt64) -> UInt64 { a >= b ? a - b : 0 }
+        return Self(txPackets: minus(txPackets, other.txPackets), txBytes: minus(txBytes, other.txBytes),
+                    rxPackets: minus(rxPackets, other.rxPackets), rxBytes: minus(rxBytes, other.rxBytes),
+                    retransmittedSegments: minus(retransmittedSegments, other.retransmittedSegments),
+                    retransmittedBytes: minus(retransmittedBytes, other.retransmittedBytes))
+    }
+}
+
+/// An interface of one network namespace (ifindex values repeat across namespaces). ifindex 0:
+/// no interface known (a retransmission of a socket with no route cached).
+public struct InterfaceID: Hashable, Sendable, Comparable, Codable {
+    public var netns: UInt32
+    public var ifindex: UInt32
+
+    public init(netns: UInt32, ifindex: UInt32) { (self.netns, self.ifindex) = (netns, ifindex) }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.netns, a.ifindex) < (b.netns, b.ifindex) }
+}
+
+/// A socket's owner as the kernel side keys it: the TGID and the low 32 bits of its start time.
+public struct WireOwner: Hashable, Sendable, Comparable {
+    public var pid: Int32
+    public var start: UInt32
+
+    public init(pid: Int32, start: UInt32) { (self.pid, self.start) = (pid, start) }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.pid, a.start) < (b.pid, b.start) }
+}
+
+/// Who an owner is (recorded when it became a socket's owner).
+public struct WireProcess: Sendable, Equatable {
+    public var pid: Int32
+    public var startNanoseconds: UInt64
+    public var cgroupID: UInt64
+    public var comm: String
+    /// Whether it had exited when the sample was read (its sockets may live on in a child).
+    public var exited = false
+
+    public var id: ProcessID { ProcessID(pid: pid, startNanoseconds: startNanoseconds) }
+}
+
+/// One read of the wire counters (cumulative since the engine started), or the difference of
+/// two (`since`).
+public struct WireSample: Sendable {
+    public struct Interface: Sendable, Equatable {
+        public var name: String
+        /// Every frame of the interface (its transmit and receive counters; no retransmissions).
+        public var totals: WireCounters
+    }
+
+    public struct Losses: Sendable, Equatable {
+        /// Frames left unattributed because the table of (process, interface) pairs was full.
+        public var ownersFull: UInt64 = 0
+        /// Frames of interfaces that found no room (in no total).
+        public var interfacesFull: UInt64 = 0
+        /// Sockets whose owner could not be recorded.
+        public var storageFull: UInt64 = 0
+
+        public init(ownersFull: UInt64 = 0, interfacesFull: UInt64 = 0, storageFull: UInt64 = 0) {
+            (self.ownersFull, self.interfacesFull, self.storageFull) = (ownersFull, interfacesFull, storageFull)
+        }
+
+        public var isZero: Bool { self == Self() }
+
+        public var phrases: [String] {
+            var result: [String] = []
+            if ownersFull > 0 { result.append("\(ownersFull) frames left unattributed (no room for their process and interface)") }
+            if interfacesFull > 0 { result.append("\(interfacesFull) frames of interfaces that found no room (in no total)") }
+            if storageFull > 0 { result.append("\(storageFull) sockets whose owner could not be recorded") }
+            return result
+        }
+    }
+
+    public var interfaces: [InterfaceID: Interface] = [:]
+    /// Each owner's frames by interface (ifindex 0: retransmissions where no route was known).
+    public var owned: [WireOwner: [InterfaceID: WireCounters]] = [:]
+    public var processes: [WireOwner: WireProcess] = [:]
+    public var losses = Losses()
+
+    public init() {}
+
+    mutating func add(interface value: netacct_wire_interface) {
+        let id = InterfaceID(netns: value.netns, ifindex: value.ifindex)
+        let counted = WireCounters(txPackets: value.tx_packets, txBytes: value.tx_bytes,
+                                   rxPackets: value.rx_packets, rxBytes: value.rx_bytes)
+        if interfaces[id] == nil {
+            interfaces[id] = Interface(name: string(fromCString: value.name), totals: counted)
+        } else {
+            interfaces[id]!.totals += counted
+        }
+    }
+
+    /// What no process owned on `interface`: its totals less every owner's frames there.
+    public func unattributed(_ interface: InterfaceID) -> WireCounters {
+        var attributed = WireCounters()
+        for (_, byInterface) in owned { if let c = byInterface[interface] { attributed += c } }
+        attributed.retransmittedSegments = 0
+        attributed.retransmittedBytes = 0
+        return (interfaces[interface]?.totals ?? WireCounters()).since(attributed)
+    }
+
+    /// The difference from an earlier sample of the same engine: what happened in between.
+    public func since(_ earlier: WireSample) -> WireSample {
+        var result = WireSample()
+        result.processes = processes
+        for (id, interface) in interfaces {
+            var delta = interface
+            delta.totals = interface.totals.since(earlier.interfaces[id]?.totals ?? WireCounters())
+            result.interfaces[id] = delta
+        }
+        for (owner, byInterface) in owned {
+            for (id, counters) in byInterface {
+                let delta = counters.since(earlier.owned[owner]?[id] ?? WireCounters())
+                if !delta.isZero { result.owned[owner, default: [:]][id] = delta }
+            }
+        }
+        result.losses = Losses(ownersFull: losses.ownersFull - min(losses.ownersFull, earlier.losses.ownersFull),
+                               interfacesFull: losses.interfacesFull - min(losses.interfacesFull, earlier.losses.interfacesFull),
+                               storageFull: losses.storageFull - min(losses.storageFull, earlier.losses.storageFull))
+        return result
+    }
+}
+
+extension WireSample {
+    /// One owner's frames on a set of interfaces: in all, and by interface.
+    public struct Row: Sendable {
+        public var owner: WireOwner
+        public var process: WireProcess?
+        public var total: WireCounters
+        public var byInterface: [(id: InterfaceID, counters: WireCounters)]
+    }
+
+    /// The interfaces named `names` (any namespace), or every interface when nil.
+    public func interfaces(named names: Set<String>?) -> Set<InterfaceID> {
+        Set(interfaces.filter { names?.contains($0.value.name) ?? true }.keys)
+    }
+
+    /// Each owner's frames on `interfaces` (nil: everywhere, retransmissions with no interface
+    /// known included), owners with nothing there left out.
+    public func rows(on interfaces: Set<InterfaceID>?) -> [Row] {
+        owned.compactMap { owner, byInterface in
+            let kept = byInterface.filter { interfaces?.contains($0.key) ?? true }.sorted { $0.key < $1.key }
+            let total = kept.reduce(WireCounters()) { $0 + $1.value }
+            guard !total.isZero else { return nil }
+            return Row(owner: owner, process: processes[owner], total: total, byInterface: kept.map { ($0.key, $0.value) })
+        }
+    }
+
+    /// Every interface's unattributed frames and its totals, in namespace and ifindex order.
+    public func interfaceRows(_ selected: Set<InterfaceID>?) -> [(id: InterfaceID, name: String, totals: WireCounters, unattributed: WireCounters)] {
+        interfaces.filter { selected?.contains($0.key) ?? true }.sorted { $0.key < $1.key }.map {
+            ($0.key, $0.value.name, $0.value.totals, unattributed($0.key))
+        }
+    }
+}

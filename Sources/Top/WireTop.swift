@@ -1,0 +1,225 @@
+import FoundationEssentials
+import Logging
+import SystemPackage
+import Accounting
+import NetacctKit
+
+/// `netacct top --wire`: every interval, the processes (or cgroups) by their frames on the
+/// wire, with each interface's totals and what no process owned on the header lines, so that
+/// the rows and the unattributed line add up to the interfaces' own counters.
+public struct WireTop {
+    public struct Configuration: Sendable {
+        public var interval: Double = 1
+        public var count: Int?
+        public var pids: Set<Int32> = []
+        public var cgroup: String?
+        /// Only these interfaces (by name, in any network namespace); nil: all of them.
+        public var interfaces: Set<String>?
+        public var grouping: TopInterval.Grouping = .process
+        public var sort: TopInterval.SortKey = .total
+        public var json = false
+        public var clearScreen = true
+        public var summary = true
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let logger: Logger
+
+    public init(_ configuration: Configuration, logger: Logger = Logger(label: "netacct.top")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run(output: FileDescriptor = .standardOutput) throws {
+        let runner = IntervalRunner(every: configuration.interval, count: configuration.count, output: output)
+        let engine = try WireEngine(logger: logger)
+        var cgroups = CgroupNames()
+        var cgroupFilter: Set<UInt64>?
+        if let path = configuration.cgroup { cgroupFilter = try cgroups.subtree(path) }
+        var renderer = WireRenderer(configuration: configuration, cgroups: cgroups)
+        var previous = try engine.sample()
+        var reported = WireSample.Losses(), latest = WireSample.Losses()
+        try runner.run({ seconds in
+            let current = try engine.sample()
+            defer { previous = current }
+            latest = current.losses
+            if let path = configuration.cgroup { cgroupFilter = (try? renderer.cgroups.subtree(path)) ?? cgroupFilter }
+            let interval = current.since(previous)
+            let text = configuration.json
+                ? renderer.json(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter) + "\n"
+                : (configuration.clearScreen ? "\u{1B}[H\u{1B}[2J" : "")
+                    + renderer.table(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter)
+                    + (configuration.clearScreen ? "" : "\n")
+            return (text, false)
+        }, losses: {
+            guard latest != reported else { return "" }
+            defer { reported = latest }
+            return "netacct: not everything could be counted: \(latest.phrases.joined(separator: "; "))\n"
+        })
+    }
+}
+
+/// The table and the JSON lines of `top --wire`.
+struct WireRenderer {
+    let configuration: WireTop.Configuration
+    var cgroups: CgroupNames
+
+    struct Line {
+        var pid: Int32?
+        var name: String
+        var exited: Bool
+        var total: WireCounters
+        var byInterface: [(id: InterfaceID, counters: WireCounters)]
+    }
+
+    /// The rows of an interval: per process or per cgroup, filtered and sorted.
+    mutating func lines(_ sample: WireSample, selected: Set<InterfaceID>?, cgroups filter: Set<UInt64>?) -> [Line] {
+        var rows = sample.rows(on: selected)
+        if !configuration.pids.isEmpty { rows = rows.filter { configuration.pids.contains($0.owner.pid) } }
+        if let filter { rows = rows.filter { $0.process.map { filter.contains($0.cgroupID) } ?? false } }
+        var lines: [Line]
+        switch configuration.grouping {
+        case .process:
+            lines = rows.map { Line(pid: $0.owner.pid, name: $0.process?.comm ?? "?", exited: $0.process?.exited ?? false,
+                                    total: $0.total, byInterface: $0.byInterface) }
+        case .cgroup:
+            var byCgroup: [UInt64: (WireCounters, [InterfaceID: WireCounters])] = [:]
+            for row in rows {
+                let id = row.process?.cgroupID ?? 0
+                var entry = byCgroup[id] ?? (WireCounters(), [:])
+                entry.0 += row.total
+                for (interface, counters) in row.byInterface { entry.1[interface, default: WireCounters()] += counters }
+                byCgroup[id] = entry
+            }
+            lines = byCgroup.map { id, entry in
+                Line(pid: nil, name: id == 0 ? "?" : cgroups.path(of: id) ?? "cgroup \(id)", exited: false, total: entry.0,
+                     byInterface: entry.1.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            }
+        }
+        func key(_ line: Line) -> UInt64 {
+            switch configuration.sort {
+            case .rx: line.total.rxBytes
+            case .tx: line.total.txBytes
+            case .total: line.total.totalBytes
+            }
+        }
+        return lines.sorted { (key($0), $1.pid ?? 0) > (key($1), $0.pid ?? 0) }
+    }
+
+    func selection(_ sample: WireSample) -> Set<InterfaceID>? {
+        configuration.interfaces.map { sample.interfaces(named: $0) }
+    }
+
+    static let header = "    PID COMM              TX PKTS  TX BYTES   RX PKTS  RX BYTES  RESENT RESENT-B"
+    static let cgroupHeader = "TX PKTS  TX BYTES   RX PKTS  RX BYTES  RESENT RESENT-B CGROUP"
+
+    mutating func table(_ sample: WireSample, time: Date, seconds: Double, cgroups filter: Set<UInt64>?) -> String {
+        let selected = selection(sample)
+        var text = "netacct top --wire   \(Units.clock(time))   interval \(Units.seconds(seconds))   frames on the wire, headers included\n"
+        if configuration.summary {
+            for row in sample.interfaceRows(selected) where !(row.totals.isZero && row.unattributed.isZero) {
+                let t = row.totals, u = row.unattributed
+                text += "\(row.name) (netns \(row.id.netns)): tx \(t.txPackets) pkts \(Units.bytes(t.txBytes)), rx \(t.rxPackets) pkts \(Units.bytes(t.rxBytes));"
+                text += " unattributed tx \(u.txPackets) pkts \(Units.bytes(u.txBytes)), rx \(u.rxPackets) pkts \(Units.bytes(u.rxBytes))\n"
+            }
+            if let names = configuration.interfaces, selected?.isEmpty ?? true {
+                text += "no traffic yet on \(names.sorted().joined(separator: ", "))\n"
+            }
+        }
+        text += "\n" + (configuration.grouping == .process ? Self.header : Self.cgroupHeader) + "\n"
+        func numbers(_ c: WireCounters) -> String {
+            Units.pad(Units.count(c.txPackets), 7) + " " + Units.pad(Units.bytes(c.txBytes), 9) + " "
+                + Units.pad(Units.count(c.rxPackets), 9) + " " + Units.pad(Units.bytes(c.rxBytes), 9) + " "
+                + Units.pad(Units.count(c.retransmittedSegments), 7) + " " + Units.pad(Units.bytes(c.retransmittedBytes), 8)
+        }
+        for line in lines(sample, selected: selected, cgroups: filter) {
+            if let pid = line.pid {
+                let name = String((line.exited ? "*" + line.name : line.name).prefix(16))
+                text += Units.pad("\(pid)", 7) + " " + Units.pad(name, 16, left: true) + " " + numbers(line.total) + "\n"
+            } else {
+                text += numbers(line.total) + " " + line.name + "\n"
+            }
+        }
+        var unattributed = WireCounters()
+        for row in sample.interfaceRows(selected) { unattributed += row.unattributed }
+        if !unattributed.isZero {
+            text += configuration.grouping == .process
+                ? Units.pad("-", 7) + " " + Units.pad("(unattributed)", 16, left: true) + " " + numbers(unattributed) + "\n"
+                : numbers(unattributed) + " (unattributed)\n"
+        }
+        return text
+    }
+
+    /// One line of `top --wire --json` (without the newline).
+    mutating func json(_ sample: WireSample, time: Date, seconds: Double, cgroups filter: Set<UInt64>?) -> String {
+        let selected = selection(sample)
+        var out = JSONWriter()
+        out.begin("{")
+        out.field("time", string: time.formatted(.iso8601.year().month().day()
+            .time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+        out.field("interval_s", number: Units.fixed(seconds, decimals: 3))
+        out.key("interfaces")
+        out.begin("[")
+        for row in sample.interfaceRows(selected) {
+            out.begin("{")
+            interfaceFields(&out, row.id, name: row.name)
+            counters(&out, row.totals, retransmissions: false)
+            out.key("unattributed")
+            out.begin("{")
+            counters(&out, row.unattributed, retransmissions: false)
+            out.end("}")
+            out.end("}")
+        }
+        out.end("]")
+        out.key(configuration.grouping == .process ? "processes" : "cgroups")
+        out.begin("[")
+        for line in lines(sample, selected: selected, cgroups: filter) {
+            out.begin("{")
+            if let pid = line.pid {
+                out.field("pid", number: pid)
+                out.field("comm", string: line.name)
+                out.field("exited", bool: line.exited)
+            } else {
+                out.field("cgroup", string: line.name)
+            }
+            counters(&out, line.total, retransmissions: true)
+            out.key("interfaces")
+            out.begin("[")
+            for (id, c) in line.byInterface {
+                out.begin("{")
+                interfaceFields(&out, id, name: sample.interfaces[id]?.name)
+                counters(&out, c, retransmissions: true)
+                out.end("}")
+            }
+            out.end("]")
+            out.end("}")
+        }
+        out.end("]")
+        out.key("losses")
+        out.begin("{")
+        out.field("owners_full", number: sample.losses.ownersFull)
+        out.field("interfaces_full", number: sample.losses.interfacesFull)
+        out.field("storage_full", number: sample.losses.storageFull)
+        out.end("}")
+        out.end("}")
+        return out.text
+    }
+
+    private func interfaceFields(_ out: inout JSONWriter, _ id: InterfaceID, name: String?) {
+        out.field("netns", number: id.netns)
+        out.field("ifindex", number: id.ifindex)
+        out.field("name", string: id.ifindex == 0 ? nil : name)
+    }
+
+    private func counters(_ out: inout JSONWriter, _ c: WireCounters, retransmissions: Bool) {
+        out.field("tx_packets", number: c.txPackets)
+        out.field("tx_bytes", number: c.txBytes)
+        out.field("rx_packets", number: c.rxPackets)
+        out.field("rx_bytes", number: c.rxBytes)
+        if retransmissions {
+            out.field("retransmitted_segments", number: c.retransmittedSegments)
+            out.field("retransmitted_bytes", number: c.retransmittedBytes)
+        }
+    }
+}

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * wire: frames and bytes on the wire per process and interface, and what no process owned.
+ *
+ * Every frame is counted twice over: in its interface's totals (all of them, whoever sent or
+ * receives them), and in its owner's entry when a process owns its socket. User space finds the
+ * unattributed traffic as the difference, so that attributed + unattributed = the interface's
+ * totals by construction, and the totals are what the device itself counts.
+ *
+ * - Out: net_dev_start_xmit, the frame handed to the driver, link-layer header in skb->len.
+ * - In, totals: netif_receive_skb (the link-layer header already pulled: hard_header_len added).
+ * - In, attributed: cgroup_skb/ingress on the cgroup2 root, where the socket that takes the packet
+ *   is known (sk_filter, before the socket's receive queue), for every socket of the host.
+ * - Retransmissions: tcp_retransmit_skb and tcp_retransmit_synack, counted where TcpRetransSegs is.
+ *
+ * A socket's owner is a word in the socket's storage, never the task a softirq interrupted: the
+ * process that created it (cgroup/sock_create), then the last process to send or receive on it
+ * through a call (sock_send_length, sock_recv_length: a socket handed to a child that goes on
+ * using it moves to the child). An accepted socket inherits its listener's owner (BPF_F_CLONE)
+ * until the acceptor's first call; a request socket's SYN-ACK counts for its listener. Packets
+ * of sockets with no owner (the kernel's control sockets' RSTs and ICMP, TIME_WAIT's last ACK,
+ * forwarded frames, sockets that made no call since netacct started) are unattributed.
+ *
+ * Needs Linux >= 6.3 (sock_send_length for the call owner rule; bpf_rdonly_cast and
+ * bpf_cast_to_kern_ctx are 6.2). Every frame costs a lookup in its interface's per-CPU slot and,
+ * when owned, a socket storage lookup and a per-CPU hash lookup.
+ */
+#include "netdev.h"
+#include "sockets.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "maps.h"
+#include "typed.h"
+#include "wire.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_PACKET 17
+#define BPF_F_CLONE (1U << 9)
+
+/* The uapi contexts of the cgroup programs: only the fields read here, at their ABI offsets. */
+struct bpf_sock {
+	__u32 bound_dev_if;
+	__u32 family;
+};
+
+struct __sk_buff {
+	__u32 len;
+	__u32 unread[41];
+	union {
+		struct bpf_sock *sk;	/* offset 168 */
+		__u64 sk_word;
+	};
+};
+
+/* include/linux/skbuff.h: kinds of segmentation a GSO packet asks for (an anonymous enum, the same since 2.6). */
+#define SKB_GSO_TCPV4 (1 << 0)
+#define SKB_GSO_TCPV6 (1 << 4)
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct netacct_wire_owner);
+} owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, NETACCT_WIRE_OWNER_ENTRIES);
+	__type(key, struct netacct_wire_key);
+	__type(value, struct netacct_wire_counters);
+} owned SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_WIRE_INTERFACE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct netacct_wire_interface);
+} interfaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, NETACCT_WIRE_MORE_INTERFACES);
+	__type(key, struct netacct_wire_interface_key);
+	__type(value, struct netacct_wire_interface);
+} more_interfaces SEC(".maps");
+
+/* Listening sockets by address: their owners' words (see owner_of). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETACCT_WIRE_LISTENERS);
+	__type(key, __u64);
+	__type(value, __u64);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETACCT_WIRE_PROCESSES);
+	__type(key, struct netacct_wire_process_key);
+	__type(value, struct netacct_wire_process);
+} processes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_WIRE_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* ---- Owners (process context only) ---- */
+
+/* Families whose sockets put frames on an interface: IPv4, IPv6 and packet sockets. */
+static __always_inline bool owned_family(__u32 family)
+{
+	return family == AF_INET || family == AF_INET6 || family == AF_PACKET;
+}
+
+/* Makes the calling process the owner `o` records, and remembers who it is. */
+static __noinline void become_owner(struct netacct_wire_owner *o)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct netacct_wire_process who = {};
+	struct netacct_wire_process_key key = {};
+
+	if (!o)
+		return;
+	who.start_ns = task->group_leader->start_time;
+	who.cgroup_id = bpf_get_current_cgroup_id();
+	__builtin_memcpy(who.comm, task->group_leader->comm, sizeof(who.comm));
+	key.tgid = task->tgid;
+	key.start = (__u32)who.start_ns;
+	bpf_map_update_elem(&processes, &key, &who, BPF_ANY);
+	/* One store: a frame counted in softirq meanwhile sees the old owner or the new one. */
+	o->word = (__u64)key.tgid << 32 | key.start;
+}
+
+SEC("cgroup/sock_create")
+int own_created(struct bpf_sock *sk)
+{
+	struct netacct_wire_owner *o;
+
+	if (!owned_family(sk->family))
+		return 1;
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!o)
+		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_STORAGE_FULL);
+	else
+		become_owner(o);
+	return 1;
+}
+
+/* A call on `sk`: its caller owns it from now on (a check of one word when it already does). */
+static __always_inline int own_called(struct sock *sk)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct netacct_wire_owner *o;
+
+	if (!owned_family(sk->__sk_common.skc_family))
+		return 0;
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!o) {
+		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_STORAGE_FULL);
+		return 0;
+	}
+	if (o->word >> 32 != tgid)
+		become_owner(o);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(own_send, struct sock *sk, int ret, int flags)
+{
+	return own_called(sk);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(own_recv, struct sock *sk, int ret, int flags)
+{
+	return own_called(sk);
+}
+
+/* ---- Frames (any context) ---- */
+
+/*
+ * The segments `skb` stands for on the wire and their bytes, link-layer headers included:
+ * `bytes` is its length with one link-layer header; each segment after the first repeats the
+ * link, network and transport headers (the arithmetic of the kernel's qdisc_pkt_len_init).
+ */
+static __always_inline void on_the_wire(struct sk_buff *skb, __u32 bytes, __u32 link, __u64 *packets, __u64 *total)
+{
+	struct skb_shared_info *shinfo = TYPED(struct skb_shared_info, skb->head + skb->end);
+	__u32 segments = shinfo->gso_segs, headers;
+
+	*packets = 1;
+	*total = bytes;
+	if (segments <= 1)
+		return;
+	headers = link + (__u16)(skb->transport_header - skb->network_header);
+	if (shinfo->gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6)) {
+		struct tcphdr *th = TYPED(struct tcphdr, skb->head + skb->transport_header);
+
+		headers += (th->doff_res >> 4) * 4;
+	} else {
+		headers += sizeof(struct udphdr);
+	}
+	*packets = segments;
+	*total = bytes + (__u64)(segments - 1) * headers;
+}
+
+/* The per-CPU totals of interface `dev` in the hash, created on its first frame. */
+static __noinline struct netacct_wire_interface *more_interface(struct net_device *dev, __u32 netns, __u32 ifindex)
+{
+	struct netacct_wire_interface_key key = { .netns = netns, .ifindex = ifindex };
+	struct netacct_wire_interface fresh = { .netns = netns, .ifindex = ifindex };
+
+	if (!dev)
+		return 0;
+	bpf_probe_read_kernel(fresh.name, sizeof(fresh.name), dev->name);
+	return lookup_or_init(&more_interfaces, &key, &fresh);
+}
+
+/*
+ * The calling CPU's totals of interface `dev`: its slot of the array when that CPU's copy is
+ * free or already this interface's (nearly always), else the hash.
+ */
+static __always_inline struct netacct_wire_interface *interface_totals(struct net_device *dev, __u32 netns,
+									__u32 ifindex)
+{
+	__u32 slot = (ifindex ^ (netns * 2654435761u)) & (NETACCT_WIRE_INTERFACE_SLOTS - 1);
+	struct netacct_wire_interface *i = bpf_map_lookup_elem(&interfaces, &slot), *more;
+
+	if (!i)
+		return 0;
+	if (i->ifindex == ifindex && i->netns == netns)
+		return i;
+	if (i->ifindex == 0) {
+		/* Per CPU, and no frame program nests in another on one CPU (softirq is off): no race. */
+		bpf_probe_read_kernel(i->name, sizeof(i->name), dev->name);
+		i->netns = netns;
+		i->ifindex = ifindex;
+		return i;
+	}
+	more = more_interface(dev, netns, ifindex);
+	if (!more)
+		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_INTERFACES_FULL);
+	return more;
+}
+
+/* The counters of owner `word` on interface (netns, ifindex), or NULL: no owner, or no room. */
+static __always_inline struct netacct_wire_counters *owner_counters(__u64 word, __u32 netns, __u32 ifindex)
+{
+	static const struct netacct_wire_counters zero = {};
+	struct netacct_wire_key key;
+	struct netacct_wire_counters *c;
+
+	if (!word)
+		return 0;
+	key.tgid = word >> 32;
+	key.start = (__u32)word;
+	key.netns = netns;
+	key.ifindex = ifindex;
+	c = lookup_or_init(&owned, &key, &zero);
+	if (!c)
+		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_OWNERS_FULL);
+	return c;
+}
+
+/*
+ * The owner of the socket a frame was sent from: the word in its storage; for a request socket
+ * (a SYN answered: the SYN-ACK), its listener's, which `listeners` keeps by address (the listener
+ * pointer shares a union with a number, so the verifier sees a number there, not a socket).
+ */
+static __always_inline __u64 owner_of(struct sock *sk)
+{
+	struct netacct_wire_owner *o;
+
+	if (sk->__sk_common.skc_state == TCP_NEW_SYN_RECV) {
+		__u64 listener = (__u64)sk->__sk_common.skc_listener;
+		__u64 *word = bpf_map_lookup_elem(&listeners, &listener);
+
+		return word ? *word : 0;
+	}
+	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	return o ? o->word : 0;
+}
+
+/* A socket that starts or stops listening: its owner is kept by address for its request sockets. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(follow_listener, struct sock *sk, int oldstate, int newstate)
+{
+	__u64 address = (__u64)sk;
+	struct netacct_wire_owner *o;
+
+	if (newstate == TCP_LISTEN) {
+		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		if (o && o->word)
+			bpf_map_update_elem(&listeners, &address, &o->word, BPF_ANY);
+	} else if (oldstate == TCP_LISTEN) {
+		bpf_map_delete_elem(&listeners, &address);
+	}
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
+{
+	__u32 netns = dev->nd_net.net->ns.inum, ifindex = dev->ifindex;
+	struct netacct_wire_interface *totals = interface_totals(dev, netns, ifindex);
+	struct netacct_wire_counters *c;
+	struct sock *sk = skb->sk;
+	__u64 packets, bytes;
+
+	on_the_wire(skb, skb->len, dev->hard_header_len, &packets, &bytes);
+	if (totals) {
+		totals->tx_packets += packets;
+		totals->tx_bytes += bytes;
+	}
+	if (!sk)
+		return 0;
+	c = owner_counters(owner_of(sk), netns, ifindex);
+	if (c) {
+		c->tx_packets += packets;
+		c->tx_bytes += bytes;
+	}
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(count_rx, struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	struct netacct_wire_interface *totals = interface_totals(dev, dev->nd_net.net->ns.inum, dev->ifindex);
+	__u32 link = dev->hard_header_len;
+	__u64 packets, bytes;
+
+	if (!totals)
+		return 0;
+	on_the_wire(skb, skb->len + link, link, &packets, &bytes);
+	totals->rx_packets += packets;
+	totals->rx_bytes += bytes;
+	return 0;
+}
+
+/* A packet a socket takes (its filter runs before the receive queue): counted for the socket's owner. */
+SEC("cgroup_skb/ingress")
+int count_delivered(struct __sk_buff *ctx)
+{
+	struct netacct_wire_owner *o;
+	struct netacct_wire_counters *c;
+	struct net_device *dev;
+	struct bpf_sock *sk = ctx->sk;
+	struct sk_buff *skb;
+	__u64 packets, bytes;
+	__u32 link;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	skb = bpf_cast_to_kern_ctx(ctx);
+	dev = skb->dev;
+	if (!dev)
+		return 1;
+	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (!o)
+		return 1;
+	c = owner_counters(o->word, dev->nd_net.net->ns.inum, dev->ifindex);
+	if (!c)
+		return 1;
+	link = dev->hard_header_len;
+	on_the_wire(skb, skb->len + link, link, &packets, &bytes);
+	c->rx_packets += packets;
+	c->rx_bytes += bytes;
+	return 1;
+}
+
+/* A TCP socket's segments sent again, on the interface of its cached route (0: none cached). */
+static __always_inline void count_resent(struct sock *sk, __u64 segments, __u64 bytes)
+{
+	struct dst_entry *dst = sk->sk_dst_cache;
+	struct net_device *dev = dst ? dst->dev : 0;
+	struct netacct_wire_counters *c;
+
+	c = owner_counters(owner_of(sk), sk->__sk_common.skc_net.net->ns.inum, dev ? dev->ifindex : 0);
+	if (!c)
+		return;
+	c->retransmitted_segments += segments;
+	c->retransmitted_bytes += bytes;
+}
+
+/* TCP_SKB_CB(skb)->tcp_gso_segs: the segments a queued skb stands for (tcp_skb_pcount). */
+static __always_inline __u32 tcp_segments(struct sk_buff *skb)
+{
+	__u8 low = skb->cb[8], high = skb->cb[9];
+	__u32 segments = low | (__u32)high << 8;
+
+	return segments ? segments : 1;
+}
+
+/* Linux >= 6.12 (the err argument): counted when it went out, as TcpRetransSegs counts it. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(count_retransmit, struct sock *sk, struct sk_buff *skb, int err)
+{
+	if (err == 0)
+		count_resent(sk, tcp_segments(skb), skb->len);
+	return 0;
+}
+
+/* Older kernels fire it only for a retransmission that went out. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(count_retransmit_sent, struct sock *sk, struct sk_buff *skb)
+{
+	count_resent(sk, tcp_segments(skb), skb->len);
+	return 0;
+}
+
+/* A listener's SYN-ACK sent again (sk: the listener): one segment, no payload. */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(count_synack_retransmit, struct sock *sk)
+{
+	count_resent(sk, 1, 0);
+	return 0;
+}
