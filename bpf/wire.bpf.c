@@ -43,6 +43,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct bpf_sock {
 	__u32 bound_dev_if;
 	__u32 family;
+	__u32 type;
+	__u32 protocol;
 };
 
 struct __sk_buff {
@@ -321,9 +323,14 @@ int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
 	if (!sk)
 		return 0;
 	c = owner_counters(owner_of(sk), netns, ifindex);
-	if (c) {
-		c->tx_packets += packets;
-		c->tx_bytes += bytes;
+	if (!c)
+		return 0;
+	c->tx_packets += packets;
+	c->tx_bytes += bytes;
+	/* A request socket is TCP's; a full one says its protocol. */
+	if (sk->__sk_common.skc_state != TCP_NEW_SYN_RECV && sk->sk_protocol == IPPROTO_UDP) {
+		c->udp_tx_packets += packets;
+		c->udp_tx_bytes += bytes;
 	}
 	return 0;
 }
@@ -375,6 +382,10 @@ int count_delivered(struct __sk_buff *ctx)
 	on_the_wire(skb, skb->len + link, link, &packets, &bytes);
 	c->rx_packets += packets;
 	c->rx_bytes += bytes;
+	if (sk->protocol == IPPROTO_UDP) {
+		c->udp_rx_packets += packets;
+		c->udp_rx_bytes += bytes;
+	}
 	return 1;
 }
 

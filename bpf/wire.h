@@ -43,6 +43,11 @@ struct netacct_wire_counters {
 	__u64 rx_bytes;
 	__u64 retransmitted_segments;	/* TCP segments sent again (SYN and SYN-ACK included) */
 	__u64 retransmitted_bytes;	/* their payload bytes (what `ss -i` calls bytes_retrans) */
+	/* The frames above that UDP sockets sent and took (the rest: TCP, ICMP, packet sockets). */
+	__u64 udp_tx_packets;
+	__u64 udp_tx_bytes;
+	__u64 udp_rx_packets;
+	__u64 udp_rx_bytes;
 };
 
 /*

@@ -1,7 +1,8 @@
 import CNetacct
 import NetacctKit
 
-/// Frames and bytes on the wire, out and in, and TCP segments sent again (with their payload).
+/// Frames and bytes on the wire, out and in, and TCP segments sent again (with their payload);
+/// the `udp…` counters are the share of UDP sockets' frames in the first four.
 public struct WireCounters: Sendable, Equatable, Codable {
     public var txPackets: UInt64 = 0
     public var txBytes: UInt64 = 0
@@ -9,39 +10,44 @@ public struct WireCounters: Sendable, Equatable, Codable {
     public var rxBytes: UInt64 = 0
     public var retransmittedSegments: UInt64 = 0
     public var retransmittedBytes: UInt64 = 0
+    public var udpTxPackets: UInt64 = 0
+    public var udpTxBytes: UInt64 = 0
+    public var udpRxPackets: UInt64 = 0
+    public var udpRxBytes: UInt64 = 0
 
     public init(txPackets: UInt64 = 0, txBytes: UInt64 = 0, rxPackets: UInt64 = 0, rxBytes: UInt64 = 0,
-                retransmittedSegments: UInt64 = 0, retransmittedBytes: UInt64 = 0) {
+                retransmittedSegments: UInt64 = 0, retransmittedBytes: UInt64 = 0,
+                udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0) {
         (self.txPackets, self.txBytes, self.rxPackets, self.rxBytes) = (txPackets, txBytes, rxPackets, rxBytes)
         (self.retransmittedSegments, self.retransmittedBytes) = (retransmittedSegments, retransmittedBytes)
+        (self.udpTxPackets, self.udpTxBytes, self.udpRxPackets, self.udpRxBytes) = (udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes)
     }
 
     init(_ c: netacct_wire_counters) {
         self.init(txPackets: c.tx_packets, txBytes: c.tx_bytes, rxPackets: c.rx_packets, rxBytes: c.rx_bytes,
-                  retransmittedSegments: c.retransmitted_segments, retransmittedBytes: c.retransmitted_bytes)
+                  retransmittedSegments: c.retransmitted_segments, retransmittedBytes: c.retransmitted_bytes,
+                  udpTxPackets: c.udp_tx_packets, udpTxBytes: c.udp_tx_bytes, udpRxPackets: c.udp_rx_packets, udpRxBytes: c.udp_rx_bytes)
     }
 
     public var isZero: Bool { self == Self() }
     public var totalBytes: UInt64 { txBytes &+ rxBytes }
 
-    public static func + (a: Self, b: Self) -> Self {
-        Self(txPackets: a.txPackets &+ b.txPackets, txBytes: a.txBytes &+ b.txBytes,
-             rxPackets: a.rxPackets &+ b.rxPackets, rxBytes: a.rxBytes &+ b.rxBytes,
-             retransmittedSegments: a.retransmittedSegments &+ b.retransmittedSegments,
-             retransmittedBytes: a.retransmittedBytes &+ b.retransmittedBytes)
+    /// Each counter of `a` and `b` combined by `operation`.
+    static func combining(_ a: Self, _ b: Self, _ operation: (UInt64, UInt64) -> UInt64) -> Self {
+        Self(txPackets: operation(a.txPackets, b.txPackets), txBytes: operation(a.txBytes, b.txBytes),
+             rxPackets: operation(a.rxPackets, b.rxPackets), rxBytes: operation(a.rxBytes, b.rxBytes),
+             retransmittedSegments: operation(a.retransmittedSegments, b.retransmittedSegments),
+             retransmittedBytes: operation(a.retransmittedBytes, b.retransmittedBytes),
+             udpTxPackets: operation(a.udpTxPackets, b.udpTxPackets), udpTxBytes: operation(a.udpTxBytes, b.udpTxBytes),
+             udpRxPackets: operation(a.udpRxPackets, b.udpRxPackets), udpRxBytes: operation(a.udpRxBytes, b.udpRxBytes))
     }
+
+    public static func + (a: Self, b: Self) -> Self { combining(a, b, &+) }
 
     public static func += (a: inout Self, b: Self) { a = a + b }
 
-    /// `self - other`, each counter at least 0 (a counter never goes back; the difference of
-    /// two counts of one interval that disagree is what the caller reports as such).
-    public func since(_ other: Self) -> Self {
-        func minus(_ a: UInt64, _ b: UInt64) -> UInt64 { a >= b ? a - b : 0 }
-        return Self(txPackets: minus(txPackets, other.txPackets), txBytes: minus(txBytes, other.txBytes),
-                    rxPackets: minus(rxPackets, other.rxPackets), rxBytes: minus(rxBytes, other.rxBytes),
-                    retransmittedSegments: minus(retransmittedSegments, other.retransmittedSegments),
-                    retransmittedBytes: minus(retransmittedBytes, other.retransmittedBytes))
-    }
+    /// `self - other`, each counter at least 0 (a counter never goes back).
+    public func since(_ other: Self) -> Self { Self.combining(self, other) { $0 >= $1 ? $0 - $1 : 0 } }
 }
 
 /// An interface of one network namespace (ifindex values repeat across namespaces). ifindex 0:
@@ -132,9 +138,10 @@ public struct WireSample: Sendable {
     public func unattributed(_ interface: InterfaceID) -> WireCounters {
         var attributed = WireCounters()
         for (_, byInterface) in owned { if let c = byInterface[interface] { attributed += c } }
-        attributed.retransmittedSegments = 0
-        attributed.retransmittedBytes = 0
-        return (interfaces[interface]?.totals ?? WireCounters()).since(attributed)
+        // The totals count every frame, by no protocol; retransmissions are in their frames already.
+        let only = WireCounters(txPackets: attributed.txPackets, txBytes: attributed.txBytes,
+                                rxPackets: attributed.rxPackets, rxBytes: attributed.rxBytes)
+        return (interfaces[interface]?.totals ?? WireCounters()).since(only)
     }
 
     /// The difference from an earlier sample of the same engine: what happened in between.

@@ -27,6 +27,8 @@ public enum DaemonAPI {
         case drops
         /// The connection-events collector (`--connection-events`): `ConnectionEventsReply`.
         case connectionEvents = "connection_events"
+        /// The wire collector (`--wire`): `WireReply`.
+        case wire
 
         /// The request line, newline included.
         public var line: String { rawValue + "\n" }

@@ -400,3 +400,86 @@ public struct Nullable<Value: Codable & Hashable & Sendable>: Codable, Hashable,
         try value.encode(wrappedValue)
     }
 }
+
+/// `wire`: frames and bytes on the wire since the daemon started (`netacct top --wire`'s
+/// counts): every interface's totals and what no process owned there (per network namespace),
+/// each socket owner's frames in all and per interface, and the same per process group and
+/// cgroup, bounded as the other families are.
+public struct WireReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.wire
+    public var interfaces: [WireInterfaceRecord]
+    public var processes: [WireProcessRecord]
+    public var processGroups: [GroupCounts<WireCounts>]
+    public var cgroups: [CgroupCounts<WireCounts>]
+    public var losses: WireLosses
+    public init(interfaces: [WireInterfaceRecord], processes: [WireProcessRecord], processGroups: [GroupCounts<WireCounts>],
+                cgroups: [CgroupCounts<WireCounts>], losses: WireLosses) {
+        (self.interfaces, self.processes, self.processGroups, self.cgroups, self.losses) = (interfaces, processes, processGroups, cgroups, losses)
+    }
+}
+
+/// Frames and bytes on the wire each way, TCP segments sent again and their payload; the `udp_`
+/// fields are UDP sockets' share of the first four.
+public struct WireCounts: Codable, Hashable, Sendable {
+    public var txPackets: UInt64
+    public var txBytes: UInt64
+    public var rxPackets: UInt64
+    public var rxBytes: UInt64
+    public var retransmittedSegments: UInt64
+    public var retransmittedBytes: UInt64
+    public var udpTxPackets: UInt64
+    public var udpTxBytes: UInt64
+    public var udpRxPackets: UInt64
+    public var udpRxBytes: UInt64
+    public init(txPackets: UInt64 = 0, txBytes: UInt64 = 0, rxPackets: UInt64 = 0, rxBytes: UInt64 = 0, retransmittedSegments: UInt64 = 0,
+                retransmittedBytes: UInt64 = 0, udpTxPackets: UInt64 = 0, udpTxBytes: UInt64 = 0, udpRxPackets: UInt64 = 0, udpRxBytes: UInt64 = 0) {
+        (self.txPackets, self.txBytes, self.rxPackets, self.rxBytes) = (txPackets, txBytes, rxPackets, rxBytes)
+        (self.retransmittedSegments, self.retransmittedBytes) = (retransmittedSegments, retransmittedBytes)
+        (self.udpTxPackets, self.udpTxBytes, self.udpRxPackets, self.udpRxBytes) = (udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes)
+    }
+}
+
+/// An interface of a network namespace (its inode), its totals and what no process owned.
+public struct WireInterfaceRecord: Codable, Hashable, Sendable {
+    public var netns: UInt32
+    public var ifindex: UInt32
+    public var name: String
+    public var totals: WireCounts
+    public var unattributed: WireCounts
+    public init(netns: UInt32, ifindex: UInt32, name: String, totals: WireCounts, unattributed: WireCounts) {
+        (self.netns, self.ifindex, self.name, self.totals, self.unattributed) = (netns, ifindex, name, totals, unattributed)
+    }
+}
+
+/// A socket owner's frames: in all, and on each interface (ifindex 0: retransmissions of a
+/// socket with no route known).
+public struct WireProcessRecord: Codable, Hashable, Sendable {
+    public var pid: Int32
+    public var startNs: UInt64?
+    public var comm: String?
+    public var cgroupId: UInt64?
+    public var exited: Bool
+    public var counts: WireCounts
+    public var interfaces: [WireOnInterface]
+    public init(pid: Int32, startNs: UInt64?, comm: String?, cgroupId: UInt64?, exited: Bool, counts: WireCounts, interfaces: [WireOnInterface]) {
+        (self.pid, self.startNs, self.comm, self.cgroupId, self.exited, self.counts, self.interfaces) = (pid, startNs, comm, cgroupId, exited, counts, interfaces)
+    }
+}
+
+public struct WireOnInterface: Codable, Hashable, Sendable {
+    public var netns: UInt32
+    public var ifindex: UInt32
+    public var counts: WireCounts
+    public init(netns: UInt32, ifindex: UInt32, counts: WireCounts) { (self.netns, self.ifindex, self.counts) = (netns, ifindex, counts) }
+}
+
+/// What could not be counted: frames left unattributed for want of room, frames of interfaces
+/// that found none, sockets whose owner was not recorded.
+public struct WireLosses: Codable, Hashable, Sendable {
+    public var ownersFull: UInt64
+    public var interfacesFull: UInt64
+    public var storageFull: UInt64
+    public init(ownersFull: UInt64, interfacesFull: UInt64, storageFull: UInt64) {
+        (self.ownersFull, self.interfacesFull, self.storageFull) = (ownersFull, interfacesFull, storageFull)
+    }
+}

@@ -45,6 +45,12 @@ public final class Daemon {
         public var drops = false
         /// Also host the connection-events collector (API verb `connection_events`).
         public var connectionEvents = false
+        /// Also host the wire collector (API verb `wire`): frames and bytes on the wire per
+        /// process, cgroup and interface.
+        public var wire = false
+        /// What atop's per-process counters are: socket calls (netatop-bpf's meaning) or frames
+        /// on the wire (the netatop kernel module's; needs `wire`).
+        public var atopCounts = AtopCounts.calls
         /// The accounting engine (nil: chosen by the kernel).
         public var engine: AccountingEngine.Kind?
         /// Serve HTTP (`/metrics`, `/api/v1/…`, `/healthz`) on this address and port.
@@ -118,8 +124,18 @@ public final class Daemon {
         }) {
             others.append(events)
         }
+        if configuration.wire {
+            // atop's counts depend on it when asked: then a kernel that cannot count the wire stops the daemon.
+            let load = { WireCollector(engine: try WireEngine(logger: self.logger), top: top, pids: pids) as any Collector }
+            if configuration.atopCounts == .wire {
+                others.append(try load())
+            } else if let wire = try Self.optional("wire", logger: logger, load) {
+                others.append(wire)
+            }
+        }
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),
                                    others: others, loop: loop, logger: logger, replyBudget: configuration.replyBudget)
+        shared.atopCounts = configuration.atopCounts
         var channels: [Channel] = []
         defer {
             for channel in channels { try? channel.close().wait() }
@@ -267,6 +283,15 @@ public final class Daemon {
         }
         return channel
     }
+}
+
+/// What the netatop-bpf server sends atop as a process's packets and bytes.
+public enum AtopCounts: String, Sendable, CaseIterable {
+    /// Successful send and receive calls and their payload (netatop-bpf's meaning).
+    case calls
+    /// Frames on the wire with all their headers, ACKs and retransmissions included (the netatop
+    /// kernel module's meaning): per process, they add up to the interfaces' counters.
+    case wire
 }
 
 /// Closes a client that sent nothing for the idle timeout (IdleStateHandler's read event).

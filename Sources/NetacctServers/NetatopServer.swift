@@ -72,15 +72,30 @@ final class NetatopHandler: ChannelInboundHandler {
         let chunkSize = Self.recordsPerChunk * NetatopRecord.size
         let allocator = context.channel.allocator
         var chunk = allocator.buffer(capacity: chunkSize)
-        shared.service.forEachProcess(for: client) { id, comm, total in
+        func add(_ id: ProcessID, _ comm: String, _ traffic: Traffic) {
             // A data record never has id 0 (that ends the reply); no process has PID 0 anyway.
             guard id.pid > 0 else { return }
             NetatopRecord.encode(pid: id.pid, startSeconds: id.startNanoseconds / 1_000_000_000, command: comm,
-                                 traffic: total, into: &chunk)
+                                 traffic: traffic, into: &chunk)
             if chunk.readableBytes == chunkSize {
                 chunks.append(chunk)
                 chunk = allocator.buffer(capacity: chunkSize)
             }
+        }
+        if let wire = shared.atopWire {
+            // The same processes, with their frames on the wire; then the sockets' owners that
+            // made no TCP or UDP call (ping, a listener).
+            do { try wire.read() } catch {
+                shared.log.log(.warning, "wire-read", "cannot read the wire counters (atop gets the last ones read): \(error)")
+            }
+            var listed = Set<ProcessID>()
+            shared.service.forEachProcess(for: client) { id, comm, _ in
+                listed.insert(id)
+                add(id, comm, wire.traffic(of: id))
+            }
+            for (id, comm, traffic) in wire.owners(besides: listed) { add(id, comm, traffic) }
+        } else {
+            shared.service.forEachProcess(for: client) { id, comm, total in add(id, comm, total) }
         }
         NetatopRecord.terminator.encode(into: &chunk)
         chunks.append(chunk)

@@ -18,6 +18,10 @@ final class SharedService: @unchecked Sendable {
     let log: RateLimitedLog
     let budget: ReplyBudget
     private var reportedLosses: [DaemonAPI.Verb: [String]] = [:]
+    /// What atop's counters are (the daemon's `--atop-counts`).
+    var atopCounts = AtopCounts.calls
+    /// The wire collector, when atop is sent its counts.
+    var atopWire: WireCollector? { atopCounts == .wire ? collector(for: .wire) as? WireCollector : nil }
     private var nextAPIClient: APIClientID = 1
 
     init(service: AccountingService, others: [any Collector] = [], loop: EventLoop, logger: Logger, replyBudget: Int) {

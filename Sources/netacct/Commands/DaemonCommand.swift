@@ -57,6 +57,17 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count TCP connections opened, failed (by errno) and closed, and the connects' handshake time, per process group and cgroup, from netacct connections' events (API verb connection_events). Linux >= 6.2.")
     var connectionEvents = false
 
+    @Flag(help: "Also count frames and bytes on the wire per process, cgroup and interface, with what no process owned per interface (API verb wire, netacct_wire_* metrics), as netacct top --wire does. Linux >= 6.3.")
+    var wire = false
+
+    @Option(help: ArgumentHelp("""
+        What atop's per-process packets and bytes are: calls (successful send and receive calls and \
+        their payload, netatop-bpf's meaning) or wire (frames with all their headers, ACKs and \
+        retransmissions, the netatop kernel module's meaning: they add up to atop's interface \
+        lines; implies --wire). Per thread, atop has no counters either way.
+        """, valueName: "calls|wire"))
+    var atopCounts = AtopCounts.calls
+
     @Option(help: ArgumentHelp("Serve Prometheus metrics (/metrics), the HTTP API (/api/v1/…) and /healthz here; off by default. The usual address is 127.0.0.1:19478 (outside the 9100-9999 range Prometheus's exporters have taken).", valueName: "addr:port"))
     var listen: String?
 
@@ -144,6 +155,8 @@ struct DaemonCommand: ParsableCommand {
         configuration.connections = connections
         configuration.drops = drops
         configuration.connectionEvents = connectionEvents
+        configuration.wire = wire || atopCounts == .wire
+        configuration.atopCounts = atopCounts
         configuration.engine = engine.kind
         configuration.listen = try listen.map(Self.parseListen)
         configuration.metricsToken = try metricsTokenFile.map(Self.readToken)
@@ -152,3 +165,5 @@ struct DaemonCommand: ParsableCommand {
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }
+
+extension AtopCounts: ExpressibleByArgument {}
