@@ -23,6 +23,12 @@ import NetacctKit
 // BPF ns per frame of the nic programs on each hook, beside empty programs on the same hooks,
 // under a UDP flood over a veth pair between two namespaces it makes (NICBenchmark.swift).
 //
+// netacct-bench wire [datagrams] [megabytes] [rounds]
+//
+// BPF ns per frame and per call of the wire programs on each hook, beside empty programs on the
+// same hooks, under small UDP packets and bulk TCP over a veth pair, and the packet rate with and
+// without (WireBenchmark.swift).
+//
 // netacct-bench hostile <netacct binary> [processes] [exits]
 //
 // The daemon's memory while clients misbehave and while processes exit with no client
@@ -57,7 +63,7 @@ let arguments = CommandLine.arguments
 let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
-    "metrics": runMetricsBenchmark,
+    "metrics": runMetricsBenchmark, "wire": runWireBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))

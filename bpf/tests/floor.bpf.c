@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * floor: empty programs on the tracepoints of the accounting, nic, connections, drops and latency
- * programs (the netfilter floor is netfilter.bpf.c's accept_all). Their run time is the floor of any
- * program there (the kernel's statistics include their own clock reads): the benchmark
+ * floor: empty programs on the hooks of the accounting, nic, wire, connections, drops and latency
+ * programs (the netfilter floor is netfilter.bpf.c's accept_all). Their run time is the floor of
+ * any program there (the kernel's statistics include their own clock reads): the benchmark
  * reports netacct's cost beside it.
  */
 #include "kernel.h"
@@ -36,6 +36,12 @@ SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(floor_receive, struct sk_buff *skb)
 {
 	return 0;
+}
+
+SEC("cgroup_skb/ingress")
+int floor_ingress(void *ctx)
+{
+	return 1;
 }
 
 SEC("tp_btf/inet_sock_set_state")
