@@ -31,6 +31,7 @@ public final class WireEngine {
     public static let callPrograms: [Names.Program] = [.ownSend, .ownRecv]
 
     public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.wire")) throws {
+        retention = options.retention
         let btf = try Self.checkKernel()
         guard let cgroupRoot = CgroupNames().root else {
             throw NetacctError("""
@@ -71,7 +72,11 @@ public final class WireEngine {
     public struct Options: Sendable {
         /// Room for (process, interface) pairs (tests shrink it to fill it).
         public var ownerEntries = UInt32(NETACCT_WIRE_OWNER_ENTRIES)
-        public init(ownerEntries: UInt32 = UInt32(NETACCT_WIRE_OWNER_ENTRIES)) { self.ownerEntries = ownerEntries }
+        /// Seconds an exited process's counters stay in the samples (the daemon's `--retention`).
+        public var retention: Double = 900
+        public init(ownerEntries: UInt32 = UInt32(NETACCT_WIRE_OWNER_ENTRIES), retention: Double = 900) {
+            (self.ownerEntries, self.retention) = (ownerEntries, retention)
+        }
     }
 
     /// The kernel's BTF, or why the wire cannot be counted on this kernel.
@@ -94,7 +99,13 @@ public final class WireEngine {
 
     /// The counters since `init`: every interface's totals, each owner's share of them, and what
     /// could not be counted.
-    public func sample() throws -> WireSample {
+    ///
+    /// The kernel's table of (owner, interface) counters would fill with the processes that come
+    /// and go: an owner that has exited and whose counters have not moved since the last sample
+    /// is taken out of it (each entry read and deleted in one call, so no frame is lost) and kept
+    /// here, in the samples, for `retention` seconds; a socket it left to a child that counts
+    /// again makes a new entry, added to the kept one.
+    public func sample(now: Double = StopSignals.now()) throws -> WireSample {
         var sample = WireSample()
         for (_, values) in try interfaceSlots.entries() {
             for value in values where value.ifindex != 0 { sample.add(interface: value) }
@@ -102,23 +113,45 @@ public final class WireEngine {
         for (_, values) in try moreInterfaces.entries() {
             for value in values where value.ifindex != 0 { sample.add(interface: value) }
         }
+        var inKernel: [WireOwner: [InterfaceID: WireCounters]] = [:]
         for (key, values) in try owned.entries() {
             let owner = WireOwner(pid: Int32(bitPattern: key.tgid), start: key.start)
-            let interface = InterfaceID(netns: key.netns, ifindex: key.ifindex)
-            sample.owned[owner, default: [:]][interface, default: .init()] += values.reduce(WireCounters()) { $0 + WireCounters($1) }
+            inKernel[owner, default: [:]][InterfaceID(netns: key.netns, ifindex: key.ifindex)] =
+                values.reduce(WireCounters()) { $0 + WireCounters($1) }
         }
-        for owner in sample.owned.keys where known[owner] == nil {
-            let key = netacct_wire_process_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start)
-            if let who = try processes.lookup(key) {
-                known[owner] = WireProcess(pid: owner.pid, startNanoseconds: who.start_ns, cgroupID: who.cgroup_id,
-                                           comm: string(fromCString: who.comm))
+        sample.owned = inKernel
+        for (owner, kept) in retired where now - kept.since > retention {
+            retired[owner] = nil
+            if inKernel[owner] == nil { known[owner] = nil }
+        }
+        for (owner, kept) in retired {
+            for (interface, counters) in kept.counters { sample.owned[owner, default: [:]][interface, default: WireCounters()] += counters }
+        }
+        let totals = sample.owned.mapValues { $0.values.reduce(WireCounters(), +) }
+        var retiredNow = Set<WireOwner>()
+        samples += 1
+        for (owner, total) in totals {
+            if known[owner] == nil {
+                let key = netacct_wire_process_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start)
+                if let who = try processes.lookup(key) {
+                    known[owner] = WireProcess(pid: owner.pid, startNanoseconds: who.start_ns, cgroupID: who.cgroup_id,
+                                               comm: string(fromCString: who.comm))
+                }
+            }
+            guard var process = known[owner] else { continue }
+            let moved = previousTotals[owner] != total
+            // Whether it still runs: for the owners shown (their counters moved), and every tenth
+            // sample for the others, which may then leave the kernel's table.
+            if moved || samples % 10 == 0 { process.exited = !ProcessLiveness.isRunning(process.id) }
+            known[owner] = process
+            sample.processes[owner] = process
+            if process.exited && !moved, let entries = inKernel[owner] {
+                try retire(owner, entries.keys, now: now)
+                retiredNow.insert(owner)
             }
         }
-        for owner in sample.owned.keys {
-            guard var process = known[owner] else { continue }
-            process.exited = !ProcessLiveness.isRunning(process.id)
-            sample.processes[owner] = process
-        }
+        previousTotals = totals
+        ownersInKernel = Set(inKernel.keys).subtracting(retiredNow)
         let lost = try stats.entries().reduce(into: [UInt32: UInt64]()) { $0[$1.key] = $1.values.reduce(0, +) }
         sample.losses = WireSample.Losses(
             ownersFull: lost[UInt32(NETACCT_WIRE_STAT_OWNERS_FULL.rawValue)] ?? 0,
@@ -126,6 +159,32 @@ public final class WireEngine {
             storageFull: lost[UInt32(NETACCT_WIRE_STAT_STORAGE_FULL.rawValue)] ?? 0)
         return sample
     }
+
+    /// Moves an exited owner's entries out of the kernel's table into `retired`.
+    private func retire(_ owner: WireOwner, _ interfaces: some Sequence<InterfaceID>, now: Double) throws {
+        var kept = retired[owner] ?? Retired(since: now)
+        kept.since = now
+        for interface in interfaces {
+            let key = netacct_wire_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start, netns: interface.netns, ifindex: interface.ifindex)
+            guard let values = try owned.take(key) else { continue }
+            kept.counters[interface, default: WireCounters()] += values.reduce(WireCounters()) { $0 + WireCounters($1) }
+        }
+        retired[owner] = kept
+    }
+
+    /// Owners taken out of the kernel's table: their counters, and since when.
+    private struct Retired {
+        var since: Double
+        var counters: [InterfaceID: WireCounters] = [:]
+    }
+
+    private var retired: [WireOwner: Retired] = [:]
+    /// The owners with entries in the kernel's table after the last sample.
+    public private(set) var ownersInKernel = Set<WireOwner>()
+    private var previousTotals: [WireOwner: WireCounters] = [:]
+    private var samples = 0
+    /// Seconds an exited owner's counters stay in the samples once out of the kernel's table.
+    public let retention: Double
 
     /// Kernel run-time statistics of the programs on the per-frame path (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> [Names.Program: ProgramStatistics] {

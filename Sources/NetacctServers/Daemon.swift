@@ -126,7 +126,8 @@ public final class Daemon {
         }
         if configuration.wire {
             // atop's counts depend on it when asked: then a kernel that cannot count the wire stops the daemon.
-            let load = { WireCollector(engine: try WireEngine(logger: self.logger), top: top, pids: pids) as any Collector }
+            let retention = configuration.service.retention
+            let load = { WireCollector(engine: try WireEngine(options: .init(retention: retention), logger: self.logger), top: top, pids: pids) as any Collector }
             if configuration.atopCounts == .wire {
                 others.append(try load())
             } else if let wire = try Self.optional("wire", logger: logger, load) {
