@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import Logging
 import SystemPackage
 import Accounting
@@ -39,13 +40,18 @@ public struct WireTop {
         if let path = configuration.cgroup { cgroupFilter = try cgroups.subtree(path) }
         var renderer = WireRenderer(configuration: configuration, cgroups: cgroups)
         var previous = try engine.sample()
+        var devices = DeviceCounters.read()
         var reported = WireSample.Losses(), latest = WireSample.Losses()
         try runner.run({ seconds in
             let current = try engine.sample()
-            defer { previous = current }
+            let now = DeviceCounters.read()
+            defer { (previous, devices) = (current, now) }
             latest = current.losses
             if let path = configuration.cgroup { cgroupFilter = (try? renderer.cgroups.subtree(path)) ?? cgroupFilter }
             let interval = current.since(previous)
+            renderer.devices = now.reduce(into: [:]) { result, entry in
+                if let before = devices[entry.key] { result[entry.key] = entry.value.since(before) }
+            }
             let text = configuration.json
                 ? renderer.json(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter) + "\n"
                 : (configuration.clearScreen ? "\u{1B}[H\u{1B}[2J" : "")
@@ -60,10 +66,36 @@ public struct WireTop {
     }
 }
 
+/// The counters the devices of this network namespace keep themselves (their `statistics`), to
+/// show beside netacct's where they differ: a veth counts a GSO packet once, netacct its segments.
+enum DeviceCounters {
+    static func read(sysfs: String = "/sys/class/net") -> [InterfaceID: WireCounters] {
+        let namespace = NetworkNamespace.inode()
+        var result: [InterfaceID: WireCounters] = [:]
+        guard let directory = opendir(sysfs) else { return result }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard !name.hasPrefix(".") else { continue }
+            func value(_ path: String) -> UInt64? {
+                (try? String(contentsOfFile: "\(sysfs)/\(name)/\(path)", encoding: .utf8))
+                    .flatMap { $0.split(whereSeparator: \.isWhitespace).first }.flatMap { UInt64($0) }
+            }
+            guard let index = value("ifindex"), let txPackets = value("statistics/tx_packets"), let txBytes = value("statistics/tx_bytes"),
+                  let rxPackets = value("statistics/rx_packets"), let rxBytes = value("statistics/rx_bytes") else { continue }
+            result[InterfaceID(netns: namespace, ifindex: UInt32(truncatingIfNeeded: index))] =
+                WireCounters(txPackets: txPackets, txBytes: txBytes, rxPackets: rxPackets, rxBytes: rxBytes)
+        }
+        return result
+    }
+}
+
 /// The table and the JSON lines of `top --wire`.
 struct WireRenderer {
     let configuration: WireTop.Configuration
     var cgroups: CgroupNames
+    /// The interval's counts of the devices of this namespace, as they keep them.
+    var devices: [InterfaceID: WireCounters] = [:]
 
     struct Line {
         var pid: Int32?
@@ -122,6 +154,10 @@ struct WireRenderer {
                 let t = row.totals, u = row.unattributed
                 text += "\(row.name) (netns \(row.id.netns)): tx \(t.txPackets) pkts \(Units.bytes(t.txBytes)), rx \(t.rxPackets) pkts \(Units.bytes(t.rxBytes));"
                 text += " unattributed tx \(u.txPackets) pkts \(Units.bytes(u.txBytes)), rx \(u.rxPackets) pkts \(Units.bytes(u.rxBytes))\n"
+                if let d = devices[row.id], d != t {
+                    text += "  the device's own counters: tx \(d.txPackets) pkts \(Units.bytes(d.txBytes)), rx \(d.rxPackets) pkts \(Units.bytes(d.rxBytes))"
+                    text += d.txPackets < t.txPackets || d.rxPackets < t.rxPackets ? " (it counts a GSO/GRO packet once, netacct its segments)\n" : "\n"
+                }
             }
             if let names = configuration.interfaces, selected?.isEmpty ?? true {
                 text += "no traffic yet on \(names.sorted().joined(separator: ", "))\n"
@@ -169,6 +205,15 @@ struct WireRenderer {
             out.begin("{")
             counters(&out, row.unattributed, retransmissions: false)
             out.end("}")
+            // What the device itself counted (this namespace's devices only).
+            out.key("device")
+            if let d = devices[row.id] {
+                out.begin("{")
+                counters(&out, d, retransmissions: false)
+                out.end("}")
+            } else {
+                out.null()
+            }
             out.end("}")
         }
         out.end("]")
