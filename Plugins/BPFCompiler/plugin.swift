@@ -12,10 +12,13 @@ struct BPFCompiler: BuildToolPlugin {
         let bpfRoot = context.package.directoryURL.appending(path: "bpf")
         let bpfDir = target.name.hasSuffix("TestPrograms") ? bpfRoot.appending(path: "tests") : bpfRoot
         let files = try FileManager.default.contentsOfDirectory(at: bpfDir, includingPropertiesForKeys: nil)
-        let headerDirs = [bpfDir, bpfRoot.appending(path: "include")]
+        // A test program may include a tool's program whole (`#include "../wire.bpf.c"`, to time
+        // its parts): the tools' sources and headers are its inputs too.
+        let testing = bpfDir != bpfRoot
+        let headerDirs = [bpfDir, bpfRoot.appending(path: "include")] + (testing ? [bpfRoot] : [])
         let headers = try headerDirs.flatMap { dir in
             try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
-                .filter { $0.pathExtension == "h" }
+                .filter { $0.pathExtension == "h" || (testing && dir == bpfRoot && $0.lastPathComponent.hasSuffix(".bpf.c")) }
         }
         let sources = files.filter { $0.lastPathComponent.hasSuffix(".bpf.c") }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }

@@ -106,6 +106,44 @@ func runWireBenchmark(_ arguments: [String]) {
                 print("| \(hook.name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs[index].map(format).joined(separator: " ")) |")
             }
         }
+        // Where a frame's time goes on the transmit hook: the same code cut after each step
+        // (bpf/tests/wire_parts.bpf.c), each alone on the hook with the owner programs, under
+        // the small-packet load.
+        let steps: [(String, String)] = [("empty program (floor)", "floor_xmit"), ("the interface's totals", "parts_totals"),
+                                         ("+ the owner from socket storage", "parts_owner"),
+                                         ("+ the owner's per-CPU hash entry (count_tx whole)", "count_tx")]
+        var parts = [[Double]](repeating: [], count: steps.count)
+        for _ in 0..<rounds {
+            for (index, step) in steps.enumerated() {
+                let object = try BPFObject(image: index == 0 ? BPFObjects.floor : BPFObjects.wireParts)
+                if index > 0 {
+                    let owners = ["own_created", "follow_listener", "own_send", "own_recv"]
+                    for name in ["count_tx", "count_rx", "count_delivered", "count_retransmit", "count_retransmit_sent",
+                                 "count_synack_retransmit", "parts_totals", "parts_owner"] + owners {
+                        try object.program(name).autoload = owners.contains(name) || name == step.1
+                    }
+                }
+                try object.load()
+                var links: [Link] = []
+                if index > 0 {
+                    links.append(try object.program("own_created").attachCgroup(cgroupRoot))
+                    for name in ["follow_listener", "own_send", "own_recv"] { links.append(try object.program(name).attach()) }
+                }
+                let program = try object.program(step.1)
+                links.append(try program.attach())
+                _ = smallPackets()
+                parts[index].append(nanosecondsPerEvent([try program.statistics()]))
+                withExtendedLifetime(links) {}
+            }
+        }
+        print("")
+        print("Where a frame's time goes on net_dev_start_xmit (small packets; each step alone on the hook):")
+        print("")
+        print("| program | ns/run | above floor | rounds |")
+        print("|---|---|---|---|")
+        for (index, step) in steps.enumerated() {
+            print("| \(step.0) | \(format(median(parts[index]))) | \(format(median(parts[index]) - median(parts[0]))) | \(parts[index].map(format).joined(separator: " ")) |")
+        }
         withExtendedLifetime(session) {}
     } catch {
         fail("\(error)")
