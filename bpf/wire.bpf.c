@@ -9,6 +9,8 @@
  *
  * - Out: net_dev_start_xmit, the frame handed to the driver, link-layer header in skb->len.
  * - In, totals: netif_receive_skb (the link-layer header already pulled: hard_header_len added).
+ * - Loopback counts a frame without its Ethernet header (loopback_xmit counts after pulling it):
+ *   so does netacct there, so that lo's totals are lo's own counters too.
  * - In, attributed: cgroup_skb/ingress on the cgroup2 root, where the socket that takes the packet
  *   is known (sk_filter, before the socket's receive queue), for every socket of the host.
  * - Retransmissions: tcp_retransmit_skb and tcp_retransmit_synack, counted where TcpRetransSegs is.
@@ -16,10 +18,15 @@
  * A socket's owner is a word in the socket's storage, never the task a softirq interrupted: the
  * process that created it (cgroup/sock_create), then the last process to send or receive on it
  * through a call (sock_send_length, sock_recv_length: a socket handed to a child that goes on
- * using it moves to the child). An accepted socket inherits its listener's owner (BPF_F_CLONE)
- * until the acceptor's first call; a request socket's SYN-ACK counts for its listener. Packets
- * of sockets with no owner (the kernel's control sockets' RSTs and ICMP, TIME_WAIT's last ACK,
- * forwarded frames, sockets that made no call since netacct started) are unattributed.
+ * using it moves to the child). Those two fire as the call ends, after its frames went out, so
+ * that the frames of the first call of a process on a socket handed to it are its own in other
+ * ways: a TCP send makes its caller the owner as it starts (tcp_sendmsg_locked, Linux >= 6.16),
+ * and a frame of another socket sent while a process other than its owner runs is held until
+ * the call or what comes next says whose it is (hold). An accepted socket inherits its
+ * listener's owner (BPF_F_CLONE) until the acceptor's first call; a request socket's SYN-ACK
+ * counts for its listener. Packets of sockets with no owner (the kernel's control sockets' RSTs
+ * and ICMP, TIME_WAIT's last ACK, forwarded frames, sockets that made no call since netacct
+ * started) are unattributed.
  *
  * Needs Linux >= 6.3 (sock_send_length for the call owner rule; bpf_rdonly_cast and
  * bpf_cast_to_kern_ctx are 6.2). Every frame costs a lookup in its interface's per-CPU slot and,
@@ -154,34 +161,74 @@ int own_created(struct bpf_sock *sk)
 	return 1;
 }
 
-/* A call on `sk`: its caller owns it from now on (a check of one word when it already does). */
-static __always_inline int own_called(struct sock *sk)
+/* The task's flags, at their offset in the running kernel (CO-RE): PF_KTHREAD, a kernel thread. */
+struct task_struct___flags {
+	unsigned int flags;
+} __attribute__((preserve_access_index));
+
+#define PF_KTHREAD 0x00200000
+
+/* Whether the calling task is a kernel thread (a worker, ksoftirqd, an idle task): never a socket's caller. */
+static __always_inline bool in_kernel_thread(void)
+{
+	struct task_struct___flags *task = (void *)bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, flags) & PF_KTHREAD;
+}
+
+static __always_inline void release_held(struct netacct_wire_owner *o, __u64 word, bool udp);
+
+/*
+ * A call on `sk`: its caller owns it from now on (a check of one word when it already does).
+ * Frames held back for it (hold) are its own when this is a send of the process they were sent
+ * by; any others are the owner's they were held from. `create`: give a socket with no storage
+ * (made before netacct started) an owner.
+ */
+static __always_inline int own_called(struct sock *sk, bool send, bool create)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct netacct_wire_owner *o;
+	__u32 held;
 
 	if (!owned_family(sk->__sk_common.skc_family))
 		return 0;
-	o = bpf_sk_storage_get(&owners, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	o = bpf_sk_storage_get(&owners, sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 	if (!o) {
-		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_STORAGE_FULL);
+		if (create)
+			percpu_counter_inc(&stats, NETACCT_WIRE_STAT_STORAGE_FULL);
 		return 0;
 	}
+	held = o->held_caller;
 	if (o->word >> 32 != tgid)
 		become_owner(o);
+	if (held)
+		release_held(o, send && held == tgid ? o->word : o->held_word, sk->sk_protocol == IPPROTO_UDP);
 	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(own_send, struct sock *sk, int ret, int flags)
 {
-	return own_called(sk);
+	return own_called(sk, true, true);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(own_recv, struct sock *sk, int ret, int flags)
 {
-	return own_called(sk);
+	return own_called(sk, false, true);
+}
+
+/*
+ * Linux >= 6.16: a TCP send as it starts, before any of its frames (once per buffer it fills).
+ * Only sockets that have an owner already, and never for a kernel thread (kTLS's worker pushes
+ * a process's records): a kernel socket, or a worker, never becomes an owner here.
+ */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(own_tcp_send, struct sock *sk)
+{
+	if (in_kernel_thread())
+		return 0;
+	return own_called(sk, true, false);
 }
 
 /* ---- Frames (any context) ---- */
@@ -210,6 +257,14 @@ static __always_inline void on_the_wire(struct sk_buff *skb, __u32 bytes, __u32 
 	}
 	*packets = segments;
 	*total = bytes + (__u64)(segments - 1) * headers;
+}
+
+#define IFF_LOOPBACK 0x8
+
+/* The link-layer header bytes `dev` counts in each frame: none on loopback (see above). */
+static __always_inline __u32 counted_header(struct net_device *dev)
+{
+	return dev->flags & IFF_LOOPBACK ? 0 : dev->hard_header_len;
 }
 
 /* The per-CPU totals of interface `dev` in the hash, created on its first frame. */
@@ -306,23 +361,104 @@ int BPF_PROG(follow_listener, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+/*
+ * Frames held back in `o` (see hold) counted now for owner `word` (none: 0), from a UDP socket
+ * or not. Any context; each held frame is taken once (exchanged for 0).
+ */
+static __always_inline void release_held(struct netacct_wire_owner *o, __u64 word, bool udp)
+{
+	struct netacct_wire_counters *c;
+	__u64 packets, bytes;
+
+	o->held_caller = 0;
+	packets = __sync_lock_test_and_set(&o->held_packets, 0);
+	bytes = __sync_lock_test_and_set(&o->held_bytes, 0);
+	if (!packets)
+		return;
+	c = owner_counters(word, o->held_netns, o->held_ifindex);
+	if (!c)
+		return;
+	c->tx_packets += packets;
+	c->tx_bytes += bytes;
+	if (udp) {
+		c->udp_tx_packets += packets;
+		c->udp_tx_bytes += bytes;
+	}
+}
+
+/*
+ * A frame of an owned socket that is not TCP's (UDP, ICMP, raw, packet: their frames come from
+ * calls), sent while a user process other than its owner runs, is held back in the socket's
+ * storage rather than counted: it is either a frame of a call that process is making on the
+ * socket (handed to it: its first), which becomes that process's when its send ends and makes
+ * it the owner (own_called), or one the kernel sent for the owner in whatever process it
+ * interrupted (a neighbour's queue flushed in softirq, a qdisc another sender runs), which goes
+ * to the owner it was held from at the socket's next call, next frame from elsewhere, or
+ * release. Until then it is in its interface's totals only (unattributed). True when held.
+ * (TCP sends frames in softirq all the time; its sends change the owner as they start.)
+ */
+static __always_inline bool hold(struct netacct_wire_owner *o, bool udp, __u32 netns, __u32 ifindex, __u64 packets,
+				 __u64 bytes)
+{
+	__u32 caller = bpf_get_current_pid_tgid() >> 32;
+	__u64 word = o->word;
+
+	if (o->held_caller && (o->held_caller != caller || o->held_word != word || o->held_netns != netns ||
+			       o->held_ifindex != ifindex))
+		release_held(o, o->held_word, udp);
+	if (!word || word >> 32 == caller || in_kernel_thread())
+		return false;
+	if (!o->held_caller) {
+		o->held_word = word;
+		o->held_netns = netns;
+		o->held_ifindex = ifindex;
+		o->held_caller = caller;
+	}
+	__sync_fetch_and_add(&o->held_packets, packets);
+	__sync_fetch_and_add(&o->held_bytes, bytes);
+	return true;
+}
+
+/* A socket closed: what it still held is its owner's (see hold). */
+SEC("cgroup/sock_release")
+int release_socket(struct bpf_sock *sk)
+{
+	struct netacct_wire_owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+
+	if (o && o->held_caller)
+		release_held(o, o->held_word, sk->protocol == IPPROTO_UDP);
+	return 1;
+}
+
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
 {
 	__u32 netns = dev->nd_net.net->ns.inum, ifindex = dev->ifindex;
 	struct netacct_wire_interface *totals = interface_totals(dev, netns, ifindex);
 	struct netacct_wire_counters *c;
+	struct netacct_wire_owner *o;
 	struct sock *sk = skb->sk;
-	__u64 packets, bytes;
+	__u64 packets, bytes, word;
+	__u32 link;
 
-	on_the_wire(skb, skb->len, dev->hard_header_len, &packets, &bytes);
+	link = counted_header(dev);
+	/* skb->len has the header the device put in front (dev_hard_header); loopback counts without. */
+	on_the_wire(skb, skb->len - dev->hard_header_len + link, link, &packets, &bytes);
 	if (totals) {
 		totals->tx_packets += packets;
 		totals->tx_bytes += bytes;
 	}
 	if (!sk)
 		return 0;
-	c = owner_counters(owner_of(sk), netns, ifindex);
+	if (sk->__sk_common.skc_state == TCP_NEW_SYN_RECV || sk->sk_protocol == IPPROTO_TCP) {
+		word = owner_of(sk);
+	} else {
+		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		if (!o || hold(o, sk->sk_protocol == IPPROTO_UDP, netns, ifindex, packets, bytes))
+			return 0;
+		word = o->word;
+	}
+	c = owner_counters(word, netns, ifindex);
 	if (!c)
 		return 0;
 	c->tx_packets += packets;
@@ -340,7 +476,7 @@ int BPF_PROG(count_rx, struct sk_buff *skb)
 {
 	struct net_device *dev = skb->dev;
 	struct netacct_wire_interface *totals = interface_totals(dev, dev->nd_net.net->ns.inum, dev->ifindex);
-	__u32 link = dev->hard_header_len;
+	__u32 link = counted_header(dev);
 	__u64 packets, bytes;
 
 	if (!totals)
@@ -378,7 +514,7 @@ int count_delivered(struct __sk_buff *ctx)
 	c = owner_counters(o->word, dev->nd_net.net->ns.inum, dev->ifindex);
 	if (!c)
 		return 1;
-	link = dev->hard_header_len;
+	link = counted_header(dev);
 	on_the_wire(skb, skb->len + link, link, &packets, &bytes);
 	c->rx_packets += packets;
 	c->rx_bytes += bytes;

@@ -33,6 +33,20 @@
  */
 struct netacct_wire_owner {
 	__u64 word;
+	/*
+	 * Frames of a socket that is not TCP's, sent while a process other than the owner ran
+	 * (`held_caller`, the TGID), and not counted yet: the first frames of a call that process is
+	 * making (a socket handed to it), which are its own once the call ends and it owns the
+	 * socket, or frames the kernel sent for the owner in a process it interrupted, which go to
+	 * `held_word` at the next call, frame or release of the socket (wire.bpf.c, hold).
+	 */
+	__u64 held_word;
+	__u32 held_caller;
+	__u32 held_netns;
+	__u32 held_ifindex;
+	__u32 held_unused;
+	__u64 held_packets;
+	__u64 held_bytes;
 };
 
 /* Wire counters of one (owner, interface): frames out and in, and TCP retransmissions. */

@@ -47,6 +47,11 @@ public final class WireEngine {
         let withError = (btf.tracepointArguments("tcp_retransmit_skb") ?? 0) >= 3
         try object.program(Names.Program.countRetransmit).autoload = withError
         try object.program(Names.Program.countRetransmitSent).autoload = !withError
+        // tcp_sendmsg_locked (Linux >= 6.16): a TCP send's caller owns the socket as the send
+        // starts. Before, from its end (sock_send_length): the first send of a process on a
+        // socket handed to it counts for the one before.
+        let tcpSendStart = btf.hasTracepoint("tcp_sendmsg_locked")
+        try object.program(Names.Program.ownTcpSend).autoload = tcpSendStart
         try object.load()
         self.object = object
         owned = try PerCPUMap(object, name: Names.Map.owned)
@@ -60,6 +65,9 @@ public final class WireEngine {
         links.append(try object.program(Names.Program.ownCreated).attachCgroup(cgroupRoot))
         links.append(try object.program(Names.Program.followListener).attach())
         for name in Self.callPrograms { links.append(try object.program(name).attach()) }
+        if tcpSendStart { links.append(try object.program(Names.Program.ownTcpSend).attach()) }
+        // A closed socket's held frames (wire.bpf.c, hold) go to its owner.
+        links.append(try object.program(Names.Program.releaseSocket).attachCgroup(cgroupRoot))
         links.append(try object.program(Names.Program.countDelivered).attachCgroup(cgroupRoot))
         links.append(try object.program(withError ? Names.Program.countRetransmit : Names.Program.countRetransmitSent).attach())
         links.append(try object.program(Names.Program.countSynackRetransmit).attach())
@@ -107,23 +115,38 @@ public final class WireEngine {
     /// again makes a new entry, added to the kept one.
     public func sample(now: Double = StopSignals.now()) throws -> WireSample {
         var sample = WireSample()
-        for (_, values) in try interfaceSlots.entries() {
-            for value in values where value.ifindex != 0 { sample.add(interface: value) }
-        }
-        for (_, values) in try moreInterfaces.entries() {
-            for value in values where value.ifindex != 0 { sample.add(interface: value) }
-        }
         var inKernel: [WireOwner: [InterfaceID: WireCounters]] = [:]
         for (key, values) in try owned.entries() {
             let owner = WireOwner(pid: Int32(bitPattern: key.tgid), start: key.start)
             inKernel[owner, default: [:]][InterfaceID(netns: key.netns, ifindex: key.ifindex)] =
                 values.reduce(WireCounters()) { $0 + WireCounters($1) }
         }
+        // Owners first, then the interfaces: a frame counts in its interface's totals before its
+        // owner's, so every attributed frame read is in the totals read after (no interface has
+        // fewer frames than its owners).
+        for (_, values) in try interfaceSlots.entries() {
+            for value in values where value.ifindex != 0 { sample.add(interface: value) }
+        }
+        // An entry of the hash is made by one CPU, whose copy names the interface; the other
+        // CPUs' copies start zeroed (no netns, no ifindex, no name) and count all the same when
+        // those CPUs find the entry: the key says whose they are.
+        for (key, values) in try moreInterfaces.entries() {
+            var value = values.first { $0.ifindex != 0 } ?? netacct_wire_interface()
+            value.netns = key.netns
+            value.ifindex = key.ifindex
+            value.tx_packets = values.reduce(0) { $0 &+ $1.tx_packets }
+            value.tx_bytes = values.reduce(0) { $0 &+ $1.tx_bytes }
+            value.rx_packets = values.reduce(0) { $0 &+ $1.rx_packets }
+            value.rx_bytes = values.reduce(0) { $0 &+ $1.rx_bytes }
+            sample.add(interface: value)
+        }
         sample.owned = inKernel
         for (owner, kept) in retired where now - kept.since > retention {
             retired[owner] = nil
+            for (interface, counters) in kept.counters { forgotten[interface, default: WireCounters()] += counters }
             if inKernel[owner] == nil { known[owner] = nil }
         }
+        sample.forgotten = forgotten
         for (owner, kept) in retired {
             for (interface, counters) in kept.counters { sample.owned[owner, default: [:]][interface, default: WireCounters()] += counters }
         }
@@ -179,6 +202,8 @@ public final class WireEngine {
     }
 
     private var retired: [WireOwner: Retired] = [:]
+    /// The frames of the owners dropped from `retired`, by interface (WireSample.forgotten).
+    private var forgotten: [InterfaceID: WireCounters] = [:]
     /// The owners with entries in the kernel's table after the last sample.
     public private(set) var ownersInKernel = Set<WireOwner>()
     private var previousTotals: [WireOwner: WireCounters] = [:]

@@ -50,6 +50,40 @@ public struct WireCounters: Sendable, Equatable, Codable {
     public func since(_ other: Self) -> Self { Self.combining(self, other) { $0 >= $1 ? $0 - $1 : 0 } }
 }
 
+/// Frames and bytes each way that may be negative: an interface's totals less its owners' frames.
+public struct WireBalance: Sendable, Equatable {
+    public var txPackets: Int64 = 0
+    public var txBytes: Int64 = 0
+    public var rxPackets: Int64 = 0
+    public var rxBytes: Int64 = 0
+
+    public init(txPackets: Int64 = 0, txBytes: Int64 = 0, rxPackets: Int64 = 0, rxBytes: Int64 = 0) {
+        (self.txPackets, self.txBytes, self.rxPackets, self.rxBytes) = (txPackets, txBytes, rxPackets, rxBytes)
+    }
+
+    /// `total` less `part`, each way.
+    public init(_ total: WireCounters, less part: WireCounters) {
+        func minus(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(bitPattern: a &- b) }
+        self.init(txPackets: minus(total.txPackets, part.txPackets), txBytes: minus(total.txBytes, part.txBytes),
+                  rxPackets: minus(total.rxPackets, part.rxPackets), rxBytes: minus(total.rxBytes, part.rxBytes))
+    }
+
+    public var isZero: Bool { self == Self() }
+
+    public static func + (a: Self, b: Self) -> Self {
+        Self(txPackets: a.txPackets &+ b.txPackets, txBytes: a.txBytes &+ b.txBytes,
+             rxPackets: a.rxPackets &+ b.rxPackets, rxBytes: a.rxBytes &+ b.rxBytes)
+    }
+
+    public static func += (a: inout Self, b: Self) { a = a + b }
+
+    /// Never below zero (a cumulative count that must not go back).
+    public var atLeastZero: WireCounters {
+        WireCounters(txPackets: UInt64(max(0, txPackets)), txBytes: UInt64(max(0, txBytes)),
+                     rxPackets: UInt64(max(0, rxPackets)), rxBytes: UInt64(max(0, rxBytes)))
+    }
+}
+
 /// An interface of one network namespace (ifindex values repeat across namespaces). ifindex 0:
 /// no interface known (a retransmission of a socket with no route cached).
 public struct InterfaceID: Hashable, Sendable, Comparable, Codable {
@@ -90,6 +124,7 @@ public struct WireSample: Sendable {
         public var name: String
         /// Every frame of the interface (its transmit and receive counters; no retransmissions).
         public var totals: WireCounters
+        public init(name: String, totals: WireCounters) { (self.name, self.totals) = (name, totals) }
     }
 
     public struct Losses: Sendable, Equatable {
@@ -119,6 +154,9 @@ public struct WireSample: Sendable {
     /// Each owner's frames by interface (ifindex 0: retransmissions where no route was known).
     public var owned: [WireOwner: [InterfaceID: WireCounters]] = [:]
     public var processes: [WireOwner: WireProcess] = [:]
+    /// Frames of owners whose counters are no longer kept (the retention passed), by interface:
+    /// still attributed, so that the unattributed ones stay what they were.
+    public var forgotten: [InterfaceID: WireCounters] = [:]
     public var losses = Losses()
 
     public init() {}
@@ -134,14 +172,16 @@ public struct WireSample: Sendable {
         }
     }
 
-    /// What no process owned on `interface`: its totals less every owner's frames there.
-    public func unattributed(_ interface: InterfaceID) -> WireCounters {
-        var attributed = WireCounters()
+    /// What no process owned on `interface`: its totals less every owner's frames there (and
+    /// those of owners forgotten since, `forgotten`). From the engine's start it is never
+    /// negative (owners are read before totals, and a frame counts in its interface's totals
+    /// before its owner's); over an interval (`since`) it can be, by the frames a device had
+    /// received as the interval began that reached their socket in it. The sum over intervals
+    /// is the total.
+    public func unattributed(_ interface: InterfaceID) -> WireBalance {
+        var attributed = forgotten[interface] ?? WireCounters()
         for (_, byInterface) in owned { if let c = byInterface[interface] { attributed += c } }
-        // The totals count every frame, by no protocol; retransmissions are in their frames already.
-        let only = WireCounters(txPackets: attributed.txPackets, txBytes: attributed.txBytes,
-                                rxPackets: attributed.rxPackets, rxBytes: attributed.rxBytes)
-        return (interfaces[interface]?.totals ?? WireCounters()).since(only)
+        return WireBalance(interfaces[interface]?.totals ?? WireCounters(), less: attributed)
     }
 
     /// The difference from an earlier sample of the same engine: what happened in between.
@@ -158,6 +198,14 @@ public struct WireSample: Sendable {
                 let delta = counters.since(earlier.owned[owner]?[id] ?? WireCounters())
                 if !delta.isZero { result.owned[owner, default: [:]][id] = delta }
             }
+        }
+        // An owner forgotten in between: its frames since the earlier sample are still attributed.
+        for (id, counters) in forgotten {
+            var delta = counters.since(earlier.forgotten[id] ?? WireCounters())
+            for (owner, byInterface) in earlier.owned where owned[owner] == nil {
+                if let before = byInterface[id] { delta = delta.since(before) }
+            }
+            if !delta.isZero { result.forgotten[id] = delta }
         }
         result.losses = Losses(ownersFull: losses.ownersFull - min(losses.ownersFull, earlier.losses.ownersFull),
                                interfacesFull: losses.interfacesFull - min(losses.interfacesFull, earlier.losses.interfacesFull),
@@ -192,7 +240,7 @@ extension WireSample {
     }
 
     /// Every interface's unattributed frames and its totals, in namespace and ifindex order.
-    public func interfaceRows(_ selected: Set<InterfaceID>?) -> [(id: InterfaceID, name: String, totals: WireCounters, unattributed: WireCounters)] {
+    public func interfaceRows(_ selected: Set<InterfaceID>?) -> [(id: InterfaceID, name: String, totals: WireCounters, unattributed: WireBalance)] {
         interfaces.filter { selected?.contains($0.key) ?? true }.sorted { $0.key < $1.key }.map {
             ($0.key, $0.value.name, $0.value.totals, unattributed($0.key))
         }

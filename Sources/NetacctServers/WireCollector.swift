@@ -63,7 +63,7 @@ final class WireCollector: Collector {
         return WireReply(
             interfaces: sample.interfaceRows(nil).map {
                 WireInterfaceRecord(netns: $0.id.netns, ifindex: $0.id.ifindex, name: $0.name, totals: WireCounts($0.totals),
-                                    unattributed: WireCounts($0.unattributed))
+                                    unattributed: WireCounts(unattributed($0.id, $0.unattributed)))
             },
             processes: sample.rows(on: nil).sorted { $0.owner < $1.owner }.map { row in
                 WireProcessRecord(pid: row.owner.pid, startNs: row.process?.startNanoseconds, comm: row.process?.comm,
@@ -96,7 +96,7 @@ final class WireCollector: Collector {
         ] {
             out.family(name, .counter, help: help)
             for row in rows {
-                let c = unattributed ? row.unattributed : row.totals
+                let c = unattributed ? self.unattributed(row.id, row.unattributed) : row.totals
                 let labels = [("netns", String(row.id.netns)), ("interface", row.name)]
                 out.sample(name, labels + [("direction", "tx")], bytes ? c.txBytes : c.txPackets)
                 out.sample(name, labels + [("direction", "rx")], bytes ? c.rxBytes : c.rxPackets)
@@ -105,6 +105,19 @@ final class WireCollector: Collector {
     }
 
     var losses: [String] { current.losses.phrases }
+
+    /// The most unattributed frames each interface has had: the cumulative count, which a frame
+    /// between its device and its socket as it is read makes larger for a moment (it is in the
+    /// interface's totals, not yet its owner's), kept from going back, as a counter must.
+    private var unattributedSeen: [InterfaceID: WireCounters] = [:]
+
+    private func unattributed(_ id: InterfaceID, _ balance: WireBalance) -> WireCounters {
+        let now = balance.atLeastZero, seen = unattributedSeen[id] ?? WireCounters()
+        let kept = WireCounters(txPackets: max(now.txPackets, seen.txPackets), txBytes: max(now.txBytes, seen.txBytes),
+                                rxPackets: max(now.rxPackets, seen.rxPackets), rxBytes: max(now.rxBytes, seen.rxBytes))
+        unattributedSeen[id] = kept
+        return kept
+    }
 }
 
 /// What a wire count is of: frames, bytes, resent segments or their bytes; and which way.

@@ -153,7 +153,7 @@ struct WireRenderer {
             for row in sample.interfaceRows(selected) where !(row.totals.isZero && row.unattributed.isZero) {
                 let t = row.totals, u = row.unattributed
                 text += "\(row.name) (netns \(row.id.netns)): tx \(t.txPackets) pkts \(Units.bytes(t.txBytes)), rx \(t.rxPackets) pkts \(Units.bytes(t.rxBytes));"
-                text += " unattributed tx \(u.txPackets) pkts \(Units.bytes(u.txBytes)), rx \(u.rxPackets) pkts \(Units.bytes(u.rxBytes))\n"
+                text += " unattributed tx \(u.txPackets) pkts \(Self.bytes(u.txBytes)), rx \(u.rxPackets) pkts \(Self.bytes(u.rxBytes))\n"
                 if let d = devices[row.id], d != t {
                     text += "  the device's own counters: tx \(d.txPackets) pkts \(Units.bytes(d.txBytes)), rx \(d.rxPackets) pkts \(Units.bytes(d.rxBytes))"
                     text += d.txPackets < t.txPackets || d.rxPackets < t.rxPackets ? " (it counts a GSO/GRO packet once, netacct its segments)\n" : "\n"
@@ -177,15 +177,22 @@ struct WireRenderer {
                 text += numbers(line.total) + " " + line.name + "\n"
             }
         }
-        var unattributed = WireCounters()
+        var unattributed = WireBalance()
         for row in sample.interfaceRows(selected) { unattributed += row.unattributed }
         if !unattributed.isZero {
+            let u = unattributed
+            let numbers = Units.pad(Self.count(u.txPackets), 7) + " " + Units.pad(Self.bytes(u.txBytes), 9) + " "
+                + Units.pad(Self.count(u.rxPackets), 9) + " " + Units.pad(Self.bytes(u.rxBytes), 9)
             text += configuration.grouping == .process
-                ? Units.pad("-", 7) + " " + Units.pad("(unattributed)", 16, left: true) + " " + numbers(unattributed) + "\n"
-                : numbers(unattributed) + " (unattributed)\n"
+                ? Units.pad("-", 7) + " " + Units.pad("(unattributed)", 16, left: true) + " " + numbers + "\n"
+                : numbers + " (unattributed)\n"
         }
         return text
     }
+
+    /// A count that may be negative (an interval's unattributed frames), in decimal units.
+    static func count(_ value: Int64) -> String { value < 0 ? "-" + Units.count(value.magnitude) : Units.count(UInt64(value)) }
+    static func bytes(_ value: Int64) -> String { value < 0 ? "-" + Units.bytes(value.magnitude) : Units.bytes(UInt64(value)) }
 
     /// One line of `top --wire --json` (without the newline).
     mutating func json(_ sample: WireSample, time: Date, seconds: Double, cgroups filter: Set<UInt64>?) -> String {
@@ -203,7 +210,10 @@ struct WireRenderer {
             counters(&out, row.totals, retransmissions: false)
             out.key("unattributed")
             out.begin("{")
-            counters(&out, row.unattributed, retransmissions: false)
+            let u = row.unattributed
+            for (key, value) in [("tx_packets", u.txPackets), ("tx_bytes", u.txBytes), ("rx_packets", u.rxPackets), ("rx_bytes", u.rxBytes)] {
+                out.field(key, number: value)
+            }
             out.end("}")
             // What the device itself counted (this namespace's devices only).
             out.key("device")

@@ -119,7 +119,7 @@ func runWireBenchmark(_ arguments: [String]) {
                 if index > 0 {
                     let owners = ["own_created", "follow_listener", "own_send", "own_recv"]
                     for name in ["count_tx", "count_rx", "count_delivered", "count_retransmit", "count_retransmit_sent",
-                                 "count_synack_retransmit", "parts_totals", "parts_owner"] + owners {
+                                 "count_synack_retransmit", "own_tcp_send", "release_socket", "parts_totals", "parts_owner"] + owners {
                         try object.program(name).autoload = owners.contains(name) || name == step.1
                     }
                 }

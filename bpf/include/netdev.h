@@ -12,6 +12,7 @@
 
 struct net_device {
 	char name[16];
+	unsigned int flags;	/* IFF_*: IFF_LOOPBACK */
 	int ifindex;
 	unsigned short hard_header_len;
 	possible_net_t nd_net;

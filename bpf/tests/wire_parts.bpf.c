@@ -14,7 +14,9 @@ int BPF_PROG(parts_totals, struct sk_buff *skb, struct net_device *dev)
 	struct netacct_wire_interface *totals = interface_totals(dev, netns, ifindex);
 	__u64 packets, bytes;
 
-	on_the_wire(skb, skb->len, dev->hard_header_len, &packets, &bytes);
+	__u32 link = counted_header(dev);
+
+	on_the_wire(skb, skb->len - dev->hard_header_len + link, link, &packets, &bytes);
 	if (totals) {
 		totals->tx_packets += packets;
 		totals->tx_bytes += bytes;
@@ -31,7 +33,9 @@ int BPF_PROG(parts_owner, struct sk_buff *skb, struct net_device *dev)
 	struct sock *sk = skb->sk;
 	__u64 packets, bytes;
 
-	on_the_wire(skb, skb->len, dev->hard_header_len, &packets, &bytes);
+	__u32 link = counted_header(dev);
+
+	on_the_wire(skb, skb->len - dev->hard_header_len + link, link, &packets, &bytes);
 	if (!totals)
 		return 0;
 	totals->tx_packets += packets;
