@@ -161,19 +161,12 @@ int own_created(struct bpf_sock *sk)
 	return 1;
 }
 
-/* The task's flags, at their offset in the running kernel (CO-RE): PF_KTHREAD, a kernel thread. */
-struct task_struct___flags {
-	unsigned int flags;
-} __attribute__((preserve_access_index));
-
 #define PF_KTHREAD 0x00200000
 
 /* Whether the calling task is a kernel thread (a worker, ksoftirqd, an idle task): never a socket's caller. */
 static __always_inline bool in_kernel_thread(void)
 {
-	struct task_struct___flags *task = (void *)bpf_get_current_task_btf();
-
-	return BPF_CORE_READ(task, flags) & PF_KTHREAD;
+	return bpf_get_current_task_btf()->flags & PF_KTHREAD;
 }
 
 static __always_inline void release_held(struct netacct_wire_owner *o, __u64 word, bool udp);
@@ -226,7 +219,10 @@ int BPF_PROG(own_recv, struct sock *sk, int ret, int flags)
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(own_tcp_send, struct sock *sk)
 {
-	if (in_kernel_thread())
+	struct netacct_wire_owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+
+	/* The owner sending again (nearly always): one word compared. */
+	if (!o || (o->word >> 32 == bpf_get_current_pid_tgid() >> 32 && !o->held_caller) || in_kernel_thread())
 		return 0;
 	return own_called(sk, true, false);
 }

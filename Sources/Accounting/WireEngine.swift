@@ -214,7 +214,9 @@ public final class WireEngine {
     /// Kernel run-time statistics of the programs on the per-frame path (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
         var result: [Names.Program: ProgramStatistics] = [:]
-        for name in Self.framePrograms + Self.callPrograms { result[name] = try object.program(name).statistics() }
+        for name in Self.framePrograms + Self.callPrograms + [.ownTcpSend] where try object.program(name).autoload {
+            result[name] = try object.program(name).statistics()
+        }
         return result
     }
 }

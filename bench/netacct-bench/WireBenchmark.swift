@@ -9,9 +9,9 @@ import NetacctKit
 /// each hook and per call on the owner hooks, with the kernel's run-time statistics, beside empty
 /// programs on the same hooks, under two loads over a veth pair between two namespaces (segmentation
 /// off, so that every frame is a segment): a small-packet load (64-byte UDP datagrams both ways)
-/// and a bulk TCP transfer. Each round runs each load with no program, under the empty programs
-/// (the floor), then under the wire programs; the senders time themselves, which gives the packet
-/// rate with and without as a ratio of the same round.
+/// and a bulk TCP transfer. First the rate: rounds alternate each load with no program and under
+/// the wire programs, no statistics kept, the senders timing themselves. Then each round runs each
+/// load under the empty programs (the floor) and under the wire programs, statistics kept.
 func runWireBenchmark(_ arguments: [String]) {
     let datagrams = arguments.first.flatMap { Int($0) } ?? 200_000
     let megabytes = arguments.dropFirst().first.flatMap { Int($0) } ?? 200
@@ -73,16 +73,29 @@ func runWireBenchmark(_ arguments: [String]) {
         ("cgroup_skb/ingress (every frame a socket takes)", "floor_ingress", .countDelivered),
         ("sock_send_length (each send call: the owner)", "floor_send", .ownSend),
         ("sock_recv_length (each receive call: the owner)", "floor_recv", .ownRecv),
+        ("tcp_sendmsg_locked (each TCP send as it starts: the owner; Linux >= 6.16)", "floor_sendmsg", .ownTcpSend),
     ]
     guard let cgroupRoot = CgroupNames().root else { fail("no cgroup2 file system") }
     do {
+        // The rate first, with no statistics kept (their clock reads would be counted against
+        // the programs): each round runs a load with no program, then under the wire programs.
+        var rates: [String: (without: [Double], with: [Double])] = [:]
+        for (loadName, load) in [("small", smallPackets), ("bulk", bulk)] as [(String, () -> Double)] {
+            for _ in 0..<rounds {
+                rates[loadName, default: ([], [])].without.append(load())
+                let engine = try WireEngine()
+                rates[loadName, default: ([], [])].with.append(load())
+                withExtendedLifetime(engine) {}
+            }
+        }
         let session = try StatisticsSession()
         print("netacct-bench wire: \(rounds) rounds; \(datagrams) 64-byte datagrams, \(megabytes) MB of TCP; kernel \(KernelProbe.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
-        for (loadName, load) in [("small packets (64-byte UDP both ways)", smallPackets), ("bulk TCP (1448-byte segments and their ACKs)", bulk)] as [(String, () -> Double)] {
+        for (key, loadName, load) in [("small", "small packets (64-byte UDP both ways)", smallPackets),
+                                      ("bulk", "bulk TCP (1448-byte segments and their ACKs)", bulk)] as [(String, String, () -> Double)] {
             var floors = [[Double]](repeating: [], count: hooks.count), costs = floors
-            var bare: [Double] = [], with: [Double] = []
+            var runs = [[UInt64]](repeating: [], count: hooks.count)
+            let (bare, with) = rates[key] ?? ([], [])
             for _ in 0..<rounds {
-                bare.append(load())
                 let object = try BPFObject(image: BPFObjects.floor)
                 try object.load()
                 let programs = try hooks.map { try object.program($0.floor) }
@@ -92,18 +105,21 @@ func runWireBenchmark(_ arguments: [String]) {
                 withExtendedLifetime(links) {}
 
                 let engine = try WireEngine()
-                with.append(load())
+                _ = load()
                 let statistics = try engine.programStatistics()
-                for (index, hook) in hooks.enumerated() { costs[index].append(nanosecondsPerEvent(statistics[hook.wire].map { [$0] } ?? [])) }
+                for (index, hook) in hooks.enumerated() {
+                    costs[index].append(nanosecondsPerEvent(statistics[hook.wire].map { [$0] } ?? []))
+                    runs[index].append(statistics[hook.wire]?.runCount ?? 0)
+                }
             }
             print("")
-            print("Load: \(loadName). Rate with the wire programs / without (same rounds): \(format(median(bare) / median(with) * 100))% (seconds without \(bare.map(format).joined(separator: " ")); with \(with.map(format).joined(separator: " ")))")
+            print("Load: \(loadName). Rate with the wire programs / without (alternated rounds, no statistics kept): \(format(median(bare) / median(with) * 100))% (seconds without \(bare.map(format).joined(separator: " ")); with \(with.map(format).joined(separator: " ")))")
             print("")
             print("| hook | floor (empty program) ns/run | wire ns/run | above floor | rounds (wire) |")
             print("|---|---|---|---|---|")
             for (index, hook) in hooks.enumerated() {
                 let floor = median(floors[index]), cost = median(costs[index])
-                print("| \(hook.name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs[index].map(format).joined(separator: " ")) |")
+                print("| \(hook.name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(costs[index].map(format).joined(separator: " ")) (runs: \(runs[index].map(String.init).joined(separator: " "))) |")
             }
         }
         // Where a frame's time goes on the transmit hook: the same code cut after each step

@@ -153,6 +153,7 @@ struct signal_struct {
 struct files_struct;
 
 struct task_struct {
+	unsigned int flags;	/* PF_*: PF_KTHREAD */
 	int pid;
 	int tgid;
 	__u64 start_time;
