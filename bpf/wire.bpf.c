@@ -30,7 +30,9 @@
  *
  * Needs Linux >= 6.3 (sock_send_length for the call owner rule; bpf_rdonly_cast and
  * bpf_cast_to_kern_ctx are 6.2). Every frame costs a lookup in its interface's per-CPU slot and,
- * when owned, a socket storage lookup and a per-CPU hash lookup.
+ * when owned, a socket storage lookup and two array lookups (the cell the socket last counted
+ * in, checked against the cell's identity: `cells`); a hash only when the socket has no cell
+ * yet on that interface for that owner.
  */
 #include "netdev.h"
 #include "sockets.h"
@@ -76,12 +78,44 @@ struct {
 	__type(value, struct netacct_wire_owner);
 } owners SEC(".maps");
 
+/*
+ * The owners' counters, in cells: a per-CPU array of counters, whose identities are in
+ * `cell_owners`, found by (owner, interface) in `cell_index`, taken from `free_cells` (given
+ * back by user space once a retired owner's counters are read) or never used yet. A socket
+ * keeps its last cell in its storage: a frame checks the cell is still its owner's on its
+ * interface and counts there, with no hash on the way (wire.h, netacct_wire_owner.cell).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_WIRE_OWNER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_wire_counters);
+} cells SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, NETACCT_WIRE_OWNER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_wire_cell);
+} cell_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NETACCT_WIRE_OWNER_ENTRIES);
 	__type(key, struct netacct_wire_key);
-	__type(value, struct netacct_wire_counters);
-} owned SEC(".maps");
+	__type(value, __u32);
+} cell_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, NETACCT_WIRE_OWNER_ENTRIES);
+	__type(value, __u32);
+} free_cells SEC(".maps");
+
+/* The number of cells (set before load, with the maps'), and where the never used ones start. */
+const volatile __u32 cell_count = NETACCT_WIRE_OWNER_ENTRIES;
+__u32 fresh_cells = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -302,23 +336,78 @@ static __always_inline struct netacct_wire_interface *interface_totals(struct ne
 	return more;
 }
 
-/* The counters of owner `word` on interface (netns, ifindex), or NULL: no owner, or no room. */
-static __always_inline struct netacct_wire_counters *owner_counters(__u64 word, __u32 netns, __u32 ifindex)
+/*
+ * The cell (index + 1) of owner `word` on interface (netns, ifindex): the one `cell_index` has,
+ * or a new one (identity first, then the index, so that a cell found is never half made). 0: no
+ * cell free.
+ */
+static __noinline __u32 find_cell(__u64 word, __u32 netns, __u32 ifindex)
 {
-	static const struct netacct_wire_counters zero = {};
-	struct netacct_wire_key key;
+	struct netacct_wire_key key = { .tgid = word >> 32, .start = (__u32)word, .netns = netns, .ifindex = ifindex };
+	struct netacct_wire_cell *identity;
+	__u32 *found = bpf_map_lookup_elem(&cell_index, &key), index;
+
+	if (found)
+		return *found + 1;
+	if (bpf_map_pop_elem(&free_cells, &index) != 0) {
+		/* Read first: once all are used, the counter stops (it cannot wrap to a used one). */
+		if (*(volatile __u32 *)&fresh_cells >= cell_count)
+			return 0;
+		index = __sync_fetch_and_add(&fresh_cells, 1);
+		if (index >= cell_count)
+			return 0;
+	}
+	identity = bpf_map_lookup_elem(&cell_owners, &index);
+	if (!identity)
+		return 0;
+	identity->netns = netns;
+	identity->ifindex = ifindex;
+	identity->word = word;
+	if (bpf_map_update_elem(&cell_index, &key, &index, BPF_NOEXIST) == 0)
+		return index + 1;
+	/* Another CPU made it first (or the index is full): this cell goes back unused. */
+	identity->word = 0;
+	bpf_map_push_elem(&free_cells, &index, BPF_ANY);
+	found = bpf_map_lookup_elem(&cell_index, &key);
+	return found ? *found + 1 : 0;
+}
+
+/*
+ * The counters of owner `word` on interface (netns, ifindex), or NULL: no owner, or no room.
+ * `o`: the storage of the socket the frame is of (NULL: none), whose cached cell is used when it
+ * is still this owner's there, and replaced when not.
+ */
+static __always_inline struct netacct_wire_counters *owner_counters(struct netacct_wire_owner *o, __u64 word,
+								    __u32 netns, __u32 ifindex)
+{
+	struct netacct_wire_cell *identity;
 	struct netacct_wire_counters *c;
+	__u64 cell;
+	__u32 ref, index;
 
 	if (!word)
 		return 0;
-	key.tgid = word >> 32;
-	key.start = (__u32)word;
-	key.netns = netns;
-	key.ifindex = ifindex;
-	c = lookup_or_init(&owned, &key, &zero);
-	if (!c)
+	if (o && o->word == word) {
+		cell = o->cell;
+		if (cell >> 32 == ifindex && (__u32)cell) {
+			index = (__u32)cell - 1;
+			identity = bpf_map_lookup_elem(&cell_owners, &index);
+			if (identity && identity->word == word && identity->ifindex == ifindex && identity->netns == netns) {
+				c = bpf_map_lookup_elem(&cells, &index);
+				if (c)
+					return c;
+			}
+		}
+	}
+	ref = find_cell(word, netns, ifindex);
+	if (!ref) {
 		percpu_counter_inc(&stats, NETACCT_WIRE_STAT_OWNERS_FULL);
-	return c;
+		return 0;
+	}
+	if (o && o->word == word)
+		o->cell = (__u64)ifindex << 32 | ref;
+	index = ref - 1;
+	return bpf_map_lookup_elem(&cells, &index);
 }
 
 /*
@@ -326,10 +415,11 @@ static __always_inline struct netacct_wire_counters *owner_counters(__u64 word, 
  * (a SYN answered: the SYN-ACK), its listener's, which `listeners` keeps by address (the listener
  * pointer shares a union with a number, so the verifier sees a number there, not a socket).
  */
-static __always_inline __u64 owner_of(struct sock *sk)
+static __always_inline __u64 owner_of(struct sock *sk, struct netacct_wire_owner **storage)
 {
 	struct netacct_wire_owner *o;
 
+	*storage = 0;
 	if (sk->__sk_common.skc_state == TCP_NEW_SYN_RECV) {
 		__u64 listener = (__u64)sk->__sk_common.skc_listener;
 		__u64 *word = bpf_map_lookup_elem(&listeners, &listener);
@@ -337,6 +427,7 @@ static __always_inline __u64 owner_of(struct sock *sk)
 		return word ? *word : 0;
 	}
 	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	*storage = o;
 	return o ? o->word : 0;
 }
 
@@ -371,7 +462,7 @@ static __always_inline void release_held(struct netacct_wire_owner *o, __u64 wor
 	bytes = __sync_lock_test_and_set(&o->held_bytes, 0);
 	if (!packets)
 		return;
-	c = owner_counters(word, o->held_netns, o->held_ifindex);
+	c = owner_counters(o, word, o->held_netns, o->held_ifindex);
 	if (!c)
 		return;
 	c->tx_packets += packets;
@@ -447,14 +538,14 @@ int BPF_PROG(count_tx, struct sk_buff *skb, struct net_device *dev)
 	if (!sk)
 		return 0;
 	if (sk->__sk_common.skc_state == TCP_NEW_SYN_RECV || sk->sk_protocol == IPPROTO_TCP) {
-		word = owner_of(sk);
+		word = owner_of(sk, &o);
 	} else {
 		o = bpf_sk_storage_get(&owners, sk, 0, 0);
 		if (!o || hold(o, sk->sk_protocol == IPPROTO_UDP, netns, ifindex, packets, bytes))
 			return 0;
 		word = o->word;
 	}
-	c = owner_counters(word, netns, ifindex);
+	c = owner_counters(o, word, netns, ifindex);
 	if (!c)
 		return 0;
 	c->tx_packets += packets;
@@ -507,7 +598,7 @@ int count_delivered(struct __sk_buff *ctx)
 	o = bpf_sk_storage_get(&owners, sk, 0, 0);
 	if (!o)
 		return 1;
-	c = owner_counters(o->word, dev->nd_net.net->ns.inum, dev->ifindex);
+	c = owner_counters(o, o->word, dev->nd_net.net->ns.inum, dev->ifindex);
 	if (!c)
 		return 1;
 	link = counted_header(dev);
@@ -527,8 +618,10 @@ static __always_inline void count_resent(struct sock *sk, __u64 segments, __u64 
 	struct dst_entry *dst = sk->sk_dst_cache;
 	struct net_device *dev = dst ? dst->dev : 0;
 	struct netacct_wire_counters *c;
+	struct netacct_wire_owner *o;
+	__u64 word = owner_of(sk, &o);
 
-	c = owner_counters(owner_of(sk), sk->__sk_common.skc_net.net->ns.inum, dev ? dev->ifindex : 0);
+	c = owner_counters(o, word, sk->__sk_common.skc_net.net->ns.inum, dev ? dev->ifindex : 0);
 	if (!c)
 		return;
 	c->retransmitted_segments += segments;

@@ -16,7 +16,10 @@
 
 #define NETACCT_WIRE_COMM_LEN 16
 
-/* (owner, interface) pairs counted at once; past that a frame is left unattributed and counted as such. */
+/*
+ * Counter cells, one per (owner, interface) pair counted at once; past that a frame is left
+ * unattributed and counted as such.
+ */
 #define NETACCT_WIRE_OWNER_ENTRIES 16384
 /* Interfaces of all network namespaces, first in the array (by a hash of their identity), then in the hash. */
 #define NETACCT_WIRE_INTERFACE_SLOTS 256
@@ -34,6 +37,12 @@
 struct netacct_wire_owner {
 	__u64 word;
 	/*
+	 * The cell this socket's frames last counted in: its interface's ifindex in the high half,
+	 * the cell's index + 1 in the low half (0: none). Used only while the cell's identity
+	 * (`cell_owners`) is this owner's on that interface, checked at each frame.
+	 */
+	__u64 cell;
+	/*
 	 * Frames of a socket that is not TCP's, sent while a process other than the owner ran
 	 * (`held_caller`, the TGID), and not counted yet: the first frames of a call that process is
 	 * making (a socket handed to it), which are its own once the call ends and it owns the
@@ -47,6 +56,16 @@ struct netacct_wire_owner {
 	__u32 held_unused;
 	__u64 held_packets;
 	__u64 held_bytes;
+};
+
+/*
+ * Whose a cell's counters are (the `cell_owners` array, by cell index): an owner's word and an
+ * interface. A word of 0: a free cell, or one being retired (no frame counts in it any more).
+ */
+struct netacct_wire_cell {
+	__u64 word;
+	__u32 netns;
+	__u32 ifindex;
 };
 
 /* Wire counters of one (owner, interface): frames out and in, and TCP retransmissions. */
@@ -65,8 +84,8 @@ struct netacct_wire_counters {
 };
 
 /*
- * The key of a process's counters on one interface. `ifindex` 0: no device is known (a
- * retransmission of a socket that has no route cached).
+ * A process on one interface: the key that finds its cell (`cell_index`). `ifindex` 0: no
+ * device is known (a retransmission of a socket that has no route cached).
  */
 struct netacct_wire_key {
 	__u32 tgid;

@@ -16,7 +16,13 @@ public final class WireEngine {
     public typealias Names = BPFObjects.Wire
 
     private let object: BPFObject
-    private let owned: PerCPUMap<netacct_wire_key, netacct_wire_counters>
+    /// The owners' counters (per CPU), their identities (read through a mapping, and written to
+    /// retire a cell), the index that finds them and the queue of free ones (wire.bpf.c).
+    private let cells: PerCPUMap<UInt32, netacct_wire_counters>
+    private let cellOwners: MappedArray<netacct_wire_cell>
+    private let cellIdentities: Map<UInt32, netacct_wire_cell>
+    private let cellIndex: Map<netacct_wire_key, UInt32>
+    private let freeCells: QueueMap<UInt32>
     private let interfaceSlots: PerCPUMap<UInt32, netacct_wire_interface>
     private let moreInterfaces: PerCPUMap<netacct_wire_interface_key, netacct_wire_interface>
     private let processes: Map<netacct_wire_process_key, netacct_wire_process>
@@ -41,7 +47,10 @@ public final class WireEngine {
                 """, kind: .unsupported)
         }
         let object = try BPFObject(image: BPFObjects.wire)
-        try object.setMaxEntries(Names.Map.owned, to: options.ownerEntries)
+        for map in [Names.Map.cells, Names.Map.cellOwners, Names.Map.cellIndex, Names.Map.freeCells] {
+            try object.setMaxEntries(map, to: options.ownerEntries)
+        }
+        try object.setReadOnlyGlobal(Names.Global.cellCount, to: options.ownerEntries)
         // tcp_retransmit_skb gained its `err` argument in 6.12; before, it fired only for a
         // retransmission that went out.
         let withError = (btf.tracepointArguments("tcp_retransmit_skb") ?? 0) >= 3
@@ -54,7 +63,11 @@ public final class WireEngine {
         try object.program(Names.Program.ownTcpSend).autoload = tcpSendStart
         try object.load()
         self.object = object
-        owned = try PerCPUMap(object, name: Names.Map.owned)
+        cells = try PerCPUMap(object, name: Names.Map.cells)
+        cellOwners = try MappedArray(object, name: Names.Map.cellOwners)
+        cellIdentities = try Map(object, name: Names.Map.cellOwners)
+        cellIndex = try Map(object, name: Names.Map.cellIndex)
+        freeCells = try QueueMap(object, name: Names.Map.freeCells)
         interfaceSlots = try PerCPUMap(object, name: Names.Map.interfaces)
         moreInterfaces = try PerCPUMap(object, name: Names.Map.moreInterfaces)
         processes = try Map(object, name: Names.Map.processes)
@@ -108,18 +121,29 @@ public final class WireEngine {
     /// The counters since `init`: every interface's totals, each owner's share of them, and what
     /// could not be counted.
     ///
-    /// The kernel's table of (owner, interface) counters would fill with the processes that come
+    /// The kernel's cells of (owner, interface) counters would fill with the processes that come
     /// and go: an owner that has exited and whose counters have not moved since the last sample
-    /// is taken out of it (each entry read and deleted in one call, so no frame is lost) and kept
-    /// here, in the samples, for `retention` seconds; a socket it left to a child that counts
-    /// again makes a new entry, added to the kept one.
+    /// has its cells retired (no frame finds or counts in them any more), read a last time at
+    /// the next sample and freed; their counts are kept here, in the samples, for `retention`
+    /// seconds. A socket it left to a child that counts again makes a new cell, added to them.
     public func sample(now: Double = StopSignals.now()) throws -> WireSample {
         var sample = WireSample()
+        // The cells in use (an identity), and their counters up to the last one in use or retiring.
+        var live: [Int: (owner: WireOwner, interface: InterfaceID)] = [:]
+        try cellOwners.forEach { cell in
+            guard cell.field(at: 0, as: UInt64.self) != 0 else { return }
+            let identity = cell.value
+            live[cell.index] = (WireOwner(pid: Int32(bitPattern: UInt32(identity.word >> 32)), start: UInt32(truncatingIfNeeded: identity.word)),
+                                InterfaceID(netns: identity.netns, ifindex: identity.ifindex))
+        }
+        let last = max(live.keys.max() ?? -1, retiring.keys.max() ?? -1)
+        var counted: [Int: WireCounters] = [:]
+        for (index, values) in try cells.entries(limit: last + 1) where live[Int(index)] != nil || retiring[Int(index)] != nil {
+            counted[Int(index)] = values.reduce(WireCounters()) { $0 + WireCounters($1) }
+        }
         var inKernel: [WireOwner: [InterfaceID: WireCounters]] = [:]
-        for (key, values) in try owned.entries() {
-            let owner = WireOwner(pid: Int32(bitPattern: key.tgid), start: key.start)
-            inKernel[owner, default: [:]][InterfaceID(netns: key.netns, ifindex: key.ifindex)] =
-                values.reduce(WireCounters()) { $0 + WireCounters($1) }
+        for (index, cell) in live {
+            inKernel[cell.owner, default: [:]][cell.interface, default: WireCounters()] += counted[index] ?? WireCounters()
         }
         // Owners first, then the interfaces: a frame counts in its interface's totals before its
         // owner's, so every attributed frame read is in the totals read after (no interface has
@@ -141,6 +165,16 @@ public final class WireEngine {
             sample.add(interface: value)
         }
         sample.owned = inKernel
+        // The cells retired at the last sample: no frame has counted in them since (their identity
+        // was cleared a sample ago, and a program runs for microseconds): final, kept here, freed.
+        for (index, cell) in retiring {
+            var kept = retired[cell.owner] ?? Retired(since: cell.since)
+            kept.counters[cell.interface, default: WireCounters()] += counted[index] ?? WireCounters()
+            retired[cell.owner] = kept
+            try cells.update(UInt32(index), perCPU: Array(repeating: netacct_wire_counters(), count: cells.cpuCount))
+            try freeCells.push(UInt32(index))
+        }
+        retiring = [:]
         for (owner, kept) in retired where now - kept.since > retention {
             retired[owner] = nil
             for (interface, counters) in kept.counters { forgotten[interface, default: WireCounters()] += counters }
@@ -168,8 +202,8 @@ public final class WireEngine {
             if moved || samples % 10 == 0 { process.exited = !ProcessLiveness.isRunning(process.id) }
             known[owner] = process
             sample.processes[owner] = process
-            if process.exited && !moved, let entries = inKernel[owner] {
-                try retire(owner, entries.keys, now: now)
+            if process.exited && !moved && inKernel[owner] != nil {
+                for (index, cell) in live where cell.owner == owner { try retire(cell: index, of: owner, on: cell.interface, now: now) }
                 retiredNow.insert(owner)
             }
         }
@@ -183,17 +217,18 @@ public final class WireEngine {
         return sample
     }
 
-    /// Moves an exited owner's entries out of the kernel's table into `retired`.
-    private func retire(_ owner: WireOwner, _ interfaces: some Sequence<InterfaceID>, now: Double) throws {
-        var kept = retired[owner] ?? Retired(since: now)
-        kept.since = now
-        for interface in interfaces {
-            let key = netacct_wire_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start, netns: interface.netns, ifindex: interface.ifindex)
-            guard let values = try owned.take(key) else { continue }
-            kept.counters[interface, default: WireCounters()] += values.reduce(WireCounters()) { $0 + WireCounters($1) }
-        }
-        retired[owner] = kept
+    /// Takes an exited owner's cell out of use: no frame finds it any more (its index entry is
+    /// deleted) or counts in it (its identity is cleared, which every frame checks); the next
+    /// sample reads its final counters and frees it.
+    private func retire(cell index: Int, of owner: WireOwner, on interface: InterfaceID, now: Double) throws {
+        let key = netacct_wire_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start, netns: interface.netns, ifindex: interface.ifindex)
+        try cellIndex.delete(key)
+        try cellIdentities.update(UInt32(index), netacct_wire_cell())
+        retiring[index] = (owner, interface, retired[owner]?.since ?? now)
     }
+
+    /// Cells retired at the last sample, to be read a last time and freed at the next.
+    private var retiring: [Int: (owner: WireOwner, interface: InterfaceID, since: Double)] = [:]
 
     /// Owners taken out of the kernel's table: their counters, and since when.
     private struct Retired {

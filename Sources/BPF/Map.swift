@@ -107,8 +107,9 @@ struct MapHandle {
     /// `chunk` at a time into small buffers, reused and never cleared (the kernel fills them),
     /// so that reading a map costs no memory to speak of. `valueStride` is the bytes one key's
     /// value takes in the output (per-CPU values are larger).
-    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256,
+    func batch(deleting: Bool, valueStride: Int, chunk initialChunk: Int = 256, limit: Int = .max,
                _ body: (UnsafeRawPointer, UnsafeRawPointer) -> Void) throws {
+        var read = 0
         let fd = try fileDescriptor()
         var chunk = initialChunk
         var keys = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize * chunk, alignment: 8)
@@ -122,8 +123,8 @@ struct MapHandle {
         var inCursor = [UInt8](repeating: 0, count: cursorSize)
         var outCursor = [UInt8](repeating: 0, count: cursorSize)
         var first = true
-        while true {
-            var count = UInt32(chunk)
+        while read < limit {
+            var count = UInt32(min(chunk, limit - read))
             let result = inCursor.withUnsafeMutableBytes { inBuffer in
                 outCursor.withUnsafeMutableBytes { outBuffer in
                     netacct_map_lookup_batch(fd, first ? nil : inBuffer.baseAddress, outBuffer.baseAddress,
@@ -145,6 +146,7 @@ struct MapHandle {
             for index in 0..<Int(count) {
                 body(UnsafeRawPointer(keys.baseAddress! + index * keySize), UnsafeRawPointer(values.baseAddress! + index * valueStride))
             }
+            read += Int(count)
             if result != 0 { return } // ENOENT: the walk is complete
             swap(&inCursor, &outCursor)
             first = false
@@ -239,10 +241,11 @@ public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
         return decode(UnsafeRawPointer(buffer.baseAddress!))
     }
 
-    /// Every entry with its per-CPU values, read in batches.
-    public func entries(deleting: Bool = false) throws -> [(key: Key, values: [Value])] {
+    /// Every entry with its per-CPU values, read in batches; `limit`: at most that many (the
+    /// first ones of an array, in index order).
+    public func entries(deleting: Bool = false, limit: Int = .max) throws -> [(key: Key, values: [Value])] {
         var result: [(key: Key, values: [Value])] = []
-        try handle.batch(deleting: deleting, valueStride: stride * cpuCount) { key, values in
+        try handle.batch(deleting: deleting, valueStride: stride * cpuCount, limit: limit) { key, values in
             result.append((key.loadUnaligned(as: Key.self), decode(values)))
         }
         return result

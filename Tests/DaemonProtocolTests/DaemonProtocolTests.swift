@@ -55,6 +55,19 @@ struct DaemonProtocolTests {
         cgroups: [], lostEvents: 1, unfollowedConnections: 2)
 
     /// Writes and reads back `reply` through the API's line, and returns the line.
+    static let wire = WireReply(
+        interfaces: [WireInterfaceRecord(netns: 4_026_531_840, ifindex: 2, name: "eth0",
+                                         totals: WireCounts(txPackets: 2005, txBytes: 232_338, rxPackets: 2003, rxBytes: 232_206),
+                                         unattributed: WireCounts(txPackets: 1, txBytes: 66))],
+        processes: [WireProcessRecord(pid: 4242, startNs: 7, comm: "curl", cgroupId: 1, exited: true,
+                                      counts: WireCounts(txPackets: 2004, txBytes: 232_272, rxPackets: 2003, rxBytes: 232_206,
+                                                         retransmittedSegments: 2, retransmittedBytes: 100, udpTxPackets: 1, udpTxBytes: 90),
+                                      interfaces: [WireOnInterface(netns: 4_026_531_840, ifindex: 2, counts: WireCounts(txPackets: 2004))]),
+                    WireProcessRecord(pid: 7, startNs: nil, comm: nil, cgroupId: nil, exited: false, counts: WireCounts(), interfaces: [])],
+        processGroups: [GroupCounts(group: "curl", counts: WireCounts(txPackets: 2004))],
+        cgroups: [CgroupCounts(cgroup: "/", name: "/", kind: "other", counts: WireCounts(txPackets: 2004))],
+        losses: WireLosses(ownersFull: 0, interfacesFull: 0, storageFull: 3))
+
     func roundTrip<Reply: DaemonReply & Equatable>(_ reply: Reply) throws -> String {
         let line = try DaemonAPI.line(reply)
         #expect(line.last == 0x0A && line.dropLast().allSatisfy { $0 != 0x0A })
@@ -76,6 +89,9 @@ struct DaemonProtocolTests {
         _ = try roundTrip(Self.drops)
         _ = try roundTrip(Self.connectionEvents)
         _ = try roundTrip(DropsReply(total: [], processGroups: [], cgroups: [], unkeyedDrops: 0))
+        _ = try roundTrip(Self.wire)
+        _ = try roundTrip(WireReply(interfaces: [], processes: [], processGroups: [], cgroups: [],
+                                    losses: WireLosses(ownersFull: 0, interfacesFull: 0, storageFull: 0)))
     }
 
     /// The drops and connection-events replies, field by field: a group's `pid` only with
@@ -154,7 +170,7 @@ struct DaemonProtocolTests {
     }
 
     @Test func aRequestIsAWordOnALine() {
-        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n", "drops\n", "connection_events\n"])
+        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n", "drops\n", "connection_events\n", "wire\n"])
         #expect(DaemonAPI.word(of: " \tprocesses \t\r") == "processes")
         #expect(DaemonAPI.Verb(rawValue: DaemonAPI.word(of: "nic\r")) == .nic)
         #expect(DaemonAPI.Verb(rawValue: "Processes") == nil)

@@ -127,7 +127,7 @@ func runWireBenchmark(_ arguments: [String]) {
         // the small-packet load.
         let steps: [(String, String)] = [("empty program (floor)", "floor_xmit"), ("the interface's totals", "parts_totals"),
                                          ("+ the owner from socket storage", "parts_owner"),
-                                         ("+ the owner's per-CPU hash entry (count_tx whole)", "count_tx")]
+                                         ("+ the owner's counters: its cell, cached in the socket's storage (count_tx whole)", "count_tx")]
         var parts = [[Double]](repeating: [], count: steps.count)
         for _ in 0..<rounds {
             for (index, step) in steps.enumerated() {

@@ -30,6 +30,7 @@ int BPF_PROG(parts_owner, struct sk_buff *skb, struct net_device *dev)
 {
 	__u32 netns = dev->nd_net.net->ns.inum, ifindex = dev->ifindex;
 	struct netacct_wire_interface *totals = interface_totals(dev, netns, ifindex);
+	struct netacct_wire_owner *o;
 	struct sock *sk = skb->sk;
 	__u64 packets, bytes;
 
@@ -41,6 +42,6 @@ int BPF_PROG(parts_owner, struct sk_buff *skb, struct net_device *dev)
 	totals->tx_packets += packets;
 	totals->tx_bytes += bytes;
 	if (sk)
-		totals->rx_packets += owner_of(sk) >> 63;
+		totals->rx_packets += owner_of(sk, &o) >> 63;
 	return 0;
 }
