@@ -87,14 +87,6 @@ struct MapHandle {
         throw BPFError("looking up in", subject, code: result)
     }
 
-    /// Reads the value at `key` and deletes it in one system call; false when it was not there.
-    func take(key: UnsafeRawPointer, value: UnsafeMutableRawPointer) throws -> Bool {
-        let result = bpf_map_lookup_and_delete_elem(try fileDescriptor(), key, value)
-        if result == 0 { return true }
-        if -result == ENOENT { return false }
-        throw BPFError("taking out of", subject, code: result)
-    }
-
     /// Deletes the key at `key`; false when it was not there.
     func delete(key: UnsafeRawPointer) throws -> Bool {
         let result = bpf_map_delete_elem(try fileDescriptor(), key)
@@ -228,17 +220,6 @@ public struct PerCPUMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
     @discardableResult
     public func delete(_ key: Key) throws -> Bool {
         try withUnsafeBytes(of: key) { try handle.delete(key: $0.baseAddress!) }
-    }
-
-    /// Deletes `key` and returns its values on each CPU as they were when it went (nil: it was
-    /// not there): one system call, so that nothing a program adds between a read and a delete
-    /// is lost (per-CPU hashes: Linux >= 5.14).
-    public func take(_ key: Key) throws -> [Value]? {
-        var key = key
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * cpuCount, alignment: 8)
-        defer { buffer.deallocate() }
-        guard try handle.take(key: &key, value: buffer.baseAddress!) else { return nil }
-        return decode(UnsafeRawPointer(buffer.baseAddress!))
     }
 
     /// Every entry with its per-CPU values, read in batches; `limit`: at most that many (the
