@@ -114,6 +114,10 @@ public struct WireProcess: Sendable, Equatable {
     /// Whether it had exited when the sample was read (its sockets may live on in a child).
     public var exited = false
 
+    public init(pid: Int32, startNanoseconds: UInt64, cgroupID: UInt64, comm: String, exited: Bool = false) {
+        (self.pid, self.startNanoseconds, self.cgroupID, self.comm, self.exited) = (pid, startNanoseconds, cgroupID, comm, exited)
+    }
+
     public var id: ProcessID { ProcessID(pid: pid, startNanoseconds: startNanoseconds) }
 }
 

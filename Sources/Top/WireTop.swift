@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import SystemPackage
 import Accounting
+import DaemonProtocol
 import NetacctKit
 
 /// `netacct top --wire`: every interval, the processes (or cgroups) by their frames on the
@@ -21,6 +22,9 @@ public struct WireTop {
         public var json = false
         public var clearScreen = true
         public var summary = true
+        /// Where a running daemon's local API is (read when it counts the wire, `--wire`);
+        /// nil: never use a daemon.
+        public var daemonSocket: String? = DaemonAPI.defaultSocket
         public init() {}
     }
 
@@ -34,7 +38,7 @@ public struct WireTop {
 
     public func run(output: FileDescriptor = .standardOutput) throws {
         let runner = IntervalRunner(every: configuration.interval, count: configuration.count, output: output)
-        let engine = try WireEngine(logger: logger)
+        let engine = try WireSource(configuration, logger: logger)
         var cgroups = CgroupNames()
         var cgroupFilter: Set<UInt64>?
         if let path = configuration.cgroup { cgroupFilter = try cgroups.subtree(path) }
@@ -63,6 +67,65 @@ public struct WireTop {
             defer { reported = latest }
             return "netacct: not everything could be counted: \(latest.phrases.joined(separator: "; "))\n"
         })
+    }
+}
+
+/// Where `top --wire` reads: a running daemon that counts the wire, else its own programs.
+enum WireSource {
+    case daemon(DaemonAPI.Connection)
+    case local(WireEngine)
+
+    init(_ configuration: WireTop.Configuration, logger: Logger) throws {
+        if let path = configuration.daemonSocket, let connection = try TopApp.Source.connect(path, logger: logger) {
+            do {
+                _ = try connection.request(WireReply.self)
+                logger.info("reading the wire counters of the netacct daemon", metadata: ["socket": "\(path)"])
+                self = .daemon(connection)
+                return
+            } catch let error as NetacctError where error.kind == .unsupported {
+                logger.notice("the running daemon does not count the wire (start it with --wire); loading the programs here")
+            }
+        }
+        self = .local(try WireEngine(logger: logger))
+    }
+
+    /// The counters since the daemon or the engine started.
+    func sample() throws -> WireSample {
+        switch self {
+        case .local(let engine): try engine.sample()
+        case .daemon(let connection): WireSample(try connection.request(WireReply.self))
+        }
+    }
+}
+
+extension WireSample {
+    /// A daemon's reply as a sample: the same counts, the interfaces' unattributed frames kept
+    /// as the daemon gave them (what it no longer keeps by owner is in `forgotten`).
+    init(_ reply: WireReply) {
+        self.init()
+        func counters(_ c: WireCounts) -> WireCounters {
+            WireCounters(txPackets: c.txPackets, txBytes: c.txBytes, rxPackets: c.rxPackets, rxBytes: c.rxBytes,
+                         retransmittedSegments: c.retransmittedSegments, retransmittedBytes: c.retransmittedBytes,
+                         udpTxPackets: c.udpTxPackets, udpTxBytes: c.udpTxBytes, udpRxPackets: c.udpRxPackets, udpRxBytes: c.udpRxBytes)
+        }
+        for process in reply.processes {
+            let owner = WireOwner(pid: process.pid, start: UInt32(truncatingIfNeeded: process.startNs ?? 0))
+            for on in process.interfaces {
+                owned[owner, default: [:]][InterfaceID(netns: on.netns, ifindex: on.ifindex)] = counters(on.counts)
+            }
+            if let start = process.startNs, let comm = process.comm {
+                processes[owner] = WireProcess(pid: process.pid, startNanoseconds: start, cgroupID: process.cgroupId ?? 0, comm: comm,
+                                               exited: process.exited)
+            }
+        }
+        for interface in reply.interfaces {
+            let id = InterfaceID(netns: interface.netns, ifindex: interface.ifindex)
+            interfaces[id] = Interface(name: interface.name, totals: counters(interface.totals))
+            var attributed = WireCounters()
+            for (_, byInterface) in owned { if let c = byInterface[id] { attributed += c } }
+            forgotten[id] = counters(interface.totals).since(attributed + counters(interface.unattributed))
+        }
+        losses = Losses(ownersFull: reply.losses.ownersFull, interfacesFull: reply.losses.interfacesFull, storageFull: reply.losses.storageFull)
     }
 }
 

@@ -140,9 +140,14 @@ final class NetacctProcess {
     /// `readingOutput: false`: standard output is a pipe nobody reads. In `namespace` through
     /// `ip netns exec` (a /sys of the namespace's own, without the cgroup file system), or with
     /// `keepingMounts` through `nsenter --net` (the mounts it has).
-    init(_ arguments: [String], namespace: String? = nil, keepingMounts: Bool = false, readingOutput: Bool = true) throws {
+    /// `prefix`: a command that runs it (`setpriv …`), as `Binary.run` has it.
+    init(_ arguments: [String], namespace: String? = nil, keepingMounts: Bool = false, readingOutput: Bool = true,
+         prefix: [String] = []) throws {
         name = "netacct " + (arguments.first ?? "")
-        if let namespace, keepingMounts {
+        if !prefix.isEmpty {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = prefix + [Binary.url.path] + arguments
+        } else if let namespace, keepingMounts {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
             process.arguments = ["--net=/run/netns/\(namespace)", Binary.url.path] + arguments
         } else if let namespace {

@@ -79,6 +79,35 @@ struct WireDaemonTests {
         #expect((UInt64(group.split(separator: " ").last ?? "") ?? 0) >= UInt64(Self.datagrams * Self.frame))
     }
 
+    /// `top --wire` reads a daemon that counts the wire: here as a user who could not load the
+    /// programs, let in by the daemon's --group; the interval's frames exact against the veth.
+    @Test func topWireReadsTheDaemonAsAUserOfItsGroup() throws {
+        let veth = try VethPair()
+        let daemon = try DaemonProcess(extra: ["--wire", "--group", "nogroup"])
+        defer { daemon.stopExpectingSuccess() }
+        chmod(daemon.directory, 0o755)
+        let top = try NetacctProcess(["top", "--wire", "--json", "-v", "--daemon-socket", daemon.api, "2", "1"],
+                                     prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        try top.awaitErr("reading the wire counters of the netacct daemon", within: 20)
+        let before = try veth.statistic("tx_packets", onReceiver: false)
+        try veth.send(Self.datagrams, bytes: Self.payload, cpu: 0)
+        #expect(try veth.statistic("tx_packets", onReceiver: false) - before == Self.datagrams)
+        #expect(top.wait() == 0, "\(top.err)")
+        // Other suites' veths are named va too: this one is the sender namespace's.
+        let netns = try VethPair.sh("stat -L -c %i /run/netns/\(veth.sender)").trimmingCharacters(in: .whitespacesAndNewlines)
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(top.out.utf8)) as? [String: Any])
+        let processes = try #require(line["processes"] as? [[String: Any]])
+        let onVeth = processes.compactMap { process in
+            ((process["interfaces"] as? [[String: Any]]) ?? []).first { "\($0["netns"] ?? "")" == netns }
+        }
+        #expect(onVeth.count == 1, "only the sender has frames there: \(processes)")
+        #expect(onVeth.first?["tx_packets"] as? Int == Self.datagrams && onVeth.first?["tx_bytes"] as? Int == Self.datagrams * Self.frame)
+        let interfaces = try #require(line["interfaces"] as? [[String: Any]])
+        let va = try #require(interfaces.first { "\($0["netns"] ?? "")" == netns && $0["name"] as? String == "va" })
+        #expect(va["tx_packets"] as? Int == Self.datagrams && va["tx_bytes"] as? Int == Self.datagrams * Self.frame)
+        #expect((va["unattributed"] as? [String: Any])?["tx_packets"] as? Int == 0)
+    }
+
     @Test func aWrongAtopCountsValueIsRefused() throws {
         let wrong = try Binary.run(["daemon", "--atop-counts", "frames"])
         #expect(wrong.status == 2)

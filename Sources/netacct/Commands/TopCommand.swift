@@ -111,6 +111,7 @@ struct TopCommand: ParsableCommand {
             configuration.json = json
             configuration.clearScreen = !noclear && !json && isatty(STDOUT_FILENO) == 1
             configuration.summary = !nosummary
+            configuration.daemonSocket = noDaemon ? nil : daemonSocket
             try reportingErrors { try WireTop(configuration, logger: logger).run() }
             return
         }
