@@ -10,7 +10,8 @@ struct TopCommand: ParsableCommand {
         abstract: "Show the processes with TCP and UDP traffic, busiest first, every interval.",
         discussion: """
             Counts are socket-level: a packet is one successful send or receive call, bytes are \
-            its payload. Processes that exited during the interval are marked with '*' and show \
+            its payload (with --wire: frames on the wire, per process and interface, which add up \
+            to the interfaces' own counters). Processes that exited during the interval are marked with '*' and show \
             their final traffic. With --connections, tcptop's view follows: a table per address \
             family, a row per TCP or UDP socket with traffic, under its process; a socket closed \
             during the interval is marked ('tcp*') and shows its final traffic. \
