@@ -460,16 +460,21 @@ static __always_inline void release_held(struct netacct_wire_owner *o, __u64 wor
 	o->held_caller = 0;
 	packets = __sync_lock_test_and_set(&o->held_packets, 0);
 	bytes = __sync_lock_test_and_set(&o->held_bytes, 0);
-	if (!packets)
+	/* Either may be taken alone when a frame is held between the two exchanges. */
+	if (!packets && !bytes)
 		return;
 	c = owner_counters(o, word, o->held_netns, o->held_ifindex);
 	if (!c)
 		return;
-	c->tx_packets += packets;
-	c->tx_bytes += bytes;
+	/*
+	 * Atomic adds: this runs in process context too (a call), where a frame program in softirq
+	 * may interrupt it on this CPU and add to the same cell.
+	 */
+	__sync_fetch_and_add(&c->tx_packets, packets);
+	__sync_fetch_and_add(&c->tx_bytes, bytes);
 	if (udp) {
-		c->udp_tx_packets += packets;
-		c->udp_tx_bytes += bytes;
+		__sync_fetch_and_add(&c->udp_tx_packets, packets);
+		__sync_fetch_and_add(&c->udp_tx_bytes, bytes);
 	}
 }
 
@@ -624,8 +629,9 @@ static __always_inline void count_resent(struct sock *sk, __u64 segments, __u64 
 	c = owner_counters(o, word, sk->__sk_common.skc_net.net->ns.inum, dev ? dev->ifindex : 0);
 	if (!c)
 		return;
-	c->retransmitted_segments += segments;
-	c->retransmitted_bytes += bytes;
+	/* A retransmission may be sent in process context (release_sock), interruptible by softirq. */
+	__sync_fetch_and_add(&c->retransmitted_segments, segments);
+	__sync_fetch_and_add(&c->retransmitted_bytes, bytes);
 }
 
 /* TCP_SKB_CB(skb)->tcp_gso_segs: the segments a queued skb stands for (tcp_skb_pcount). */

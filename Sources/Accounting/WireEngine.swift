@@ -81,11 +81,13 @@ public final class WireEngine {
         if tcpSendStart { links.append(try object.program(Names.Program.ownTcpSend).attach()) }
         // A closed socket's held frames (wire.bpf.c, hold) go to its owner.
         links.append(try object.program(Names.Program.releaseSocket).attachCgroup(cgroupRoot))
+        // The interfaces' receive totals before the owners' frames in: a frame a socket takes
+        // was counted at its device first (no owner with more frames than the totals).
+        links.append(try object.program(Names.Program.countRx).attach())
         links.append(try object.program(Names.Program.countDelivered).attachCgroup(cgroupRoot))
         links.append(try object.program(withError ? Names.Program.countRetransmit : Names.Program.countRetransmitSent).attach())
         links.append(try object.program(Names.Program.countSynackRetransmit).attach())
         links.append(try object.program(Names.Program.countTx).attach())
-        links.append(try object.program(Names.Program.countRx).attach())
         self.links = links
         logger.debug("wire programs attached", metadata: ["programs": "\(links.map(\.subject))"])
     }
@@ -165,17 +167,26 @@ public final class WireEngine {
             sample.add(interface: value)
         }
         sample.owned = inKernel
-        // The cells retired at the last sample: no frame has counted in them since (their identity
-        // was cleared a sample ago, and a program runs for microseconds): final, kept here, freed.
+        // The cells retired a second ago or more: no frame has counted in them since (their
+        // identity was cleared, and a program runs for microseconds): final, kept here, freed.
         for (index, cell) in retiring {
-            var kept = retired[cell.owner] ?? Retired(since: cell.since)
+            // Still counted as the owner's until a second has passed since its identity was cleared.
+            guard now - cell.cleared >= Self.quietSeconds else {
+                sample.owned[cell.owner, default: [:]][cell.interface, default: WireCounters()] += counted[index] ?? WireCounters()
+                continue
+            }
+            // The retention runs from the owner's last retirement.
+            var kept = retired[cell.owner] ?? Retired(since: cell.cleared)
+            kept.since = max(kept.since, cell.cleared)
             kept.counters[cell.interface, default: WireCounters()] += counted[index] ?? WireCounters()
             retired[cell.owner] = kept
             try cells.update(UInt32(index), perCPU: Array(repeating: netacct_wire_counters(), count: cells.cpuCount))
             try freeCells.push(UInt32(index))
+            retiring[index] = nil
         }
-        retiring = [:]
-        for (owner, kept) in retired where now - kept.since > retention {
+        // Gone from the samples after the retention, unless the owner counts again (a socket it
+        // left in a child): its counts never go back while it does.
+        for (owner, kept) in retired where now - kept.since > retention && inKernel[owner] == nil && !retiring.values.contains(where: { $0.owner == owner }) {
             retired[owner] = nil
             for (interface, counters) in kept.counters { forgotten[interface, default: WireCounters()] += counters }
             if inKernel[owner] == nil { known[owner] = nil }
@@ -195,19 +206,28 @@ public final class WireEngine {
                                                comm: string(fromCString: who.comm))
                 }
             }
-            guard var process = known[owner] else { continue }
             let moved = previousTotals[owner] != total
+            if moved || lastMoved[owner] == nil { lastMoved[owner] = now }
+            let quiet = now - (lastMoved[owner] ?? now) >= Self.quietSeconds
             // Whether it still runs: for the owners shown (their counters moved), and every tenth
-            // sample for the others, which may then leave the kernel's table.
-            if moved || samples % 10 == 0 { process.exited = !ProcessLiveness.isRunning(process.id) }
-            known[owner] = process
-            sample.processes[owner] = process
-            if process.exited && !moved && inKernel[owner] != nil {
+            // sample for the others, which may then leave the kernel's table. An owner whose
+            // identity the kernel no longer keeps (its LRU table) is gone once its PID is.
+            var exited: Bool
+            if var process = known[owner] {
+                if moved || samples % 10 == 0 { process.exited = !ProcessLiveness.isRunning(process.id) }
+                known[owner] = process
+                sample.processes[owner] = process
+                exited = process.exited
+            } else {
+                exited = samples % 10 == 0 && ProcessLiveness.startTicks(owner.pid) == nil
+            }
+            if exited && quiet && inKernel[owner] != nil {
                 for (index, cell) in live where cell.owner == owner { try retire(cell: index, of: owner, on: cell.interface, now: now) }
                 retiredNow.insert(owner)
             }
         }
         previousTotals = totals
+        for owner in lastMoved.keys where totals[owner] == nil { lastMoved[owner] = nil }
         ownersInKernel = Set(inKernel.keys).subtracting(retiredNow)
         let lost = try stats.entries().reduce(into: [UInt32: UInt64]()) { $0[$1.key] = $1.values.reduce(0, +) }
         sample.losses = WireSample.Losses(
@@ -224,11 +244,11 @@ public final class WireEngine {
         let key = netacct_wire_key(tgid: UInt32(bitPattern: owner.pid), start: owner.start, netns: interface.netns, ifindex: interface.ifindex)
         try cellIndex.delete(key)
         try cellIdentities.update(UInt32(index), netacct_wire_cell())
-        retiring[index] = (owner, interface, retired[owner]?.since ?? now)
+        retiring[index] = (owner, interface, now)
     }
 
     /// Cells retired at the last sample, to be read a last time and freed at the next.
-    private var retiring: [Int: (owner: WireOwner, interface: InterfaceID, since: Double)] = [:]
+    private var retiring: [Int: (owner: WireOwner, interface: InterfaceID, cleared: Double)] = [:]
 
     /// Owners taken out of the kernel's table: their counters, and since when.
     private struct Retired {
@@ -242,6 +262,11 @@ public final class WireEngine {
     /// The owners with entries in the kernel's table after the last sample.
     public private(set) var ownersInKernel = Set<WireOwner>()
     private var previousTotals: [WireOwner: WireCounters] = [:]
+    /// When each owner's counters last moved: an exited owner is retired after a quiet second,
+    /// and a retired cell freed a second after its identity was cleared, however often the
+    /// samples come (the daemon reads at each request).
+    private var lastMoved: [WireOwner: Double] = [:]
+    static let quietSeconds = 1.0
     private var samples = 0
     /// Seconds an exited owner's counters stay in the samples once out of the kernel's table.
     public let retention: Double

@@ -89,7 +89,7 @@ final class WireCollector: Collector {
         }
         let rows = current.interfaceRows(nil)
         for (name, help, unattributed, bytes) in [
-            ("netacct_wire_interface_packets_total", "every frame of an interface (its own counters' meaning, GSO/GRO packets as their segments), by network namespace and direction", false, false),
+            ("netacct_wire_interface_packets_total", "every frame of an interface (its own counters' meaning, GSO/GRO packets as their segments), by network namespace, interface (name and ifindex) and direction", false, false),
             ("netacct_wire_interface_bytes_total", "every byte of an interface's frames, by network namespace and direction", false, true),
             ("netacct_wire_unattributed_packets_total", "frames no local process's socket owned (forwarded, the kernel's RSTs and ICMP, TIME_WAIT, other protocols)", true, false),
             ("netacct_wire_unattributed_bytes_total", "bytes of the frames no local process's socket owned", true, true),
@@ -97,7 +97,8 @@ final class WireCollector: Collector {
             out.family(name, .counter, help: help)
             for row in rows {
                 let c = unattributed ? self.unattributed(row.id, row.unattributed) : row.totals
-                let labels = [("netns", String(row.id.netns)), ("interface", row.name)]
+                // The ifindex too: a device made again under the same name is another series.
+                let labels = [("netns", String(row.id.netns)), ("interface", row.name), ("ifindex", String(row.id.ifindex))]
                 out.sample(name, labels + [("direction", "tx")], bytes ? c.txBytes : c.txPackets)
                 out.sample(name, labels + [("direction", "rx")], bytes ? c.rxBytes : c.rxPackets)
             }

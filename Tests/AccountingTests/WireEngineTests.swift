@@ -60,10 +60,11 @@ struct WireEngineTests {
         func counters(_ sample: WireSample) -> WireCounters? {
             sample.owned.first { $0.key.pid == pid }?.value[lo]
         }
-        // Exited and quiet: out of the kernel's table within ten samples.
+        // Exited and quiet for a second: its cells retired (found exited within ten samples).
         var sample = try engine.sample()
         var samples = 1
-        while engine.ownersInKernel.contains(where: { $0.pid == pid }) && samples < 12 {
+        while engine.ownersInKernel.contains(where: { $0.pid == pid }) && samples < 40 {
+            usleep(200_000)
             sample = try engine.sample()
             samples += 1
         }
@@ -75,7 +76,10 @@ struct WireEngineTests {
         // The totals on lo are the same frames, and no process owns any other.
         #expect(sample.interfaces[lo]?.totals.txPackets == 50)
         #expect(sample.unattributed(lo).isZero)
-        // Past the retention it is gone from the samples.
+        // Its cells are freed a second later, kept here whole; past the retention it is gone.
+        usleep(1_100_000)
+        let freed = try engine.sample()
+        #expect(counters(freed) == kept)
         usleep(2_100_000)
         #expect(counters(try engine.sample()) == nil)
     }

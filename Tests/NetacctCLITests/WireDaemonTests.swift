@@ -70,7 +70,8 @@ struct WireDaemonTests {
         let scrape = try Curl.get("http://\(Self.address)/metrics")
         #expect(scrape.status == 200)
         let lines = scrape.body.split(separator: "\n").map(String.init)
-        let labels = "{netns=\"\(netns)\",interface=\"va\",direction=\"tx\"}"
+        let ifindex = try VethPair.sh("ip netns exec \(veth.sender) cat /sys/class/net/va/ifindex").trimmingCharacters(in: .whitespacesAndNewlines)
+        let labels = "{netns=\"\(netns)\",interface=\"va\",ifindex=\"\(ifindex)\",direction=\"tx\"}"
         #expect(lines.contains("netacct_wire_interface_packets_total\(labels) \(after.packets)"))
         #expect(lines.contains("netacct_wire_interface_bytes_total\(labels) \(after.bytes)"))
         #expect(lines.contains("netacct_wire_unattributed_packets_total\(labels) 0"))
