@@ -107,13 +107,11 @@ public final class AccountingEngine {
         for map in [Names.Map.sockets, Names.Map.socketCounters, Names.Map.freeSockets] { try object.setMaxEntries(map, to: socketRecords) }
         if !options.perSocket { try object.setMaxEntries(Names.Map.sharedSockets, to: 1) }
         try object.setReadOnlyGlobal(Names.Global.socketRecords, to: socketRecords)
-        var cgroupRoot: String?
-        if options.perSocket {
-            guard let root = CgroupNames().root else {
-                throw NetacctError("Counting per connection needs a cgroup2 file system (its program runs at every socket's release, on the cgroup2 root), and /proc/self/mountinfo lists none. Mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or run without --connections.", kind: .unsupported)
-            }
-            cgroupRoot = root
-        }
+        let cgroupRoot = options.perSocket
+            ? try CgroupNames.requireMountPoint(for: "Counting per connection",
+                                                because: "its program runs at every socket's release, on the cgroup2 root",
+                                                otherwise: "run without --connections")
+            : nil
         try object.load()
         self.object = object
         slots = try MappedArray(object, name: Names.Map.slots)

@@ -39,13 +39,8 @@ public final class WireEngine {
     public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.wire")) throws {
         retention = options.retention
         let btf = try Self.checkKernel()
-        guard let cgroupRoot = CgroupNames().root else {
-            throw NetacctError("""
-                Counting on the wire needs a cgroup2 file system (its programs see every socket's packets \
-                from the cgroup2 root), and /proc/self/mountinfo lists none. Mount one \
-                (mount -t cgroup2 none /sys/fs/cgroup/unified).
-                """, kind: .unsupported)
-        }
+        let cgroupRoot = try CgroupNames.requireMountPoint(
+            for: "Counting on the wire", because: "its programs see every socket's packets from the cgroup2 root")
         let object = try BPFObject(image: BPFObjects.wire)
         for map in [Names.Map.cells, Names.Map.cellOwners, Names.Map.cellIndex, Names.Map.freeCells] {
             try object.setMaxEntries(map, to: options.ownerEntries)

@@ -183,9 +183,21 @@ public struct WireSample: Sendable {
     /// received as the interval began that reached their socket in it. The sum over intervals
     /// is the total.
     public func unattributed(_ interface: InterfaceID) -> WireBalance {
-        var attributed = forgotten[interface] ?? WireCounters()
-        for (_, byInterface) in owned { if let c = byInterface[interface] { attributed += c } }
-        return WireBalance(interfaces[interface]?.totals ?? WireCounters(), less: attributed)
+        unattributed(interface, attributed: attributedByInterface())
+    }
+
+    private func unattributed(_ interface: InterfaceID, attributed: [InterfaceID: WireCounters]) -> WireBalance {
+        WireBalance(interfaces[interface]?.totals ?? WireCounters(),
+                    less: (forgotten[interface] ?? WireCounters()) + (attributed[interface] ?? WireCounters()))
+    }
+
+    /// Every owner's frames summed by interface, in one pass over the owners.
+    private func attributedByInterface() -> [InterfaceID: WireCounters] {
+        var sums: [InterfaceID: WireCounters] = [:]
+        for (_, byInterface) in owned {
+            for (interface, counters) in byInterface { sums[interface, default: WireCounters()] += counters }
+        }
+        return sums
     }
 
     /// The difference from an earlier sample of the same engine: what happened in between.
@@ -245,8 +257,9 @@ extension WireSample {
 
     /// Every interface's unattributed frames and its totals, in namespace and ifindex order.
     public func interfaceRows(_ selected: Set<InterfaceID>?) -> [(id: InterfaceID, name: String, totals: WireCounters, unattributed: WireBalance)] {
-        interfaces.filter { selected?.contains($0.key) ?? true }.sorted { $0.key < $1.key }.map {
-            ($0.key, $0.value.name, $0.value.totals, unattributed($0.key))
+        let attributed = attributedByInterface()
+        return interfaces.filter { selected?.contains($0.key) ?? true }.sorted { $0.key < $1.key }.map {
+            ($0.key, $0.value.name, $0.value.totals, unattributed($0.key, attributed: attributed))
         }
     }
 }

@@ -18,6 +18,19 @@ public struct CgroupNames: Sendable {
         (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)).flatMap(cgroup2Mount)
     }
 
+    /// Where cgroup2 is mounted, for a program attached to its root: or an error of kind
+    /// `unsupported` saying what needs it (`what`, e.g. "Counting per connection"), why (`why`)
+    /// and, with `otherwise`, what to do instead.
+    public static func requireMountPoint(for what: String, because why: String, otherwise: String? = nil) throws -> String {
+        guard let root = mountPoint() else {
+            throw NetacctError("""
+                \(what) needs a cgroup2 file system (\(why)), and /proc/self/mountinfo lists none. Mount one \
+                (mount -t cgroup2 none /sys/fs/cgroup/unified)\(otherwise.map { " or \($0)" } ?? "").
+                """, kind: .unsupported)
+        }
+        return root
+    }
+
     /// The mount point of the first cgroup2 file system in a mountinfo text.
     static func cgroup2Mount(in mountInfo: String) -> String? {
         for line in mountInfo.split(separator: "\n") {

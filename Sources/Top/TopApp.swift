@@ -32,6 +32,10 @@ public struct TopApp {
         public var summary = true
         /// Where a running daemon's local API is; nil: never use a daemon.
         public var daemonSocket: String? = DaemonAPI.defaultSocket
+        /// Frames on the wire instead of calls (WireTop), per process or cgroup.
+        public var wire = false
+        /// With `wire`: only these interfaces (by name, in any network namespace); nil: all.
+        public var interfaces: Set<String>?
         public init() {}
     }
 
@@ -46,6 +50,7 @@ public struct TopApp {
     /// Runs until `count` intervals are printed or SIGINT/SIGTERM arrives. Each interval is
     /// written to `output` in one piece as soon as it ends.
     public func run(output: FileDescriptor = .standardOutput) throws {
+        if configuration.wire { return try WireTop(configuration, logger: logger).run(output: output) }
         let signals = StopSignals()
         var cgroups = CgroupNames()
         var filter = TopInterval.Filter(pids: configuration.pids)

@@ -9,34 +9,20 @@ import NetacctKit
 /// `netacct top --wire`: every interval, the processes (or cgroups) by their frames on the
 /// wire, with each interface's totals and what no process owned on the header lines, so that
 /// the rows and the unattributed line add up to the interfaces' own counters.
-public struct WireTop {
-    public struct Configuration: Sendable {
-        public var interval: Double = 1
-        public var count: Int?
-        public var pids: Set<Int32> = []
-        public var cgroup: String?
-        /// Only these interfaces (by name, in any network namespace); nil: all of them.
-        public var interfaces: Set<String>?
-        public var grouping: TopInterval.Grouping = .process
-        public var sort: TopInterval.SortKey = .total
-        public var json = false
-        public var clearScreen = true
-        public var summary = true
-        /// Where a running daemon's local API is (read when it counts the wire, `--wire`);
-        /// nil: never use a daemon.
-        public var daemonSocket: String? = DaemonAPI.defaultSocket
-        public init() {}
-    }
-
-    public let configuration: Configuration
+struct WireTop {
+    /// `top`'s, with `wire`: the interval, count, filters (`interfaces` too), grouping, sort
+    /// and output; threads, connections and the interactive screen are not for frames.
+    let configuration: TopApp.Configuration
     let logger: Logger
 
-    public init(_ configuration: Configuration, logger: Logger = Logger(label: "netacct.top")) {
+    init(_ configuration: TopApp.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
     }
 
-    public func run(output: FileDescriptor = .standardOutput) throws {
+    func run(output: FileDescriptor) throws {
+        // The screen is cleared only on a terminal: piped lines stay plain.
+        let clear = configuration.clearScreen && isatty(output.rawValue) == 1
         let runner = IntervalRunner(every: configuration.interval, count: configuration.count, output: output)
         let engine = try WireSource(configuration, logger: logger)
         var cgroups = CgroupNames()
@@ -58,9 +44,9 @@ public struct WireTop {
             }
             let text = configuration.json
                 ? renderer.json(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter) + "\n"
-                : (configuration.clearScreen ? "\u{1B}[H\u{1B}[2J" : "")
+                : (clear ? "\u{1B}[H\u{1B}[2J" : "")
                     + renderer.table(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter)
-                    + (configuration.clearScreen ? "" : "\n")
+                    + (clear ? "" : "\n")
             return (text, false)
         }, losses: {
             guard latest != reported else { return "" }
@@ -75,7 +61,7 @@ enum WireSource {
     case daemon(DaemonAPI.Connection)
     case local(WireEngine)
 
-    init(_ configuration: WireTop.Configuration, logger: Logger) throws {
+    init(_ configuration: TopApp.Configuration, logger: Logger) throws {
         if let path = configuration.daemonSocket, let connection = try TopApp.Source.connect(path, logger: logger) {
             do {
                 _ = try connection.request(WireReply.self)
@@ -155,7 +141,7 @@ enum DeviceCounters {
 
 /// The table and the JSON lines of `top --wire`.
 struct WireRenderer {
-    let configuration: WireTop.Configuration
+    let configuration: TopApp.Configuration
     var cgroups: CgroupNames
     /// The interval's counts of the devices of this namespace, as they keep them.
     var devices: [InterfaceID: WireCounters] = [:]

@@ -877,6 +877,19 @@ struct WireTests {
     /// forks and exits; once it is gone, a datagram comes in for the socket before the child has
     /// made a call on it: still the parent's, shown exited. Then the child sends 4 and receives
     /// that datagram: its 4 frames out are the child's, and nothing else is.
+    /// The PIDs a launcher prints ("parent N", "child N", in either order) once it has reaped the
+    /// parent: gone, its /proc entry too.
+    static func forkedPIDs(_ launched: Python) throws -> (parent: Int, child: Int) {
+        var said: [String: Int] = [:]
+        for _ in 0..<2 {
+            let words = try launched.line("the parent's and the child's PIDs").split(separator: " ")
+            if words.count == 2 { said[String(words[0])] = Int(words[1]) }
+        }
+        let pids = (parent: try #require(said["parent"]), child: try #require(said["child"]))
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(pids.parent)"), "the parent has exited and been reaped")
+        return pids
+    }
+
     @Test func aForkedChildOwnsTheSocketFromItsFirstCall() throws {
         let lab = WireLab()
         let (a, b) = (try lab.namespace("a"), try lab.namespace("b"))
@@ -928,13 +941,7 @@ struct WireTests {
                 sys.stdin.readline()
                 """, [right.address])
             let launched = try #require(launcher)
-            var said: [String: Int] = [:]
-            for _ in 0..<2 {
-                let words = try launched.line("the parent's and the child's PIDs").split(separator: " ")
-                if words.count == 2 { said[String(words[0])] = Int(words[1]) }
-            }
-            pids = (try #require(said["parent"]), try #require(said["child"]))
-            #expect(!FileManager.default.fileExists(atPath: "/proc/\(pids.parent)"), "the parent has exited and been reaped")
+            pids = try Self.forkedPIDs(launched)
             #expect(try peer.line("the parent's datagrams") == "got")
             try peer.say()
             try launched.say()
@@ -1009,13 +1016,7 @@ struct WireTests {
                 sys.stdin.readline()
                 """, [right.address])
             let launched = try #require(launcher)
-            var said: [String: Int] = [:]
-            for _ in 0..<2 {
-                let words = try launched.line("the parent's and the child's PIDs").split(separator: " ")
-                if words.count == 2 { said[String(words[0])] = Int(words[1]) }
-            }
-            pids = (try #require(said["parent"]), try #require(said["child"]))
-            #expect(!FileManager.default.fileExists(atPath: "/proc/\(pids.parent)"), "the parent has exited and been reaped")
+            pids = try Self.forkedPIDs(launched)
             try launched.say()
             #expect(try launched.line("the child's end") == "done")
             #expect(try server.line("its byte count") == String((parentSends + childSends) * size))

@@ -75,7 +75,7 @@ func runWireBenchmark(_ arguments: [String]) {
         ("sock_recv_length (each receive call: the owner)", "floor_recv", .ownRecv),
         ("tcp_sendmsg_locked (each TCP send as it starts: the owner; Linux >= 6.16)", "floor_sendmsg", .ownTcpSend),
     ]
-    guard let cgroupRoot = CgroupNames().root else { fail("no cgroup2 file system") }
+    guard let cgroupRoot = CgroupNames.mountPoint() else { fail("no cgroup2 file system") }
     do {
         // The rate first, with no statistics kept (their clock reads would be counted against
         // the programs): each round runs a load with no program, then under the wire programs.

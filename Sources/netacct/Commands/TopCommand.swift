@@ -100,22 +100,6 @@ struct TopCommand: ParsableCommand {
 
     func run() throws {
         let logger = global.start("netacct.top")
-        if wire {
-            var configuration = WireTop.Configuration()
-            configuration.interval = interval
-            configuration.count = count
-            configuration.pids = Set(try Check.pids(pid))
-            configuration.cgroup = cgroup
-            configuration.interfaces = interface.isEmpty ? nil : Set(interface)
-            configuration.grouping = by
-            configuration.sort = sort
-            configuration.json = json
-            configuration.clearScreen = !noclear && !json && isatty(STDOUT_FILENO) == 1
-            configuration.summary = !nosummary
-            configuration.daemonSocket = noDaemon ? nil : daemonSocket
-            try reportingErrors { try WireTop(configuration, logger: logger).run() }
-            return
-        }
         var configuration = TopApp.Configuration()
         configuration.interval = interval
         configuration.count = count
@@ -132,6 +116,8 @@ struct TopCommand: ParsableCommand {
         configuration.sort = sort
         configuration.grouping = by
         configuration.json = json
+        configuration.wire = wire
+        configuration.interfaces = interface.isEmpty ? nil : Set(interface)
         // An engine asked for by name is loaded here, whatever a daemon runs.
         configuration.daemonSocket = noDaemon || engine.kind != nil ? nil : daemonSocket
         try reportingErrors { try TopApp(configuration, logger: logger).run() }
