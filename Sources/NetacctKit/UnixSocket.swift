@@ -35,16 +35,29 @@ public final class UnixSocket {
     }
 
     /// A socket bound at `path` and listening, for a server to take over (its file descriptor;
-    /// the caller owns it, and the file at `path`).
+    /// the caller owns it, and the file at `path`). It is bound under a name of its own beside
+    /// `path` and renamed there once it listens, so that a client that finds the file can
+    /// always connect (one that came between the bind and the listen would be refused); a path
+    /// too long for that name is bound directly.
     public static func listening(at path: String, backlog: Int32) throws -> Int32 {
-        var address = try address(path)
+        _ = try address(path)
+        let staging = "\(path).\(getpid())"
+        let direct = (try? address(staging)) == nil
+        var address = try address(direct ? path : staging)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw NetacctError("socket(AF_UNIX): \(String(cString: strerror(errno))).", kind: .failure) }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, listen(fd, backlog) == 0 else {
-            let code = errno
+        var code: Int32 = 0
+        if bound != 0 || listen(fd, backlog) != 0 {
+            code = errno
+            if bound == 0 && !direct { unlink(staging) }
+        } else if !direct && rename(staging, path) != 0 {
+            code = errno
+            unlink(staging)
+        }
+        guard code == 0 else {
             close(fd)
             throw NetacctError("Cannot listen on \(path): \(String(cString: strerror(code))).",
                                kind: code == EACCES ? .permission : .badInput)

@@ -22,16 +22,27 @@ struct WireDaemonTests {
         let atop = try AtopClient(daemon.socket)
         _ = try atop.sample()
         let before = (packets: try veth.statistic("tx_packets", onReceiver: false), bytes: try veth.statistic("tx_bytes", onReceiver: false))
-        try veth.send(Self.datagrams, bytes: Self.payload, cpu: 0)
+        // The sender: ip netns exec becomes python3, so its PID is the Process's.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", veth.sender, "/usr/bin/python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for _ in range(\(Self.datagrams)): s.sendto(b'y' * \(Self.payload), ('\(VethPair.receiverAddress)', 9999))
+            """]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
         let after = (packets: try veth.statistic("tx_packets", onReceiver: false), bytes: try veth.statistic("tx_bytes", onReceiver: false))
         #expect(after.packets - before.packets == Self.datagrams)
         #expect(after.bytes - before.bytes == Self.datagrams * Self.frame)
 
         // The sender exited: its record comes once, with its frames as the veth counted them
         // (UDP's share in the UDP fields), not its calls' payload (300 x 100 bytes).
-        let senders = try atop.sample().filter { $0.command == "python3" && $0.traffic.udpTxPackets > 0 }
+        let senders = try atop.sample().filter { $0.pid == process.processIdentifier }
         #expect(senders.count == 1, "\(senders)")
         let sender = try #require(senders.first)
+        #expect(sender.command == "python3")
         #expect(sender.traffic.udpTxPackets == UInt64(after.packets - before.packets))
         #expect(sender.traffic.udpTxBytes == UInt64(after.bytes - before.bytes))
         #expect(sender.traffic.tcpTxPackets == 0 && sender.traffic.tcpTxBytes == 0)
