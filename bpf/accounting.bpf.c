@@ -259,7 +259,6 @@ static __always_inline __u32 new_socket_record(struct sock *sk, __u32 tgid, int 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct netacct_socket *s;
 	__u32 index;
-	int i;
 
 	if (bpf_map_pop_elem(&free_sockets, &index) != 0) {
 		/* Read first: once all are used, the counter stops (it cannot wrap to a used one). */
@@ -278,16 +277,7 @@ static __always_inline __u32 new_socket_record(struct sock *sk, __u32 tgid, int 
 	s->family = sk->__sk_common.skc_family;
 	s->shared = shared;
 	s->lport = sk->__sk_common.skc_num;
-	s->rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (s->family == AF_INET) {
-		*(__be32 *)s->laddr = sk->__sk_common.skc_rcv_saddr;
-		*(__be32 *)s->raddr = sk->__sk_common.skc_daddr;
-	} else {
-		for (i = 0; i < 4; i++) {
-			((__be32 *)s->laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
-			((__be32 *)s->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
-		}
-	}
+	s->rport = socket_endpoints(sk, s->laddr, s->raddr);
 	return index + 1;
 }
 

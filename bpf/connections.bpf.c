@@ -173,16 +173,7 @@ event_for(__u8 kind, struct sock *sk, struct netacct_connection *c, __u64 now)
 	sk_family = sk->__sk_common.skc_family;
 	e->family = sk_family;
 	e->lport = local_port(sk);
-	e->rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (sk_family == AF_INET) {
-		*(__be32 *)e->laddr = sk->__sk_common.skc_rcv_saddr;
-		*(__be32 *)e->raddr = sk->__sk_common.skc_daddr;
-	} else {
-		for (int i = 0; i < 4; i++) {
-			((__be32 *)e->laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
-			((__be32 *)e->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
-		}
-	}
+	e->rport = socket_endpoints(sk, e->laddr, e->raddr);
 	return e;
 }
 

@@ -41,6 +41,7 @@
 #include <bpf/bpf_core_read.h>
 #include "maps.h"
 #include "typed.h"
+#include "tcp.h"
 #include "wire.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -634,21 +635,12 @@ static __always_inline void count_resent(struct sock *sk, __u64 segments, __u64 
 	__sync_fetch_and_add(&c->retransmitted_bytes, bytes);
 }
 
-/* TCP_SKB_CB(skb)->tcp_gso_segs: the segments a queued skb stands for (tcp_skb_pcount). */
-static __always_inline __u32 tcp_segments(struct sk_buff *skb)
-{
-	__u8 low = skb->cb[8], high = skb->cb[9];
-	__u32 segments = low | (__u32)high << 8;
-
-	return segments ? segments : 1;
-}
-
 /* Linux >= 6.12 (the err argument): counted when it went out, as TcpRetransSegs counts it. */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(count_retransmit, struct sock *sk, struct sk_buff *skb, int err)
 {
 	if (err == 0)
-		count_resent(sk, tcp_segments(skb), skb->len);
+		count_resent(sk, tcp_skb_segments(skb), skb->len);
 	return 0;
 }
 
@@ -656,7 +648,7 @@ int BPF_PROG(count_retransmit, struct sock *sk, struct sk_buff *skb, int err)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(count_retransmit_sent, struct sock *sk, struct sk_buff *skb)
 {
-	count_resent(sk, tcp_segments(skb), skb->len);
+	count_resent(sk, tcp_skb_segments(skb), skb->len);
 	return 0;
 }
 

@@ -29,6 +29,8 @@ public enum DaemonAPI {
         case connectionEvents = "connection_events"
         /// The wire collector (`--wire`): `WireReply`.
         case wire
+        /// The TCP health collector (`--tcp`): `TCPHealthReply`.
+        case tcp
 
         /// The request line, newline included.
         public var line: String { rawValue + "\n" }

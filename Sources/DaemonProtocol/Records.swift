@@ -483,3 +483,65 @@ public struct WireLosses: Codable, Hashable, Sendable {
         (self.ownersFull, self.interfacesFull, self.storageFull) = (ownersFull, interfacesFull, storageFull)
     }
 }
+
+// MARK: tcp (TCP health)
+
+/// `tcp`: every socket owner's TCP health counters since the daemon started (exited owners for
+/// the retention), the live connections with their RTT, and the events of sockets with no owner
+/// (`netacct top --tcp`'s source).
+public struct TCPHealthReply: DaemonReply, Equatable {
+    public static let verb = DaemonAPI.Verb.tcp
+    public var processes: [TCPHealthProcessRecord]
+    public var connections: [TCPConnectionRecord]
+    public var unattributed: TCPHealthCounters
+    public var losses: TCPHealthLosses
+    public init(processes: [TCPHealthProcessRecord], connections: [TCPConnectionRecord], unattributed: TCPHealthCounters, losses: TCPHealthLosses) {
+        (self.processes, self.connections, self.unattributed, self.losses) = (processes, connections, unattributed, losses)
+    }
+}
+
+public struct TCPHealthProcessRecord: Codable, Hashable, Sendable {
+    public var pid: Int32
+    public var startNs: UInt64
+    public var comm: String
+    public var cgroupId: UInt64
+    public var exited: Bool
+    public var counts: TCPHealthCounters
+    public init(pid: Int32, startNs: UInt64, comm: String, cgroupId: UInt64, exited: Bool, counts: TCPHealthCounters) {
+        (self.pid, self.startNs, self.comm, self.cgroupId, self.exited, self.counts) = (pid, startNs, comm, cgroupId, exited, counts)
+    }
+}
+
+/// A live TCP connection (or one that closed since the last sample): its owner, endpoints,
+/// state, the kernel's smoothed RTT and variation, and its counters since it had an owner.
+public struct TCPConnectionRecord: Codable, Hashable, Sendable {
+    public var cookie: UInt64
+    public var pid: Int32
+    public var startNs: UInt64
+    public var family: String
+    public var state: UInt8
+    public var localAddress: String
+    public var localPort: UInt16
+    public var remoteAddress: String
+    public var remotePort: UInt16
+    public var srttUs: UInt32
+    public var rttvarUs: UInt32
+    public var kernelTotalRetrans: UInt32
+    public var closed: Bool
+    public var counts: TCPHealthCounters
+    public init(cookie: UInt64, pid: Int32, startNs: UInt64, family: String, state: UInt8, localAddress: String, localPort: UInt16,
+                remoteAddress: String, remotePort: UInt16, srttUs: UInt32, rttvarUs: UInt32, kernelTotalRetrans: UInt32, closed: Bool,
+                counts: TCPHealthCounters) {
+        (self.cookie, self.pid, self.startNs, self.family, self.state) = (cookie, pid, startNs, family, state)
+        (self.localAddress, self.localPort, self.remoteAddress, self.remotePort) = (localAddress, localPort, remoteAddress, remotePort)
+        (self.srttUs, self.rttvarUs, self.kernelTotalRetrans, self.closed, self.counts) = (srttUs, rttvarUs, kernelTotalRetrans, closed, counts)
+    }
+}
+
+/// Sockets that got no storage (their events unattributed) and closed sockets whose final
+/// record found the ring buffer full.
+public struct TCPHealthLosses: Codable, Hashable, Sendable {
+    public var storageFull: UInt64
+    public var closedLost: UInt64
+    public init(storageFull: UInt64, closedLost: UInt64) { (self.storageFull, self.closedLost) = (storageFull, closedLost) }
+}

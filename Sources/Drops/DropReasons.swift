@@ -46,13 +46,3 @@ public struct DropReasons: Sendable {
         throw NetacctError("Kernel \(KernelProbe.kernelRelease) has no drop reason \(given); its reasons: \(known).", kind: .badInput)
     }
 }
-
-/// TCP states by number (include/net/tcp_states.h), as the STATE column shows them.
-public enum TCPStates {
-    static let names = ["", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
-                        "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE"]
-
-    public static func name(_ state: UInt8) -> String? {
-        state == 0 ? nil : Int(state) < names.count ? names[Int(state)] : "STATE_\(state)"
-    }
-}

@@ -1,4 +1,5 @@
 import Glibc
+import NetacctKit
 
 /// `netacct drops --summary`'s arithmetic, on the kernel's cumulative counts: each interval the
 /// drops since the last one by reason, protocol and owner (the sockets of one owner summed),

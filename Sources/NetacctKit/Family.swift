@@ -16,3 +16,13 @@ extension Optional where Wrapped == Family {
     /// A program's `family` filter: AF_INET, AF_INET6, or 0 for both.
     public var addressFamily: UInt16 { self?.addressFamily ?? 0 }
 }
+
+/// TCP states by number (include/net/tcp_states.h), as the STATE column shows them.
+public enum TCPStates {
+    static let names = ["", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+                        "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE"]
+
+    public static func name(_ state: UInt8) -> String? {
+        state == 0 ? nil : Int(state) < names.count ? names[Int(state)] : "STATE_\(state)"
+    }
+}

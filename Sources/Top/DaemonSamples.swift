@@ -1,5 +1,30 @@
 import Accounting
 import DaemonProtocol
+import Logging
+import NetacctKit
+
+/// Where a view of one collector reads: a running daemon that hosts it, else its own engine.
+enum CollectorSource<Engine> {
+    case daemon(DaemonAPI.Connection)
+    case local(Engine)
+
+    /// The daemon at the configured socket when it answers `Reply`'s request; else (no daemon,
+    /// or one started without `option`: said) the engine `load` makes.
+    init<Reply: DaemonReply>(_ configuration: TopApp.Configuration, reading _: Reply.Type, what: String, option: String, logger: Logger,
+                             load: () throws -> Engine) throws {
+        if let path = configuration.daemonSocket, let connection = try TopApp.Source.connect(path, logger: logger) {
+            do {
+                _ = try connection.request(Reply.self)
+                logger.info("reading the \(what) of the netacct daemon", metadata: ["socket": "\(path)"])
+                self = .daemon(connection)
+                return
+            } catch let error as NetacctError where error.kind == .unsupported {
+                logger.notice("the running daemon does not follow the \(what) (start it with \(option)); loading the programs here")
+            }
+        }
+        self = .local(try load())
+    }
+}
 
 /// The daemon's records as the accounting tool's samples: cumulative, deltas zero
 /// (`DeltaTracker` and `SocketDeltas` make them per interval).

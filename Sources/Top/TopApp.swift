@@ -36,6 +36,8 @@ public struct TopApp {
         public var wire = false
         /// With `wire`: only these interfaces (by name, in any network namespace); nil: all.
         public var interfaces: Set<String>?
+        /// TCP health instead of traffic (TCPTop), per process, cgroup and connection.
+        public var tcp = false
         public init() {}
     }
 
@@ -50,7 +52,20 @@ public struct TopApp {
     /// Runs until `count` intervals are printed or SIGINT/SIGTERM arrives. Each interval is
     /// written to `output` in one piece as soon as it ends.
     public func run(output: FileDescriptor = .standardOutput) throws {
-        if configuration.wire { return try WireTop(configuration, logger: logger).run(output: output) }
+        if configuration.wire {
+            // Frames on the wire per process or cgroup, with the interfaces' totals and what no process owned.
+            let source = try WireSource(configuration, logger: logger)
+            var renderer = WireRenderer(configuration: configuration, cgroups: CgroupNames())
+            return try showIntervals(configuration, output: output, renderer: &renderer,
+                                     sample: { WireRenderer.Sample(counted: try source.sample(), devices: DeviceCounters.read()) },
+                                     losses: { $0.counted.losses.phrases })
+        }
+        if configuration.tcp {
+            // TCP health per process, cgroup or connection.
+            let source = try TCPHealthSource(configuration, logger: logger)
+            var renderer = TCPRenderer(configuration: configuration, cgroups: CgroupNames())
+            return try showIntervals(configuration, output: output, renderer: &renderer, sample: source.sample, losses: { $0.losses.phrases })
+        }
         let signals = StopSignals()
         var cgroups = CgroupNames()
         var filter = TopInterval.Filter(pids: configuration.pids)

@@ -6,73 +6,12 @@ import Accounting
 import DaemonProtocol
 import NetacctKit
 
-/// `netacct top --wire`: every interval, the processes (or cgroups) by their frames on the
-/// wire, with each interface's totals and what no process owned on the header lines, so that
-/// the rows and the unattributed line add up to the interfaces' own counters.
-struct WireTop {
-    /// `top`'s, with `wire`: the interval, count, filters (`interfaces` too), grouping, sort
-    /// and output; threads, connections and the interactive screen are not for frames.
-    let configuration: TopApp.Configuration
-    let logger: Logger
-
-    init(_ configuration: TopApp.Configuration, logger: Logger) {
-        self.configuration = configuration
-        self.logger = logger
-    }
-
-    func run(output: FileDescriptor) throws {
-        // The screen is cleared only on a terminal: piped lines stay plain.
-        let clear = configuration.clearScreen && isatty(output.rawValue) == 1
-        let runner = IntervalRunner(every: configuration.interval, count: configuration.count, output: output)
-        let engine = try WireSource(configuration, logger: logger)
-        var cgroups = CgroupNames()
-        var cgroupFilter: Set<UInt64>?
-        if let path = configuration.cgroup { cgroupFilter = try cgroups.subtree(path) }
-        var renderer = WireRenderer(configuration: configuration, cgroups: cgroups)
-        var previous = try engine.sample()
-        var devices = DeviceCounters.read()
-        var reported = WireSample.Losses(), latest = WireSample.Losses()
-        try runner.run({ seconds in
-            let current = try engine.sample()
-            let now = DeviceCounters.read()
-            defer { (previous, devices) = (current, now) }
-            latest = current.losses
-            if let path = configuration.cgroup { cgroupFilter = (try? renderer.cgroups.subtree(path)) ?? cgroupFilter }
-            let interval = current.since(previous)
-            renderer.devices = now.reduce(into: [:]) { result, entry in
-                if let before = devices[entry.key] { result[entry.key] = entry.value.since(before) }
-            }
-            let text = configuration.json
-                ? renderer.json(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter) + "\n"
-                : (clear ? "\u{1B}[H\u{1B}[2J" : "")
-                    + renderer.table(interval, time: Date(), seconds: seconds, cgroups: cgroupFilter)
-                    + (clear ? "" : "\n")
-            return (text, false)
-        }, losses: {
-            guard latest != reported else { return "" }
-            defer { reported = latest }
-            return "netacct: not everything could be counted: \(latest.phrases.joined(separator: "; "))\n"
-        })
-    }
-}
-
 /// Where `top --wire` reads: a running daemon that counts the wire, else its own programs.
-enum WireSource {
-    case daemon(DaemonAPI.Connection)
-    case local(WireEngine)
+typealias WireSource = CollectorSource<WireEngine>
 
+extension CollectorSource<WireEngine> {
     init(_ configuration: TopApp.Configuration, logger: Logger) throws {
-        if let path = configuration.daemonSocket, let connection = try TopApp.Source.connect(path, logger: logger) {
-            do {
-                _ = try connection.request(WireReply.self)
-                logger.info("reading the wire counters of the netacct daemon", metadata: ["socket": "\(path)"])
-                self = .daemon(connection)
-                return
-            } catch let error as NetacctError where error.kind == .unsupported {
-                logger.notice("the running daemon does not count the wire (start it with --wire); loading the programs here")
-            }
-        }
-        self = .local(try WireEngine(logger: logger))
+        try self.init(configuration, reading: WireReply.self, what: "wire counters", option: "--wire", logger: logger) { try WireEngine(logger: logger) }
     }
 
     /// The counters since the daemon or the engine started.
@@ -140,11 +79,25 @@ enum DeviceCounters {
 }
 
 /// The table and the JSON lines of `top --wire`.
-struct WireRenderer {
+struct WireRenderer: IntervalRenderer {
     let configuration: TopApp.Configuration
     var cgroups: CgroupNames
     /// The interval's counts of the devices of this namespace, as they keep them.
     var devices: [InterfaceID: WireCounters] = [:]
+
+    /// netacct's counts and the devices' own, read together.
+    struct Sample {
+        var counted: WireSample
+        var devices: [InterfaceID: WireCounters]
+    }
+
+    /// netacct's counts over the interval, and the devices' (those that existed at both ends).
+    mutating func interval(_ current: Sample, since previous: Sample) -> WireSample {
+        devices = current.devices.reduce(into: [:]) { result, entry in
+            if let before = previous.devices[entry.key] { result[entry.key] = entry.value.since(before) }
+        }
+        return current.counted.since(previous.counted)
+    }
 
     struct Line {
         var pid: Int32?
@@ -280,13 +233,7 @@ struct WireRenderer {
         out.begin("[")
         for line in lines(sample, selected: selected, cgroups: filter) {
             out.begin("{")
-            if let pid = line.pid {
-                out.field("pid", number: pid)
-                out.field("comm", string: line.name)
-                out.field("exited", bool: line.exited)
-            } else {
-                out.field("cgroup", string: line.name)
-            }
+            out.rowIdentity(pid: line.pid, name: line.name, exited: line.exited)
             counters(&out, line.total, retransmissions: true)
             out.key("interfaces")
             out.begin("[")

@@ -33,15 +33,8 @@ func runLatencyBenchmark(_ arguments: [String]) {
         return UInt32(truncatingIfNeeded: info.st_ino)
     }
     /// Runs `body` with this thread in `namespace` (netfilter links are made in the caller's).
-    func inside<T>(_ namespace: String, _ body: () throws -> T) rethrows -> T {
-        let home = open("/proc/thread-self/ns/net", O_RDONLY), target = open("/run/netns/\(namespace)", O_RDONLY)
-        guard home >= 0, target >= 0, netacct_enter_network_namespace(target) == 0 else { fail("setns \(namespace): \(String(cString: strerror(errno)))") }
-        defer {
-            _ = netacct_enter_network_namespace(home)
-            close(home)
-            close(target)
-        }
-        return try body()
+    func inside<T>(_ namespace: String, _ body: () throws -> T) throws -> T {
+        try NetworkNamespace.within("/run/netns/\(namespace)", body)
     }
     /// One bulk flow of `megabytes` from the sender to the receiver; its rate in MB/s. `poll`
     /// runs while it flows.

@@ -152,6 +152,19 @@ struct signal_struct {
 
 struct files_struct;
 
+/* A task's cgroup v2: task->cgroups->dfl_cgrp->kn->id is bpf_get_current_cgroup_id() for any task. */
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	unsigned int flags;	/* PF_*: PF_KTHREAD */
 	int pid;
@@ -160,6 +173,7 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct signal_struct *signal;
 	struct files_struct *files;
+	struct css_set *cgroups;
 	char comm[TASK_COMM_LEN];
 };
 
@@ -198,6 +212,12 @@ struct bpf_iter_meta {
 struct bpf_iter__task {
 	struct bpf_iter_meta *meta;
 	struct task_struct *task;
+};
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
+	unsigned int uid;
 };
 
 #pragma clang attribute pop

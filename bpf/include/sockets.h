@@ -7,6 +7,7 @@
 #define NETACCT_SOCKETS_H
 
 #include "kernel.h"
+#include <bpf/bpf_endian.h>
 
 /* include/net/tcp_states.h */
 enum {
@@ -44,6 +45,28 @@ struct tcp_sock {
 	__u32 write_seq;	/* the end of what was queued to send (a FIN included) */
 	__u64 bytes_received;	/* payload bytes received (RFC 4898 tcpEStatsAppHCThruOctetsReceived) */
 	__u64 bytes_acked;	/* payload bytes sent and acknowledged (tcpEStatsAppHCThruOctetsAcked) */
+	__u32 mdev_us;		/* the RTT's mean deviation << 2, in microseconds */
+	__u32 rtt_seq;		/* snd_nxt when the RTT variation was last updated: once per round trip */
+	__u32 snd_wnd;		/* the window the peer advertised last */
+	__u32 rcv_wnd;		/* the window this side advertised last */
+	__u32 rcv_wup;		/* rcv_nxt when rcv_wnd was advertised */
+	__u32 rcv_ooopack;	/* out-of-order segments received */
+	__u32 dsack_dups;	/* segments the peer reported received twice (DSACK) */
+	__u32 total_retrans;	/* segments sent again over the connection's life */
+};
+
+/* The congestion state (enum tcp_ca_state), a bitfield read with BPF_CORE_READ_BITFIELD. */
+struct inet_connection_sock {
+	__u8 icsk_ca_state:5;
+};
+
+/* include/net/tcp.h: enum tcp_ca_state */
+enum {
+	TCP_CA_Open = 0,
+	TCP_CA_Disorder = 1,
+	TCP_CA_CWR = 2,
+	TCP_CA_Recovery = 3,
+	TCP_CA_Loss = 4,
 };
 
 struct file {
@@ -75,5 +98,23 @@ struct files_struct {
 };
 
 #pragma clang attribute pop
+
+/*
+ * A socket's local and remote addresses (network order, IPv4 in the first 4 bytes of 16) and
+ * its remote port (host order). Needs bpf_endian.h.
+ */
+static inline __attribute__((always_inline)) __u16 socket_endpoints(const struct sock *sk, __u8 *laddr, __u8 *raddr)
+{
+	if (sk->__sk_common.skc_family == AF_INET) {
+		*(__be32 *)laddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)raddr = sk->__sk_common.skc_daddr;
+	} else {
+		for (int i = 0; i < 4; i++) {
+			((__be32 *)laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			((__be32 *)raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+	return bpf_ntohs(sk->__sk_common.skc_dport);
+}
 
 #endif /* NETACCT_SOCKETS_H */

@@ -7,4 +7,5 @@
 #include "../../../bpf/drops.h"
 #include "../../../bpf/latency.h"
 #include "../../../bpf/wire.h"
+#include "../../../bpf/tcp_health.h"
 #endif

@@ -11,7 +11,7 @@ struct TopCommand: ParsableCommand {
         discussion: """
             Counts are socket-level: a packet is one successful send or receive call, bytes are \
             its payload (with --wire: frames on the wire, per process and interface, which add up \
-            to the interfaces' own counters). Processes that exited during the interval are marked with '*' and show \
+            to the interfaces' own counters; with --tcp: retransmissions, RTT, resets and stalls). Processes that exited during the interval are marked with '*' and show \
             their final traffic. With --connections, tcptop's view follows: a table per address \
             family, a row per TCP or UDP socket with traffic, under its process; a socket closed \
             during the interval is marked ('tcp*') and shows its final traffic. \
@@ -45,6 +45,15 @@ struct TopCommand: ParsableCommand {
         cgroup only: a frame sent in softirq has no thread. Needs Linux >= 6.3.
         """))
     var wire = false
+
+    @Flag(help: ArgumentHelp("""
+        TCP health instead of traffic: segments sent again by cause (RTO, fast retransmit, \
+        tail-loss probe, SYN, SYN-ACK), the smoothed RTT's distribution (sampled once per round \
+        trip), resets sent and received, failed connects and zero-window stalls, per process or \
+        cgroup, for the socket's owner even when the kernel acts in softirq; with --connections a \
+        row per connection with its RTT. Needs Linux >= 6.2.
+        """))
+    var tcp = false
 
     @Option(name: [.customShort("i"), .long], help: ArgumentHelp("With --wire: only this interface, by name (repeatable).", valueName: "name"))
     var interface: [String] = []
@@ -95,6 +104,9 @@ struct TopCommand: ParsableCommand {
         if wire && (threads || connections || ipv4 || ipv6 || engine.kind != nil) {
             throw ValidationError("--wire counts frames per process and cgroup: it goes with neither --threads, --connections, -4, -6 nor --engine.")
         }
+        if tcp && (wire || threads || ipv4 || ipv6 || engine.kind != nil) {
+            throw ValidationError("--tcp counts per process, cgroup and connection: it goes with neither --wire, --threads, -4, -6 nor --engine.")
+        }
         for name in interface { try Check.notEmpty(name, "--interface") }
     }
 
@@ -117,6 +129,7 @@ struct TopCommand: ParsableCommand {
         configuration.grouping = by
         configuration.json = json
         configuration.wire = wire
+        configuration.tcp = tcp
         configuration.interfaces = interface.isEmpty ? nil : Set(interface)
         // An engine asked for by name is loaded here, whatever a daemon runs.
         configuration.daemonSocket = noDaemon || engine.kind != nil ? nil : daemonSocket

@@ -1,5 +1,4 @@
 import Glibc
-import NetacctKit
 
 /// Who holds a socket, by its inode, as `ss -p` and nethogs find it: the processes' descriptors
 /// in /proc (`socket:[INODE]`). It fills the kernel side's table of owners at start (sockets
@@ -11,6 +10,7 @@ public struct SocketOwners {
         public var comm: String
         /// Its cgroup v2 id when it made the socket its own (0: unknown).
         public var cgroup: UInt64 = 0
+        public init(pid: Int32, comm: String, cgroup: UInt64 = 0) { (self.pid, self.comm, self.cgroup) = (pid, comm, cgroup) }
     }
 
     private var owners: [UInt64: Owner] = [:]
