@@ -293,6 +293,7 @@ static __always_inline void sample_rtt(struct netacct_tcp_counters *c, __u32 srt
 	barrier_var(bucket);
 	if (bucket < NETACCT_TCP_RTT_BUCKETS)
 		c->rtt_samples[bucket]++;
+	c->rtt_sum_us += srtt_us;
 }
 
 /*

@@ -48,6 +48,7 @@ struct netacct_tcp_counters {
 	__u32 zero_windows_sent;	/* a stall of this side's window at zero (seen as segments arrive into it) */
 	__u32 window_probes;		/* segments that arrived while this side advertised a zero window */
 	__u32 _pad;
+	__u64 rtt_sum_us;		/* the samples' sum */
 	__u32 rtt_samples[NETACCT_TCP_RTT_BUCKETS];
 };
 

@@ -41,6 +41,7 @@ public final class TCPHealthEngine {
     }
 
     public init(options: Options = .init(), logger: Logger = Logger(label: "netacct.tcp")) throws {
+        precondition(RTTHistogram.bucketCount == Int(NETACCT_TCP_RTT_BUCKETS), "RTTHistogram and tcp_health.h disagree on the buckets")
         retention = options.retention
         let btf = try Self.checkKernel()
         let cgroupRoot = try CgroupNames.requireMountPoint(

@@ -14,7 +14,8 @@ extension TCPHealthCounters {
             for (i, cause) in RetransmitCause.allCases.enumerated() { retransmittedBytes[cause] = raw.load(fromByteOffset: i * 8, as: UInt64.self) }
         }
         withUnsafeBytes(of: &c.rtt_samples) { raw in
-            rtt = RTTHistogram(buckets: (0..<RTTHistogram.bucketCount).map { UInt64(raw.load(fromByteOffset: $0 * 4, as: UInt32.self)) })
+            rtt = RTTHistogram(buckets: (0..<RTTHistogram.bucketCount).map { UInt64(raw.load(fromByteOffset: $0 * 4, as: UInt32.self)) },
+                               sumMicroseconds: c.rtt_sum_us)
         }
         resetsSent = UInt64(c.resets_sent)
         resetsReceived = UInt64(c.resets_received)

@@ -61,8 +61,12 @@ public struct ByCause: Sendable, Hashable, Codable {
 public struct RTTHistogram: Sendable, Hashable, Codable {
     public static let bucketCount = 28  // NETACCT_TCP_RTT_BUCKETS (tcp_health.h; the engine checks)
     public var buckets: [UInt64]
+    /// The samples' sum, in microseconds.
+    public var sumMicroseconds: UInt64 = 0
 
-    public init(buckets: [UInt64] = Array(repeating: 0, count: RTTHistogram.bucketCount)) { self.buckets = buckets }
+    public init(buckets: [UInt64] = Array(repeating: 0, count: RTTHistogram.bucketCount), sumMicroseconds: UInt64 = 0) {
+        (self.buckets, self.sumMicroseconds) = (buckets, sumMicroseconds)
+    }
 
     public var count: UInt64 { buckets.reduce(0, &+) }
     public var isEmpty: Bool { count == 0 }
@@ -92,7 +96,7 @@ public struct RTTHistogram: Sendable, Hashable, Codable {
     }
 
     public static func combining(_ a: Self, _ b: Self, _ operation: (UInt64, UInt64) -> UInt64) -> Self {
-        Self(buckets: zip(a.buckets, b.buckets).map { operation($0, $1) })
+        Self(buckets: zip(a.buckets, b.buckets).map { operation($0, $1) }, sumMicroseconds: operation(a.sumMicroseconds, b.sumMicroseconds))
     }
 }
 
@@ -152,6 +156,7 @@ public struct TCPHealthCounters: Sendable, Hashable, Codable {
     public static func socketDelta(_ now: Self, _ earlier: Self) -> Self {
         var d = combining(now, earlier) { UInt64(UInt32(truncatingIfNeeded: $0 &- $1)) }
         d.retransmittedBytes = .combining(now.retransmittedBytes, earlier.retransmittedBytes) { $0 &- $1 }
+        d.rtt.sumMicroseconds = now.rtt.sumMicroseconds &- earlier.rtt.sumMicroseconds
         return d
     }
 }

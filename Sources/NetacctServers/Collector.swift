@@ -26,6 +26,9 @@ protocol Collector: AnyObject {
 
 extension Collector {
     func writeMetrics(into out: inout PrometheusText) {}
+    /// Most collectors keep nothing per client: every client reads the same counts.
+    func connect(client: APIClientID) {}
+    func disconnect(client: APIClientID) {}
 }
 
 /// A local API connection, as collectors know it.

@@ -21,8 +21,6 @@ final class ConnectionEventsCollector: Collector {
     }
 
     var verb: DaemonAPI.Verb { .connectionEvents }
-    func connect(client: APIClientID) {}
-    func disconnect(client: APIClientID) {}
 
     func maintain(interval: Double) throws -> Bool { try read() }
 

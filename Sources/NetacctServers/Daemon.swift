@@ -48,6 +48,9 @@ public final class Daemon {
         /// Also host the wire collector (API verb `wire`): frames and bytes on the wire per
         /// process, cgroup and interface.
         public var wire = false
+        /// Also host the TCP health collector (API verb `tcp`): retransmissions by cause, RTT,
+        /// resets, failed connects and zero-window stalls per process, cgroup and connection.
+        public var tcp = false
         /// What atop's per-process counters are: socket calls (netatop-bpf's meaning) or frames
         /// on the wire (the netatop kernel module's; needs `wire`).
         public var atopCounts = AtopCounts.calls
@@ -132,6 +135,14 @@ public final class Daemon {
                 others.append(try load())
             } else if let wire = try Self.optional("wire", logger: logger, load) {
                 others.append(wire)
+            }
+        }
+        if configuration.tcp {
+            let retention = configuration.service.retention
+            if let tcp = try Self.optional("TCP health", logger: logger, {
+                TCPHealthCollector(engine: try TCPHealthEngine(options: .init(retention: retention), logger: self.logger), top: top, pids: pids)
+            }) {
+                others.append(tcp)
             }
         }
         let shared = SharedService(service: AccountingService(engine: engine, configuration: configuration.service),

@@ -27,8 +27,6 @@ final class DropsCollector: Collector {
     }
 
     var verb: DaemonAPI.Verb { .drops }
-    func connect(client: APIClientID) {}
-    func disconnect(client: APIClientID) {}
 
     func maintain(interval: Double) throws -> Bool { try read() }
 

@@ -16,8 +16,6 @@ final class LatencyCollector: Collector {
     }
 
     var verb: DaemonAPI.Verb { .latency }
-    func connect(client: APIClientID) {}
-    func disconnect(client: APIClientID) {}
 
     func maintain(interval: Double) throws -> Bool { false }
 

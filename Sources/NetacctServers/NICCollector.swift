@@ -14,8 +14,6 @@ final class NICCollector: Collector {
     }
 
     var verb: DaemonAPI.Verb { .nic }
-    func connect(client: APIClientID) {}
-    func disconnect(client: APIClientID) {}
     /// The kernel keeps the counters: nothing to do between requests.
     func maintain(interval: Double) throws -> Bool { false }
 

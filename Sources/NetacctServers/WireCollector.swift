@@ -18,8 +18,6 @@ final class WireCollector: Collector {
     }
 
     var verb: DaemonAPI.Verb { .wire }
-    func connect(client: APIClientID) {}
-    func disconnect(client: APIClientID) {}
 
     func maintain(interval: Double) throws -> Bool { try read() }
 

@@ -458,3 +458,53 @@ struct TCPHealthTests {
         }
     }
 }
+
+/// The daemon's TCP health collector (`--tcp`): the `tcp` API and the `netacct_tcp_*` families.
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs and makes network namespaces: needs root"))
+struct TCPHealthDaemonTests {
+    static let address = "127.0.0.1:\(19700 + Int(getpid() % 200))"
+
+    /// A process in a cgroup of its own aborts a connection and makes a refused connect, then
+    /// exits. The API keeps it, exited, with its counts, read after read (for the retention);
+    /// a real Prometheus gets them in the cgroup's series, and the scrape passes promtool.
+    @Test func anExitedProcessKeepsItsCountsAndItsCgroupHasThemInPrometheus() throws {
+        let cgroups = try TestCgroups()
+        let lab = WireLab()
+        let (a, b) = (try lab.namespace("a"), try lab.namespace("b"))
+        let (_, receiver) = try lab.link(a, b, subnet: 1)
+        let daemon = try DaemonProcess(extra: ["--tcp", "--listen", Self.address, "--metrics-top", "1000"])
+        defer { daemon.stopExpectingSuccess() }
+        let prometheus = try PrometheusServer(target: Self.address)
+        let server = try Python("server", in: b, TCPHealthTests.resetServer, [receiver.address, 5020])
+        #expect(try server.line("readiness") == "listening")
+        let client = try Python("client", in: a, TCPHealthTests.aborter, [receiver.address, 5020, 5021], cgroup: cgroups.root + cgroups.unit)
+        #expect(try client.line("its error") == "\(ECONNREFUSED)")
+        try client.finish()
+        #expect(try server.line("how it ended") == "reset")
+        try server.finish()
+        for read in 1...2 {
+            let http = try Curl.get("http://\(Self.address)/api/v1/tcp")
+            #expect(http.status == 200)
+            let reply = try #require(try JSONSerialization.jsonObject(with: Data(http.body.utf8)) as? [String: Any])
+            let processes = try #require(reply["processes"] as? [[String: Any]])
+            let exited = try #require(processes.first { $0["pid"] as? Int == client.pid }, "read \(read): \(processes)")
+            #expect(exited["exited"] as? Bool == true)
+            let counts = try #require(exited["counts"] as? [String: Any])
+            #expect(counts["resets_sent"] as? Int == 1 && counts["resets_received"] as? Int == 1 && counts["failed_connects"] as? Int == 1, "\(counts)")
+            let serving = try #require(processes.first { $0["pid"] as? Int == server.pid })
+            #expect((serving["counts"] as? [String: Any])?["resets_received"] as? Int == 1)
+        }
+        let unit = cgroups.unit
+        #expect(try prometheus.await(#"sum(netacct_cgroup_tcp_resets_total{cgroup="\#(unit)",name="web.service",direction="sent"})"#, 1) == 1)
+        #expect(try prometheus.await(#"sum(netacct_cgroup_tcp_resets_total{cgroup="\#(unit)",direction="received"})"#, 1) == 1)
+        #expect(try prometheus.await(#"sum(netacct_cgroup_tcp_failed_connects_total{cgroup="\#(unit)"})"#, 1) == 1)
+        // Its one round trip before the abort: an RTT sample in the cgroup's histogram.
+        #expect(try prometheus.await(#"sum(netacct_cgroup_tcp_rtt_seconds_count{cgroup="\#(unit)"})"#, 1) == 1)
+        let (status, body) = try Curl.get("http://\(Self.address)/metrics")
+        #expect(status == 200)
+        try MetricsTests.expectPromtoolPasses(body)
+        #expect(body.contains("netacct_tcp_retransmitted_segments_total{cause=\"timeout\"}"))
+        #expect(body.contains("netacct_tcp_unattributed_resets_total{direction=\"sent\"}"))
+        withExtendedLifetime(cgroups) {}
+    }
+}

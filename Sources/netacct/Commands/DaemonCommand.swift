@@ -60,6 +60,9 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count frames and bytes on the wire per process, cgroup and interface, with what no process owned per interface (API verb wire, netacct_wire_* metrics), as netacct top --wire does. Linux >= 6.3.")
     var wire = false
 
+    @Flag(help: "Also follow TCP health per process, cgroup and connection: segments sent again by cause, RTT, resets, failed connects, zero-window stalls (API verb tcp, netacct_tcp_* metrics), as netacct top --tcp does. Linux >= 6.2.")
+    var tcp = false
+
     @Option(help: ArgumentHelp("""
         What atop's per-process packets and bytes are: calls (successful send and receive calls and \
         their payload, netatop-bpf's meaning) or wire (frames with all their headers, ACKs and \
@@ -156,6 +159,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.drops = drops
         configuration.connectionEvents = connectionEvents
         configuration.wire = wire || atopCounts == .wire
+        configuration.tcp = tcp
         configuration.atopCounts = atopCounts
         configuration.engine = engine.kind
         configuration.listen = try listen.map(Self.parseListen)
