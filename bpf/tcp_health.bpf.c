@@ -376,7 +376,8 @@ int BPF_PROG(report_closed, struct sock *sk)
 	}
 	describe(r, sk, s);
 	r->closed = 1;
-	bpf_ringbuf_submit(r, 0);
+	/* Nobody waits on it: user space drains it at each sample (a wakeup would cost an irq_work per close). */
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

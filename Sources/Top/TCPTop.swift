@@ -49,10 +49,32 @@ struct TCPInterval {
     }
 }
 
+/// What `top --tcp`'s rows are sorted by (the interactive screen's keys): segments sent again,
+/// the RTT's 99th percentile, resets, failed connects and timeouts, zero windows.
+public enum TCPSortKey: String, CaseIterable, Sendable {
+    case retransmissions, rtt, errors, windows
+
+    var key: Character {
+        switch self {
+        case .retransmissions: "x"
+        case .rtt: "l"
+        case .errors: "e"
+        case .windows: "w"
+        }
+    }
+}
+
 /// The table and the JSON lines of `top --tcp`.
 struct TCPRenderer: IntervalRenderer {
-    let configuration: TopApp.Configuration
+    var configuration: TopApp.Configuration
     var cgroups: CgroupNames
+
+    static let sortKeys: [(key: Character, name: String, set: @Sendable (inout TopApp.Configuration) -> Void)] =
+        TCPSortKey.allCases.map { sort in (sort.key, sort.rawValue, { $0.tcpSort = sort }) }
+
+    static func sortName(_ configuration: TopApp.Configuration) -> String { configuration.tcpSort.rawValue }
+
+    static let hasConnections = true
 
     func interval(_ current: TCPHealthSample, since previous: TCPHealthSample) -> TCPInterval { TCPInterval(current, since: previous) }
 
@@ -78,9 +100,17 @@ struct TCPRenderer: IntervalRenderer {
                 Line(pid: nil, name: id == 0 ? "?" : cgroups.path(of: id) ?? "cgroup \(id)", exited: false, counters: counters)
             }
         }
-        // The most troubled first: segments sent again, then resets and failures, then RTT samples.
-        func key(_ line: Line) -> (UInt64, UInt64, UInt64, Int32) {
-            (line.counters.retransmitted, line.counters.resets &+ line.counters.failedConnects, line.counters.rtt.count, -(line.pid ?? 0))
+        // The most troubled first by the sort asked for, then the others.
+        func key(_ line: Line) -> (Double, UInt64, UInt64, Int32) {
+            let c = line.counters
+            let troubles = c.resets &+ c.failedConnects &+ c.timeouts
+            let first: Double = switch configuration.tcpSort {
+            case .retransmissions: Double(c.retransmitted)
+            case .rtt: c.rtt.quantile(0.99) ?? 0
+            case .errors: Double(troubles)
+            case .windows: Double(c.zeroWindowsReceived &+ c.zeroWindowsSent)
+            }
+            return (first, c.retransmitted, troubles, -(line.pid ?? 0))
         }
         return lines.sorted { key($0) > key($1) }
     }

@@ -1,5 +1,6 @@
 import CGlibcExtras
 import Glibc
+import NetacctKit
 
 /// The terminal the interactive screen runs on: keys read as they are typed, without echo (a
 /// signal key still signals: Ctrl-C stops netacct as always), the alternate screen while it
@@ -61,3 +62,42 @@ final class Terminal {
         write("\u{1B}[H\u{1B}[2J" + lines.map { String($0.prefix(width)) }.joined(separator: "\r\n"))
     }
 }
+
+extension Terminal {
+    enum KeyOutcome { case redraw, quit, nothing }
+
+    /// The interactive screens' loop: keys as they come (`key`), the screen redrawn after one
+    /// that changed it and when the terminal is resized (`draw`), and at each interval's end
+    /// `interval(seconds)`, which says whether it showed one; until `count` are shown, `q`, or a
+    /// stop signal.
+    func run(every seconds: Double, count: Int?, signals: StopSignals, key: (UInt8) -> KeyOutcome, draw: () -> Void,
+             interval: (_ seconds: Double) throws -> Bool) throws {
+        var size = self.size
+        var start = StopSignals.now()
+        var shown = 0
+        draw()
+        while count.map({ shown < $0 }) ?? true {
+            while StopSignals.now() < start + seconds {
+                if signals.pending() != nil { return }
+                let remaining = start + seconds - StopSignals.now()
+                var redraw = false
+                for typed in keys(waiting: Int32(max(1, min(100, remaining * 1000)))) {
+                    switch key(typed) {
+                    case .quit: return
+                    case .redraw: redraw = true
+                    case .nothing: break
+                    }
+                }
+                if self.size != size {
+                    size = self.size
+                    redraw = true
+                }
+                if redraw { draw() }
+            }
+            let end = StopSignals.now()
+            if try interval(end - start) { shown += 1 }
+            start = end
+        }
+    }
+}
+

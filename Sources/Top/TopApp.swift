@@ -38,6 +38,8 @@ public struct TopApp {
         public var interfaces: Set<String>?
         /// TCP health instead of traffic (TCPTop), per process, cgroup and connection.
         public var tcp = false
+        /// With `tcp`: what the rows are sorted by.
+        public var tcpSort: TCPSortKey = .retransmissions
         public init() {}
     }
 
@@ -129,10 +131,9 @@ public struct TopApp {
                                      connectionsCounted: source.countsConnections)
         var renderer = TopRenderer(threads: false, summary: configuration.summary, cgroups: cgroups)
         var last: (samples: [ProcessTable.ProcessSample], sockets: [SocketSample], time: Date, seconds: Double, losses: Snapshot.Losses)?
-        var size = terminal.size
         func draw() {
             guard let last else {
-                terminal.show(state.fit(["netacct top: counting the first \(Units.seconds(configuration.interval))…"], headerLines: 1, rows: size.rows))
+                terminal.show(state.fit(["netacct top: counting the first \(Units.seconds(configuration.interval))…"], headerLines: 1, rows: terminal.size.rows))
                 return
             }
             let samples = last.samples.filter { state.admits(pid: $0.id.pid, comm: $0.comm, cgroup: renderer.cgroups.path(of: $0.cgroupID)) }
@@ -144,39 +145,21 @@ public struct TopApp {
                 : renderer.cgroupTable(interval, sort: state.sort, loadAverage: Self.loadAverage(), losses: last.losses)
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
             let header = state.grouping == .process ? TopRenderer.header : TopRenderer.cgroupHeader
-            terminal.show(state.fit(lines, headerLines: (lines.firstIndex(of: header) ?? 0) + 1, rows: size.rows))
+            terminal.show(state.fit(lines, headerLines: (lines.firstIndex(of: header) ?? 0) + 1, rows: terminal.size.rows))
         }
-        draw()
-        var start = StopSignals.now()
-        var shown = 0
-        while configuration.count.map({ shown < $0 }) ?? true {
-            while StopSignals.now() < start + configuration.interval {
-                if signals.pending() != nil { return }
-                let remaining = start + configuration.interval - StopSignals.now()
-                var redraw = false
-                for key in terminal.keys(waiting: Int32(max(1, min(100, remaining * 1000)))) {
-                    switch state.handle(key) {
-                    case .quit: return
-                    case .redraw: redraw = true
-                    case .nothing: break
-                    }
-                }
-                let now = terminal.size
-                if now != size {
-                    size = now
-                    redraw = true
-                }
-                if redraw { draw() }
+        try terminal.run(every: configuration.interval, count: configuration.count, signals: signals, key: { key in
+            switch state.handle(key) {
+            case .quit: .quit
+            case .redraw: .redraw
+            case .nothing: .nothing
             }
-            let end = StopSignals.now()
+        }, draw: draw, interval: { seconds in
             let (samples, sockets, losses) = try source.sample()
-            if !state.paused {
-                last = (samples, sockets, Date(), end - start, losses)
-                draw()
-                shown += 1
-            }
-            start = end
-        }
+            guard !state.paused else { return false }
+            last = (samples, sockets, Date(), seconds, losses)
+            draw()
+            return true
+        })
     }
 
     /// Where the counters come from: a running daemon (no second copy of the programs), or

@@ -80,8 +80,16 @@ enum DeviceCounters {
 
 /// The table and the JSON lines of `top --wire`.
 struct WireRenderer: IntervalRenderer {
-    let configuration: TopApp.Configuration
+    var configuration: TopApp.Configuration
     var cgroups: CgroupNames
+
+    static let sortKeys: [(key: Character, name: String, set: @Sendable (inout TopApp.Configuration) -> Void)] = [
+        ("r", "rx", { $0.sort = .rx }), ("t", "tx", { $0.sort = .tx }), ("T", "total", { $0.sort = .total }),
+    ]
+
+    static func sortName(_ configuration: TopApp.Configuration) -> String { configuration.sort.rawValue }
+
+    static let hasConnections = false
     /// The interval's counts of the devices of this namespace, as they keep them.
     var devices: [InterfaceID: WireCounters] = [:]
 

@@ -508,3 +508,77 @@ struct TCPHealthDaemonTests {
         withExtendedLifetime(cgroups) {}
     }
 }
+
+struct TCPHealthUsageTests {
+    @Test(arguments: [
+        (["--tcp", "--wire"], "--tcp counts per process, cgroup and connection: it goes with neither --wire"),
+        (["--tcp", "--threads"], "--tcp counts per process, cgroup and connection: it goes with neither --wire"),
+        (["--tcp", "--connections", "-4"], "--tcp counts per process, cgroup and connection: it goes with neither --wire"),
+        (["--tcp", "--engine", "sock"], "--tcp counts per process, cgroup and connection: it goes with neither --wire"),
+    ])
+    func badUsageIsAClearErrorWithStatus2(_ arguments: [String], _ message: String) throws {
+        let result = try Binary.run(["top"] + arguments + ["0.1", "1"])
+        #expect(result.status == 2, "\(result.err)")
+        #expect(result.out.isEmpty)
+        #expect(result.err.contains(message), "\(result.err)")
+    }
+}
+
+/// `top --tcp` on a terminal (tmux): its sort keys, `c` for the connection rows, `q`.
+@Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
+struct TCPHealthInteractiveTests {
+    /// A python3 script (killed at the end) of its own, with its PID.
+    final class Script {
+        let process = Process()
+        init(_ source: String) throws {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", source]
+            try process.run()
+        }
+        var pid: String { String(process.processIdentifier) }
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        }
+    }
+
+    @Test func sortKeysPutTheTroubledOrTheSlowFirstAndCShowsConnections() throws {
+        // One process pings itself over loopback, 20 ms between round trips (RTT samples, no
+        // errors); another is refused by a closed port ten times a second (resets, failed connects).
+        let pinger = try Script("""
+            import socket, time
+            l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+            c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                c.sendall(b'p' * 50); s.sendall(s.recv(50)); c.recv(50); time.sleep(0.02)
+            """)
+        let refused = try Script("""
+            import socket, time
+            while True:
+                try: socket.create_connection(('127.0.0.1', 9)).close()
+                except OSError: pass
+                time.sleep(0.1)
+            """)
+        let screen = try TmuxScreen("\(Binary.url.path) top --tcp 0.5 --no-daemon -p \(pinger.pid) -p \(refused.pid)")
+        func first(_ lines: [String]) -> String? {
+            guard let header = lines.firstIndex(where: { $0.contains("PID COMM") }), header + 1 < lines.count else { return nil }
+            return lines[header + 1].split(separator: " ").first.map(String.init)
+        }
+        _ = try screen.await("both processes") { lines in
+            lines.contains { $0.hasPrefix("sort: retransmissions") } && lines.filter { $0.contains("python3") }.count == 2
+        }
+        try screen.keys("l")
+        var lines = try screen.await("the pinger first by RTT") { $0.contains { $0.hasPrefix("sort: rtt") } && first($0) == pinger.pid }
+        #expect(first(lines) == pinger.pid)
+        try screen.keys("e")
+        lines = try screen.await("the refused one first by errors") { $0.contains { $0.hasPrefix("sort: errors") } && first($0) == refused.pid }
+        #expect(first(lines) == refused.pid)
+        try screen.keys("c")
+        lines = try screen.await("the pinger's connections with their RTT") { lines in
+            lines.contains { $0.contains("connections: on") } && lines.contains { $0.contains("LOCAL") && $0.contains("RTT") }
+                && lines.contains { $0.contains("127.0.0.1:") && $0.contains("ESTABLISHED") }
+        }
+        try screen.keys("q")
+        _ = try screen.await("netacct ended by q with status 0") { $0.contains("EXIT 0") }
+    }
+}

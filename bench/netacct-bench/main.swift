@@ -29,6 +29,12 @@ import NetacctKit
 // same hooks, under small UDP packets and bulk TCP over a veth pair, and the packet rate with and
 // without (WireBenchmark.swift).
 //
+// netacct-bench tcp [exchanges] [megabytes] [connections] [rounds]
+//
+// BPF ns per event of the TCP health programs on each hook, beside empty programs on the same
+// hooks, under a ping-pong, bulk TCP, lossy bulk TCP and a connection churn over a veth pair,
+// and the ping-pong's and the transfer's rate with and without (TCPHealthBenchmark.swift).
+//
 // netacct-bench hostile <netacct binary> [processes] [exits]
 //
 // The daemon's memory while clients misbehave and while processes exit with no client
@@ -63,7 +69,7 @@ let arguments = CommandLine.arguments
 let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
-    "metrics": runMetricsBenchmark, "wire": runWireBenchmark,
+    "metrics": runMetricsBenchmark, "wire": runWireBenchmark, "tcp": runTCPHealthBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))

@@ -100,3 +100,28 @@ int floor_recvfrom(void *ctx)
 {
 	return 0;
 }
+
+/* TCP health's event hooks (tcp_health.bpf.c). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(floor_retransmit, struct sock *sk, struct sk_buff *skb, int err)
+{
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(floor_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(floor_receive_reset, struct sock *sk)
+{
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(floor_destroy_sock, struct sock *sk)
+{
+	return 0;
+}

@@ -51,7 +51,8 @@ struct TopCommand: ParsableCommand {
         tail-loss probe, SYN, SYN-ACK), the smoothed RTT's distribution (sampled once per round \
         trip), resets sent and received, failed connects and zero-window stalls, per process or \
         cgroup, for the socket's owner even when the kernel acts in softirq; with --connections a \
-        row per connection with its RTT. Needs Linux >= 6.2.
+        row per connection with its RTT. On a terminal, keys x, l, e, w sort by retransmissions, \
+        RTT, errors or zero windows; c toggles the connections. Needs Linux >= 6.2.
         """))
     var tcp = false
 
