@@ -128,6 +128,7 @@ public final class TCPHealthEngine {
     private var owners: [ProcessID: TCPOwner] = [:]
     private var lastMoved: [ProcessID: Double] = [:]
     private var samples = 0
+    static let forgetAfterSamples = 100
 
     /// The counters since `init`: each owner's (exited ones for the retention), the live
     /// sockets, the unattributed events and what could not be counted.
@@ -165,8 +166,10 @@ public final class TCPHealthEngine {
             liveOwners.insert(connection.owner)
             sample.connections.append(connection)
         }
-        // A socket gone without a final record (the ring buffer was full: counted) is forgotten.
-        lastRead = lastRead.filter { samples - $0.value.sample < 3 }
+        // A socket gone without a final record (the ring buffer was full: counted) is forgotten
+        // after a while; not at once: a socket can be out of sight for a sample (its namespace
+        // entered by no process for a moment) and its next counts are then still a difference.
+        lastRead = lastRead.filter { samples - $0.value.sample < Self.forgetAfterSamples }
         closedAt = closedAt.filter { samples - $0.value < 3 }
         for owner in moved { lastMoved[owner] = now }
         for (id, var owner) in owners {

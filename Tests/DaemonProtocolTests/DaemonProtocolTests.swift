@@ -68,6 +68,21 @@ struct DaemonProtocolTests {
         cgroups: [CgroupCounts(cgroup: "/", name: "/", kind: "other", counts: WireCounts(txPackets: 2004))],
         losses: WireLosses(ownersFull: 0, interfacesFull: 0, storageFull: 3))
 
+    static var tcp: TCPHealthReply {
+        var counts = TCPHealthCounters()
+        counts.retransmittedSegments.fast = 7
+        counts.retransmittedBytes.fast = 10_136
+        counts.resetsSent = 1
+        counts.rtt.buckets[13] = 200
+        counts.rtt.sumMicroseconds = 2_000_123
+        return TCPHealthReply(
+            processes: [TCPHealthProcessRecord(pid: 4242, startNs: 7, comm: "curl", cgroupId: 1, exited: true, counts: counts)],
+            connections: [TCPConnectionRecord(cookie: 99, pid: 4242, startNs: 7, family: "ipv6", state: 1, localAddress: "::1", localPort: 40_000,
+                                              remoteAddress: "::1", remotePort: 443, srttUs: 10_250, rttvarUs: 1_500, kernelTotalRetrans: 7,
+                                              closed: false, counts: counts)],
+            unattributed: TCPHealthCounters(), losses: TCPHealthLosses(storageFull: 0, closedLost: 2))
+    }
+
     func roundTrip<Reply: DaemonReply & Equatable>(_ reply: Reply) throws -> String {
         let line = try DaemonAPI.line(reply)
         #expect(line.last == 0x0A && line.dropLast().allSatisfy { $0 != 0x0A })
@@ -90,6 +105,7 @@ struct DaemonProtocolTests {
         _ = try roundTrip(Self.connectionEvents)
         _ = try roundTrip(DropsReply(total: [], processGroups: [], cgroups: [], unkeyedDrops: 0))
         _ = try roundTrip(Self.wire)
+        _ = try roundTrip(Self.tcp)
         _ = try roundTrip(WireReply(interfaces: [], processes: [], processGroups: [], cgroups: [],
                                     losses: WireLosses(ownersFull: 0, interfacesFull: 0, storageFull: 0)))
     }
@@ -170,7 +186,7 @@ struct DaemonProtocolTests {
     }
 
     @Test func aRequestIsAWordOnALine() {
-        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n", "drops\n", "connection_events\n", "wire\n"])
+        #expect(DaemonAPI.Verb.allCases.map(\.line) == ["processes\n", "sockets\n", "nic\n", "latency\n", "drops\n", "connection_events\n", "wire\n", "tcp\n"])
         #expect(DaemonAPI.word(of: " \tprocesses \t\r") == "processes")
         #expect(DaemonAPI.Verb(rawValue: DaemonAPI.word(of: "nic\r")) == .nic)
         #expect(DaemonAPI.Verb(rawValue: "Processes") == nil)
