@@ -83,6 +83,7 @@ struct OlderKernelTests {
         let daemon = console.values("DAEMON").joined(separator: "\n")
         #expect(daemon.contains("not serving drops: Kernel \(kernel) ") && daemon.contains("Linux >= 6.12"), "\(daemon)")
         #expect(daemon.contains("not serving connection events: Kernel \(kernel) ") && daemon.contains("Linux >= 6.2"), "\(daemon)")
+        #expect(daemon.contains("not serving TCP health: Kernel \(kernel) has no bpf_rdonly_cast kfunc: TCP health needs Linux >= 6.2"), "\(daemon)")
         // It said which engine runs and what it cannot see.
         let notice = console.values("TOP-ERR").joined(separator: "\n")
         #expect(notice.contains("counting with the syscall engine (kernel \(kernel) has no sock:sock_send_length tracepoint"), "\(notice)")
@@ -93,7 +94,7 @@ struct OlderKernelTests {
         let console = try Self.console.get()
         let kernel = try #require(console.values("KERNEL").first)
         let tools = console.values("TOOL").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
-        #expect(tools.count == 6, "\(console.lines.suffix(30))")
+        #expect(tools.count == 7, "\(console.lines.suffix(30))")
         // nic runs there, reading segment counts with a helper call (no bpf_rdonly_cast before 6.2).
         let nic = try #require(tools.first { $0.first?.hasPrefix("nic") == true })
         #expect(nic.count == 3 && nic[1] == "0", "nic on \(kernel): \(nic)")
@@ -104,7 +105,9 @@ struct OlderKernelTests {
             #expect(message.hasPrefix("netacct: Kernel \(kernel) "), "\(command): \(message)")
             #expect(message.contains("Linux >="), "\(command): \(message)")
         }
-        let sock = try #require(tools.first { $0.first?.hasPrefix("top") == true })
+        let tcp = try #require(tools.first { $0.first?.hasPrefix("top --tcp") == true })
+        #expect(tcp.last == "netacct: Kernel \(kernel) has no bpf_rdonly_cast kfunc: TCP health needs Linux >= 6.2.", "\(tcp)")
+        let sock = try #require(tools.first { $0.first?.hasPrefix("top --json") == true })
         #expect(sock.last?.contains("has no sock:sock_send_length tracepoint, which the sock engine needs (Linux >= 6.3)") == true, "\(sock)")
     }
 }
