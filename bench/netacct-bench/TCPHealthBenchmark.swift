@@ -183,6 +183,53 @@ func runTCPHealthBenchmark(_ arguments: [String]) {
         for bytes in [UInt32(8 << 20), UInt32(256 << 10)] {
             print("| \(bytes >> 10) KiB | \(format(median(closes[bytes] ?? []))) | \((closes[bytes] ?? []).map(format).joined(separator: " ")) |")
         }
+        // Where the time goes on the two hooks that miss their goal: each program cut after each
+        // step (bpf/tests/tcp_health_parts.bpf.c), alone on its hook with the owner programs,
+        // under the churn (every connection's few ACKs end round trips; every connection closes).
+        let steps: [(String, String)] = [
+            ("tcp_probe: empty program (floor)", "floor_tcp_probe"),
+            ("tcp_probe: the common path (the segment's ACK and window, three socket fields)", "parts_gate"),
+            ("tcp_probe: + the socket's storage where a round trip ends", "parts_lookup"),
+            ("tcp_probe: + the sample (watch_segment whole)", "watch_segment"),
+            ("tcp_destroy_sock: empty program (floor)", "floor_destroy_sock"),
+            ("tcp_destroy_sock: the socket's storage", "parts_closed_lookup"),
+            ("tcp_destroy_sock: + a record reserved and submitted, empty", "parts_closed_reserve"),
+            ("tcp_destroy_sock: + the record written (report_closed whole)", "report_closed"),
+        ]
+        var parts = [[Double]](repeating: [], count: steps.count)
+        guard let cgroupRoot = CgroupNames.mountPoint() else { fail("no cgroup2 file system") }
+        for _ in 0..<rounds {
+            for (index, step) in steps.enumerated() {
+                let floor = step.1.hasPrefix("floor")
+                let object = try BPFObject(image: floor ? BPFObjects.floor : BPFObjects.tcpHealthParts)
+                let owners = ["own_created", "follow_state"]
+                if !floor {
+                    for name in Program.allCases.map(\.rawValue) + ["parts_gate", "parts_lookup", "parts_closed_lookup", "parts_closed_reserve"] {
+                        try object.program(name).autoload = owners.contains(name) || name == step.1
+                    }
+                }
+                try object.load()
+                var links: [Link] = []
+                if !floor {
+                    links.append(try object.program("own_created").attachCgroup(cgroupRoot))
+                    links.append(try object.program("follow_state").attach())
+                }
+                let program = try object.program(step.1)
+                links.append(try program.attach())
+                _ = churn()
+                parts[index].append(nanosecondsPerEvent([try program.statistics()]))
+                withExtendedLifetime(links) {}
+            }
+        }
+        print("")
+        print("Where the time goes (the churn; each step alone on its hook with the owner programs):")
+        print("")
+        print("| program | ns/run | above its floor | rounds |")
+        print("|---|---|---|---|")
+        for (index, step) in steps.enumerated() {
+            let floor = median(parts[index < 4 ? 0 : 4])
+            print("| \(step.0) | \(format(median(parts[index]))) | \(format(median(parts[index]) - floor)) | \(parts[index].map(format).joined(separator: " ")) |")
+        }
         withExtendedLifetime(session) {}
     } catch {
         fail("\(error)")
