@@ -524,6 +524,28 @@ struct TCPHealthUsageTests {
     }
 }
 
+extension TCPHealthDaemonTests {
+    /// `top --tcp` reads a daemon that follows TCP health instead of loading its programs: the
+    /// interval's refused connects of a process, through the daemon's counts.
+    @Test func topTCPReadsTheDaemon() throws {
+        let lab = WireLab()
+        let (a, b) = (try lab.namespace("a"), try lab.namespace("b"))
+        let (_, receiver) = try lab.link(a, b, subnet: 1)
+        let daemon = try DaemonProcess(extra: ["--tcp"])
+        defer { daemon.stopExpectingSuccess() }
+        let top = try NetacctProcess(["top", "--tcp", "--json", "-v", "--daemon-socket", daemon.api, "3", "1"])
+        try top.awaitErr("reading the TCP health of the netacct daemon", within: 20)
+        let refused = try Python("connector", in: a, TCPHealthTests.connector, [receiver.address, 5030])
+        #expect(try refused.line("its error") == "\(ECONNREFUSED)")
+        try refused.finish()
+        #expect(top.wait() == 0, "\(top.err)")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(top.out.utf8)) as? [String: Any], "\(top.out)")
+        let processes = try #require(line["processes"] as? [[String: Any]])
+        let row = try #require(processes.first { $0["pid"] as? Int == refused.pid }, "\(processes)")
+        #expect(row["failed_connects"] as? Int == 1 && row["resets_received"] as? Int == 1 && row["exited"] as? Bool == true, "\(row)")
+    }
+}
+
 /// `top --tcp` on a terminal (tmux): its sort keys, `c` for the connection rows, `q`.
 @Suite(.serialized, .enabled(if: isRoot, "loads BPF programs: needs root"))
 struct TCPHealthInteractiveTests {
