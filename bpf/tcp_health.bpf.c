@@ -234,11 +234,11 @@ static __always_inline void count_retransmit(const struct sock *sk, const struct
 	__sync_fetch_and_add(&c->retransmitted_bytes[cause], skb->len);
 }
 
-/* Linux >= 6.12 (the err argument): counted when it went out, as TcpRetransSegs counts it. */
+/* Linux >= 6.12 (the err argument): counted where TcpRetransSegs counts it. */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(count_retransmit_err, const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	if (err == 0)
+	if (retransmission_counted(err))
 		count_retransmit(sk, skb);
 	return 0;
 }

@@ -635,11 +635,11 @@ static __always_inline void count_resent(struct sock *sk, __u64 segments, __u64 
 	__sync_fetch_and_add(&c->retransmitted_bytes, bytes);
 }
 
-/* Linux >= 6.12 (the err argument): counted when it went out, as TcpRetransSegs counts it. */
+/* Linux >= 6.12 (the err argument): counted where TcpRetransSegs counts it. */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(count_retransmit, struct sock *sk, struct sk_buff *skb, int err)
 {
-	if (err == 0)
+	if (retransmission_counted(err))
 		count_resent(sk, tcp_skb_segments(skb), skb->len);
 	return 0;
 }

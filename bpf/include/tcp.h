@@ -31,4 +31,20 @@ static __always_inline __u8 tcp_skb_flags(const struct sk_buff *skb)
 	return skb->cb[bpf_core_field_offset(struct tcp_skb_cb, tcp_flags)];
 }
 
+/*
+ * Whether __tcp_retransmit_skb counted the segment in TcpRetransSegs (and the socket's
+ * total_retrans) before it returned `err` (since 6.12 tcp_retransmit_skb fires either way). Its
+ * exits before the count return -EBUSY (the first copy still in the host's queues), -EAGAIN (no
+ * window), -EHOSTUNREACH (no route) or -ENOMEM (no memory to split it); after the count comes the
+ * transmit's own result: 0, a NET_XMIT code (> 0: dropped on the way to the device, as a veth
+ * whose peer's backlog is full does) or an errno. (A transmit that fails after the count with
+ * -EHOSTUNREACH or -ENOMEM is taken for one before it: the one ambiguity, on routing and memory
+ * failures.)
+ */
+static __always_inline bool retransmission_counted(int err)
+{
+	return err >= 0 || (err != -16 /* EBUSY */ && err != -11 /* EAGAIN */ && err != -113 /* EHOSTUNREACH */ &&
+			    err != -12 /* ENOMEM */);
+}
+
 #endif /* NETACCT_TCP_H */
