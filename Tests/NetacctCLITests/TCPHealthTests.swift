@@ -487,7 +487,9 @@ struct TCPHealthTests {
 /// The daemon's TCP health collector (`--tcp`): the `tcp` API and the `netacct_tcp_*` families.
 @Suite(.serialized, .enabled(if: isRoot, "loads BPF programs and makes network namespaces: needs root"))
 struct TCPHealthDaemonTests {
-    static let address = "127.0.0.1:\(19700 + Int(getpid() % 200))"
+    /// Ports of its own: suites run at once (MetricsTests listens from 19600, its Prometheus from 29090).
+    static let address = "127.0.0.1:\(22000 + Int(getpid() % 300))"
+    static let prometheusPort = 30100 + Int(getpid() % 300)
 
     /// A process in a cgroup of its own aborts a connection and makes a refused connect, then
     /// exits. The API keeps it, exited, with its counts, read after read (for the retention);
@@ -499,7 +501,7 @@ struct TCPHealthDaemonTests {
         let (_, receiver) = try lab.link(a, b, subnet: 1)
         let daemon = try DaemonProcess(extra: ["--tcp", "--listen", Self.address, "--metrics-top", "1000"])
         defer { daemon.stopExpectingSuccess() }
-        let prometheus = try PrometheusServer(target: Self.address)
+        let prometheus = try PrometheusServer(target: Self.address, port: Self.prometheusPort)
         let server = try Python("server", in: b, TCPHealthTests.resetServer, [receiver.address, 5020])
         #expect(try server.line("readiness") == "listening")
         let client = try Python("client", in: a, TCPHealthTests.aborter, [receiver.address, 5020, 5021], cgroup: cgroups.root + cgroups.unit)

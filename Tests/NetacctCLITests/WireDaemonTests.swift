@@ -9,7 +9,8 @@ import Testing
 /// counters are the test's datagrams exactly.
 @Suite(.serialized, .enabled(if: isRoot, "loads BPF programs and makes network namespaces: needs root"))
 struct WireDaemonTests {
-    static let port = 19300 + Int(getpid() % 300)
+    /// Of its own: suites run at once (CollectorMetricsTests listens from 19300).
+    static let port = 22400 + Int(getpid() % 300)
     static var address: String { "127.0.0.1:\(port)" }
     static let datagrams = 300, payload = 100
     /// Ethernet, IPv4 and UDP headers, then the payload.
