@@ -337,7 +337,8 @@ int BPF_PROG(watch_segment, struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
-/* A socket as user space reads it: its identity, owner, the kernel's counters and ours. */
+/* A socket as user space reads it: its identity, owner, the kernel's counters and ours; every
+ * byte of `r` but `closed` is written (the ring buffer's records are not zeroed for us). */
 static __always_inline void describe(struct netacct_tcp_record *r, struct sock *sk, const struct netacct_tcp_socket *s)
 {
 	struct tcp_sock *tp = TYPED(struct tcp_sock, sk);
@@ -350,6 +351,9 @@ static __always_inline void describe(struct netacct_tcp_record *r, struct sock *
 	r->state = sk->__sk_common.skc_state;
 	/* (skc_num is cleared once a closing socket has released its port; inet_sport is kept.) */
 	r->lport = bpf_ntohs(TYPED(struct inet_sock, sk)->inet_sport);
+	/* An IPv4 socket's addresses fill 4 bytes of 16: the rest of a ring buffer's record is zeroed here. */
+	__builtin_memset(r->laddr, 0, sizeof(r->laddr));
+	__builtin_memset(r->raddr, 0, sizeof(r->raddr));
 	r->rport = socket_endpoints(sk, r->laddr, r->raddr);
 	r->srtt_us = tp->srtt_us >> 3;
 	r->rttvar_us = tp->mdev_us >> 2;

@@ -47,7 +47,6 @@ struct netacct_tcp_counters {
 	__u32 zero_windows_received;	/* the peer's advertised window went to zero (seen on its ACKs) */
 	__u32 zero_windows_sent;	/* a stall of this side's window at zero (seen as segments arrive into it) */
 	__u32 window_probes;		/* segments that arrived while this side advertised a zero window */
-	__u32 _pad;
 	__u64 rtt_sum_us;		/* the samples' sum */
 	__u32 rtt_samples[NETACCT_TCP_RTT_BUCKETS];
 };
@@ -87,6 +86,10 @@ struct netacct_tcp_record {
 	char comm[NETACCT_TCP_COMM_LEN];
 	struct netacct_tcp_counters counters;
 };
+
+/* No hidden padding: every byte of a record is written, none is left for the compiler to fill. */
+_Static_assert(sizeof(struct netacct_tcp_counters) == 5 * 8 + 5 * 4 + 7 * 4 + 8 + NETACCT_TCP_RTT_BUCKETS * 4, "netacct_tcp_counters has padding");
+_Static_assert(sizeof(struct netacct_tcp_record) == 104 + sizeof(struct netacct_tcp_counters), "netacct_tcp_record has padding");
 
 #define NETACCT_TCP_CLOSED_RING_BYTES (1 << 20)
 
