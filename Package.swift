@@ -138,7 +138,7 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport", linkerSettings: [.linkedLibrary("pthread")]),
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
-        .testTarget(name: "NICTests", dependencies: ["NIC"]),
+        .testTarget(name: "NICTests", dependencies: ["NIC", "NetacctKit"]),
         .testTarget(name: "ConnectionsTests", dependencies: ["Connections", "CNetacct", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "LatencyTests", dependencies: ["Latency", "CNetacct", "NetacctKit"]),
         .testTarget(name: "DropsTests", dependencies: ["Drops", "CNetacct", "NetacctKit"]),

@@ -7,8 +7,8 @@
  * attributed to the task its softirq interrupted.
  *
  * The reason filter is the first thing done: a reason not asked for costs a bit test. Then only
- * packets that came in on an interface of this network namespace, over IPv4 or IPv6, to TCP or
- * UDP. In line mode each drop is an event in a ring buffer (losses counted); with --summary the
+ * packets that came in on an interface of one network namespace (or of any, with netns_inum 0:
+ * -A), over IPv4 or IPv6, to TCP or UDP; each drop carries its namespace. In line mode each drop is an event in a ring buffer (losses counted); with --summary the
  * drops are only counted here, by reason, protocol and socket, and nothing is lost.
  *
  * Needs Linux >= 6.12 (kfree_skb's rx_sk argument) and the bpf_rdonly_cast kfunc (6.2).
@@ -33,7 +33,7 @@ const volatile __u64 reasons[NETACCT_DROPS_REASON_WORDS] = {};	/* a bit per reas
 const volatile bool every_reason = false;	/* reasons >= NETACCT_DROPS_REASONS too */
 const volatile __u16 family = 0;		/* AF_INET or AF_INET6; 0: both */
 const volatile __u8 protocol = 0;		/* IPPROTO_TCP or IPPROTO_UDP; 0: both */
-const volatile __u32 netns_inum = 0;		/* /proc/self/ns/net's inode */
+const volatile __u32 netns_inum = 0;		/* /proc/self/ns/net's inode; 0: every namespace */
 const volatile bool summary = false;		/* count, send no events */
 const volatile __u32 pids[NETACCT_DROPS_PIDS] = {};	/* only drops for sockets of these */
 const volatile __u32 pid_count = 0;
@@ -148,9 +148,9 @@ static __always_inline __u64 socket_of(struct sock *sk, __u8 *state)
 	return socket_inode(sk);
 }
 
-static __always_inline void count(__u64 inode, __u32 reason, __u8 proto)
+static __always_inline void count(__u64 inode, __u32 reason, __u8 proto, __u32 netns)
 {
-	struct netacct_drop_key key = { .socket_inode = inode, .reason = reason, .protocol = proto };
+	struct netacct_drop_key key = { .socket_inode = inode, .reason = reason, .netns = netns, .protocol = proto };
 	__u64 *value, zero = 0;
 
 	if (reason < NETACCT_DROPS_REASONS)
@@ -182,7 +182,7 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	sk = rx_sk ? rx_sk : skb->sk;
 	dev = skb->dev;
 	net = dev ? dev->nd_net.net : sk ? sk->__sk_common.skc_net.net : NULL;
-	if (!net || net->ns.inum != netns_inum)
+	if (!net || (netns_inum && net->ns.inum != netns_inum))
 		return 0;
 	if (!parse(skb, &p))
 		return 0;
@@ -194,7 +194,7 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	if (pid_count && !owner_wanted(inode))
 		return 0;
 	if (summary) {
-		count(inode, reason, p.a.protocol);
+		count(inode, reason, p.a.protocol, net->ns.inum);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -213,6 +213,8 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 	e->family = p.a.family;
 	e->protocol = p.a.protocol;
 	e->state = state;
+	e->netns = net->ns.inum;
+	e->padding = 0;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }

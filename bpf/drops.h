@@ -43,14 +43,17 @@ struct netacct_drop_event {
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u8 protocol;		/* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 state;		/* the socket's TCP state, 0: no socket or not TCP */
+	__u32 netns;		/* the network namespace's inode number (ifindex is its) */
+	__u32 padding;
 };
 
 /* What --summary counts by, in the kernel. */
 struct netacct_drop_key {
 	__u64 socket_inode;
 	__u32 reason;
+	__u32 netns;		/* the network namespace's inode number */
 	__u8 protocol;
-	__u8 padding[3];
+	__u8 padding[7];
 };
 
 /* The `totals` per-CPU array: reason * 2 + (UDP ? 1 : 0), for reasons below NETACCT_DROPS_REASONS. */

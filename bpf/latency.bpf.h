@@ -23,7 +23,7 @@ const volatile __u16 sport = 0;			/* the packet's source port; 0: any */
 const volatile __u16 dport = 0;			/* its destination port; 0: any */
 const volatile __u32 sample = 1;		/* follow 1 segment in `sample` */
 const volatile __u32 sample_below = 0;		/* a random u32 below this: 2^32 / sample (no division) */
-const volatile __u32 netns_inum = 0;		/* only this network namespace's packets */
+const volatile __u32 netns_inum = 0;		/* only this network namespace's packets; 0: every one's */
 const volatile bool histograms_only = false;	/* --hist: count, report nothing */
 const volatile bool gated = false;		/* keep `followed` and look at it first */
 const volatile __u32 pids[NETACCT_LATENCY_PIDS] = {};	/* only these processes' sockets */
@@ -41,6 +41,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct netacct_latency_histograms);
 } histograms SEC(".maps");
+
+/* Every namespace (netns_inum 0): the histograms of each namespace, by generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 2 * NETACCT_LATENCY_NAMESPACES);
+	__type(key, struct netacct_latency_namespace_key);
+	__type(value, struct netacct_latency_histograms);
+} namespace_histograms SEC(".maps");
+
+/* A namespace's first histograms: never written, so all zero (too large for the stack). */
+static struct netacct_latency_histograms empty_histograms;
 
 /* Which of the two `histograms` the programs fill: user space flips it, then reads the other. */
 struct {
@@ -187,13 +198,20 @@ static __always_inline __u64 stages(const __u64 time_ns[NETACCT_LATENCY_STAGES],
 
 /* Counts a finished segment's stages in the histograms user space is not reading. */
 static __always_inline void count_in_histograms(const __u64 stage_ns[NETACCT_LATENCY_STAGES], __u8 missed,
-						__u64 total_ns)
+						__u64 total_ns, __u32 netns)
 {
 	struct netacct_latency_histograms *h;
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&generation, &zero);
 	__u32 index = slot ? *slot & 1 : 0;
+	struct netacct_latency_namespace_key key = { .generation = index, .netns = netns };
 
-	h = bpf_map_lookup_elem(&histograms, &index);
+	if (netns_inum) {
+		h = bpf_map_lookup_elem(&histograms, &index);
+	} else {
+		h = lookup_or_init(&namespace_histograms, &key, &empty_histograms);
+		if (!h)
+			percpu_counter_inc(&counters, NETACCT_LATENCY_NAMESPACES_FULL);
+	}
 	if (!h)
 		return;
 	for (int i = 0; i < NETACCT_LATENCY_STAGES; i++) {
@@ -205,7 +223,7 @@ static __always_inline void count_in_histograms(const __u64 stage_ns[NETACCT_LAT
 
 /* Reserves a report, its times filled in; NULL (counted) when the ring buffer is full. */
 static __always_inline struct netacct_latency_event *report(const __u64 time_ns[NETACCT_LATENCY_STAGES], __u64 end_ns,
-							    __u8 direction)
+							    __u8 direction, __u32 netns)
 {
 	struct netacct_latency_event *e;
 	__u64 stage_ns[NETACCT_LATENCY_STAGES];
@@ -213,7 +231,7 @@ static __always_inline struct netacct_latency_event *report(const __u64 time_ns[
 	__u64 total = stages(time_ns, end_ns, stage_ns, &missed);
 
 	if (histograms_only) {
-		count_in_histograms(stage_ns, missed, total);
+		count_in_histograms(stage_ns, missed, total, netns);
 		return NULL;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -240,6 +258,7 @@ struct endpoints {
 	__u16 sport;
 	__u16 dport;
 	__u16 nat_port;		/* 0: no NAT */
+	__u32 netns;		/* the socket's network namespace */
 } __attribute__((aligned(8)));	/* IPv4 addresses are written as one word */
 
 /* Ends a followed segment: a report (or, with --hist, a count). */
@@ -247,7 +266,7 @@ static __always_inline void finish(const __u64 time_ns[NETACCT_LATENCY_STAGES], 
 				   const char comm[NETACCT_LATENCY_COMM_LEN], __u32 seq, __u32 ack,
 				   const struct endpoints *where)
 {
-	struct netacct_latency_event *e = report(time_ns, end_ns, direction);
+	struct netacct_latency_event *e = report(time_ns, end_ns, direction, where->netns);
 
 	if (!e)
 		return;
@@ -262,7 +281,15 @@ static __always_inline void finish(const __u64 time_ns[NETACCT_LATENCY_STAGES], 
 	e->dport = where->dport;
 	__builtin_memcpy(e->nat_addr, where->nat_addr, 16);
 	e->nat_port = where->nat_port;
+	e->netns = where->netns;
+	e->padding2 = 0;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* Whether a packet or socket of namespace `inum` is looked at: one namespace's, or (0) any. */
+static __always_inline bool namespace_wanted(__u32 inum)
+{
+	return !netns_inum || inum == netns_inum;
 }
 
 /* The current process's TGID and its leader's name. */

@@ -50,6 +50,7 @@ struct netacct_latency_flow {
 	__u16 dport;
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u16 padding;
+	__u32 netns;		/* the namespace's inode: one 4-tuple can be in two */
 };
 
 /*
@@ -128,6 +129,8 @@ struct netacct_latency_event {
 	__u8 daddr[16];
 	__u8 nat_addr[16];
 	char comm[NETACCT_LATENCY_COMM_LEN];
+	__u32 netns;		/* the network namespace's inode number */
+	__u32 padding2;
 };
 
 /*
@@ -155,7 +158,19 @@ enum netacct_latency_counter {
 	NETACCT_LATENCY_SOCKET_FULL = 2,	/* not followed: their socket had 64 followed waiting */
 	NETACCT_LATENCY_DROPPED = 3,		/* followed segments the kernel dropped on the way */
 	NETACCT_LATENCY_LEFT = 4,		/* in: followed segments that left the path before a socket (forwarded, no socket) */
-	NETACCT_LATENCY_COUNTERS = 5,
+	NETACCT_LATENCY_NAMESPACES_FULL = 5,	/* --hist, every namespace: segments of a namespace with no histograms left */
+	NETACCT_LATENCY_COUNTERS = 6,
 };
+
+/*
+ * --hist in every namespace (-A): the `namespace_histograms` hash, a generation's histograms per
+ * namespace, for this many namespaces at once (per generation).
+ */
+struct netacct_latency_namespace_key {
+	__u32 generation;	/* 0 or 1: the half of `histograms` it stands for */
+	__u32 netns;		/* the namespace's inode number */
+};
+
+#define NETACCT_LATENCY_NAMESPACES 256
 
 #endif /* NETACCT_LATENCY_H */

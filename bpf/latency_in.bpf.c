@@ -78,7 +78,7 @@ static __always_inline struct taking *this_cpu(void)
 
 /* A received packet's connection, from its headers (the network header at `network`). */
 static __always_inline bool flow_of_packet(struct sk_buff *skb, unsigned char *network, struct netacct_latency_flow *flow,
-					   __u32 *seq)
+					   __u32 *seq, __u32 netns)
 {
 	struct addresses a = {};
 	struct tcphdr *th;
@@ -91,8 +91,19 @@ static __always_inline bool flow_of_packet(struct sk_buff *skb, unsigned char *n
 	flow->family = a.family;
 	flow->sport = bpf_ntohs(th->source);
 	flow->dport = bpf_ntohs(th->dest);
+	flow->netns = netns;
 	*seq = bpf_ntohl(th->seq);
 	return true;
+}
+
+/* The namespace of a received packet: its device's, or (TCP may have cleared skb->dev) its socket's. */
+static __always_inline __u32 packet_namespace(struct sk_buff *skb, struct sock *sk)
+{
+	struct net_device *dev = skb->dev;
+
+	if (dev)
+		return dev->nd_net.net->ns.inum;
+	return sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
 }
 
 /*
@@ -105,6 +116,7 @@ static __always_inline void flow_of_socket(struct sock *sk, struct netacct_laten
 	flow->family = socket_addresses(sk, flow->daddr, flow->saddr);
 	flow->sport = bpf_ntohs(sk->__sk_common.skc_dport);
 	flow->dport = bpf_ntohs(TYPED(struct inet_sock, sk)->inet_sport);
+	flow->netns = sk->__sk_common.skc_net.net->ns.inum;
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -130,7 +142,7 @@ int BPF_PROG(received, struct sk_buff *skb)
 	/* With nothing to filter on, the die is cast before anything is read. */
 	if (!filtered() && !sampled())
 		return 0;
-	if (!dev || dev->nd_net.net->ns.inum != netns_inum)
+	if (!dev || !namespace_wanted(dev->nd_net.net->ns.inum))
 		return 0;
 	/* The link layer's header is behind: data is at the network header. Only data is followed. */
 	if (!tcp_packet(skb, skb->data, &a, &th, &payload) || !payload)
@@ -169,7 +181,7 @@ int ip_delivered(struct bpf_nf_ctx *ctx)
 	if (!t || t->skb != (__u64)skb)
 		return NF_ACCEPT;
 	t->skb = 0;
-	if (!flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq))
+	if (!flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq, packet_namespace(skb, NULL)))
 		return NF_ACCEPT;
 	queue = lookup_or_init(&arriving, &flow, &empty_queue);
 	if (!queue) {
@@ -312,6 +324,7 @@ static __always_inline void copy(struct netacct_latency_socket *queue, struct so
 	w.where.family = socket_addresses(sk, w.where.daddr, w.where.saddr);
 	w.where.sport = bpf_ntohs(sk->__sk_common.skc_dport);
 	w.where.dport = sk->__sk_common.skc_num;
+	w.where.netns = sk->__sk_common.skc_net.net->ns.inum;
 	bpf_loop(NETACCT_LATENCY_SOCKET_SLOTS, end_copied, &w, 0);
 }
 
@@ -346,7 +359,7 @@ int BPF_PROG(dropped, struct sk_buff *skb, void *location, int reason, struct so
 		percpu_counter_inc(&counters, NETACCT_LATENCY_DROPPED);
 		return 0;
 	}
-	if (nothing_followed() || !flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq))
+	if (nothing_followed() || !flow_of_packet(skb, skb->head + skb->network_header, &flow, &seq, packet_namespace(skb, rx_sk)))
 		return 0;
 	queue = bpf_map_lookup_elem(&arriving, &flow);
 	if (!queue || queue->head == queue->tail)

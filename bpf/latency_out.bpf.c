@@ -112,7 +112,7 @@ int BPF_PROG(sending_data, struct sock *sk, struct msghdr *msg, struct sk_buff *
 	/* With nothing to filter on, the die is cast first. */
 	if (!filtered() && !sampled())
 		return 0;
-	if (c->skc_net.net->ns.inum != netns_inum)
+	if (!namespace_wanted(c->skc_net.net->ns.inum))
 		return 0;
 	if (filtered() && !follow(socket_family(sk), c->skc_num, bpf_ntohs(c->skc_dport)))
 		return 0;
@@ -205,6 +205,7 @@ static __always_inline void transmit(struct carried *c, struct sock *sk)
 	w.where.family = socket_addresses(sk, w.where.saddr, w.where.daddr);
 	w.where.sport = sk->__sk_common.skc_num;
 	w.where.dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	w.where.netns = sk->__sk_common.skc_net.net->ns.inum;
 	if (source_translated(&c->a, source, w.where.family, w.where.saddr, w.where.sport)) {
 		__builtin_memcpy(w.where.nat_addr, c->a.saddr, 16);
 		w.where.nat_port = source;

@@ -4,14 +4,19 @@
  * net_dev_start_xmit (TX) and netif_receive_skb (RX) tracepoints.
  *
  * Only the interfaces user space asks for are counted (their ifindexes are read-only globals,
- * found by a scan of at most 16: no hash per packet), in the network namespace it runs in
- * (an ifindex is unique only within one). Counters are per CPU, indexed by interface slot,
- * direction and queue: plain increments, summed by user space.
+ * found by a scan of at most 16: no hash per packet), in one network namespace (an ifindex is
+ * unique only within one). Counters are per CPU, indexed by interface slot, direction and
+ * queue: plain increments, summed by user space.
+ *
+ * With `netns_inum` 0 every device of every namespace is counted instead, by (namespace,
+ * ifindex, direction, queue) in a per-CPU hash: one lookup per frame, the namespace a field of
+ * its key (-A, which follows namespaces made later from their first frame).
  */
 #include "netdev.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "maps.h"
 #include "nic.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -19,7 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* The interfaces counted, and how many of the slots are used (set before load). */
 const volatile __u32 ifindexes[NETACCT_NIC_INTERFACES] = {};
 const volatile __u32 interface_count = 0;
-/* The network namespace's inode number (/proc/self/ns/net): devices elsewhere are not counted. */
+/* The network namespace's inode number (/proc/self/ns/net): devices elsewhere are not counted; 0: every namespace's. */
 const volatile __u32 netns_inum = 0;
 
 struct {
@@ -28,6 +33,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct netacct_nic_counters);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, NETACCT_NIC_DEVICE_ENTRIES);
+	__type(key, struct netacct_nic_device_key);
+	__type(value, struct netacct_nic_counters);
+} devices SEC(".maps");
+
+/* Frames of every-namespace mode that found no room in `devices` (per CPU, one slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
 
 /*
  * A typed view of kernel memory that the verifier lets the program read directly (Linux >= 6.2):
@@ -53,22 +73,44 @@ static __always_inline int slot_of(struct net_device *dev)
 	return -1;
 }
 
+/* Every namespace: the device's queue's counters, made on its first frame (NULL: no room). */
+static __always_inline struct netacct_nic_counters *device_counters(struct net_device *dev, __u32 direction, __u32 queue)
+{
+	struct netacct_nic_counters zero = {};
+	struct netacct_nic_device_key key = {
+		.netns = dev->nd_net.net->ns.inum,
+		.ifindex = dev->ifindex,
+		.direction = direction,
+		.queue = queue,
+	};
+	struct netacct_nic_counters *c = lookup_or_init(&devices, &key, &zero);
+
+	if (!c)
+		percpu_counter_inc(&lost, 0);
+	return c;
+}
+
 /* Counts one frame of `skb` on `dev`; `header` is what the device counts beyond skb->len. */
 static __always_inline void count_frame(struct sk_buff *skb, struct net_device *dev, __u32 direction,
 					__u32 queue, __u32 header, bool typed)
 {
 	struct netacct_nic_counters *c;
 	struct skb_shared_info *shinfo;
-	int slot = slot_of(dev);
 	__u16 segments;
 	__u32 key;
+	int slot;
 
-	if (slot < 0)
-		return;
 	if (queue >= NETACCT_NIC_QUEUES)
 		queue = NETACCT_NIC_QUEUES - 1;
-	key = ((__u32)slot * 2 + direction) * NETACCT_NIC_QUEUES + queue;
-	c = bpf_map_lookup_elem(&counters, &key);
+	if (!netns_inum) {
+		c = device_counters(dev, direction, queue);
+	} else {
+		slot = slot_of(dev);
+		if (slot < 0)
+			return;
+		key = ((__u32)slot * 2 + direction) * NETACCT_NIC_QUEUES + queue;
+		c = bpf_map_lookup_elem(&counters, &key);
+	}
 	if (!c)
 		return;
 	if (typed) {

@@ -33,4 +33,18 @@ enum netacct_nic_direction {
 /* The counters' index: (interface slot * 2 + direction) * NETACCT_NIC_QUEUES + queue. */
 #define NETACCT_NIC_ENTRIES (NETACCT_NIC_INTERFACES * 2 * NETACCT_NIC_QUEUES)
 
+/*
+ * Every namespace at once (-A): the `devices` hash's key, a queue of a direction of a device of
+ * a namespace (ifindex 1 is in every one). Entries for 4096 such queues: past them a frame is
+ * counted in `lost` only.
+ */
+struct netacct_nic_device_key {
+	__u32 netns;		/* the namespace's inode number */
+	__u32 ifindex;
+	__u16 direction;	/* enum netacct_nic_direction */
+	__u16 queue;
+};
+
+#define NETACCT_NIC_DEVICE_ENTRIES 4096
+
 #endif /* NETACCT_NIC_H */

@@ -89,9 +89,10 @@ public final class TCPHealthEngine {
     private func inEveryNamespace<T>(_ body: () throws -> T) throws -> [T] {
         let home = NetworkNamespace.inode()
         var results = [try body()]
-        for (netns, path) in NetworkNamespace.all(cache: &namespaceOfPID) where netns != home {
+        _ = namespaces.refresh()
+        for (netns, entry) in namespaces.entries where netns != home {
             do {
-                results.append(try NetworkNamespace.within(path, body))
+                results.append(try NetworkNamespace.within(entry.path, body))
             } catch let error as NetacctError {
                 logger.debug("skipped a network namespace", metadata: ["netns": "\(netns)", "why": "\(error.message)"])
             }
@@ -99,7 +100,8 @@ public final class TCPHealthEngine {
         return results
     }
 
-    private var namespaceOfPID: [Int32: UInt32] = [:]
+    /// The host's network namespaces, followed from one sample to the next.
+    private lazy var namespaces = NamespaceDirectory(scope: .all)
 
     /// The kernel's BTF, or why TCP health cannot be followed on this kernel.
     static func checkKernel() throws -> KernelBTF {

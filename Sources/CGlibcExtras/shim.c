@@ -2,6 +2,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/nsfs.h>
 #include "CGlibcExtras.h"
 
 const char *netacct_errno_name(int number)
@@ -23,4 +24,9 @@ int netacct_terminal_size(int fd, unsigned short *rows, unsigned short *columns)
 	*rows = size.ws_row;
 	*columns = size.ws_col;
 	return 0;
+}
+
+int netacct_namespace_type(int fd)
+{
+	return ioctl(fd, NS_GET_NSTYPE);
 }

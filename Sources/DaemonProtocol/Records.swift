@@ -155,8 +155,29 @@ public struct InterfaceRecord: Codable, Hashable, Sendable {
     public var ifindex: UInt32
     public var tx: QueuesRecord
     public var rx: QueuesRecord
-    public init(name: String, ifindex: UInt32, tx: QueuesRecord, rx: QueuesRecord) {
-        (self.name, self.ifindex, self.tx, self.rx) = (name, ifindex, tx, rx)
+    /// Its network namespace (a daemon that follows every one); absent: the daemon's own.
+    public var netns: NamespaceRecord?
+    public init(name: String, ifindex: UInt32, tx: QueuesRecord, rx: QueuesRecord, netns: NamespaceRecord? = nil) {
+        (self.name, self.ifindex, self.tx, self.rx, self.netns) = (name, ifindex, tx, rx, netns)
+    }
+}
+
+/// A network namespace: its inode number, its /run/netns name, and the container, pod or
+/// systemd unit its processes are in (`netacct nic -A --json`'s `netns` object).
+public struct NamespaceRecord: Codable, Hashable, Sendable {
+    public var inode: UInt32
+    public var name: String?
+    public var container: String?
+    public var pod: String?
+    public var unit: String?
+    public var host: Bool
+    public init(inode: UInt32, name: String? = nil, container: String? = nil, pod: String? = nil, unit: String? = nil, host: Bool = false) {
+        (self.inode, self.name, self.container, self.pod, self.unit, self.host) = (inode, name, container, pod, unit, host)
+    }
+
+    public init(_ label: NamespaceLabel) {
+        func named(_ kind: Workload.Kind) -> String? { label.workload?.kind == kind ? label.workload?.name : nil }
+        self.init(inode: label.inode, name: label.name, container: named(.container), pod: named(.pod), unit: named(.unit), host: label.isHost)
     }
 }
 
@@ -188,7 +209,12 @@ public struct LatencyReply: DaemonReply, Equatable {
         /// "in" or "out".
         public var direction: String
         public var stages: [Stage]
-        public init(direction: String, stages: [Stage]) { (self.direction, self.stages) = (direction, stages) }
+        /// Its network namespace (a daemon that follows every one: a direction per namespace);
+        /// absent: the daemon's own.
+        public var netns: NamespaceRecord?
+        public init(direction: String, stages: [Stage], netns: NamespaceRecord? = nil) {
+            (self.direction, self.stages, self.netns) = (direction, stages, netns)
+        }
     }
 
     /// A stage's count, percentiles and maximum (`null` when nothing was counted), sum, and
@@ -286,7 +312,11 @@ public struct DropCount: Codable, Hashable, Sendable {
     /// "tcp" or "udp".
     public var `protocol`: String
     public var count: UInt64
-    public init(reason: String, protocol: String, count: UInt64) { (self.reason, self.protocol, self.count) = (reason, `protocol`, count) }
+    /// Its network namespace (a daemon that follows every one); absent: the daemon's own.
+    public var netns: NamespaceRecord?
+    public init(reason: String, protocol: String, count: UInt64, netns: NamespaceRecord? = nil) {
+        (self.reason, self.protocol, self.count, self.netns) = (reason, `protocol`, count, netns)
+    }
 }
 
 /// `connection_events`: TCP connections opened, failed and closed since the daemon started, in

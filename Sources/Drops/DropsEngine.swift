@@ -19,13 +19,16 @@ public struct DropFilter: Sendable, Equatable {
     public init() {}
 }
 
-/// The drops program loaded and attached (Linux >= 6.12: kfree_skb's rx_sk; bpf_rdonly_cast).
-/// In line mode it delivers events; in summary mode the kernel only counts.
+/// The drops program loaded and attached (Linux >= 6.12: kfree_skb's rx_sk; bpf_rdonly_cast),
+/// for the drops of one network namespace (`namespace`, default this process's) or of every
+/// one (0). In line mode it delivers events; in summary mode the kernel only counts.
 public final class DropsEngine {
     public typealias Names = BPFObjects.Drops
     public let reasons: DropReasons
     public let summary: Bool
     public let wallClockOffset: Int64
+    /// The namespace whose drops are counted (its inode), or 0: every namespace's.
+    public let namespace: UInt32
     private let object: BPFObject
     private let ring: RingBuffer<netacct_drop_event>?
     private let counters: PerCPUMap<UInt32, UInt64>
@@ -68,6 +71,7 @@ public final class DropsEngine {
             words[Int(reason / 64)] |= 1 << UInt64(reason % 64)
         }
         self.summary = summary
+        self.namespace = namespace
         let object = try BPFObject(image: BPFObjects.drops)
         try object.setReadOnlyGlobal(Names.Global.reasons, elements: words)
         try object.setReadOnlyGlobal(Names.Global.everyReason, to: filter.allReasons && filter.reasons.isEmpty)
@@ -129,7 +133,7 @@ public final class DropsEngine {
     public func counted() throws -> [DropKey: UInt64] {
         var result: [DropKey: UInt64] = [:]
         for (key, value) in try counts.entriesSummed() {
-            result[DropKey(inode: key.socket_inode, reason: key.reason, proto: key.protocol)] = value
+            result[DropKey(inode: key.socket_inode, reason: key.reason, proto: key.protocol, netns: key.netns)] = value
         }
         return result
     }
@@ -139,7 +143,7 @@ public final class DropsEngine {
     /// to the unattributed rest (the totals keep it).
     public func forget(_ keys: some Sequence<DropKey>) throws {
         for key in keys {
-            try counts.delete(netacct_drop_key(socket_inode: key.inode, reason: key.reason, protocol: key.proto, padding: (0, 0, 0)))
+            try counts.delete(netacct_drop_key(socket_inode: key.inode, reason: key.reason, netns: key.netns, protocol: key.proto, padding: (0, 0, 0, 0, 0, 0, 0)))
         }
     }
 
@@ -177,5 +181,7 @@ public struct DropKey: Hashable, Sendable {
     public var inode: UInt64
     public var reason: UInt32
     public var proto: UInt8
+    /// The network namespace's inode (0 in the totals, which are not by namespace).
+    public var netns: UInt32 = 0
 }
 

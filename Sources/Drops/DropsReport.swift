@@ -6,6 +6,8 @@ import NetacctKit
 /// Drops and summaries as `netacct drops` prints them (README.md documents the JSON keys).
 public struct DropsRenderer {
     public static let header = "TIME     PID     COMM             IP SADDR:SPORT > DADDR:DPORT                PROTO REASON                    STATE\n"
+    /// With -A or --netns: the namespace's column after COMM.
+    public static let labelledHeader = "TIME     PID     COMM             NETNS            IP SADDR:SPORT > DADDR:DPORT                PROTO REASON                    STATE\n"
 
     /// The running kernel's reason names, and its clock's offset to the wall clock.
     let reasons: DropReasons
@@ -15,12 +17,18 @@ public struct DropsRenderer {
     private var interfaces: [UInt32: String?] = [:]
     private var words: [UInt32: String] = [:]
 
-    public init(reasons: DropReasons, wallClockOffset: Int64) {
+    /// The namespaces a drop is named by (-A, --netns); nil: the one netacct runs in, unnamed.
+    public var namespaces: NamespaceDirectory?
+
+    public init(reasons: DropReasons, wallClockOffset: Int64, namespaces: NamespaceDirectory? = nil) {
         self.reasons = reasons
         self.wallClockOffset = wallClockOffset
+        self.namespaces = namespaces
     }
 
-    mutating func interface(_ index: UInt32) -> String? {
+    /// The name of the interface a drop came in on, in its namespace.
+    mutating func interface(_ index: UInt32, netns: UInt32) -> String? {
+        if namespaces != nil { return namespaces!.interfaceName(index, netns: netns) }
         if let known = interfaces[index] { return known }
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         let found = if_indextoname(index, &name) != nil
@@ -53,6 +61,10 @@ public struct DropsRenderer {
         }
         out.append(" ")
         out.padded(16, left: true) { $0.append(String((owner?.comm ?? "-").prefix(16))) }
+        if let label = namespaces?.label(record.netns) {
+            out.append(" ")
+            out.padded(16, left: true) { $0.append(String(label.display.prefix(16))) }
+        }
         out.append(ipv6 ? " 6  " : " 4  ")
         out.padded(40, left: true) { out in
             withUnsafeBytes(of: record.saddr) { Self.endpoint(&out, $0, record.sport, ipv6: ipv6) }
@@ -88,7 +100,12 @@ public struct DropsRenderer {
         out.append(",\"state\":")
         if let state = TCPStates.name(record.state) { out.jsonString(state) } else { out.append("null") }
         out.append(",\"ifname\":")
-        if let name = interface(record.ifindex) { out.jsonString(name) } else { out.append("null") }
+        if let name = interface(record.ifindex, netns: record.netns) { out.jsonString(name) } else { out.append("null") }
+        if let label = namespaces?.label(record.netns) {
+            var writer = JSONWriter(continuing: true)
+            label.write(into: &writer)
+            out.append(writer.text)
+        }
         out.append("}\n")
     }
 
@@ -106,20 +123,33 @@ public struct DropsRenderer {
             /// The owner could not be kept apart (the kernel's per-socket table was full).
             public var unattributed = false
             public var count: UInt64
+            /// Its network namespace, when rows name theirs (-A, --netns).
+            public var namespace: NamespaceLabel?
         }
         public var time: Date
         public var seconds: Double
         public var rows: [Row]
+        /// Rows name their namespace (-A, --netns).
+        public var labelled = false
+        public init(time: Date, seconds: Double, rows: [Row], labelled: Bool = false) {
+            (self.time, self.seconds, self.rows, self.labelled) = (time, seconds, rows, labelled)
+        }
     }
 
     public static func summaryTable(_ interval: Interval) -> String {
         let total = interval.rows.reduce(0) { $0 + $1.count }
+        let labelled = interval.labelled
         var lines = ["\(Units.clock(interval.time))  (\(Units.seconds(interval.seconds)))  \(total) drops",
-                     "  COUNT PROTO REASON                    PID     COMM"]
+                     "  COUNT PROTO REASON                    PID     " + (labelled ? "COMM             NETNS" : "COMM")]
         for row in interval.rows {
-            lines.append([Units.pad(String(row.count), 7), Units.pad(row.proto, 5, left: true), Units.pad(row.reasonWords, 25, left: true),
-                          Units.pad(row.unattributed ? "?" : row.owner.map { String($0.pid) } ?? "-", 7, left: true),
-                          row.owner?.comm ?? "-"].joined(separator: " "))
+            var columns = [Units.pad(String(row.count), 7), Units.pad(row.proto, 5, left: true), Units.pad(row.reasonWords, 25, left: true),
+                           Units.pad(row.unattributed ? "?" : row.owner.map { String($0.pid) } ?? "-", 7, left: true)]
+            if labelled {
+                columns += [Units.pad(String((row.owner?.comm ?? "-").prefix(16)), 16, left: true), row.namespace?.display ?? "?"]
+            } else {
+                columns.append(row.owner?.comm ?? "-")
+            }
+            lines.append(columns.joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n\n"
     }
@@ -143,6 +173,9 @@ public struct DropsRenderer {
                 out.field("comm", number: "null")
             }
             out.field("count", number: String(row.count))
+            if interval.labelled {
+                if let label = row.namespace { label.write(into: &out) } else { out.field("netns", string: nil) }
+            }
             out.end("}")
         }
         out.end("]")

@@ -18,21 +18,27 @@ public struct DropsSummary {
         (self.reasons, self.pids, self.counted, self.totals) = (reasons, pids, counted, totals)
     }
 
-    struct Group: Hashable { var reason: UInt32, proto: UInt8, owner: SocketOwners.Owner? }
+    struct Group: Hashable { var reason: UInt32, proto: UInt8, owner: SocketOwners.Owner?, netns: UInt32 }
 
     /// The rows of the interval that ends with these counts; `owner` is asked only about sockets
     /// that had drops in it.
+    /// `namespace`, when rows name their namespace (-A, --netns): the label of one.
     public mutating func interval(counted current: [DropKey: UInt64], totals currentTotals: [DropKey: UInt64],
+                                  namespace: ((UInt32) -> NamespaceLabel)? = nil,
                                   owner: (_ inode: UInt64) -> SocketOwners.Owner?) -> [DropsRenderer.Interval.Row] {
         var grouped: [Group: UInt64] = [:]
         var attributed: [DropKey: UInt64] = [:]   // by (reason, protocol)
         for (key, value) in current {
             let delta = value - min(value, counted[key] ?? 0)
             guard delta > 0 else { continue }
-            grouped[Group(reason: key.reason, proto: key.proto, owner: owner(key.inode)), default: 0] += delta
+            grouped[Group(reason: key.reason, proto: key.proto, owner: owner(key.inode), netns: namespace == nil ? 0 : key.netns), default: 0] += delta
             attributed[DropKey(inode: 0, reason: key.reason, proto: key.proto), default: 0] += delta
         }
-        var rows = grouped.map { row($0.key.reason, $0.key.proto, owner: $0.key.owner, count: $0.value) }
+        var rows = grouped.map { group, count in
+            var row = row(group.reason, group.proto, owner: group.owner, count: count)
+            row.namespace = namespace?(group.netns)
+            return row
+        }
         for (key, value) in currentTotals {
             let delta = value - min(value, totals[key] ?? 0)
             let rest = delta - min(delta, attributed[key] ?? 0)

@@ -41,10 +41,21 @@ public final class LatencyEngine {
     private let ring: RingBuffer<netacct_latency_event>?
     private let counters: PerCPUMap<UInt32, UInt64>
     private let histograms: PerCPUMap<UInt32, netacct_latency_histograms>
+    /// Every namespace: each one's histograms, by generation.
+    private let namespaceHistograms: PerCPUMap<netacct_latency_namespace_key, netacct_latency_histograms>
     private let generation: Map<UInt32, UInt32>
     private let inflight: Inflight
     /// Attached for as long as the engine lives.
     private let links: [Link]
+    /// The IP points' netfilter links of each namespace followed (a netfilter hook is a
+    /// namespace's; from 6.12 a link holds its namespace, so they go when the namespace has
+    /// no process and no name left).
+    private var ipLinks: [UInt32: [Link]] = [:]
+    private let netfilterPoints: [(program: any BPFProgramName, hook: NetfilterHook, first: Bool)]
+    private let families: [NetfilterFamily]
+    private let logger: Logger
+    /// Namespaces whose IP points could not be attached (entered, or the link made).
+    public private(set) var namespacesNotFollowed: UInt64 = 0
 
     /// Where segments wait on their way: received ones by connection until TCP takes them
     /// (then in their socket's storage, which user space cannot list), sent ones by socket until
@@ -57,7 +68,7 @@ public final class LatencyEngine {
     /// One direction's names, from its object's generated enums: the maps and globals both
     /// objects declare alike (latency.bpf.h), the netfilter points and the other programs.
     private struct Names {
-        var events, counters, histograms, generation, inflight: any BPFMapName  // `arriving`, `sending`
+        var events, counters, histograms, namespaceHistograms, generation, inflight: any BPFMapName  // `arriving`, `sending`
         var family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount: any BPFGlobalName
         /// The IP point, before every other function at its hook (conntrack, NAT, filters), and
         /// for in LOCAL_IN, after them all, where the socket is known.
@@ -70,7 +81,7 @@ public final class LatencyEngine {
                 typealias M = BPFObjects.LatencyIn.Map
                 typealias G = BPFObjects.LatencyIn.Global
                 typealias P = BPFObjects.LatencyIn.Program
-                (events, counters, histograms, generation, inflight) = (M.events, M.counters, M.histograms, M.generation, M.arriving)
+                (events, counters, histograms, namespaceHistograms, generation, inflight) = (M.events, M.counters, M.histograms, M.namespaceHistograms, M.generation, M.arriving)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
                     (G.family, G.sport, G.dport, G.sample, G.sampleBelow, G.netnsInum, G.histogramsOnly, G.gated, G.pids, G.pidCount)
                 netfilter = [(P.ipReceived, .preRouting, true), (P.ipDelivered, .localIn, false)]
@@ -79,7 +90,7 @@ public final class LatencyEngine {
                 typealias M = BPFObjects.LatencyOut.Map
                 typealias G = BPFObjects.LatencyOut.Global
                 typealias P = BPFObjects.LatencyOut.Program
-                (events, counters, histograms, generation, inflight) = (M.events, M.counters, M.histograms, M.generation, M.sending)
+                (events, counters, histograms, namespaceHistograms, generation, inflight) = (M.events, M.counters, M.histograms, M.namespaceHistograms, M.generation, M.sending)
                 (family, sport, dport, sample, sampleBelow, netnsInum, histogramsOnly, gated, pids, pidCount) =
                     (G.family, G.sport, G.dport, G.sample, G.sampleBelow, G.netnsInum, G.histogramsOnly, G.gated, G.pids, G.pidCount)
                 netfilter = [(P.ipSending, .localOut, true)]
@@ -96,8 +107,12 @@ public final class LatencyEngine {
         }
     }
 
+    /// Follows the segments of the namespace whose inode is `namespace` (default: this
+    /// process's; another's opened at `namespacePath`), or with 0 those of every namespace
+    /// whose IP points `follow(_:)` attaches.
     public init(direction: LatencyDirection, filter: LatencyFilter, histograms histogramsOnly: Bool,
-                namespace: UInt32 = NetworkNamespace.inode(), logger: Logger = Logger(label: "netacct.latency")) throws {
+                namespace: UInt32 = NetworkNamespace.inode(), namespacePath: String? = nil,
+                logger: Logger = Logger(label: "netacct.latency")) throws {
         try KernelProbe.checkPrivileges()
         let btf = try KernelProbe.requireBTF()
         let (tracepoints, kernel) = Self.requirements(direction)
@@ -134,24 +149,60 @@ public final class LatencyEngine {
         ring = histogramsOnly ? nil : try RingBuffer(object, name: names.events)
         counters = try PerCPUMap(object, name: names.counters)
         histograms = try PerCPUMap(object, name: names.histograms)
+        namespaceHistograms = try PerCPUMap(object, name: names.namespaceHistograms)
         generation = try Map(object, name: names.generation)
         inflight = direction == .in ? .received(try Map(object, name: names.inflight)) : .sent(try Map(object, name: names.inflight))
         wallClockOffset = Timestamps.wallClockOffset()
         var families: [NetfilterFamily] = []
         if filter.family != .ipv6 { families.append(.ipv4) }
         if filter.family != .ipv4 { families.append(.ipv6) }
-        var links: [Link]
-        do {
-            links = try names.netfilter.flatMap { point in
-                try families.map { try Self.attach(try object.program(point.program), $0, point.hook, first: point.first) }
+        self.families = families
+        self.netfilterPoints = names.netfilter
+        self.logger = logger
+        links = try names.tracing.map { try object.program($0).attach() }
+        // The IP points are a namespace's own: attached in each followed.
+        if namespace != 0 {
+            let path = namespace == NetworkNamespace.inode() ? nil : namespacePath
+            try attachIPPoints(namespace: namespace, path: path)
+        }
+        logger.debug("latency programs attached", metadata: ["direction": "\(direction.rawValue)", "sample": "\(filter.sample)", "histograms": "\(histogramsOnly)"])
+    }
+
+    /// Attaches the IP points in namespace `namespace` (entered at `path`; nil: this thread's own).
+    private func attachIPPoints(namespace: UInt32, path: String?) throws {
+        let attach = {
+            try self.netfilterPoints.flatMap { point in
+                try self.families.map { try Self.attach(try self.object.program(point.program), $0, point.hook, first: point.first) }
             }
+        }
+        do {
+            ipLinks[namespace] = try path.map { try NetworkNamespace.within($0, attach) } ?? attach()
+        } catch let error as NetacctError {
+            throw error
         } catch {
             throw NetacctError("Cannot attach the IP point of netacct latency (a netfilter BPF link, Linux >= 6.4 with CONFIG_NETFILTER_BPF_LINK=y) on kernel \(KernelProbe.kernelRelease): \(error)", kind: .unsupported)
         }
-        links += try names.tracing.map { try object.program($0).attach() }
-        self.links = links
-        logger.debug("latency programs attached", metadata: ["direction": "\(direction.rawValue)", "sample": "\(filter.sample)", "histograms": "\(histogramsOnly)"])
     }
+
+    /// Every namespace: attaches the IP points in the namespaces that appeared and detaches
+    /// those of the namespaces gone. One that cannot be followed is counted, said, and tried
+    /// again at the next change.
+    public func follow(appeared: [NamespaceDirectory.Entry], gone: [NamespaceDirectory.Entry]) {
+        for entry in gone {
+            ipLinks[entry.label.inode] = nil
+        }
+        for entry in appeared where ipLinks[entry.label.inode] == nil {
+            do {
+                try attachIPPoints(namespace: entry.label.inode, path: entry.label.inode == NetworkNamespace.inode() ? nil : entry.path)
+            } catch {
+                namespacesNotFollowed += 1
+                logger.warning("latency cannot follow network namespace \(entry.label.display) (inode \(entry.label.inode)): \(error)")
+            }
+        }
+    }
+
+    /// The namespaces whose IP points are attached.
+    public var followedNamespaces: Set<UInt32> { Set(ipLinks.keys) }
 
     /// Attaches at the `first` (else the last) priority free: two BPF programs may not share a
     /// priority at a hook (EBUSY), and another netacct latency may run already.
@@ -177,29 +228,61 @@ public final class LatencyEngine {
     /// sleeps a millisecond (for a program that read the old generation just before the
     /// switch): never on an event loop, where `countedSinceLoad()` reads instead.
     public func takeHistograms() throws -> [LatencyHistogram] {
-        let current = try generation.lookup(0) ?? 0
-        try generation.update(0, current ^ 1)
-        // A program that read the old generation just before the switch finishes within
-        // microseconds (they run with preemption off).
-        usleep(1000)
-        let slot = current & 1
-        var result = [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS))
-        try add(slot, to: &result)
+        let slot = try switchGeneration()
+        var result = Self.emptyHistograms
+        if let perCPU = try histograms.lookup(slot) { Self.add(perCPU, to: &result) }
         try histograms.update(slot, perCPU: [netacct_latency_histograms](repeating: netacct_latency_histograms(), count: histograms.cpuCount))
         return result
     }
+
+    /// Every namespace (`namespace` 0): each namespace's histograms counted since the last
+    /// call, taken as `takeHistograms()` takes them (its half of the map emptied).
+    public func takeHistogramsByNamespace() throws -> [UInt32: [LatencyHistogram]] {
+        let slot = try switchGeneration()
+        var result: [UInt32: [LatencyHistogram]] = [:]
+        for (key, perCPU) in try namespaceHistograms.entries() where key.generation == slot {
+            Self.add(perCPU, to: &result[key.netns, default: Self.emptyHistograms])
+            try namespaceHistograms.delete(key)
+        }
+        return result
+    }
+
+    /// Switches the programs to the other half of the histograms and waits for those that read
+    /// the old one just before (they run with preemption off: microseconds); returns the old.
+    private func switchGeneration() throws -> UInt32 {
+        let current = try generation.lookup(0) ?? 0
+        try generation.update(0, current ^ 1)
+        usleep(1000)
+        return current & 1
+    }
+
+    static var emptyHistograms: [LatencyHistogram] { [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS)) }
 
     /// Everything counted since the programs were loaded, for an engine whose histograms are
     /// never taken (the daemon's): both halves of the map summed, read without a switch, a
     /// wait or a write, so it may run on an event loop. Each bucket only grows.
     public func countedSinceLoad() throws -> [LatencyHistogram] {
-        var result = [LatencyHistogram](repeating: LatencyHistogram(), count: Int(NETACCT_LATENCY_POINTS))
-        for slot: UInt32 in 0...1 { try add(slot, to: &result) }
+        var result = Self.emptyHistograms
+        for slot: UInt32 in 0...1 {
+            if let perCPU = try histograms.lookup(slot) { Self.add(perCPU, to: &result) }
+        }
         return result
     }
 
-    private func add(_ slot: UInt32, to result: inout [LatencyHistogram]) throws {
-        guard let perCPU = try histograms.lookup(slot) else { return }
+    /// Every namespace: `countedSinceLoad()` per namespace (since it was first counted, or
+    /// forgotten last).
+    public func countedSinceLoadByNamespace() throws -> [UInt32: [LatencyHistogram]] {
+        var result: [UInt32: [LatencyHistogram]] = [:]
+        for (key, perCPU) in try namespaceHistograms.entries() { Self.add(perCPU, to: &result[key.netns, default: Self.emptyHistograms]) }
+        return result
+    }
+
+    /// Every namespace: the histograms of a namespace gone, out of the kernel's table.
+    public func forgetHistograms(of netns: UInt32) throws {
+        for generation: UInt32 in 0...1 { try namespaceHistograms.delete(netacct_latency_namespace_key(generation: generation, netns: netns)) }
+    }
+
+    private static func add(_ perCPU: [netacct_latency_histograms], to result: inout [LatencyHistogram]) {
         for cpu in perCPU {
             withUnsafeBytes(of: cpu.stage) { raw in
                 for index in result.indices {
@@ -228,6 +311,8 @@ public final class LatencyEngine {
         public var dropped: UInt64 = 0
         /// in: segments that left the path before a socket took them (forwarded, no socket).
         public var leftThePath: UInt64 = 0
+        /// --hist, every namespace: segments of namespaces past the histograms' table.
+        public var namespacesFull: UInt64 = 0
     }
 
     public func losses() throws -> Losses {
@@ -236,7 +321,7 @@ public final class LatencyEngine {
         }
         return Losses(lostReports: try counter(NETACCT_LATENCY_LOST), tableFull: try counter(NETACCT_LATENCY_TABLE_FULL),
                       socketFull: try counter(NETACCT_LATENCY_SOCKET_FULL), dropped: try counter(NETACCT_LATENCY_DROPPED),
-                      leftThePath: try counter(NETACCT_LATENCY_LEFT))
+                      leftThePath: try counter(NETACCT_LATENCY_LEFT), namespacesFull: try counter(NETACCT_LATENCY_NAMESPACES_FULL))
     }
 
     /// Kernel run-time statistics of each program (needs kernel.bpf_stats_enabled=1).

@@ -11,9 +11,13 @@ public struct LatencyRenderer {
     let wallClockOffset: Int64
     private var clock = Timestamps()
 
-    public init(direction: LatencyDirection, wallClockOffset: Int64) {
+    /// The namespaces a report is named by (-A, --netns); nil: the one netacct runs in, unnamed.
+    public var namespaces: NamespaceDirectory?
+
+    public init(direction: LatencyDirection, wallClockOffset: Int64, namespaces: NamespaceDirectory? = nil) {
         self.direction = direction
         self.wallClockOffset = wallClockOffset
+        self.namespaces = namespaces
     }
 
     static let endpointWidth = 22
@@ -24,7 +28,7 @@ public struct LatencyRenderer {
         if direction == .out { line += column("NAT:PORT", Self.endpointWidth) + "-> " }
         line += column("DADDR:DPORT", Self.endpointWidth) + column("SEQ", 11) + column("ACK", 11) + column("TIME", 16)
         line += column("TOTAL", 10) + direction.stages.map { column($0, 10) }.joined()
-        return line + column("PID", 8) + "COMM\n"
+        return line + column("PID", 8) + (namespaces == nil ? "COMM\n" : column("COMM", 17) + "NETNS\n")
     }
 
     /// Microseconds as the table shows them: fractions where they matter (below a millisecond).
@@ -75,7 +79,12 @@ public struct LatencyRenderer {
             }
         }
         out.padded(8, left: true) { $0.append(UInt64(e.pid)) }
-        withUnsafeBytes(of: e.comm) { out.append(String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)) }
+        if let label = namespaces?.label(e.netns) {
+            out.padded(17, left: true) { out in withUnsafeBytes(of: e.comm) { out.append(String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)) } }
+            out.append(label.display)
+        } else {
+            withUnsafeBytes(of: e.comm) { out.append(String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)) }
+        }
         out.append("\n")
     }
 
@@ -115,7 +124,13 @@ public struct LatencyRenderer {
                 else { out.append(raw.load(fromByteOffset: stage * 8, as: UInt64.self), decimals: 3) }
             }
         }
-        out.append("}}\n")
+        out.append("}")
+        if let label = namespaces?.label(e.netns) {
+            var writer = JSONWriter(continuing: true)
+            label.write(into: &writer)
+            out.append(writer.text)
+        }
+        out.append("}\n")
     }
 
     /// One --hist interval: a histogram per stage (those no segment passed have count 0), and the total.
@@ -123,6 +138,11 @@ public struct LatencyRenderer {
         public var time: Date
         public var seconds: Double
         public var stages: [LatencyHistogram]    // the direction's stages, then the total
+        /// Their namespace, when what is shown names it (-A, --netns).
+        public var namespace: NamespaceLabel?
+        public init(time: Date, seconds: Double, stages: [LatencyHistogram], namespace: NamespaceLabel? = nil) {
+            (self.time, self.seconds, self.stages, self.namespace) = (time, seconds, stages, namespace)
+        }
     }
 
     public var stageNames: [String] { direction.stages + ["TOTAL"] }
@@ -134,7 +154,9 @@ public struct LatencyRenderer {
         out.append(bytes: clock.localTime(now))
         out.append(" latency \(direction.rawValue), ")
         out.append(UInt64(max(0, interval.seconds) * 100), decimals: 2)
-        out.append(" s\n")
+        out.append(" s")
+        if let label = interval.namespace { out.append(", netns \(label.display)" + (label.display == String(label.inode) ? "" : " (\(label.inode))")) }
+        out.append("\n")
         out.append("STAGE     COUNT     P50(us)   P90(us)   P99(us)   MAX(us)\n")
         for (name, histogram) in zip(stageNames, interval.stages) {
             out.padded(10, left: true) { $0.append(name) }
@@ -178,6 +200,11 @@ public struct LatencyRenderer {
         out.append(UInt64(max(0, interval.seconds) * 1000), decimals: 3)
         out.append(",\"direction\":\"\(direction.rawValue)\",\"stages\":")
         stages(interval.stages, into: &out)
+        if let label = interval.namespace {
+            var writer = JSONWriter(continuing: true)
+            label.write(into: &writer)
+            out.append(writer.text)
+        }
         out.append("}\n")
         return String(decoding: out.bytes, as: UTF8.self)
     }

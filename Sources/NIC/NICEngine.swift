@@ -28,26 +28,49 @@ public struct QueueCounters: Sendable, Equatable {
     }
 }
 
-/// The nic programs loaded and attached for a set of interfaces of this network namespace
-/// (Linux >= 5.5, `tp_btf`; from 6.2 the `bpf_rdonly_cast` kfunc reads a frame's segment count
-/// without a helper call, and older kernels load programs that read it with one). Counts from
-/// `init` on.
+/// An interface of a namespace: ifindex 1 is in every one.
+public struct DeviceKey: Hashable, Sendable, Comparable {
+    public var netns: UInt32
+    public var ifindex: UInt32
+    public init(netns: UInt32, ifindex: UInt32) { (self.netns, self.ifindex) = (netns, ifindex) }
+    public static func < (a: Self, b: Self) -> Bool { (a.netns, a.ifindex) < (b.netns, b.ifindex) }
+}
+
+/// The cumulative counters of an interface's queues, per direction (index: queue).
+public struct DeviceReading: Sendable, Equatable {
+    public var tx: [QueueCounters] = []
+    public var rx: [QueueCounters] = []
+    public init(tx: [QueueCounters] = [], rx: [QueueCounters] = []) { (self.tx, self.rx) = (tx, rx) }
+}
+
+/// The nic programs loaded and attached (Linux >= 5.5, `tp_btf`; from 6.2 the
+/// `bpf_rdonly_cast` kfunc reads a frame's segment count without a helper call, and older
+/// kernels load programs that read it with one), for a set of interfaces of one network
+/// namespace, or for every device of every namespace (`everyNamespace`). Counts from `init` on.
 public final class NICEngine {
     public typealias Names = BPFObjects.Nic
     public static let maximumInterfaces = Int(NETACCT_NIC_INTERFACES)
     public static let maximumQueues = Int(NETACCT_NIC_QUEUES)
+    /// Every namespace: queues of devices counted at once.
+    public static let maximumDevices = Int(NETACCT_NIC_DEVICE_ENTRIES)
 
+    /// The interfaces counted, by slot (none with `everyNamespace`: every device is).
     public let interfaces: [NetworkInterface]
+    /// The namespace of `interfaces`, or 0: every namespace's devices.
+    public let namespace: UInt32
     private let object: BPFObject
     private let counters: PerCPUMap<UInt32, netacct_nic_counters>
+    private let devices: PerCPUMap<netacct_nic_device_key, netacct_nic_counters>
+    private let lost: PerCPUMap<UInt32, UInt64>
     /// Attached for as long as the engine lives.
     private let links: [Link]
     /// The programs loaded: with typed reads, or reading with a helper call (no bpf_rdonly_cast).
     public let programs: [Names.Program]
 
     /// Counts `interfaces` of the network namespace whose inode is `namespace` (default: this
-    /// process's own). `typedReads` false loads the older kernels' programs on any kernel (the
-    /// benchmark compares them); nil, as the kernel allows.
+    /// process's own; 0: every device of every namespace, `interfaces` empty). `typedReads`
+    /// false loads the older kernels' programs on any kernel (the benchmark compares them); nil,
+    /// as the kernel allows.
     public init(interfaces: [NetworkInterface], namespace: UInt32 = NetworkInterface.namespaceInode(),
                 typedReads: Bool? = nil, logger: Logger = Logger(label: "netacct.nic")) throws {
         let typed = try Self.checkKernel() && typedReads != false
@@ -58,6 +81,7 @@ public final class NICEngine {
             throw NetacctError("netacct nic counts at most \(Self.maximumInterfaces) interfaces at once, not \(interfaces.count).")
         }
         self.interfaces = interfaces
+        self.namespace = namespace
         let object = try BPFObject(image: BPFObjects.nic)
         try object.setReadOnlyGlobal(Names.Global.ifindexes, elements: interfaces.map(\.ifindex))
         try object.setReadOnlyGlobal(Names.Global.interfaceCount, to: UInt32(interfaces.count))
@@ -67,6 +91,8 @@ public final class NICEngine {
         try object.load()
         self.object = object
         counters = try PerCPUMap(object, name: Names.Map.counters)
+        devices = try PerCPUMap(object, name: Names.Map.devices)
+        lost = try PerCPUMap(object, name: Names.Map.lost)
         links = try programs.map { try object.program($0).attach() }
         logger.debug("nic programs attached", metadata: ["interfaces": "\(interfaces.map(\.name))"])
     }
@@ -96,6 +122,37 @@ public final class NICEngine {
                 $0 + QueueCounters(packets: $1.packets, bytes: $1.bytes, segments: $1.segments)
             }
         }
+    }
+
+    /// Every namespace: the cumulative counters of each device that has counted a frame, by
+    /// namespace and ifindex (each direction's queues up to the highest that counted).
+    public func readDevices() throws -> [DeviceKey: DeviceReading] {
+        var result: [DeviceKey: DeviceReading] = [:]
+        for (key, values) in try devices.entries() {
+            let device = DeviceKey(netns: key.netns, ifindex: key.ifindex)
+            let queue = Int(key.queue)
+            let counters = values.reduce(QueueCounters()) { $0 + QueueCounters(packets: $1.packets, bytes: $1.bytes, segments: $1.segments) }
+            func put(_ queues: inout [QueueCounters]) {
+                if queues.count <= queue { queues += Array(repeating: QueueCounters(), count: queue + 1 - queues.count) }
+                queues[queue] = counters
+            }
+            if key.direction == UInt16(Direction.tx.rawValue) { put(&result[device, default: DeviceReading()].tx) } else { put(&result[device, default: DeviceReading()].rx) }
+        }
+        return result
+    }
+
+    /// Every namespace: takes the counters of devices gone (their namespace, or themselves)
+    /// out of the kernel's table, which would fill up otherwise.
+    public func forget(_ gone: Set<DeviceKey>) throws {
+        guard !gone.isEmpty else { return }
+        for (key, _) in try devices.entries() where gone.contains(DeviceKey(netns: key.netns, ifindex: key.ifindex)) {
+            try devices.delete(key)
+        }
+    }
+
+    /// Every namespace: frames not counted, the table of devices being full.
+    public func lostFrames() throws -> UInt64 {
+        try lost.lookupSummed(0) ?? 0
     }
 
     /// Kernel run-time statistics of the two programs (needs kernel.bpf_stats_enabled=1).

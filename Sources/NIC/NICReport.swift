@@ -15,11 +15,14 @@ public struct NICInterval: Sendable {
         public var ifindex: UInt32
         public var tx: Direction
         public var rx: Direction
-        public init(name: String, ifindex: UInt32, tx: Direction, rx: Direction) {
+        /// Its namespace, when what is shown names it (`-A`, `--netns`).
+        public var namespace: NamespaceLabel?
+        public init(name: String, ifindex: UInt32, tx: Direction, rx: Direction, namespace: NamespaceLabel? = nil) {
             self.name = name
             self.ifindex = ifindex
             self.tx = tx
             self.rx = rx
+            self.namespace = namespace
         }
     }
 
@@ -34,7 +37,7 @@ public enum NICRenderer {
     public static func table(_ interval: NICInterval) -> String {
         var lines = [Units.clock(interval.time) + "  (\(Units.seconds(interval.seconds)))"]
         for interface in interval.interfaces {
-            lines.append("\(interface.name) (ifindex \(interface.ifindex))")
+            lines.append("\(interface.name) (ifindex \(interface.ifindex))" + (interface.namespace.map { "  netns \(Self.describe($0))" } ?? ""))
             for (title, direction) in [("TX", interface.tx), ("RX", interface.rx)] {
                 lines.append(title)
                 lines.append(row("QueueID", "avg_size", "BPS", "PPS", "segments/s"))
@@ -47,6 +50,14 @@ public enum NICRenderer {
         }
         lines.append(String(repeating: "-", count: 60))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `ns1 (4026532290, container 3f2a…)`: the name shown, then the inode and what runs there.
+    static func describe(_ label: NamespaceLabel) -> String {
+        var details: [String] = []
+        if label.display != String(label.inode) { details.append(String(label.inode)) }
+        if let workload = label.workload, workload.name != label.display { details.append("\(workload.kind.rawValue) \(workload.name)") }
+        return details.isEmpty ? label.display : "\(label.display) (\(details.joined(separator: ", ")))"
     }
 
     static func row(_ queue: String, _ counters: QueueCounters, seconds: Double) -> String {
@@ -84,6 +95,7 @@ public enum NICRenderer {
         out.begin("{")
         out.field("name", string: interface.name)
         out.field("ifindex", number: String(interface.ifindex))
+        interface.namespace?.write(into: &out)
         for (key, direction) in [("tx", interface.tx), ("rx", interface.rx)] {
             out.key(key)
             out.begin("{")

@@ -4,6 +4,13 @@
 public struct JSONWriter {
     public init(capacity: Int = 1 << 12) { buffer = TextBuffer(capacity: capacity) }
 
+    /// A writer for more fields of an object whose first ones are already written elsewhere
+    /// (its text begins with a comma).
+    public init(continuing: Bool) {
+        self.init(capacity: 256)
+        needsComma = continuing
+    }
+
     var buffer: TextBuffer
     var needsComma = false
 

@@ -10,11 +10,16 @@ public enum NetworkNamespace {
         return UInt32(truncatingIfNeeded: info.st_ino)
     }
 
-    /// The inode of process `pid`'s network namespace, nil when it cannot be read (gone).
+    /// The inode of process `pid`'s network namespace, nil when it cannot be read (gone). Read
+    /// from the link's text (`net:[4026531840]`): following it (a stat) is refused where the
+    /// link can still be read (PID 1 of a sandbox, say), and costs more.
     public static func inode(ofProcess pid: Int32) -> UInt32? {
-        var info = stat()
-        guard stat("/proc/\(pid)/ns/net", &info) == 0 else { return nil }
-        return UInt32(truncatingIfNeeded: info.st_ino)
+        var link = [CChar](repeating: 0, count: 32)
+        let count = readlink("/proc/\(pid)/ns/net", &link, link.count)
+        guard count > 6 else { return nil }
+        let text = link.prefix(count).map { UInt8(bitPattern: $0) }
+        guard text.starts(with: Array("net:[".utf8)), text.last == UInt8(ascii: "]") else { return nil }
+        return UInt32(String(decoding: text.dropFirst(5).dropLast(), as: UTF8.self))
     }
 
     /// Runs `body` on the calling thread inside the network namespace at `path`
@@ -34,34 +39,5 @@ public enum NetworkNamespace {
             precondition(netacct_enter_network_namespace(home) == 0, "cannot return to this thread's network namespace: errno \(errno)")
         }
         return try body()
-    }
-
-    /// Every network namespace with a process in it or a name in /run/netns, by inode: a path
-    /// that opens each. `cache` keeps each PID's namespace from one call to the next (a
-    /// namespace's processes do not move, and a new PID is read once).
-    public static func all(cache: inout [Int32: UInt32]) -> [UInt32: String] {
-        var found: [UInt32: String] = [:]
-        var seen: [Int32: UInt32] = [:]
-        if let proc = opendir("/proc") {
-            defer { closedir(proc) }
-            while let entry = readdir(proc) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard let pid = Int32(name), let netns = cache[pid] ?? inode(ofProcess: pid) else { continue }
-                seen[pid] = netns
-                if found[netns] == nil { found[netns] = "/proc/\(pid)/ns/net" }
-            }
-        }
-        cache = seen
-        if let named = opendir("/run/netns") {
-            defer { closedir(named) }
-            while let entry = readdir(named) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                var info = stat()
-                guard !name.hasPrefix("."), stat("/run/netns/\(name)", &info) == 0 else { continue }
-                let netns = UInt32(truncatingIfNeeded: info.st_ino)
-                if found[netns] == nil { found[netns] = "/run/netns/\(name)" }
-            }
-        }
-        return found
     }
 }

@@ -53,12 +53,22 @@ public struct IntervalRunner {
     }
 
     /// `interval(seconds)`: the text of an interval that lasted `seconds`, and whether it is
-    /// the last. `losses`: what to say after each. `summary`: a last line, if any.
+    /// the last. `losses`: what to say after each. `summary`: a last line, if any. `tick`:
+    /// what to do at least every second meanwhile (follow what comes and goes).
     public func run(from start: Double = StopSignals.now(), _ interval: (_ seconds: Double) throws -> (text: String, last: Bool),
-                    losses: () throws -> String = { "" }, summary: (_ shown: Int) throws -> String = { _ in "" }) throws {
+                    losses: () throws -> String = { "" }, summary: (_ shown: Int) throws -> String = { _ in "" },
+                    tick: (() throws -> Void)? = nil) throws {
         var start = start, shown = 0
         while count.map({ shown < $0 }) ?? true {
-            let stopped = signals.wait(until: start + seconds) != nil
+            var stopped = false
+            if let tick {
+                while !stopped && StopSignals.now() < start + seconds {
+                    stopped = signals.wait(until: min(start + seconds, StopSignals.now() + 1)) != nil
+                    if !stopped { try tick() }
+                }
+            } else {
+                stopped = signals.wait(until: start + seconds) != nil
+            }
             let end = StopSignals.now()
             let (text, last) = try interval(end - start)
             guard try signals.write(Array(text.utf8), to: output.rawValue) == .written else { break }

@@ -9,8 +9,8 @@
 /// - pods: `…/kubepods-besteffort-pod<uid>.slice` (systemd, uid with `_`), `…/pod<uid>` (cgroupfs).
 ///
 /// A container inside a pod is the container; a process in the pod's own cgroup is the pod.
-public struct Workload: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+public struct Workload: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
         case unit, container, pod, other
     }
 

@@ -37,6 +37,9 @@ public final class Daemon {
         public var replyBudget = 16 << 20
         /// Also host the nic collector (API verb `nic`) for the interfaces up at start.
         public var nic = false
+        /// The nic, latency and drops collectors cover every network namespace (their series
+        /// labelled with each one's), not only the daemon's.
+        public var allNamespaces = false
         /// Also host the latency collector (API verb `latency`): per-stage histograms in and out.
         public var latency = false
         /// Also count per socket (API verb `sockets`, for `netacct top --connections`).
@@ -103,20 +106,22 @@ public final class Daemon {
         var others: [any Collector] = []
         if configuration.connections { others.append(SocketsCollector(engine: engine)) }
         if configuration.nic, let nic = try Self.optional("nic", logger: logger, {
-            NICCollector(engine: try NICEngine(interfaces: try NICApp.interfaces(named: []), logger: logger))
+            NICCollector(monitor: try NICMonitor(scope: configuration.allNamespaces ? .all : .current, names: [], logger: logger))
         }) {
             others.append(nic)
         }
         if configuration.latency, let latency = try Self.optional("latency", logger: logger, {
-            try LatencyCollector(engines: try LatencyDirection.allCases.map {
-                try LatencyEngine(direction: $0, filter: LatencyFilter(), histograms: true, logger: logger)
-            })
+            let every = configuration.allNamespaces
+            return try LatencyCollector(engines: try LatencyDirection.allCases.map {
+                try LatencyEngine(direction: $0, filter: LatencyFilter(), histograms: true, namespace: every ? 0 : NetworkNamespace.inode(), logger: logger)
+            }, allNamespaces: every)
         }) {
             others.append(latency)
         }
         let (top, pids) = (configuration.metricsTop, configuration.metricsPIDs)
         if configuration.drops, let drops = try Self.optional("drops", logger: logger, {
-            DropsCollector(engine: try DropsEngine(filter: DropFilter(), summary: true, logger: logger), top: top, pids: pids)
+            DropsCollector(engine: try DropsEngine(filter: DropFilter(), summary: true, namespace: configuration.allNamespaces ? 0 : NetworkNamespace.inode(), logger: logger),
+                           top: top, pids: pids)
         }) {
             others.append(drops)
         }

@@ -18,10 +18,14 @@ final class DropsCollector: Collector {
     private var counts: AttributedCounts<DropLabel>
     /// When each socket's count last moved.
     private var lastChange: [DropKey: Double] = [:]
+    /// Every namespace (`--all-namespaces`): their names, read again at most once a second.
+    private var namespaces: NamespaceDirectory?
+    private var named = -Double.infinity
 
     init(engine: DropsEngine, top: Int, pids: Bool) {
         precondition(engine.summary, "the engine counts in the kernel")
         self.engine = engine
+        namespaces = engine.namespace == 0 ? NamespaceDirectory(scope: .all) : nil
         summary = DropsSummary(reasons: engine.reasons, pids: [], counted: [:], totals: [:])
         counts = AttributedCounts(top: top, pids: pids)
     }
@@ -33,7 +37,12 @@ final class DropsCollector: Collector {
     /// Adds the drops counted since the last reading; returns whether there were any.
     private func read(now: Double = StopSignals.now()) throws -> Bool {
         let current = try engine.counted(), before = summary.counted
-        let rows = summary.interval(counted: current, totals: try engine.totalsByReason()) { engine.owner(of: $0, rescanning: false) }
+        if namespaces != nil, now - named >= 1 {
+            _ = namespaces?.refresh()
+            named = now
+        }
+        let label = namespaces.map { directory in { directory.label($0) } }
+        let rows = summary.interval(counted: current, totals: try engine.totalsByReason(), namespace: label) { engine.owner(of: $0, rescanning: false) }
         counts.add(Self.tally(rows))
         for (key, value) in current where before[key] != value { lastChange[key] = now }
         let idle = current.keys.filter { now - (lastChange[$0] ?? now) >= Self.idleSeconds }
@@ -49,7 +58,7 @@ final class DropsCollector: Collector {
     static func tally(_ rows: [DropsRenderer.Interval.Row]) -> [AttributedCounts<DropLabel>.Owner?: Tally<DropLabel>] {
         var batch: [AttributedCounts<DropLabel>.Owner?: Tally<DropLabel>] = [:]
         for row in rows {
-            batch[row.owner.map { .init(comm: $0.comm, pid: $0.pid, cgroup: $0.cgroup) }, default: .zero][DropLabel(reason: row.reason, proto: row.proto)] += row.count
+            batch[row.owner.map { .init(comm: $0.comm, pid: $0.pid, cgroup: $0.cgroup) }, default: .zero][DropLabel(reason: row.reason, proto: row.proto, netns: row.namespace)] += row.count
         }
         return batch
     }
@@ -70,7 +79,9 @@ final class DropsCollector: Collector {
     /// By reason and protocol: in all, per group, per cgroup.
     static func write(_ counts: AttributedCounts<DropLabel>, into out: inout PrometheusText) {
         counts.write(&out, "drops_total", .counter, help: "incoming TCP and UDP packets the kernel dropped, by reason (the kernel's name) and protocol (netacct drops)") { out, name, labels, tally in
-            for drop in tally.dropCounts { out.sample(name, labels + [("reason", drop.reason), ("protocol", drop.protocol)], drop.count) }
+            for (label, count) in tally.counts.sorted(by: { ($0.key.reason, $0.key.proto, $0.key.netns?.inode ?? 0) < ($1.key.reason, $1.key.proto, $1.key.netns?.inode ?? 0) }) {
+                out.sample(name, labels + [("reason", label.reason), ("protocol", label.proto)] + (label.netns?.metricLabels ?? []), count)
+            }
         }
     }
 
@@ -84,12 +95,14 @@ final class DropsCollector: Collector {
 struct DropLabel: TallyLabel {
     var reason: String
     var proto: String
+    /// Its network namespace (a daemon that follows every one: `--all-namespaces`).
+    var netns: NamespaceLabel? = nil
 }
 
 extension Tally<DropLabel> {
-    /// By reason and protocol.
+    /// By reason and protocol (and namespace).
     var dropCounts: [DropCount] {
-        counts.map { DropCount(reason: $0.key.reason, protocol: $0.key.proto, count: $0.value) }
-            .sorted { ($0.reason, $0.protocol) < ($1.reason, $1.protocol) }
+        counts.map { DropCount(reason: $0.key.reason, protocol: $0.key.proto, count: $0.value, netns: $0.key.netns.map(NamespaceRecord.init)) }
+            .sorted { ($0.reason, $0.protocol, $0.netns?.inode ?? 0) < ($1.reason, $1.protocol, $1.netns?.inode ?? 0) }
     }
 }

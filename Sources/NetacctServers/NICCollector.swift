@@ -5,47 +5,66 @@ import NetacctKit
 /// The nic tool as a collector (`netacct daemon --nic`): verb `nic`, each counted interface's
 /// cumulative frames, bytes and segments per TX and RX queue since the daemon started (the
 /// field names of `netacct nic --json`; a client takes the differences). The interfaces are
-/// those that were up in the daemon's network namespace when it started.
+/// those that were up in the daemon's network namespace when it started, or with
+/// `--all-namespaces` every up interface of every namespace, followed as they come and go (each
+/// with its namespace: `netns`, and `container`, `pod` or `unit` on its series).
 final class NICCollector: Collector {
-    let engine: NICEngine
+    let monitor: NICMonitor
+    private var refreshed = -Double.infinity
 
-    init(engine: NICEngine) {
-        self.engine = engine
+    init(monitor: NICMonitor) {
+        self.monitor = monitor
     }
 
     var verb: DaemonAPI.Verb { .nic }
-    /// The kernel keeps the counters: nothing to do between requests.
-    func maintain(interval: Double) throws -> Bool { false }
 
-    func answer(client: APIClientID) throws -> any DaemonReply {
-        NICReply(interfaces: try engine.interfaces.enumerated().map { slot, interface in
-            // Queues can appear (ethtool -L): read /sys again; a device gone counts no more.
-            let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
-            return InterfaceRecord(NICInterval.Interface(name: interface.name, ifindex: interface.ifindex,
-                                                         tx: .init(queues: try engine.read(slot: slot, .tx, queues: now.txQueues)),
-                                                         rx: .init(queues: try engine.read(slot: slot, .rx, queues: now.rxQueues))))
-        })
+    /// Namespaces and interfaces read again (queues can appear, `ethtool -L`; a device gone
+    /// counts no more), at most once a second.
+    func maintain(interval: Double) throws -> Bool {
+        let now = StopSignals.now()
+        guard now - refreshed >= 1 else { return false }
+        refreshed = now
+        return !(try monitor.refresh()).isEmpty
     }
 
-    var losses: [String] { [] }
+    private var rows: [NICInterval.Interface] {
+        get throws {
+            _ = try maintain(interval: 0)
+            let readings = try monitor.read()
+            let labelled = monitor.namespaces.scope.labelled
+            return monitor.ordered.compactMap { key, device in
+                readings[key].map {
+                    NICInterval.Interface(name: device.interface.name, ifindex: key.ifindex, tx: .init(queues: $0.tx), rx: .init(queues: $0.rx),
+                                          namespace: labelled ? device.namespace : nil)
+                }
+            }
+        }
+    }
+
+    func answer(client: APIClientID) throws -> any DaemonReply {
+        NICReply(interfaces: try rows.map(InterfaceRecord.init))
+    }
+
+    var losses: [String] {
+        guard let lost = try? monitor.engine.lostFrames(), lost > 0 else { return [] }
+        return ["\(lost) frames not counted by nic (its table of devices was full)"]
+    }
 
     /// Per interface, queue and direction: frames, bytes and (segmentation offload) segments.
     func writeMetrics(into out: inout PrometheusText) {
-        var rows: [(interface: String, queue: Int, direction: String, counters: QueueCounters)] = []
-        for (slot, interface) in engine.interfaces.enumerated() {
-            let now = NetworkInterface.named(interface.name).flatMap { $0.ifindex == interface.ifindex ? $0 : nil } ?? interface
-            for (direction, queues) in [(NICEngine.Direction.tx, now.txQueues), (.rx, now.rxQueues)] {
-                guard let counters = try? engine.read(slot: slot, direction, queues: queues) else { continue }
-                for (queue, c) in counters.enumerated() { rows.append((interface.name, queue, direction == .tx ? "tx" : "rx", c)) }
+        var samples: [(labels: [(String, String)], counters: QueueCounters)] = []
+        for interface in (try? rows) ?? [] {
+            for (direction, queues) in [("tx", interface.tx.queues), ("rx", interface.rx.queues)] {
+                for (queue, c) in queues.enumerated() {
+                    samples.append(([("interface", interface.name), ("queue", String(queue)), ("direction", direction)] + (interface.namespace?.metricLabels ?? []), c))
+                }
             }
         }
         for (name, help, value) in [("netacct_nic_frames_total", "frames per interface queue (as the driver sees them: a GSO/GRO frame is one)", \QueueCounters.packets),
                                     ("netacct_nic_bytes_total", "bytes per interface queue", \QueueCounters.bytes),
                                     ("netacct_nic_segments_total", "TCP/UDP segments per interface queue (a GSO/GRO frame counts its segments)", \QueueCounters.segments)] {
             out.family(name, .counter, help: help)
-            for row in rows {
-                out.sample(name, [("interface", row.interface), ("queue", String(row.queue)), ("direction", row.direction)], row.counters[keyPath: value])
-            }
+            for sample in samples { out.sample(name, sample.labels, sample.counters[keyPath: value]) }
         }
     }
 }
@@ -57,6 +76,7 @@ extension InterfaceRecord {
             return QueuesRecord(queues: direction.queues.enumerated().map { .init(queue: $0, packets: $1.packets, bytes: $1.bytes, segments: $1.segments) },
                                 total: .init(queue: nil, packets: total.packets, bytes: total.bytes, segments: total.segments))
         }
-        self.init(name: interface.name, ifindex: interface.ifindex, tx: record(interface.tx), rx: record(interface.rx))
+        self.init(name: interface.name, ifindex: interface.ifindex, tx: record(interface.tx), rx: record(interface.rx),
+                  netns: interface.namespace.map(NamespaceRecord.init))
     }
 }

@@ -18,6 +18,32 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// `-A`/`--all-namespaces` and `--netns`, for the tools that count a network namespace's
+/// packets (nic, drops, latency): without either, the namespace netacct runs in.
+struct NamespaceOptions: ParsableArguments {
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: ArgumentHelp("""
+        Every network namespace of the host (containers, pods, ip netns), those made while         netacct runs included; each row names its namespace. Default: the namespace netacct runs in.
+        """))
+    var allNamespaces = false
+
+    @Option(help: ArgumentHelp("""
+        One network namespace, without ip netns exec: a name in /run/netns, a PID (its         /proc/PID/ns/net) or a path to a namespace file.
+        """, valueName: "name|pid|path"))
+    var netns: String?
+
+    func validate() throws {
+        if allNamespaces && netns != nil { throw ValidationError("-A/--all-namespaces and --netns choose the namespaces two ways: give one of them.") }
+        if let netns { try Check.notEmpty(netns, "--netns", "a namespace's name, PID or path") }
+    }
+
+    /// What they choose (a --netns that opens no namespace is an error that says so).
+    func scope() throws -> NamespaceScope {
+        if allNamespaces { return .all }
+        if let netns { return try NamespaceScope.named(netns) }
+        return .current
+    }
+}
+
 /// `--engine`, for the commands that count traffic per process.
 struct EngineOption: ParsableArguments {
     enum Choice: String, CaseIterable, ExpressibleByArgument {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import NIC
+import NetacctKit
 import Testing
 
 /// The nic tool's model and rendering, without a kernel: interfaces read from a made-up

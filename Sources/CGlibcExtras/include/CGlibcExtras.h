@@ -14,4 +14,7 @@ int netacct_terminal_size(int fd, unsigned short *rows, unsigned short *columns)
 
 /* Moves the calling thread into the network namespace open at `fd`; 0, or -1 with errno. */
 int netacct_enter_network_namespace(int fd);
+
+/* The type of the namespace open at `fd` (CLONE_NEWNET…: NS_GET_NSTYPE), or -1 with errno. */
+int netacct_namespace_type(int fd);
 #endif

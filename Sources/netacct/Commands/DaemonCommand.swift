@@ -45,6 +45,9 @@ struct DaemonCommand: ParsableCommand {
     @Flag(help: "Also count each interface's TX/RX queues (API verb nic), for the interfaces up at start.")
     var nic = false
 
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "The nic, latency and drops collectors cover every network namespace of the host (containers, pods, ip netns; those made later too), their series labelled netns and container, pod or unit; default: the daemon's own.")
+    var allNamespaces = false
+
     @Flag(help: "Also time TCP segments through the kernel's layers, in and out (API verb latency): per-stage histograms counted in the kernel.")
     var latency = false
 
@@ -154,6 +157,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.idleTimeout = idleTimeout
         configuration.maximumClients = maxClients
         configuration.nic = nic
+        configuration.allNamespaces = allNamespaces
         configuration.latency = latency
         configuration.connections = connections
         configuration.drops = drops

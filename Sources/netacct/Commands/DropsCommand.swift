@@ -10,7 +10,8 @@ struct DropsCommand: ParsableCommand {
             COMM are the owner of the socket the packet was for, or - when there is none. \
             --summary counts in the kernel and shows, every interval, the drops per reason, \
             protocol and owner. Packets are those that came in on an interface of the network \
-            namespace netacct runs in. \
+            namespace netacct runs in, of another (--netns), or of any (-A: each drop names its \
+            namespace, those made later included). \
             Needs Linux >= 6.12 with BTF.
             """
     )
@@ -48,6 +49,8 @@ struct DropsCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many drops (or intervals with --summary).", valueName: "n"))
     var count: Int?
 
+    @OptionGroup var namespaces: NamespaceOptions
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -73,6 +76,9 @@ struct DropsCommand: ParsableCommand {
         configuration.summary = summary ? interval ?? 1 : nil
         configuration.json = json
         configuration.count = count
-        try reportingErrors { try DropsApp(configuration, logger: logger).run() }
+        try reportingErrors {
+            configuration.scope = try namespaces.scope()
+            try DropsApp(configuration, logger: logger).run()
+        }
     }
 }

@@ -52,6 +52,8 @@ struct LatencyCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many segments (or intervals with --hist).", valueName: "n"))
     var count: Int?
 
+    @OptionGroup var namespaces: NamespaceOptions
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -79,6 +81,9 @@ struct LatencyCommand: ParsableCommand {
         configuration.histograms = hist ? interval ?? 1 : nil
         configuration.json = json
         configuration.count = count
-        try reportingErrors { try LatencyApp(configuration, logger: logger).run() }
+        try reportingErrors {
+            configuration.scope = try namespaces.scope()
+            try LatencyApp(configuration, logger: logger).run()
+        }
     }
 }

@@ -8,7 +8,9 @@ struct NICCommand: ParsableCommand {
         discussion: """
             Frames and bytes are what the device's own statistics count (the link-layer header \
             included, a GSO/GRO super-packet once); segments are the wire segments they stand \
-            for. The interfaces are those of the network namespace netacct runs in. \
+            for. The interfaces are those of the network namespace netacct runs in, of another \
+            (--netns), or of every one (-A: each namespace's up interfaces, those of namespaces \
+            made later included, each row naming its namespace). \
             Needs BTF and tp_btf (Linux >= 5.5; run on 6.1 and 6.18): before 6.2 each frame's segment count costs a helper call more.
             """
     )
@@ -28,6 +30,8 @@ struct NICCommand: ParsableCommand {
     @Flag(help: "One JSON object per interval, one per line (counts in the interval).")
     var json = false
 
+    @OptionGroup var namespaces: NamespaceOptions
+
     @OptionGroup var global: GlobalOptions
 
     var seconds: Double { intervalOption ?? interval ?? 1 }
@@ -46,6 +50,9 @@ struct NICCommand: ParsableCommand {
         configuration.interval = seconds
         configuration.count = count
         configuration.json = json
-        try reportingErrors { try NICApp(configuration, logger: logger).run() }
+        try reportingErrors {
+            configuration.scope = try namespaces.scope()
+            try NICApp(configuration, logger: logger).run()
+        }
     }
 }

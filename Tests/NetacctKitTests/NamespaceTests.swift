@@ -1,0 +1,57 @@
+import Foundation
+import Glibc
+@testable import NetacctKit
+import Testing
+
+/// How a network namespace is named by what runs in it, how --netns is read, and the
+/// interfaces rtnetlink lists.
+struct NamespaceTests {
+    @Test func aNamespaceIsNamedByTheWorkloadItsProcessesAgreeOn() {
+        let id = String(repeating: "ab", count: 32), other = String(repeating: "cd", count: 32)
+        let uid = "4f1c2a9e-0b7d-4c3e-9a51-000000000003"
+        let pod = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+        // A pod: its pause container and its app container share the namespace.
+        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "\(pod)/cri-containerd-\(other).scope"])
+                == Workload(kind: .pod, name: uid))
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope"]) == Workload(kind: .container, name: String(id.prefix(12))))
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service"]) == Workload(kind: .unit, name: "nginx.service"))
+        // Two containers, or a container and a unit, or a unit and a plain cgroup: none.
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", "/system.slice/docker-\(other).scope"]) == nil)
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", "/system.slice/nginx.service"]) == nil)
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service", "/init"]) == nil)
+        #expect(NamespaceDirectory.workload(of: []) == nil)
+    }
+
+    @Test func aLabelShowsItsNameElseItsWorkloadElseHostElseItsInode() {
+        let container = Workload(kind: .container, name: "3f2a1b0c9d8e")
+        #expect(NamespaceLabel(inode: 7, name: "blue", workload: container).display == "blue")
+        #expect(NamespaceLabel(inode: 7, workload: container).display == "3f2a1b0c9d8e")
+        #expect(NamespaceLabel(inode: 7, isHost: true).display == "host")
+        #expect(NamespaceLabel(inode: 7).display == "7")
+        var out = JSONWriter()
+        out.begin("{")
+        NamespaceLabel(inode: 7, workload: container).write(into: &out)
+        out.end("}")
+        #expect(out.text == #"{"netns":{"inode":7,"name":null,"container":"3f2a1b0c9d8e","pod":null,"unit":null,"host":false}}"#)
+        #expect(NamespaceLabel(inode: 7, name: "blue", workload: container).metricLabels.map { "\($0.0)=\($0.1)" } == ["netns=blue", "container=3f2a1b0c9d8e"])
+    }
+
+    @Test func netnsIsANameAPIDOrAPathAndNothingElse() throws {
+        let own = try NamespaceScope.named(String(getpid()))
+        #expect(own == .one(path: "/proc/\(getpid())/ns/net", inode: NetworkNamespace.inode()))
+        #expect(try NamespaceScope.named("/proc/self/ns/net") == .one(path: "/proc/self/ns/net", inode: NetworkNamespace.inode()))
+        #expect(throws: NetacctError.self) { try NamespaceScope.named("no-such-namespace-\(getpid())") }
+        #expect(throws: NetacctError.self) { try NamespaceScope.named("/proc/self/ns/uts") }
+        #expect(NamespaceScope.all.filterInode == 0 && !NamespaceScope.current.labelled && NamespaceScope.all.labelled)
+    }
+
+    @Test(.enabled(if: getuid() == 0, "enters namespaces: needs root"))
+    func rtnetlinkListsWhatSysfsShows() throws {
+        // This thread's own namespace, by both sources: the same interfaces.
+        let sysfs = NetworkInterface.all()
+        let netlink = try RouteNetlink.links().sorted { $0.name < $1.name }
+        #expect(netlink.map(\.name) == sysfs.map(\.name))
+        #expect(netlink.map(\.ifindex) == sysfs.map(\.ifindex))
+        #expect(netlink.map(\.isUp) == sysfs.map(\.isUp))
+    }
+}
