@@ -329,6 +329,31 @@ struct AllNamespacesTests {
         #expect(!err.contains("not followed by latency"))
     }
 
+    @Test func latencyHistogramsAndDropsSummariesAreEachNamespacesOwn() throws {
+        let host = try ContainerHost(spokes: 2)
+        let dropsBefore = try (1...2).map { try host.snmp(host.spokes[$0]!.namespace, "Udp", "RcvbufErrors") }
+        let latency = try ToolRun("latency", ["in", "-A", "--hist", "0.5", "--count", "8"], ready: "latency follows every network namespace")
+        let drops = try ToolRun("drops", ["-A", "--summary", "0.5", "--count", "8"], ready: "drops program attached")
+        try host.sendTCP(to: 1, 5)
+        try host.sendTCP(to: 2, 3)
+        try host.sendUDP(to: 1, 30, bytes: 1000)
+        try host.sendUDP(to: 2, 20, bytes: 1000)
+        let histograms = try latency.finish(timeout: 30), summaries = try drops.finish(timeout: 30)
+        #expect(histograms.status == 0 && summaries.status == 0, "\(histograms.err) \(summaries.err)")
+        for (index, segments) in [(1, 5), (2, 3)] {
+            let spoke = host.spokes[index]!
+            func named(_ object: [String: Any]) -> Bool { (object["netns"] as? [String: Any])?["name"] as? String == spoke.namespace }
+            // Each interval's histograms are per namespace: this one's hold its segments only.
+            let counted = histograms.objects.filter(named).flatMap { $0["stages"] as? [[String: Any]] ?? [] }
+                .filter { $0["stage"] as? String == "total" }.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }
+            #expect(counted == segments, "spoke \(index)")
+            let dropped = try host.snmp(spoke.namespace, "Udp", "RcvbufErrors") - dropsBefore[index - 1]
+            let rows = summaries.objects.flatMap { $0["drops"] as? [[String: Any]] ?? [] }.filter(named)
+            #expect(dropped > 0 && UInt64(rows.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }) == dropped, "spoke \(index)")
+            #expect(rows.allSatisfy { $0["pid"] as? Int == Int(spoke.server.processIdentifier) && $0["reason"] as? String == "SOCKET_RCVBUFF" })
+        }
+    }
+
     @Test func netnsTakesANameAPIDOrAPath() throws {
         let host = try ContainerHost(spokes: 2)
         let spoke = host.spokes[1]!
