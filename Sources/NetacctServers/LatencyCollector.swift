@@ -74,11 +74,13 @@ final class LatencyCollector: Collector {
             }
         }
         let unfollowed = "netacct_latency_unfollowed_segments_total"
-        out.family(unfollowed, .counter, help: "segments not timed, by why: table_full, socket_full (its socket's queue of segments full), dropped, left_the_path (in: forwarded, no socket), namespaces_full (every namespace: no histograms left)")
+        out.family(unfollowed, .counter, help: "segments not timed, by why: table_full, socket_full (its socket's queue of segments full), dropped, left_the_path (in: forwarded, no socket), and with --all-namespaces namespaces_full (no histograms left for their namespace)")
         for engine in engines {
             guard let losses = try? engine.losses() else { continue }
-            for (reason, value) in [("table_full", losses.tableFull), ("socket_full", losses.socketFull),
-                                    ("dropped", losses.dropped), ("left_the_path", losses.leftThePath), ("namespaces_full", losses.namespacesFull)] {
+            var reasons = [("table_full", losses.tableFull), ("socket_full", losses.socketFull),
+                           ("dropped", losses.dropped), ("left_the_path", losses.leftThePath)]
+            if namespaces != nil { reasons.append(("namespaces_full", losses.namespacesFull)) }
+            for (reason, value) in reasons {
                 out.sample(unfollowed, [("direction", engine.direction.rawValue), ("reason", reason)], value)
             }
         }

@@ -23,6 +23,12 @@ import NetacctKit
 // BPF ns per frame of the nic programs on each hook, beside empty programs on the same hooks,
 // under a UDP flood over a veth pair between two namespaces it makes (NICBenchmark.swift).
 //
+// netacct-bench namespaces <netacct binary> [frames] [rounds] [seconds]
+//
+// Every network namespace with 50 on the host: nic's per-frame cost counting one namespace and
+// counting all, beside empty programs; the CPU of `nic -A`, `drops -A` and `latency in -A`
+// quiet and with a namespace made and removed every second (NamespacesBenchmark.swift).
+
 // netacct-bench wire [datagrams] [megabytes] [rounds]
 //
 // BPF ns per frame and per call of the wire programs on each hook, beside empty programs on the
@@ -70,6 +76,7 @@ let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
     "metrics": runMetricsBenchmark, "wire": runWireBenchmark, "tcp": runTCPHealthBenchmark,
+    "namespaces": runNamespacesBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))
