@@ -8,9 +8,11 @@
  * unique only within one). Counters are per CPU, indexed by interface slot, direction and
  * queue: plain increments, summed by user space.
  *
- * With `netns_inum` 0 every device of every namespace is counted instead, by (namespace,
- * ifindex, direction, queue) in a per-CPU hash: one lookup per frame, the namespace a field of
- * its key (-A, which follows namespaces made later from their first frame).
+ * With `netns_inum` 0 every device of every namespace is counted instead (-A, which follows
+ * namespaces made later from their first frame): each (namespace, ifindex, direction, queue)
+ * gets a slot of a per-CPU array on its first frame, which each CPU keeps in a small cache, so
+ * that a frame costs an array lookup or two as in one namespace, and a hash lookup only when a
+ * CPU meets a device queue it has not met lately.
  */
 #include "netdev.h"
 #include <bpf/bpf_helpers.h>
@@ -34,14 +36,46 @@ struct {
 	__type(value, struct netacct_nic_counters);
 } counters SEC(".maps");
 
+/*
+ * Every namespace: a device queue's slot (its key's), given on its first frame from the free
+ * slots user space keeps in `free_slots` (and gives back, zeroed, once the device has gone).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NETACCT_NIC_DEVICE_ENTRIES);
 	__type(key, struct netacct_nic_device_key);
-	__type(value, struct netacct_nic_counters);
-} devices SEC(".maps");
+	__type(value, __u32);
+} slots SEC(".maps");
 
-/* Frames of every-namespace mode that found no room in `devices` (per CPU, one slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, NETACCT_NIC_DEVICE_ENTRIES);
+	__type(value, __u32);
+} free_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETACCT_NIC_DEVICE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct netacct_nic_counters);
+} device_counters SEC(".maps");
+
+/*
+ * A hash lookup per frame costs three times the rest: each CPU keeps the keys it met and their
+ * slots, one per entry of a small direct-mapped cache (the entry a cheap mix of the key's
+ * fields picks: one compare per frame). User space empties every CPU's cache when it takes
+ * slots from devices gone, and again when it gives them back a second later (after any
+ * program that read them then has long finished), so no CPU counts into a slot that has
+ * changed hands.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct netacct_nic_slot_cache);
+} cache SEC(".maps");
+
+/* Frames of every-namespace mode with no slot left (per CPU, one entry). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -73,21 +107,62 @@ static __always_inline int slot_of(struct net_device *dev)
 	return -1;
 }
 
-/* Every namespace: the device's queue's counters, made on its first frame (NULL: no room). */
-static __always_inline struct netacct_nic_counters *device_counters(struct net_device *dev, __u32 direction, __u32 queue)
+static __always_inline bool same_key(const struct netacct_nic_device_key *a, const struct netacct_nic_device_key *b)
 {
-	struct netacct_nic_counters zero = {};
+	return a->netns == b->netns && a->ifindex == b->ifindex && a->direction == b->direction && a->queue == b->queue;
+}
+
+/* Every namespace: the slot of a device queue, found in this CPU's cache, else in `slots`, else
+ * given from the free ones (false: none left). */
+static __always_inline bool slot_of_key(const struct netacct_nic_device_key *key, __u32 *slot)
+{
+	struct netacct_nic_slot_cache *c;
+	struct netacct_nic_cached_slot *e;
+	__u32 zero = 0, *found;
+
+	c = bpf_map_lookup_elem(&cache, &zero);
+	if (!c)
+		return false;
+	e = &c->entry[(key->netns ^ key->ifindex * 7 ^ key->direction * 3 ^ key->queue * 5) % NETACCT_NIC_CACHED];
+	if (same_key(&e->key, key)) {
+		*slot = e->slot;
+		return true;
+	}
+	found = bpf_map_lookup_elem(&slots, key);
+	if (found) {
+		*slot = *found;
+	} else {
+		if (bpf_map_pop_elem(&free_slots, slot))
+			return false;
+		if (bpf_map_update_elem(&slots, key, slot, BPF_NOEXIST)) {
+			/* Another CPU gave it one meanwhile: ours goes back. */
+			bpf_map_push_elem(&free_slots, slot, 0);
+			found = bpf_map_lookup_elem(&slots, key);
+			if (!found)
+				return false;
+			*slot = *found;
+		}
+	}
+	*e = (struct netacct_nic_cached_slot){ .key = *key, .slot = *slot };
+	return true;
+}
+
+/* Every namespace: the device's queue's counters (NULL, counted: no slot left). */
+static __always_inline struct netacct_nic_counters *device_counters_of(struct net_device *dev, __u32 direction, __u32 queue)
+{
 	struct netacct_nic_device_key key = {
 		.netns = dev->nd_net.net->ns.inum,
 		.ifindex = dev->ifindex,
 		.direction = direction,
 		.queue = queue,
 	};
-	struct netacct_nic_counters *c = lookup_or_init(&devices, &key, &zero);
+	__u32 slot;
 
-	if (!c)
+	if (!slot_of_key(&key, &slot)) {
 		percpu_counter_inc(&lost, 0);
-	return c;
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&device_counters, &slot);
 }
 
 /* Counts one frame of `skb` on `dev`; `header` is what the device counts beyond skb->len. */
@@ -103,7 +178,7 @@ static __always_inline void count_frame(struct sk_buff *skb, struct net_device *
 	if (queue >= NETACCT_NIC_QUEUES)
 		queue = NETACCT_NIC_QUEUES - 1;
 	if (!netns_inum) {
-		c = device_counters(dev, direction, queue);
+		c = device_counters_of(dev, direction, queue);
 	} else {
 		slot = slot_of(dev);
 		if (slot < 0)

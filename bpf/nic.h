@@ -34,15 +34,31 @@ enum netacct_nic_direction {
 #define NETACCT_NIC_ENTRIES (NETACCT_NIC_INTERFACES * 2 * NETACCT_NIC_QUEUES)
 
 /*
- * Every namespace at once (-A): the `devices` hash's key, a queue of a direction of a device of
- * a namespace (ifindex 1 is in every one). Entries for 4096 such queues: past them a frame is
- * counted in `lost` only.
+ * Every namespace at once (-A): a queue of a direction of a device of a namespace (ifindex 1 is
+ * in every one), the key of the `slots` hash, which gives it a slot of the `device_counters`
+ * per-CPU array; 4096 such queues at once, past them a frame is counted in `lost` only.
  */
 struct netacct_nic_device_key {
 	__u32 netns;		/* the namespace's inode number */
 	__u32 ifindex;
 	__u16 direction;	/* enum netacct_nic_direction */
 	__u16 queue;
+};
+
+/*
+ * Each CPU's recent keys with their slots, a direct-mapped cache (the `cache` per-CPU array's
+ * one value): a key all zero is an empty entry (no namespace has inode 0).
+ */
+#define NETACCT_NIC_CACHE_BITS 4
+#define NETACCT_NIC_CACHED (1 << NETACCT_NIC_CACHE_BITS)
+
+struct netacct_nic_cached_slot {
+	struct netacct_nic_device_key key;
+	__u32 slot;
+};
+
+struct netacct_nic_slot_cache {
+	struct netacct_nic_cached_slot entry[NETACCT_NIC_CACHED];
 };
 
 #define NETACCT_NIC_DEVICE_ENTRIES 4096

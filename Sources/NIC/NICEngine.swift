@@ -60,8 +60,16 @@ public final class NICEngine {
     public let namespace: UInt32
     private let object: BPFObject
     private let counters: PerCPUMap<UInt32, netacct_nic_counters>
-    private let devices: PerCPUMap<netacct_nic_device_key, netacct_nic_counters>
+    /// Every namespace: each device queue's slot, the free slots, the slots' counters, and
+    /// each CPU's cache of slots (user space only empties it).
+    private let slots: Map<netacct_nic_device_key, UInt32>
+    private let freeSlots: QueueMap<UInt32>
+    private let deviceCounters: PerCPUMap<UInt32, netacct_nic_counters>
+    private let caches: PerCPUMap<UInt32, netacct_nic_slot_cache>
     private let lost: PerCPUMap<UInt32, UInt64>
+    /// Slots of devices gone, given back at the next `forget` (the CPUs' caches emptied when
+    /// they were taken, and again then).
+    private var quarantined: [UInt32] = []
     /// Attached for as long as the engine lives.
     private let links: [Link]
     /// The programs loaded: with typed reads, or reading with a helper call (no bpf_rdonly_cast).
@@ -91,8 +99,14 @@ public final class NICEngine {
         try object.load()
         self.object = object
         counters = try PerCPUMap(object, name: Names.Map.counters)
-        devices = try PerCPUMap(object, name: Names.Map.devices)
+        slots = try Map(object, name: Names.Map.slots)
+        freeSlots = try QueueMap(object, name: Names.Map.freeSlots)
+        deviceCounters = try PerCPUMap(object, name: Names.Map.deviceCounters)
+        caches = try PerCPUMap(object, name: Names.Map.cache)
         lost = try PerCPUMap(object, name: Names.Map.lost)
+        if namespace == 0 {
+            for slot in 0..<UInt32(Self.maximumDevices) { try freeSlots.push(slot) }
+        }
         links = try programs.map { try object.program($0).attach() }
         logger.debug("nic programs attached", metadata: ["interfaces": "\(interfaces.map(\.name))"])
     }
@@ -128,10 +142,12 @@ public final class NICEngine {
     /// namespace and ifindex (each direction's queues up to the highest that counted).
     public func readDevices() throws -> [DeviceKey: DeviceReading] {
         var result: [DeviceKey: DeviceReading] = [:]
-        for (key, values) in try devices.entries() {
+        for (key, slot) in try slots.entries() {
             let device = DeviceKey(netns: key.netns, ifindex: key.ifindex)
             let queue = Int(key.queue)
-            let counters = values.reduce(QueueCounters()) { $0 + QueueCounters(packets: $1.packets, bytes: $1.bytes, segments: $1.segments) }
+            let counters = (try deviceCounters.lookup(slot) ?? []).reduce(QueueCounters()) {
+                $0 + QueueCounters(packets: $1.packets, bytes: $1.bytes, segments: $1.segments)
+            }
             func put(_ queues: inout [QueueCounters]) {
                 if queues.count <= queue { queues += Array(repeating: QueueCounters(), count: queue + 1 - queues.count) }
                 queues[queue] = counters
@@ -141,13 +157,29 @@ public final class NICEngine {
         return result
     }
 
-    /// Every namespace: takes the counters of devices gone (their namespace, or themselves)
-    /// out of the kernel's table, which would fill up otherwise.
+    /// Every namespace: takes the devices gone (their namespace, or themselves) out of the
+    /// kernel's table, which would fill up otherwise. Their slots go back to the free ones at
+    /// the next call, zeroed, every CPU's cache emptied now and then (a program that read a
+    /// slot from it before the first has long finished by the second).
     public func forget(_ gone: Set<DeviceKey>) throws {
-        guard !gone.isEmpty else { return }
-        for (key, _) in try devices.entries() where gone.contains(DeviceKey(netns: key.netns, ifindex: key.ifindex)) {
-            try devices.delete(key)
+        if !quarantined.isEmpty {
+            try emptyCaches()
+            for slot in quarantined {
+                try deviceCounters.update(slot, perCPU: Array(repeating: netacct_nic_counters(), count: deviceCounters.cpuCount))
+                try freeSlots.push(slot)
+            }
+            quarantined = []
         }
+        guard !gone.isEmpty else { return }
+        for (key, slot) in try slots.entries() where gone.contains(DeviceKey(netns: key.netns, ifindex: key.ifindex)) {
+            try slots.delete(key)
+            quarantined.append(slot)
+        }
+        try emptyCaches()
+    }
+
+    private func emptyCaches() throws {
+        try caches.update(0, perCPU: Array(repeating: netacct_nic_slot_cache(), count: caches.cpuCount))
     }
 
     /// Every namespace: frames not counted, the table of devices being full.

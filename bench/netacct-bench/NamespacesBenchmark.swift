@@ -96,7 +96,8 @@ func runNamespacesBenchmark(_ arguments: [String]) {
     }
 
     // User space: each tool's CPU over `seconds`, quiet, then with a namespace made and one
-    // removed every second.
+    // removed every second (0: not measured).
+    guard seconds > 0 else { return }
     let tools: [(name: String, arguments: [String])] = [("nic -A 1", ["nic", "-A", "1"]), ("drops -A", ["drops", "-A"]),
                                                         ("latency in -A", ["latency", "in", "-A"])]
     print("")
