@@ -9,10 +9,11 @@ import NetacctKit
 /// network namespace costs, with 50 namespaces on the host.
 ///
 /// 1. In the kernel, per frame: nic's programs counting one namespace's interface (a read-only
-///    ifindex scan, a per-CPU array) beside nic counting every device of every namespace (the
-///    namespace a field of the one per-CPU hash key), and empty programs on the same two
-///    tracepoints, under a UDP flood both ways over a veth pair; the 50 other namespaces have
-///    each counted frames on their loopback first, so the hash holds their entries.
+///    ifindex scan, a per-CPU array) beside nic counting every device of every namespace (a
+///    slot per device queue, found through each CPU's cache), and empty programs on the same
+///    two tracepoints, under a UDP flood one way over a veth pair (every frame counted by
+///    each); the 50 other namespaces have each counted frames on their loopback first, so
+///    their slots are taken.
 /// 2. In user space: the CPU time of `netacct nic -A 1`, `netacct drops -A` and `netacct latency
 ///    in -A` (each following namespaces every second: /proc and /run/netns read, new ones named,
 ///    latency's netfilter links made in each) over `seconds`, with the 50 namespaces quiet, then
@@ -38,19 +39,23 @@ func runNamespacesBenchmark(_ arguments: [String]) {
     var info = stat()
     guard stat("/run/netns/\(a)", &info) == 0 else { fail("no /run/netns/\(a)") }
     let namespace = UInt32(truncatingIfNeeded: info.st_ino)
+    guard stat("/run/netns/\(b)", &info) == 0, let ifindexB = UInt32(sh("ip netns exec \(b) cat /sys/class/net/vb/ifindex")) else { fail("no /run/netns/\(b)") }
+    let namespaceB = UInt32(truncatingIfNeeded: info.st_ino)
     let va = NetworkInterface(name: "va", ifindex: ifindex, txQueues: 2, rxQueues: 2, isUp: true)
+    let vb = NetworkInterface(name: "vb", ifindex: ifindexB, txQueues: 2, rxQueues: 2, isUp: true)
 
+    /// `frames` datagrams from a to b: every TX frame is va's, every RX frame vb's, so that a
+    /// one-namespace engine counts every frame of one hook (a's: TX; b's: RX) as -A does, rather
+    /// than leaving the other side's frames at its first compare.
     func flood() {
-        let sender = { (namespace: String, from: String, to: String) in
-            """
-            ip netns exec \(namespace) python3 -c "
+        _ = sh("""
+            ip netns exec \(b) python3 -c "import socket, time; r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('10.197.0.2', 9999)); time.sleep(600)" & listener=$!
+            ip netns exec \(a) python3 -c "
             import socket
-            r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('\(from)', 9999))
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for _ in range(\(frames / 2)): s.sendto(b'z' * 64, ('\(to)', 9999))" &
-            """
-        }
-        _ = sh(sender(a, "10.197.0.1", "10.197.0.2") + sender(b, "10.197.0.2", "10.197.0.1") + "wait")
+            for _ in range(\(frames)): s.sendto(b'z' * 64, ('10.197.0.2', 9999))"
+            kill $listener
+            """)
     }
     /// A few frames on each idle namespace's loopback: their entries in every-namespace mode.
     func touchIdle() {
@@ -73,17 +78,22 @@ func runNamespacesBenchmark(_ arguments: [String]) {
             for (index, program) in programs.enumerated() { floors[index].append(nanosecondsPerEvent([try program.statistics()])) }
             withExtendedLifetime(links) {}
 
-            for (engine, into) in [(try NICEngine(interfaces: [va], namespace: namespace), 0), (try NICEngine(interfaces: [], namespace: 0), 1)] {
-                if into == 1 { touchIdle() }
-                let before = try engine.programStatistics()
+            // One namespace: a's for TX (va's), b's for RX (vb's); then every namespace, both.
+            let runs: [(engine: NICEngine, hooks: [Int])] = [
+                (try NICEngine(interfaces: [va], namespace: namespace), [0]), (try NICEngine(interfaces: [vb], namespace: namespaceB), [1]),
+                (try NICEngine(interfaces: [], namespace: 0), [0, 1]),
+            ]
+            for (round, run) in runs.enumerated() {
+                if round == 2 { touchIdle() }
+                let before = try run.engine.programStatistics()
                 flood()
-                let after = try engine.programStatistics()
-                for (index, program) in [NICEngine.Names.Program.countTx, .countRx].enumerated() {
+                let after = try run.engine.programStatistics()
+                for (index, program) in [NICEngine.Names.Program.countTx, .countRx].enumerated() where run.hooks.contains(index) {
                     guard let start = before[program], let end = after[program] else { continue }
                     let cost = Double(end.runTimeNanoseconds - start.runTimeNanoseconds) / Double(max(1, end.runCount - start.runCount))
-                    if into == 0 { one[index].append(cost) } else { every[index].append(cost) }
+                    if round < 2 { one[index].append(cost) } else { every[index].append(cost) }
                 }
-                if into == 1, try engine.readDevices().count < idle.count { fail("the idle namespaces' loopbacks were not counted") }
+                if round == 2, try run.engine.readDevices().count < idle.count { fail("the idle namespaces' loopbacks were not counted") }
             }
         }
         for (index, hook) in ["net_dev_start_xmit (TX)", "netif_receive_skb (RX)"].enumerated() {
