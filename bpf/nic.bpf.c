@@ -63,10 +63,10 @@ struct {
 /*
  * A hash lookup per frame costs three times the rest: each CPU keeps the keys it met and their
  * slots, one per entry of a small direct-mapped cache (the entry a cheap mix of the key's
- * fields picks: one compare per frame). User space empties every CPU's cache when it takes
- * slots from devices gone, and again when it gives them back a second later (after any
- * program that read them then has long finished), so no CPU counts into a slot that has
- * changed hands.
+ * fields picks: one compare per frame), each good in the `epoch` it was found in. User space
+ * moves the epoch on when it takes the slots of devices gone, and again when it gives them back
+ * a second later (after any program that read them then has long finished), so no CPU counts
+ * into a slot that has changed hands; it never writes the caches.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -74,6 +74,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct netacct_nic_slot_cache);
 } cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} epoch SEC(".maps");
 
 /* Frames of every-namespace mode with no slot left (per CPU, one entry). */
 struct {
@@ -118,13 +125,14 @@ static __always_inline bool slot_of_key(const struct netacct_nic_device_key *key
 {
 	struct netacct_nic_slot_cache *c;
 	struct netacct_nic_cached_slot *e;
-	__u32 zero = 0, *found;
+	__u32 zero = 0, *found, *now;
 
 	c = bpf_map_lookup_elem(&cache, &zero);
-	if (!c)
+	now = bpf_map_lookup_elem(&epoch, &zero);
+	if (!c || !now)
 		return false;
 	e = &c->entry[(key->netns ^ key->ifindex * 7 ^ key->direction * 3 ^ key->queue * 5) % NETACCT_NIC_CACHED];
-	if (same_key(&e->key, key)) {
+	if (e->epoch == *now && same_key(&e->key, key)) {
 		*slot = e->slot;
 		return true;
 	}
@@ -143,7 +151,7 @@ static __always_inline bool slot_of_key(const struct netacct_nic_device_key *key
 			*slot = *found;
 		}
 	}
-	*e = (struct netacct_nic_cached_slot){ .key = *key, .slot = *slot };
+	*e = (struct netacct_nic_cached_slot){ .key = *key, .slot = *slot, .epoch = *now };
 	return true;
 }
 

@@ -47,7 +47,7 @@ struct netacct_nic_device_key {
 
 /*
  * Each CPU's recent keys with their slots, a direct-mapped cache (the `cache` per-CPU array's
- * one value): a key all zero is an empty entry (no namespace has inode 0).
+ * one value), each entry good while the `epoch` it was found in lasts.
  */
 #define NETACCT_NIC_CACHE_BITS 4
 #define NETACCT_NIC_CACHED (1 << NETACCT_NIC_CACHE_BITS)
@@ -55,6 +55,7 @@ struct netacct_nic_device_key {
 struct netacct_nic_cached_slot {
 	struct netacct_nic_device_key key;
 	__u32 slot;
+	__u32 epoch;
 };
 
 struct netacct_nic_slot_cache {

@@ -92,7 +92,7 @@ public final class TCPHealthEngine {
         _ = namespaces.refresh()
         for (netns, entry) in namespaces.entries where netns != home {
             do {
-                results.append(try NetworkNamespace.within(entry.path, body))
+                results.append(try NetworkNamespace.within(entry.path, expecting: netns, body))
             } catch let error as NetacctError {
                 logger.debug("skipped a network namespace", metadata: ["netns": "\(netns)", "why": "\(error.message)"])
             }

@@ -44,15 +44,15 @@ public struct LatencyApp {
         // every second); the names of what runs in them kept up to date.
         var followed = StopSignals.now()
         if scope == .all {
-            engine.follow(appeared: Array(namespaces.entries.values), gone: [])
+            engine.follow(present: Array(namespaces.entries.values))
             logger.debug("latency follows every network namespace", metadata: ["namespaces": "\(engine.followedNamespaces.count)"])
         }
         func follow() {
             guard scope.labelled, StopSignals.now() - followed >= 1 else { return }
             followed = StopSignals.now()
-            let (appeared, gone) = namespaces.refresh()
+            let (_, gone) = namespaces.refresh()
             if scope == .all {
-                engine.follow(appeared: appeared, gone: gone)
+                engine.follow(present: Array(namespaces.entries.values))
                 for entry in gone { try? engine.forgetHistograms(of: entry.label.inode) }
             }
             renderer.namespaces = namespaces

@@ -54,8 +54,9 @@ public final class LatencyEngine {
     private let netfilterPoints: [(program: any BPFProgramName, hook: NetfilterHook, first: Bool)]
     private let families: [NetfilterFamily]
     private let logger: Logger
-    /// Namespaces whose IP points could not be attached (entered, or the link made).
-    public private(set) var namespacesNotFollowed: UInt64 = 0
+    /// Namespaces whose IP points could not be attached (entered, or the link made) at least
+    /// once: each is tried again until it goes.
+    public var namespacesNotFollowed: UInt64 { UInt64(unfollowed.count) }
 
     /// Where segments wait on their way: received ones by connection until TCP takes them
     /// (then in their socket's storage, which user space cannot list), sent ones by socket until
@@ -176,7 +177,7 @@ public final class LatencyEngine {
             }
         }
         do {
-            ipLinks[namespace] = try path.map { try NetworkNamespace.within($0, attach) } ?? attach()
+            ipLinks[namespace] = try path.map { try NetworkNamespace.within($0, expecting: namespace, attach) } ?? attach()
         } catch let error as NetacctError {
             throw error
         } catch {
@@ -184,22 +185,27 @@ public final class LatencyEngine {
         }
     }
 
-    /// Every namespace: attaches the IP points in the namespaces that appeared and detaches
-    /// those of the namespaces gone. One that cannot be followed is counted, said, and tried
-    /// again at the next change.
-    public func follow(appeared: [NamespaceDirectory.Entry], gone: [NamespaceDirectory.Entry]) {
-        for entry in gone {
-            ipLinks[entry.label.inode] = nil
-        }
-        for entry in appeared where ipLinks[entry.label.inode] == nil {
+    /// Every namespace: attaches the IP points in each namespace `present` that has none yet,
+    /// and detaches those of the namespaces no longer there. One that cannot be followed is
+    /// counted and said once, and tried again at each call (a PID's path gone between two
+    /// reads, say, is found again by another).
+    public func follow(present: [NamespaceDirectory.Entry]) {
+        let inodes = Set(present.map(\.label.inode))
+        for inode in ipLinks.keys where !inodes.contains(inode) { ipLinks[inode] = nil }
+        for entry in present where ipLinks[entry.label.inode] == nil {
             do {
                 try attachIPPoints(namespace: entry.label.inode, path: entry.label.inode == NetworkNamespace.inode() ? nil : entry.path)
+                logger.debug("latency follows network namespace \(entry.label.display)", metadata: ["inode": "\(entry.label.inode)"])
             } catch {
-                namespacesNotFollowed += 1
-                logger.warning("latency cannot follow network namespace \(entry.label.display) (inode \(entry.label.inode)): \(error)")
+                if unfollowed.insert(entry.label.inode).inserted {
+                    logger.warning("latency cannot follow network namespace \(entry.label.display) (inode \(entry.label.inode)): \(error); trying again every second")
+                }
             }
         }
     }
+
+    /// Namespaces whose IP points could not be attached at least once.
+    private var unfollowed: Set<UInt32> = []
 
     /// The namespaces whose IP points are attached.
     public var followedNamespaces: Set<UInt32> { Set(ipLinks.keys) }

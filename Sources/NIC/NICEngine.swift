@@ -60,15 +60,15 @@ public final class NICEngine {
     public let namespace: UInt32
     private let object: BPFObject
     private let counters: PerCPUMap<UInt32, netacct_nic_counters>
-    /// Every namespace: each device queue's slot, the free slots, the slots' counters, and
-    /// each CPU's cache of slots (user space only empties it).
+    /// Every namespace: each device queue's slot, the free slots, the slots' counters, and the
+    /// epoch the CPUs' caches of slots are good for.
     private let slots: Map<netacct_nic_device_key, UInt32>
     private let freeSlots: QueueMap<UInt32>
     private let deviceCounters: PerCPUMap<UInt32, netacct_nic_counters>
-    private let caches: PerCPUMap<UInt32, netacct_nic_slot_cache>
+    private let epoch: Map<UInt32, UInt32>
     private let lost: PerCPUMap<UInt32, UInt64>
-    /// Slots of devices gone, given back at the next `forget` (the CPUs' caches emptied when
-    /// they were taken, and again then).
+    /// Slots of devices gone, given back at the next `forget` (the epoch moved on when they
+    /// were taken, and again then).
     private var quarantined: [UInt32] = []
     /// Attached for as long as the engine lives.
     private let links: [Link]
@@ -102,7 +102,7 @@ public final class NICEngine {
         slots = try Map(object, name: Names.Map.slots)
         freeSlots = try QueueMap(object, name: Names.Map.freeSlots)
         deviceCounters = try PerCPUMap(object, name: Names.Map.deviceCounters)
-        caches = try PerCPUMap(object, name: Names.Map.cache)
+        epoch = try Map(object, name: Names.Map.epoch)
         lost = try PerCPUMap(object, name: Names.Map.lost)
         if namespace == 0 {
             for slot in 0..<UInt32(Self.maximumDevices) { try freeSlots.push(slot) }
@@ -157,29 +157,32 @@ public final class NICEngine {
         return result
     }
 
-    /// Every namespace: takes the devices gone (their namespace, or themselves) out of the
-    /// kernel's table, which would fill up otherwise. Their slots go back to the free ones at
-    /// the next call, zeroed, every CPU's cache emptied now and then (a program that read a
-    /// slot from it before the first has long finished by the second).
-    public func forget(_ gone: Set<DeviceKey>) throws {
+    /// Every namespace: takes the slots of device queues whose devices no longer exist (their
+    /// namespace gone, or themselves) out of the kernel's table, which would fill up
+    /// otherwise; returns how many. `exists` says whether a device exists (one of a namespace
+    /// that could not be read is taken to). Their slots go back to the free ones at the next
+    /// call, zeroed; the epoch moves on now and then, so that no CPU's cache keeps them (a
+    /// program that read a slot before the first move has long finished by the second).
+    @discardableResult
+    public func forget(keeping exists: (DeviceKey) -> Bool) throws -> Int {
         if !quarantined.isEmpty {
-            try emptyCaches()
+            try nextEpoch()
             for slot in quarantined {
                 try deviceCounters.update(slot, perCPU: Array(repeating: netacct_nic_counters(), count: deviceCounters.cpuCount))
                 try freeSlots.push(slot)
             }
             quarantined = []
         }
-        guard !gone.isEmpty else { return }
-        for (key, slot) in try slots.entries() where gone.contains(DeviceKey(netns: key.netns, ifindex: key.ifindex)) {
+        for (key, slot) in try slots.entries() where !exists(DeviceKey(netns: key.netns, ifindex: key.ifindex)) {
             try slots.delete(key)
             quarantined.append(slot)
         }
-        try emptyCaches()
+        if !quarantined.isEmpty { try nextEpoch() }
+        return quarantined.count
     }
 
-    private func emptyCaches() throws {
-        try caches.update(0, perCPU: Array(repeating: netacct_nic_slot_cache(), count: caches.cpuCount))
+    private func nextEpoch() throws {
+        try epoch.update(0, (try epoch.lookup(0) ?? 0) &+ 1)
     }
 
     /// Every namespace: frames not counted, the table of devices being full.

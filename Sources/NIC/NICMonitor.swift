@@ -27,7 +27,7 @@ public final class NICMonitor {
         namespaces = NamespaceDirectory(scope: scope)
         if scope == .all {
             engine = try NICEngine(interfaces: [], namespace: 0, logger: logger)
-            devices = listed()
+            devices = listed().shown
         } else {
             guard let (inode, entry) = namespaces.entries.first else {
                 throw NetacctError("The network namespace of --netns has gone.", kind: .badInput)
@@ -51,24 +51,34 @@ public final class NICMonitor {
         }
     }
 
-    /// Every namespace's interfaces that are shown: up ones, or those named.
-    private func listed() -> [DeviceKey: Device] {
-        var found: [DeviceKey: Device] = [:]
+    /// Every namespace's interfaces: those shown (up ones, or those named), every one that
+    /// exists, and the namespaces that could not be read (said, and read again next time).
+    private func listed() -> (shown: [DeviceKey: Device], existing: Set<DeviceKey>, unread: Set<UInt32>) {
+        var shown: [DeviceKey: Device] = [:], existing: Set<DeviceKey> = [], unread: Set<UInt32> = []
         for (inode, entry) in namespaces.entries {
             let interfaces: [NetworkInterface]
             do {
                 interfaces = try NetworkInterface.all(inNamespace: entry.path, inode: inode)
             } catch {
-                // Gone between the two reads, or refused: said, and tried again next time.
-                logger.warning("cannot read the interfaces of network namespace \(entry.label.display): \(error)")
+                // Gone between the two reads, or refused: tried again next time.
+                logger.debug("cannot read the interfaces of network namespace \(entry.label.display): \(error)")
+                unread.insert(inode)
                 continue
             }
-            for interface in interfaces where names.isEmpty ? interface.isUp : names.contains(interface.name) {
-                found[DeviceKey(netns: inode, ifindex: interface.ifindex)] = Device(namespace: entry.label, interface: interface)
+            for interface in interfaces {
+                let key = DeviceKey(netns: inode, ifindex: interface.ifindex)
+                existing.insert(key)
+                if names.isEmpty ? interface.isUp : names.contains(interface.name) {
+                    shown[key] = Device(namespace: entry.label, interface: interface)
+                }
             }
         }
-        return found
+        return (shown, existing, unread)
     }
+
+    /// Every namespace: the device queues the kernel gave a slot whose devices the last reading
+    /// did not find either (a device made between the two readings is not yet listed).
+    private var absentLastTime: Set<DeviceKey> = []
 
     /// Reads the namespaces and their interfaces again (queues can appear, `ethtool -L`), says
     /// which namespaces came and went, and returns the devices gone since the last call.
@@ -79,7 +89,19 @@ public final class NICMonitor {
         for entry in left { logger.notice("network namespace \(entry.label.display) (inode \(entry.label.inode)) has gone; its rows end") }
         var now: [DeviceKey: Device] = [:]
         if namespaces.scope == .all {
-            now = listed()
+            let (shown, existing, unread) = listed()
+            now = shown
+            // A namespace that could not be read keeps its rows until it can be, or goes.
+            for (key, device) in devices where unread.contains(key.netns) { now[key] = device }
+            // Slots of devices that exist nowhere (gone, or never listed: they lived less than a
+            // second), after two readings in a row, so that the kernel's table never fills up.
+            var absent: Set<DeviceKey> = []
+            try engine.forget { key in
+                if existing.contains(key) || unread.contains(key.netns) { return true }
+                absent.insert(key)
+                return !absentLastTime.contains(key)
+            }
+            absentLastTime = absent
         } else if let (inode, entry) = namespaces.entries.first {
             let all = (try? NetworkInterface.all(inNamespace: entry.path, inode: inode)) ?? []
             for (key, device) in devices {
@@ -92,7 +114,6 @@ public final class NICMonitor {
         for (_, device) in gone.sorted(by: { $0.key < $1.key }) {
             logger.warning("interface \(device.interface.name) has gone\(namespaces.scope.labelled ? " from network namespace \(device.namespace.display)" : ""); the others go on")
         }
-        if namespaces.scope == .all { try engine.forget(Set(gone.keys)) }
         devices = now
         return Array(gone.values)
     }

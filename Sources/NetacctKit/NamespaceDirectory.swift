@@ -95,10 +95,11 @@ public struct NamespaceLabel: Sendable, Hashable {
         out.end("}")
     }
 
-    /// The Prometheus labels: `netns` (the display name) and, where known, the workload's kind
-    /// (`container`, `pod`, `unit`) with its name.
+    /// The Prometheus labels: `netns`, its /run/netns name or else its inode (one per namespace:
+    /// two namespaces of one unit's processes are two series), and, where known, the workload's
+    /// kind (`container`, `pod`, `unit`) with its name.
     public var metricLabels: [(String, String)] {
-        var labels = [("netns", display)]
+        var labels = [("netns", name ?? String(inode))]
         if let workload, workload.kind != .other { labels.append((workload.kind.rawValue, workload.name)) }
         return labels
     }

@@ -70,7 +70,7 @@ public struct NetworkInterface: Sendable, Equatable {
     /// (`ethtool -L`), which only its /sys shows.
     public static func all(inNamespace path: String, inode: UInt32) throws -> [NetworkInterface] {
         if inode == NetworkNamespace.inode() { return all() }
-        return try NetworkNamespace.within(path) { try RouteNetlink.links() }.sorted { $0.name < $1.name }
+        return try NetworkNamespace.within(path, expecting: inode) { try RouteNetlink.links() }.sorted { $0.name < $1.name }
     }
 }
 

@@ -24,10 +24,18 @@ public enum NetworkNamespace {
 
     /// Runs `body` on the calling thread inside the network namespace at `path`
     /// (`/proc/PID/ns/net`, `/run/netns/NAME`), and brings the thread back to its own after.
-    public static func within<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    /// `expecting`: the namespace's inode, checked on what `path` opened (a PID's path may be
+    /// another process's by now, or the process may have moved).
+    public static func within<T>(_ path: String, expecting inode: UInt32? = nil, _ body: () throws -> T) throws -> T {
         let target = open(path, O_RDONLY | O_CLOEXEC)
         guard target >= 0 else { throw NetacctError("Cannot open the network namespace \(path): \(String(cString: strerror(errno)))", kind: .failure) }
         defer { close(target) }
+        if let inode {
+            var info = stat()
+            guard fstat(target, &info) == 0, UInt32(truncatingIfNeeded: info.st_ino) == inode else {
+                throw NetacctError("\(path) is no longer network namespace \(inode)", kind: .failure)
+            }
+        }
         let home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         guard home >= 0 else { throw NetacctError("Cannot open this thread's network namespace: \(String(cString: strerror(errno)))", kind: .failure) }
         defer { close(home) }

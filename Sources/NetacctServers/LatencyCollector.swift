@@ -14,12 +14,14 @@ final class LatencyCollector: Collector {
     private let engines: [LatencyEngine]
     /// Every namespace: the namespaces followed.
     private var namespaces: NamespaceDirectory?
+    /// Namespaces with histograms that the last reading did not find.
+    private var absent: Set<UInt32> = []
 
     init(engines: [LatencyEngine], allNamespaces: Bool) {
         self.engines = engines
         if allNamespaces {
             let directory = NamespaceDirectory(scope: .all)
-            for engine in engines { engine.follow(appeared: Array(directory.entries.values), gone: []) }
+            for engine in engines { engine.follow(present: Array(directory.entries.values)) }
             namespaces = directory
         }
     }
@@ -29,11 +31,18 @@ final class LatencyCollector: Collector {
     /// Every namespace: attaches in those that came, detaches from those gone (once a second,
     /// the maintenance interval).
     func maintain(interval: Double) throws -> Bool {
-        guard let (appeared, gone) = namespaces?.refresh() else { return false }
+        guard namespaces != nil else { return false }
+        _ = namespaces!.refresh()
+        let present = namespaces!.entries
         for engine in engines {
-            engine.follow(appeared: appeared, gone: gone)
-            for entry in gone { try engine.forgetHistograms(of: entry.label.inode) }
+            engine.follow(present: Array(present.values))
+            // Histograms of namespaces gone (or of segments that ended after they went): out,
+            // once absent from two readings in a row (one made meanwhile is not yet known).
+            let counted = Set(((try? engine.countedSinceLoadByNamespace()) ?? [:]).keys)
+            for inode in counted where present[inode] == nil && absent.contains(inode) { try? engine.forgetHistograms(of: inode) }
         }
+        let counted = Set(engines.flatMap { ((try? $0.countedSinceLoadByNamespace()) ?? [:]).keys })
+        absent = Set(counted.filter { present[$0] == nil })
         return false
     }
 

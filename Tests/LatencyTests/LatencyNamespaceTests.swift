@@ -12,10 +12,17 @@ struct LatencyNamespaceTests {
         #expect(engine.followedNamespaces.isEmpty)
         let own = NamespaceDirectory.Entry(label: NamespaceLabel(inode: NetworkNamespace.inode()), path: "/proc/self/ns/net")
         let gone = NamespaceDirectory.Entry(label: NamespaceLabel(inode: 1), path: "/run/netns/netacct-none-\(getpid())")
-        engine.follow(appeared: [own, gone], gone: [])
+        engine.follow(present: [own, gone])
         #expect(engine.followedNamespaces == [NetworkNamespace.inode()])
         #expect(engine.namespacesNotFollowed == 1)
-        engine.follow(appeared: [], gone: [own])
-        #expect(engine.followedNamespaces.isEmpty && engine.namespacesNotFollowed == 1)
+        // Tried again, counted once.
+        engine.follow(present: [own, gone])
+        #expect(engine.followedNamespaces == [NetworkNamespace.inode()] && engine.namespacesNotFollowed == 1)
+        // A path that opens another namespace than the one named is not followed as it.
+        let wrong = NamespaceDirectory.Entry(label: NamespaceLabel(inode: 2), path: "/proc/self/ns/net")
+        engine.follow(present: [own, wrong])
+        #expect(engine.followedNamespaces == [NetworkNamespace.inode()] && engine.namespacesNotFollowed == 2)
+        engine.follow(present: [])
+        #expect(engine.followedNamespaces.isEmpty && engine.namespacesNotFollowed == 2)
     }
 }

@@ -312,13 +312,13 @@ struct AllNamespacesTests {
 
     @Test func latencyFollowsAFlowInEachNamespaceAndInOneMadeLater() throws {
         let host = try ContainerHost(spokes: 2)
-        let run = try ToolRun("latency", ["in", "-A"], ready: "latency follows every network namespace")
-        try host.add(3)
-        // Followed within a second of its making.
-        usleep(1_500_000)
+        let latency = try ToolRun("latency", ["in", "-A"], ready: "latency follows every network namespace")
+        let third = try host.add(3)
+        // Followed within a second or so of its making: its IP points attached.
+        try latency.awaitErr("latency follows network namespace \(third.namespace)")
         for index in 1...3 { try host.sendTCP(to: index, 5) }
         usleep(300_000)
-        let (status, objects, err) = try run.finish(timeout: 0.5)
+        let (status, objects, err) = try latency.finish(timeout: 0.5)
         #expect(status == 0, "\(err)")
         for index in 1...3 {
             let spoke = host.spokes[index]!
@@ -383,7 +383,7 @@ struct AllNamespacesTests {
         let before = try (1...2).map { try Self.kernel(host, $0) }
         let dropsBefore = try (1...2).map { try host.snmp(host.spokes[$0]!.namespace, "Udp", "RcvbufErrors") }
         let address = "127.0.0.1:\(Self.port)"
-        let daemon = try DaemonProcess(extra: ["--nic", "--drops", "--latency", "-A", "--listen", address])
+        let daemon = try DaemonProcess(extra: ["--nic", "--drops", "--latency", "-A", "--listen", address, "-v"])
         defer { daemon.stopExpectingSuccess() }
         // The API answers once it listens, its collectors ready.
         var scrape = (status: 0, body: "")
@@ -391,9 +391,9 @@ struct AllNamespacesTests {
             scrape = try Curl.get("http://\(address)/metrics")
             if scrape.status != 200 { usleep(100_000) }
         }
-        // A namespace made while it runs: followed within the maintenance second.
-        try host.add(3)
-        usleep(1_500_000)
+        // A namespace made while it runs: followed at a maintenance second, in and out.
+        let third = try host.add(3)
+        try daemon.awaitLog("latency follows network namespace \(third.namespace)")
         for index in 1...3 { try host.sendTCP(to: index, 5) }
         try host.sendUDP(to: 1, 12, bytes: 1000)
         try host.sendUDP(to: 2, 8, bytes: 1000)

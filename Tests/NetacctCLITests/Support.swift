@@ -318,6 +318,11 @@ final class DaemonProcess {
         }
     }
 
+    /// Waits until it has logged `marker` (with -v, its debug messages too).
+    func awaitLog(_ marker: String, within seconds: Double = 30) throws {
+        try daemon.awaitErr(marker, within: seconds)
+    }
+
     /// Stops it with SIGTERM (SIGKILL if it has not ended 30 s later); returns its exit status
     /// (128 + the signal, if one ended it) and what it logged. Once: later calls give what the
     /// first one found.

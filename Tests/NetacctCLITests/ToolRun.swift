@@ -71,6 +71,16 @@ final class ToolRun {
         }
     }
 
+    /// Waits until its standard error has said `marker` (with -v, something it logs); throws
+    /// if `seconds` pass first.
+    func awaitErr(_ marker: String, within seconds: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !String(decoding: errors.data, as: UTF8.self).contains(marker) {
+            guard Date() < deadline else { throw DaemonTestError("netacct \(tool) never said '\(marker)'") }
+            usleep(20_000)
+        }
+    }
+
     /// Waits for it to end by itself or, after `timeout` seconds, interrupts it (SIGINT: it shows
     /// what the kernel sent before, then its summary). Its status, its JSON objects, and the
     /// rest of its standard error.

@@ -34,6 +34,7 @@ struct NamespaceTests {
         out.end("}")
         #expect(out.text == #"{"netns":{"inode":7,"name":null,"container":"3f2a1b0c9d8e","pod":null,"unit":null,"host":false}}"#)
         #expect(NamespaceLabel(inode: 7, name: "blue", workload: container).metricLabels.map { "\($0.0)=\($0.1)" } == ["netns=blue", "container=3f2a1b0c9d8e"])
+        #expect(NamespaceLabel(inode: 7, workload: container).metricLabels.map { "\($0.0)=\($0.1)" } == ["netns=7", "container=3f2a1b0c9d8e"])
     }
 
     @Test func netnsIsANameAPIDOrAPathAndNothingElse() throws {
