@@ -22,6 +22,9 @@ NETACCT_TEST_PACKAGES=(
     busybox-static  # … with an initramfs of busybox, netacct and a traffic generator
     cpio
     gcc libc6-dev   # the traffic generator, linked statically
+    lintian     # the package test: lintian checks the .deb scripts/package builds
+    man-db      # … and its man pages open (man -l)
+    bash-completion # … and its bash completions load
 )
 
 # Installs the Debian packages of a list (`run` or `test`, which includes `run`'s) that are

@@ -5,6 +5,7 @@ import Glibc
 struct Netacct: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-process network accounting for Linux, counted in the kernel with eBPF.",
+        version: NetacctVersion.string,
         subcommands: [TopCommand.self, NICCommand.self, ConnectionsCommand.self, DropsCommand.self, LatencyCommand.self, DaemonCommand.self],
         defaultSubcommand: TopCommand.self
     )
