@@ -20,17 +20,7 @@ struct PackageTests {
     static var deb: String? { BuiltPackage.deb }
 
     static func run(_ command: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let error = PipeDrain(err.fileHandleForReading)
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error.wait(), as: UTF8.self))
+        try Binary.run(URL(fileURLWithPath: command), arguments)
     }
 
     @Test func theDebHoldsTheBinaryTheUnitTheDefaultsTheManPagesAndTheCompletions() throws {

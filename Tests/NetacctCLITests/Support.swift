@@ -39,14 +39,14 @@ enum Binary {
     /// Runs netacct to completion; returns its exit status (128 + the signal, if one ended it),
     /// standard output and error.
     static func run(_ arguments: [String], prefix: [String] = []) throws -> (status: Int32, out: String, err: String) {
+        prefix.isEmpty ? try run(url, arguments) : try run(URL(fileURLWithPath: "/usr/bin/env"), prefix + [url.path] + arguments)
+    }
+
+    /// Runs any program to completion the same way.
+    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
-        if prefix.isEmpty {
-            process.executableURL = url
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = prefix + [url.path] + arguments
-        }
+        process.executableURL = executable
+        process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
