@@ -79,7 +79,7 @@ public final class NICEngine {
     /// process's own; 0: every device of every namespace, `interfaces` empty). `typedReads`
     /// false loads the older kernels' programs on any kernel (the benchmark compares them); nil,
     /// as the kernel allows.
-    public init(interfaces: [NetworkInterface], namespace: UInt32 = NetworkInterface.namespaceInode(),
+    public init(interfaces: [NetworkInterface], namespace: UInt32 = NetworkNamespace.inode(),
                 typedReads: Bool? = nil, logger: Logger = Logger(label: "netacct.nic")) throws {
         let typed = try Self.checkKernel() && typedReads != false
         if !typed && typedReads == nil {

@@ -22,7 +22,7 @@ public enum NamespaceScope: Sendable, Equatable {
         }
         var info = stat()
         guard stat(path, &info) == 0 else {
-            let named = (try? Self.names()) ?? []
+            let named = Self.names()
             let known = named.isEmpty ? "/run/netns has none" : "named ones: \(named.joined(separator: ", "))"
             throw NetacctError("No network namespace \(text) (\(path): \(String(cString: strerror(errno)))); --netns takes a name in /run/netns, a PID or a path (\(known)).", kind: .badInput)
         }
@@ -34,7 +34,7 @@ public enum NamespaceScope: Sendable, Equatable {
     }
 
     /// The names in /run/netns, sorted.
-    static func names() throws -> [String] {
+    static func names() -> [String] {
         guard let directory = opendir("/run/netns") else { return [] }
         defer { closedir(directory) }
         var names: [String] = []
@@ -160,11 +160,22 @@ public struct NamespaceDirectory {
         case .current:
             found[ownInode] = Entry(label: NamespaceLabel(inode: ownInode, isHost: ownInode == hostInode), path: "/proc/self/ns/net")
         case .one(let path, let inode):
-            if NetworkNamespace.isNamespace(path) { found[inode] = Entry(label: NamespaceLabel(inode: inode), path: path) }
+            if NetworkNamespace.isNamespace(path) { found[inode] = Entry(label: NamespaceLabel(inode: inode, isHost: inode == hostInode), path: path) }
+            _ = walkProcesses() // to name it by what runs in it
         case .all:
-            found = scanAll()
+            for (netns, path) in walkProcesses() {
+                found[netns] = Entry(label: NamespaceLabel(inode: netns, isHost: netns == hostInode), path: path)
+            }
         }
-        if scope != .current { name(&found) }
+        if scope != .current {
+            let names = Self.named()
+            if scope == .all {
+                for (inode, name) in names {
+                    found[inode, default: Entry(label: NamespaceLabel(inode: inode, isHost: inode == hostInode), path: "")].path = "/run/netns/\(name)"
+                }
+            }
+            name(&found, names)
+        }
         let appeared = found.filter { entries[$0.key] == nil }.map(\.value)
         let gone = entries.filter { found[$0.key] == nil }.map(\.value)
         for entry in gone { interfaceNames[entry.label.inode] = nil }
@@ -172,9 +183,13 @@ public struct NamespaceDirectory {
         return (appeared.sorted { $0.label.inode < $1.label.inode }, gone.sorted { $0.label.inode < $1.label.inode })
     }
 
-    /// Every namespace with a process in it or a name in /run/netns.
-    private mutating func scanAll() -> [UInt32: Entry] {
-        var found: [UInt32: Entry] = [:]
+    /// Walks /proc: each process's namespace and cgroup (read in its first few walks only),
+    /// kept in `processes`; returns each namespace with a process in it, and a path to it. Each
+    /// path is checked now (one link read per namespace): a process caught in a namespace it
+    /// only visited (a tool's thread in `setns`, as netacct's own do) or that moved since is read
+    /// again, and its namespace is not kept on its word.
+    private mutating func walkProcesses() -> [UInt32: String] {
+        var members: [UInt32: [Int32]] = [:]
         var seen: [Int32: (netns: UInt32, cgroup: String?, checks: Int)] = [:]
         seen.reserveCapacity(processes.count)
         if let proc = opendir("/proc") {
@@ -188,22 +203,29 @@ public struct NamespaceDirectory {
                 }
                 guard let process = known else { continue }
                 seen[pid] = process
-                if found[process.netns] == nil {
-                    found[process.netns] = Entry(label: NamespaceLabel(inode: process.netns, isHost: process.netns == hostInode), path: "/proc/\(pid)/ns/net")
+                members[process.netns, default: []].append(pid)
+            }
+        }
+        var found: [UInt32: String] = [:]
+        for (netns, pids) in members {
+            for pid in pids {
+                guard let now = NetworkNamespace.inode(ofProcess: pid) else {
+                    seen[pid] = nil
+                    continue
                 }
+                if found[now] == nil { found[now] = "/proc/\(pid)/ns/net" }
+                if now == netns { break }
+                seen[pid] = (now, seen[pid]?.cgroup, Self.checksPerProcess)
             }
         }
         processes = seen
-        for (inode, name) in Self.named() {
-            found[inode, default: Entry(label: NamespaceLabel(inode: inode, isHost: inode == hostInode), path: "/run/netns/\(name)")].path = "/run/netns/\(name)"
-        }
         return found
     }
 
     /// The namespaces /run/netns names (`ip netns add`), by inode: the first name of each.
     static func named() -> [UInt32: String] {
         var names: [UInt32: String] = [:]
-        for name in (try? NamespaceScope.names()) ?? [] {
+        for name in NamespaceScope.names() {
             var info = stat()
             guard stat("/run/netns/\(name)", &info) == 0 else { continue }
             let inode = UInt32(truncatingIfNeeded: info.st_ino)
@@ -213,19 +235,7 @@ public struct NamespaceDirectory {
     }
 
     /// Gives each namespace its /run/netns name and the workload its processes agree on.
-    private mutating func name(_ found: inout [UInt32: Entry]) {
-        let names = Self.named()
-        if case .one = scope {
-            // Only this namespace's processes: one walk of /proc, their cgroups read each time.
-            processes = [:]
-            if let proc = opendir("/proc"), let inode = found.keys.first {
-                defer { closedir(proc) }
-                while let entry = readdir(proc) {
-                    guard let pid = Self.pid(entry), NetworkNamespace.inode(ofProcess: pid) == inode else { continue }
-                    processes[pid] = (inode, Self.cgroupPath(of: pid), 0)
-                }
-            }
-        }
+    private func name(_ found: inout [UInt32: Entry], _ names: [UInt32: String]) {
         var paths: [UInt32: Set<String>] = [:]
         for (_, process) in processes { if let cgroup = process.cgroup { paths[process.netns, default: []].insert(cgroup) } }
         for inode in found.keys {

@@ -61,9 +61,6 @@ public struct NetworkInterface: Sendable, Equatable {
         return String(decoding: buffer[..<count], as: UTF8.self).trimmingNewline
     }
 
-    /// The inode number of this process's network namespace (what the kernel's `net->ns.inum` is).
-    public static func namespaceInode() -> UInt32 { NetworkNamespace.inode() }
-
     /// The interfaces of the namespace at `path` (inode `inode`): this process's own from /sys,
     /// another's by an RTM_GETLINK dump on a netlink socket made inside it. There a device's
     /// queues are those it has (`num_tx_queues`), which rtnetlink tells, not the number in use

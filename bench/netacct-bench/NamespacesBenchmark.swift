@@ -70,13 +70,7 @@ func runNamespacesBenchmark(_ arguments: [String]) {
         print("|---|---|---|---|---|---|---|")
         var floors: [[Double]] = [[], []], one: [[Double]] = [[], []], every: [[Double]] = [[], []]
         for _ in 0..<rounds {
-            let object = try BPFObject(image: BPFObjects.floor)
-            try object.load()
-            let programs = [try object.program(BPFObjects.Floor.Program.floorXmit), try object.program(BPFObjects.Floor.Program.floorReceive)]
-            let links = try programs.map { try $0.attach() }
-            flood()
-            for (index, program) in programs.enumerated() { floors[index].append(nanosecondsPerEvent([try program.statistics()])) }
-            withExtendedLifetime(links) {}
+            for (index, floor) in try nicFloor(flood).enumerated() { floors[index].append(floor) }
 
             // One namespace: a's for TX (va's), b's for RX (vb's); then every namespace, both.
             let runs: [(engine: NICEngine, hooks: [Int])] = [
