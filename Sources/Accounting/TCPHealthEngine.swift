@@ -90,11 +90,17 @@ public final class TCPHealthEngine {
         let home = NetworkNamespace.inode()
         var results = [try body()]
         _ = namespaces.refresh()
+        unreadSaid.formIntersection(namespaces.entries.keys)
         for (netns, entry) in namespaces.entries where netns != home {
             do {
                 results.append(try NetworkNamespace.within(entry.path, expecting: netns, body))
             } catch let error as NetacctError {
-                logger.debug("skipped a network namespace", metadata: ["netns": "\(netns)", "why": "\(error.message)"])
+                // Said once per namespace; tried again each sample.
+                if unreadSaid.insert(netns).inserted {
+                    logger.warning("cannot read the TCP connections of a network namespace; tried again each sample", metadata: ["netns": "\(netns)", "why": "\(error.message)"])
+                } else {
+                    logger.debug("skipped a network namespace", metadata: ["netns": "\(netns)", "why": "\(error.message)"])
+                }
             }
         }
         return results
@@ -102,6 +108,8 @@ public final class TCPHealthEngine {
 
     /// The host's network namespaces, followed from one sample to the next.
     private lazy var namespaces = NamespaceDirectory(scope: .all)
+    /// The namespaces that could not be read, already said.
+    private var unreadSaid: Set<UInt32> = []
 
     /// The kernel's BTF, or why TCP health cannot be followed on this kernel.
     static func checkKernel() throws -> KernelBTF {

@@ -1,4 +1,5 @@
 import SystemPackage
+import CLibbpf
 
 /// An error from libbpf or the kernel, naming what failed, on which object, and why.
 public struct BPFError: Error, CustomStringConvertible, Sendable {
@@ -31,10 +32,24 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
         return text
     }
 
+    /// The kernel asks more of programs that see packets and sockets (cgroup, tc, sock_ops,
+    /// netfilter, XDP ...) than of tracing ones: CAP_NET_ADMIN besides CAP_BPF.
+    static let networkingHint = "Loading networking BPF programs (cgroup, tc, sock_ops, netfilter) needs root, or CAP_BPF and CAP_NET_ADMIN"
+
+    static func isNetworking(_ type: bpf_prog_type) -> Bool {
+        switch type {
+        case BPF_PROG_TYPE_TRACEPOINT, BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE, BPF_PROG_TYPE_TRACING,
+             BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_PERF_EVENT, BPF_PROG_TYPE_SYSCALL, BPF_PROG_TYPE_UNSPEC:
+            return false
+        default:
+            return true
+        }
+    }
+
     static func hint(for errno: Errno?) -> String? {
         switch errno {
         case .notPermitted?:
-            return "Loading BPF programs needs root, or CAP_BPF and CAP_PERFMON"
+            return "Loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (and CAP_NET_ADMIN for networking programs)"
         case .permissionDenied?:
             return "The kernel's verifier refused it (run with --verbose for its log)"
         case .noSuchFileOrDirectory?, .noSuchProcess?:

@@ -127,6 +127,10 @@ public final class BPFObject {
             let failure = LibbpfLog.takeLoadFailure()
             let subject = failure.program.map { "program '\($0)' of object '\(name)'" } ?? "object '\(name)'"
             var error = BPFError("loading", subject, code: result)
+            if error.errno == .notPermitted, let program = failure.program, let pointer = bpf_object__find_program_by_name(handle, program),
+               BPFError.isNetworking(bpf_program__type(pointer)) {
+                error.hint = BPFError.networkingHint
+            }
             if let reason = failure.reason {
                 error.hint = "The verifier said: \(reason)" + (error.hint.map { ". \($0)" } ?? "")
             }

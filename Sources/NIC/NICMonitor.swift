@@ -20,6 +20,8 @@ public final class NICMonitor {
     public private(set) var devices: [DeviceKey: Device] = [:]
     private let names: [String]
     private let logger: Logger
+    /// The namespaces whose interfaces could not be read, already said (until they go).
+    private var unreadSaid: Set<UInt32> = []
 
     public init(scope: NamespaceScope, names: [String], logger: Logger) throws {
         self.names = names
@@ -60,8 +62,12 @@ public final class NICMonitor {
             do {
                 interfaces = try NetworkInterface.all(inNamespace: entry.path, inode: inode)
             } catch {
-                // Gone between the two reads, or refused: tried again next time.
-                logger.debug("cannot read the interfaces of network namespace \(entry.label.display): \(error)")
+                // Gone between the two reads, or refused: tried again next time, said once.
+                if unreadSaid.insert(inode).inserted {
+                    logger.warning("cannot read the interfaces of network namespace \(entry.label.display) (inode \(inode)); tried again each interval: \(error)")
+                } else {
+                    logger.debug("cannot read the interfaces of network namespace \(entry.label.display): \(error)")
+                }
                 unread.insert(inode)
                 continue
             }
@@ -86,7 +92,10 @@ public final class NICMonitor {
     public func refresh() throws -> [Device] {
         let (appeared, left) = namespaces.refresh()
         for entry in appeared { logger.notice("following network namespace \(entry.label.display) (inode \(entry.label.inode))") }
-        for entry in left { logger.notice("network namespace \(entry.label.display) (inode \(entry.label.inode)) has gone; its rows end") }
+        for entry in left {
+            logger.notice("network namespace \(entry.label.display) (inode \(entry.label.inode)) has gone; its rows end")
+            unreadSaid.remove(entry.label.inode)
+        }
         var now: [DeviceKey: Device] = [:]
         if namespaces.scope == .all {
             let (shown, existing, unread) = listed()

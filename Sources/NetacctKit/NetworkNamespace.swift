@@ -40,7 +40,9 @@ public enum NetworkNamespace {
         guard home >= 0 else { throw NetacctError("Cannot open this thread's network namespace: \(String(cString: strerror(errno)))", kind: .failure) }
         defer { close(home) }
         guard netacct_enter_network_namespace(target) == 0 else {
-            throw NetacctError("Cannot enter the network namespace \(path): \(String(cString: strerror(errno)))", kind: .failure)
+            let reason = errno
+            let hint = reason == EPERM ? " (entering another network namespace needs CAP_SYS_ADMIN)" : ""
+            throw NetacctError("Cannot enter the network namespace \(path): \(String(cString: strerror(reason)))\(hint)", kind: .failure)
         }
         defer {
             // A thread left in another namespace would count the wrong one from then on.

@@ -94,6 +94,20 @@ struct TopCommandTests {
         #expect(!result.err.contains("Fatal error"))
     }
 
+    /// Root with CAP_BPF and CAP_PERFMON only (a container's): the tracing programs load, the
+    /// networking ones (--wire's cgroup programs) are refused, and the error says which
+    /// capability they need.
+    @Test(.enabled(if: isRoot, "needs root to drop capabilities"))
+    func withTracingCapabilitiesOnlyNetworkingProgramsSayTheyNeedNetAdmin() throws {
+        let limited = ["setpriv", "--bounding-set=-all,+bpf,+perfmon"]
+        let counted = try Binary.run(["top", "--json", "0.2", "1"], prefix: limited)
+        #expect(counted.status == 0, "\(counted.err)")
+        let wire = try Binary.run(["top", "--wire", "0.2", "1"], prefix: limited)
+        #expect(wire.status == 1)
+        #expect(wire.err.contains("of object 'wire' failed: Operation not permitted") && wire.err.contains("needs root, or CAP_BPF and CAP_NET_ADMIN"),
+                "\(wire.err)")
+    }
+
     @Test(.enabled(if: isRoot, "loads BPF programs: needs root"))
     func unknownCgroupIsAnError() throws {
         let result = try Binary.run(["top", "--cgroup", "/no/such/cgroup", "1", "1"])
