@@ -25,7 +25,12 @@ NETACCT_TEST_PACKAGES=(
     lintian     # the package test: lintian checks the .deb scripts/package builds
     man-db      # … and its man pages open (man -l)
     bash-completion # … and its bash completions load
+    debootstrap zstd # … and it installs into a fresh Debian 12 root (scripts/debian-root)
+    python3-venv    # the Kubernetes manifests' validator, from PyPI (netacct_install_python_tools)
 )
+
+# What the tests need from PyPI, pinned, in a virtual environment of the build directory.
+NETACCT_TEST_PYTHON=(kubernetes-validate==1.37.0)
 
 # Installs the Debian packages of a list (`run` or `test`, which includes `run`'s) that are
 # missing, and checks that a Swift toolchain is on PATH.
@@ -46,6 +51,20 @@ netacct_install_packages() {
     if ! command -v swift >/dev/null; then
         echo "setup: no Swift toolchain on PATH (Swift >= 6.1 is needed: https://www.swift.org/install/linux/)" >&2
         exit 1
+    fi
+}
+
+# Installs NETACCT_TEST_PYTHON into .build/test-python (made with Debian's python3), unless
+# it is there already: the tests run .build/test-python/bin/kubernetes-validate.
+netacct_install_python_tools() {
+    local venv=.build/test-python
+    local installed; installed="$("$venv/bin/python" -m pip freeze 2>/dev/null || true)"
+    local missing=()
+    for requirement in "${NETACCT_TEST_PYTHON[@]}"; do grep -qixF "$requirement" <<< "$installed" || missing+=("$requirement"); done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]} into $venv" >&2
+        [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" >&2
     fi
 }
 
