@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // Only its GRDBSQLite module: Debian's libsqlite3 as a Swift module.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libbpf from Debian (libbpf-dev), plus the few C shims Swift cannot express.
@@ -102,13 +104,22 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // `netacct history` and the daemon's history file: SQLite (Debian's libsqlite3, through
+        // GRDB.swift's module map), its schema, what is recorded and how it is read back.
+        .target(
+            name: "History",
+            dependencies: [
+                "DaemonProtocol", "NetacctKit",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
         // The glibc calls the Glibc module leaves out (malloc_trim, strerrorname_np).
         .target(name: "CGlibcExtras"),
         // The servers: the netatop-bpf protocol for atop, the local API for `netacct top`.
         .target(
             name: "NetacctServers",
             dependencies: [
-                "Accounting", "NIC", "Latency", "Drops", "Connections", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
+                "Accounting", "NIC", "Latency", "Drops", "Connections", "History", "DaemonProtocol", "NetacctKit", "CGlibcExtras",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -120,7 +131,7 @@ let package = Package(
         .executableTarget(
             name: "netacct",
             dependencies: [
-                "Accounting", "DaemonProtocol", "NetacctKit", "Top", "NIC", "Connections", "Drops", "Latency", "NetacctServers",
+                "Accounting", "DaemonProtocol", "NetacctKit", "Top", "NIC", "Connections", "Drops", "Latency", "History", "NetacctServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -139,6 +150,7 @@ let package = Package(
         .testTarget(name: "AccountingTests", dependencies: ["Accounting", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "TopTests", dependencies: ["Top", "Accounting", "NetacctKit"]),
         .testTarget(name: "NICTests", dependencies: ["NIC", "NetacctKit"]),
+        .testTarget(name: "HistoryTests", dependencies: ["History", "DaemonProtocol", "NetacctKit"]),
         .testTarget(name: "ConnectionsTests", dependencies: ["Connections", "CNetacct", "NetacctKit", "CTestSupport"]),
         .testTarget(name: "LatencyTests", dependencies: ["Latency", "CNetacct", "NetacctKit"]),
         .testTarget(name: "DropsTests", dependencies: ["Drops", "CNetacct", "NetacctKit"]),

@@ -5,6 +5,7 @@ set -euo pipefail
 # What building and running netacct needs.
 NETACCT_RUN_PACKAGES=(
     libbpf-dev  # libbpf 1.1 headers and library (pulls libelf-dev, zlib1g-dev)
+    libsqlite3-dev # the history file (netacct daemon --history)
     pkg-config
 )
 

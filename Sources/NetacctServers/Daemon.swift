@@ -6,6 +6,7 @@ import Accounting
 import Connections
 import DaemonProtocol
 import Drops
+import History
 import NetacctKit
 import Latency
 import NIC
@@ -67,7 +68,19 @@ public final class Daemon {
         public var metricsTop = 50
         /// Process groups by command name and PID.
         public var metricsPIDs = false
+        /// Record each interval's traffic in a history file (nil: none).
+        public var history: HistoryOptions?
         public init() {}
+    }
+
+    public struct HistoryOptions: Sendable {
+        public var path: String
+        /// Seconds per interval.
+        public var interval: Double
+        public var retention: HistoryRetention
+        public init(path: String, interval: Double, retention: HistoryRetention = .standard) {
+            (self.path, self.interval, self.retention) = (path, interval, retention)
+        }
     }
 
     public let configuration: Configuration
@@ -179,6 +192,17 @@ public final class Daemon {
         if leases.count > 1 {
             channels.append(try bind(leases[1], group: group, shared: shared) { APIHandler(shared: shared) })
         }
+        // The recorder lives on the loop (the service is the loop's); its writer is its own thread.
+        let (history, historyLogger) = (configuration.history, logger)
+        let recorder = try loop.submit { NIOLoopBoundBox(Self.startHistory(history, shared, logger: historyLogger), eventLoop: loop) }.wait()
+        let writer = try loop.submit { recorder.value?.writer }.wait()
+        defer { writer?.stop() }
+        if let history {
+            let every = TimeAmount.nanoseconds(Int64(history.interval * 1e9))
+            loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+                do { try recorder.value?.tick() } catch { shared.log.log(.warning, "history", "history: cannot take an interval: \(error)") }
+            }
+        }
         let interval = configuration.maintenanceInterval
         let milliseconds = Int64(interval * 1000)
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(milliseconds), delay: .milliseconds(milliseconds)) { _ in
@@ -190,6 +214,23 @@ public final class Daemon {
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
+        // The interval under way is recorded too.
+        try? loop.submit { try recorder.value?.tick() }.wait()
+    }
+
+    /// Opens the history file and starts recording (on the event loop, which owns the service).
+    /// A file that cannot be used is said, and the daemon goes on counting and serving without.
+    private static func startHistory(_ history: HistoryOptions?, _ shared: SharedService, logger: Logger) -> HistoryRecorder? {
+        guard let history else { return nil }
+        do {
+            let store = try HistoryStore(path: history.path, mode: .readWrite)
+            let recorder = try HistoryRecorder(service: shared.service, store: store, interval: history.interval, retention: history.retention, logger: logger)
+            logger.notice("recording history", metadata: ["path": "\(history.path)", "interval_s": "\(history.interval)"])
+            return recorder
+        } catch {
+            logger.error("not recording history (counting and serving go on): \(error)")
+            return nil
+        }
     }
 
     /// Why a socket could not be bound, in words a user can act on: the system's message for

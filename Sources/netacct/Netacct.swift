@@ -6,7 +6,7 @@ struct Netacct: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-process network accounting for Linux, counted in the kernel with eBPF.",
         version: NetacctVersion.string,
-        subcommands: [TopCommand.self, NICCommand.self, ConnectionsCommand.self, DropsCommand.self, LatencyCommand.self, DaemonCommand.self],
+        subcommands: [TopCommand.self, NICCommand.self, ConnectionsCommand.self, DropsCommand.self, LatencyCommand.self, DaemonCommand.self, HistoryCommand.self],
         defaultSubcommand: TopCommand.self
     )
 

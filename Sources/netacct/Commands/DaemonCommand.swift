@@ -1,5 +1,7 @@
 import Accounting
 import ArgumentParser
+import History
+import NetacctKit
 import DaemonProtocol
 import Glibc
 import NetacctServers
@@ -86,6 +88,21 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: ArgumentHelp("HTTP clients must send 'Authorization: Bearer <the token in this file>'; the file must not be readable by others.", valueName: "path"))
     var metricsTokenFile: String?
 
+    @Flag(help: "Record every interval's traffic per process and cgroup in the history file (netacct history reads it).")
+    var history = false
+
+    @Option(help: ArgumentHelp("The history file (an SQLite database, 0600, in a 0700 directory made if missing).", valueName: "path"))
+    var historyFile = HistoryStore.defaultPath
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds between two history records.", valueName: "seconds"))
+    var historyInterval: Double = 10
+
+    @Option(help: ArgumentHelp("How long each resolution is kept: the recording interval's for FULL, then each RESOLUTION until its age; older intervals go. Merging sums the fine intervals, so totals stay exact.", valueName: "FULL[,RESOLUTION:UNTIL...]"))
+    var historyRetention = "1d,60s:7d,600s:90d"
+
+    @Option(help: ArgumentHelp("Largest the history may grow (K, M, G); past it the oldest intervals go first, counted and said.", valueName: "size"))
+    var historyMaxSize = "256M"
+
     @OptionGroup var engine: EngineOption
 
     @OptionGroup var global: GlobalOptions
@@ -128,6 +145,18 @@ struct DaemonCommand: ParsableCommand {
     /// millions of them.
     static let largestMetricsTop = 100_000
 
+    /// The history's options, checked: the retention, the size (at least 1 MiB).
+    func historyOptions() throws -> Daemon.HistoryOptions {
+        do {
+            let size = try HistoryRetention.size(historyMaxSize)
+            guard size >= 1 << 20 else { throw ValidationError("--history-max-size must be at least 1M, not \(historyMaxSize).") }
+            return .init(path: historyFile, interval: historyInterval,
+                         retention: try HistoryRetention.parse(historyRetention, interval: historyInterval, maximumBytes: size))
+        } catch let error as NetacctError {
+            throw ValidationError(error.message)
+        }
+    }
+
     func validate() throws {
         for (path, option) in [(socket, "--socket"), (apiSocket, "--api-socket")] {
             do { try SocketPath.check(path, option: option) } catch { throw ValidationError("\(error)") }
@@ -143,6 +172,9 @@ struct DaemonCommand: ParsableCommand {
         if let listen { _ = try Self.parseListen(listen) }
         if metricsTokenFile != nil && listen == nil { throw ValidationError("--metrics-token-file goes with --listen.") }
         if let metricsTokenFile { _ = try Self.readToken(metricsTokenFile) }
+        try Check.seconds(historyInterval, "--history-interval")
+        try Check.notEmpty(historyFile, "--history-file")
+        _ = try historyOptions()
     }
 
     func run() throws {
@@ -170,6 +202,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.metricsToken = try metricsTokenFile.map(Self.readToken)
         configuration.metricsTop = metricsTop
         configuration.metricsPIDs = metricsPids
+        if history { configuration.history = try historyOptions() }
         try reportingErrors { try Daemon(configuration, logger: logger).run() }
     }
 }

@@ -1,0 +1,118 @@
+import Glibc
+import NetacctKit
+
+/// `netacct history`: what the daemon recorded, read from its file (the daemon need not run),
+/// as a table or JSON: for a time range (or the interval at a moment), per process or cgroup,
+/// in total or interval by interval.
+public struct HistoryApp {
+    public struct Configuration: Sendable {
+        public var path = HistoryStore.defaultPath
+        public var from: Int64 = 0
+        public var until: Int64 = 0
+        /// `--at`: the interval that holds `from`, which must exist.
+        public var at = false
+        public var grouping = HistoryQuery.Grouping.process
+        public var pid: Int32?
+        public var json = false
+        /// A report per interval instead of one for the whole range.
+        public var perInterval = false
+        public init() {}
+    }
+
+    let configuration: Configuration
+
+    public init(_ configuration: Configuration) { self.configuration = configuration }
+
+    public func run() throws {
+        let signals = StopSignals()
+        let store = try HistoryStore(path: configuration.path, mode: .readOnly)
+        var query = HistoryQuery(from: configuration.from, until: configuration.at ? configuration.from + 1 : configuration.until,
+                                 grouping: configuration.grouping, pid: configuration.pid)
+        let whole = try store.report(query)
+        guard whole.intervals > 0 else {
+            let span = try store.span()
+            let what = configuration.at ? "at \(HistoryTime.describe(query.from, withDate: true))"
+                : "from \(HistoryTime.describe(query.from, withDate: true)) to \(HistoryTime.describe(query.until, withDate: true))"
+            let covered = span.map { "it covers \(HistoryTime.describe($0.start, withDate: true)) to \(HistoryTime.describe($0.end, withDate: true)) (\($0.intervals) intervals)" }
+                ?? "it is empty"
+            throw NetacctError("Nothing recorded \(what) in \(configuration.path): \(covered).")
+        }
+        var reports = [whole]
+        if configuration.perInterval {
+            reports = try store.intervals(overlapping: query.from, query.until).map { interval in
+                query.from = interval.start
+                query.until = interval.end
+                var report = try store.report(query)
+                report.span = (interval.start, interval.end)
+                return report
+            }
+        }
+        var out = TextBuffer(capacity: 1 << 14)
+        for report in reports {
+            if configuration.json { Self.writeJSON(report, into: &out) } else { Self.writeTable(report, into: &out) }
+        }
+        _ = try signals.write(out.bytes, to: 1)
+    }
+
+    static func writeJSON(_ report: HistoryReport, into out: inout TextBuffer) {
+        var json = JSONWriter()
+        json.begin("{")
+        json.field("from_ns", number: report.span?.start ?? report.query.from)
+        json.field("until_ns", number: report.span?.end ?? report.query.until)
+        json.field("from", string: report.span.map { HistoryTime.describe($0.start, withDate: true) })
+        json.field("until", string: report.span.map { HistoryTime.describe($0.end, withDate: true) })
+        json.field("intervals", number: report.intervals)
+        json.field("resolution_s", number: report.resolution)
+        json.field("finest_resolution_s", number: report.finest)
+        json.field("dropped_for_size", number: report.droppedForSize)
+        json.field("by", string: report.query.grouping.rawValue)
+        json.key("rows")
+        json.begin("[")
+        for row in report.rows {
+            json.begin("{")
+            if let pid = row.pid { json.field("pid", number: pid) }
+            if let start = row.startNs { json.field("start_ns", number: start) }
+            if let comm = row.comm { json.field("comm", string: comm) }
+            json.field("cgroup_id", number: row.cgroup)
+            json.field("cgroup", string: row.cgroupPath)
+            if row.pid != nil { json.field("exited", bool: row.exited) }
+            row.counters.write(into: &json)
+            json.end("}")
+        }
+        json.end("]")
+        json.end("}")
+        json.newline()
+        out.append(bytes: json.bytes)
+    }
+
+    static func writeTable(_ report: HistoryReport, into out: inout TextBuffer) {
+        let span = report.span ?? (report.query.from, report.query.until)
+        let until = HistoryTime.describe(span.end, withDate: !HistoryTime.sameDay(span.start, span.end))
+        let resolution = report.finest == report.resolution ? "\(report.resolution) s" : "\(report.finest) to \(report.resolution) s"
+        out.append("\(HistoryTime.describe(span.start, withDate: true)) to \(until): \(report.intervals) interval\(report.intervals == 1 ? "" : "s") of \(resolution), by \(report.query.grouping.rawValue)\n")
+        if report.droppedForSize > 0 {
+            out.append("(\(report.droppedForSize) of the oldest intervals were dropped to keep the file under --history-max-size)\n")
+        }
+        out.append("\n")
+        let counters = ["TCP-RXP", "TCP-RX", "TCP-TXP", "TCP-TX", "UDP-RXP", "UDP-RX", "UDP-TXP", "UDP-TX"]
+        let head = report.query.grouping == .process ? Units.pad("PID", 7) + " " + Units.pad("COMM", 16, left: true) + " " + Units.pad("CGROUP", 20, left: true)
+            : Units.pad("CGROUP", 40, left: true)
+        out.append(head + counters.map { " " + Units.pad($0, 8) }.joined() + "\n")
+        for row in report.rows {
+            let cgroup = row.cgroupPath ?? "cgroup \(row.cgroup)"
+            var line = report.query.grouping == .process
+                ? Units.pad("\(row.pid ?? 0)", 7) + " " + Units.pad((row.comm ?? "") + (row.exited ? "*" : ""), 16, left: true) + " "
+                    + Units.pad(String(cgroup.suffix(20)), 20, left: true)
+                : Units.pad(String(cgroup.suffix(40)), 40, left: true)
+            let c = row.counters
+            for (value, isBytes) in [(c.tcpRxPackets, false), (c.tcpRxBytes, true), (c.tcpTxPackets, false), (c.tcpTxBytes, true),
+                                     (c.udpRxPackets, false), (c.udpRxBytes, true), (c.udpTxPackets, false), (c.udpTxBytes, true)] {
+                line += " " + Units.pad(isBytes ? Units.bytes(value) : Units.count(value), 8)
+            }
+            out.append(line + "\n")
+        }
+        if report.rows.isEmpty { out.append("(no process had traffic)\n") }
+        if report.rows.contains(where: \.exited) { out.append("* exited\n") }
+        out.append("\n")
+    }
+}

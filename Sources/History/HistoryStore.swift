@@ -1,0 +1,200 @@
+import Glibc
+import GRDBSQLite
+import DaemonProtocol
+import NetacctKit
+
+/// The history file: an SQLite database in WAL mode (a crash or kill -9 loses at most the
+/// interval being written; readers never block the writer), never readable by other users.
+/// It says what it is (`application_id` "nact") and which schema it has (`user_version`): a
+/// file of another program, or of a newer netacct, is refused with that said; an older schema
+/// is migrated.
+public final class HistoryStore {
+    public static let defaultPath = "/var/lib/netacct/history.db"
+    /// "nact", SQLite's application id of netacct's files.
+    public static let applicationID: Int64 = 0x6E61_6374
+    /// The schema this netacct writes; `migrations[n]` brings schema n to n + 1.
+    public static let schemaVersion: Int64 = 1
+    static let migrations: [String] = [
+        // 0 -> 1: a new file.
+        """
+        CREATE TABLE intervals(id INTEGER PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+                               resolution_s INTEGER NOT NULL);
+        CREATE INDEX intervals_by_end ON intervals(end_ns);
+        CREATE TABLE processes(interval INTEGER NOT NULL REFERENCES intervals(id) ON DELETE CASCADE,
+                               pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, comm TEXT NOT NULL,
+                               cgroup INTEGER NOT NULL, exited INTEGER NOT NULL, \(counterColumns),
+                               PRIMARY KEY(interval, pid, start_ns)) WITHOUT ROWID;
+        CREATE TABLE cgroups(interval INTEGER NOT NULL REFERENCES intervals(id) ON DELETE CASCADE,
+                             cgroup INTEGER NOT NULL, \(counterColumns),
+                             PRIMARY KEY(interval, cgroup)) WITHOUT ROWID;
+        CREATE TABLE cgroup_paths(cgroup INTEGER PRIMARY KEY, path TEXT NOT NULL);
+        CREATE TABLE losses(name TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+        """,
+    ]
+    static var counterColumns: String { Counters.columns.map { "\($0) INTEGER NOT NULL" }.joined(separator: ", ") }
+
+    public let database: SQLiteDatabase
+    public var path: String { database.path }
+    private var insertInterval: SQLiteStatement?, insertProcess: SQLiteStatement?, insertCgroup: SQLiteStatement?, insertPath: SQLiteStatement?
+
+    /// Opens (`.readWrite`: creates, with its directory, 0700, and the file 0600) the history at
+    /// `path`, checking what it is.
+    public init(path: String, mode: SQLiteDatabase.Mode) throws {
+        if mode == .readWrite {
+            try Self.makeDirectory(of: path)
+            var system = statvfs()
+            let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
+            if statvfs(directory, &system) == 0, system.f_flag & UInt(ST_RDONLY) != 0 {
+                throw NetacctError("Cannot record the history in \(path): its file system is read-only (give --history-file on a writable one).", kind: .failure)
+            }
+        } else if access(path, F_OK) != 0 {
+            throw NetacctError("No history at \(path): \(String(cString: strerror(errno))) (netacct daemon --history records one; --file names another).")
+        }
+        // The file and its -wal and -shm are made 0600 whatever the umask.
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        database = try SQLiteDatabase(path: path, mode: mode)
+        try check(mode: mode)
+        if mode == .readWrite {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & 0o077 != 0 { chmod(path, 0o600) }
+            try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
+        }
+    }
+
+    /// Makes the directory of `path` (0700) if it is missing.
+    static func makeDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let directory = String(path[..<slash])
+        var info = stat()
+        if stat(directory, &info) == 0 { return }
+        try makeDirectory(of: directory)
+        guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+            throw NetacctError("Cannot make \(directory) for the history: \(String(cString: strerror(errno))).", kind: .failure)
+        }
+    }
+
+    /// What the file is: netacct's (migrated if older), new (the schema made), or refused.
+    private func check(mode: SQLiteDatabase.Mode) throws {
+        let application: Int64, version: Int64, tables: Int64
+        do {
+            application = try database.integer("PRAGMA application_id") ?? 0
+            version = try database.integer("PRAGMA user_version") ?? 0
+            tables = try database.integer("SELECT count(*) FROM sqlite_schema") ?? 0
+        } catch let error as SQLiteError where error.primary == SQLITE_NOTADB || error.primary == SQLITE_CORRUPT {
+            throw NetacctError("\(path) is not a netacct history: not an SQLite database, or a damaged one (\(error.message)). Move it away or give another path.",
+                               kind: .badInput)
+        }
+        if application != Self.applicationID && !(application == 0 && tables == 0) {
+            throw NetacctError("\(path) is not a netacct history: an SQLite database of another program (application id \(application), \(tables) tables). Give another path.",
+                               kind: .badInput)
+        }
+        if version > Self.schemaVersion {
+            throw NetacctError("\(path) was written by a newer netacct (history schema \(version); this one knows up to \(Self.schemaVersion)).",
+                               kind: .badInput)
+        }
+        guard version < Self.schemaVersion else { return }
+        guard mode == .readWrite else {
+            if tables == 0 { throw NetacctError("\(path) is an empty history: nothing recorded yet.", kind: .badInput) }
+            throw NetacctError("\(path) has history schema \(version); the daemon brings it to \(Self.schemaVersion) when it next records.", kind: .badInput)
+        }
+        // Deleted intervals' pages go back to the file system (only settable while it is empty).
+        if tables == 0 { try database.execute("PRAGMA auto_vacuum=INCREMENTAL") }
+        try database.transaction {
+            for step in Int(version)..<Int(Self.schemaVersion) { try database.execute(Self.migrations[step]) }
+            try database.execute("PRAGMA application_id=\(Self.applicationID); PRAGMA user_version=\(Self.schemaVersion)")
+        }
+    }
+
+    /// Writes one interval, all of it or nothing.
+    public func append(_ interval: HistoryInterval, resolution: Int64) throws {
+        let counters = Counters.columns.joined(separator: ", ")
+        let slots = (1...8).map { "?\($0 + 2)" }.joined(separator: ", ")
+        if insertInterval == nil {
+            insertInterval = try database.prepare("INSERT INTO intervals(start_ns, end_ns, resolution_s) VALUES (?1, ?2, ?3)")
+            insertProcess = try database.prepare("""
+                INSERT OR REPLACE INTO processes(interval, pid, start_ns, comm, cgroup, exited, \(counters))
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, \((1...8).map { "?\($0 + 6)" }.joined(separator: ", ")))
+                """)
+            insertCgroup = try database.prepare("INSERT INTO cgroups(interval, cgroup, \(counters)) VALUES (?1, ?2, \(slots))")
+            insertPath = try database.prepare("INSERT OR REPLACE INTO cgroup_paths(cgroup, path) VALUES (?1, ?2)")
+        }
+        try database.transaction {
+            try insertInterval!.run(.integer(interval.start), .integer(interval.end), .integer(resolution))
+            let id = sqlite3_last_insert_rowid(database.handle)
+            var cgroups: [UInt64: Counters] = [:]
+            for process in interval.processes {
+                try insertProcess!.bind([.integer(id), .integer(Int64(process.pid)), .unsigned(process.startNs), .text(process.comm),
+                                         .unsigned(process.cgroup), .integer(process.exited ? 1 : 0)] + process.counters.values.map(SQLiteValue.unsigned))
+                while try insertProcess!.step() {}
+                cgroups[process.cgroup, default: Counters()].add(process.counters)
+            }
+            for (cgroup, sum) in cgroups {
+                try insertCgroup!.bind([.integer(id), .unsigned(cgroup)] + sum.values.map(SQLiteValue.unsigned))
+                while try insertCgroup!.step() {}
+            }
+            for (cgroup, path) in interval.cgroupPaths where cgroups[cgroup] != nil {
+                try insertPath!.run(.unsigned(cgroup), .text(path))
+            }
+        }
+    }
+
+    /// The first and last instants recorded, and how many intervals (nil: none).
+    public func span() throws -> (start: Int64, end: Int64, intervals: Int)? {
+        let statement = try database.prepare("SELECT min(start_ns), max(end_ns), count(*) FROM intervals")
+        guard try statement.step(), statement.int64(2) > 0 else { return nil }
+        return (statement.int64(0), statement.int64(1), Int(statement.int64(2)))
+    }
+
+    /// The intervals recorded that overlap [from, until), oldest first.
+    public func intervals(overlapping from: Int64, _ until: Int64) throws -> [(start: Int64, end: Int64)] {
+        let statement = try database.prepare("SELECT start_ns, end_ns FROM intervals WHERE end_ns > ?1 AND start_ns < ?2 ORDER BY start_ns")
+        try statement.bind(.integer(from), .integer(until))
+        var result: [(start: Int64, end: Int64)] = []
+        while try statement.step() { result.append((statement.int64(0), statement.int64(1))) }
+        return result
+    }
+
+    /// The intervals that overlap the query's range, each process's (or cgroup's) traffic in them.
+    public func report(_ query: HistoryQuery) throws -> HistoryReport {
+        let range = try database.prepare("""
+            SELECT min(start_ns), max(end_ns), count(*), max(resolution_s), min(resolution_s) FROM intervals WHERE end_ns > ?1 AND start_ns < ?2
+            """)
+        try range.bind(.integer(query.from), .integer(query.until))
+        _ = try range.step()
+        let count = Int(range.int64(2))
+        var report = HistoryReport(query: query, span: count > 0 ? (range.int64(0), range.int64(1)) : nil, intervals: count,
+                                   resolution: range.int64(3), finest: range.int64(4), droppedForSize: try droppedForSize(), rows: [])
+        guard count > 0 else { return report }
+        let sums = Counters.columns.map { "sum(t.\($0))" }.joined(separator: ", ")
+        let busiest = "sum(t.tcp_tx_bytes + t.tcp_rx_bytes + t.udp_tx_bytes + t.udp_rx_bytes) DESC"
+        let within = "JOIN intervals i ON t.interval = i.id LEFT JOIN cgroup_paths c ON c.cgroup = t.cgroup WHERE i.end_ns > ?1 AND i.start_ns < ?2"
+        switch query.grouping {
+        case .process:
+            let statement = try database.prepare("""
+                SELECT t.pid, t.start_ns, max(t.comm), max(t.cgroup), max(t.exited), max(c.path), \(sums) FROM processes t \(within)
+                AND (?3 IS NULL OR t.pid = ?3) GROUP BY t.pid, t.start_ns ORDER BY \(busiest), t.pid
+                """)
+            try statement.bind(.integer(query.from), .integer(query.until), query.pid.map { .integer(Int64($0)) } ?? .null)
+            while try statement.step() {
+                report.rows.append(.init(pid: Int32(truncatingIfNeeded: statement.int64(0)), startNs: statement.uint64(1), comm: statement.text(2),
+                                         cgroup: statement.uint64(3), cgroupPath: statement.text(5).nilIfEmpty, exited: statement.int64(4) != 0,
+                                         counters: Counters(statement, from: 6)))
+            }
+        case .cgroup:
+            let statement = try database.prepare("""
+                SELECT t.cgroup, max(c.path), \(sums) FROM cgroups t \(within) GROUP BY t.cgroup ORDER BY \(busiest), t.cgroup
+                """)
+            try statement.bind(.integer(query.from), .integer(query.until))
+            while try statement.step() {
+                report.rows.append(.init(pid: nil, startNs: nil, comm: nil, cgroup: statement.uint64(0), cgroupPath: statement.text(1).nilIfEmpty,
+                                         exited: false, counters: Counters(statement, from: 2)))
+            }
+        }
+        return report
+    }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,159 @@
+import Glibc
+import Logging
+import Synchronization
+import Accounting
+import History
+import DaemonProtocol
+import NetacctKit
+import NIOPosix
+
+/// `netacct daemon --history`: every interval, each process's traffic in it (the accounting
+/// service's cumulative counters, less what the last interval had; exited processes once)
+/// goes to the history file. The event loop only takes the sample; a thread of its own writes
+/// it, so that a slow or full disk never delays atop. Intervals the writer is too far behind
+/// for (more than `backlog` waiting) are dropped, and failed writes are counted and said: the
+/// daemon goes on counting and serving either way.
+/// `tick` is called on the daemon's event loop only.
+final class HistoryRecorder {
+    private let service: AccountingService
+    private let client: AccountingService.ClientID
+    let writer: HistoryWriter
+    let interval: Double
+    private var last: [ProcessID: Traffic] = [:]
+    private var lastTick: Int64
+    private var cgroups = CgroupNames()
+    var losses: HistoryWriter.Losses { writer.losses }
+
+    init(service: AccountingService, store: HistoryStore, interval: Double, retention: HistoryRetention, logger: Logger) throws {
+        self.service = service
+        self.interval = interval
+        client = service.connect()
+        writer = HistoryWriter(store: store, resolution: Int64(interval.rounded(.up)), retention: retention, logger: logger)
+        // What each process has counted so far belongs to no interval of the history.
+        try service.refresh(reporting: .all)
+        for process in service.processes(for: client) where !process.exited { last[process.id] = process.total }
+        lastTick = HistoryTime.now()
+    }
+
+    /// Takes the interval that ends now and hands it to the writer.
+    func tick() throws {
+        try service.refresh(reporting: .all)
+        let now = HistoryTime.now()
+        var rows: [HistoryInterval.Process] = []
+        var seen: [ProcessID: Traffic] = [:]
+        var paths: [UInt64: String] = [:]
+        for process in service.processes(for: client) {
+            let delta = process.total.since(last[process.id] ?? .zero)
+            if !process.exited { seen[process.id] = process.total }
+            guard delta != .zero else { continue }
+            rows.append(HistoryInterval.Process(pid: process.id.pid, startNs: process.id.startNanoseconds, comm: process.comm,
+                                                cgroup: process.cgroupID, exited: process.exited, counters: Counters(delta)))
+            if paths[process.cgroupID] == nil, let path = cgroups.path(of: process.cgroupID) { paths[process.cgroupID] = path }
+        }
+        last = seen
+        writer.submit(HistoryInterval(start: lastTick, end: now, processes: rows, cgroupPaths: paths))
+        lastTick = now
+    }
+
+}
+
+/// The history file's writer: a thread pool of one thread, so that intervals are written in
+/// order and off the event loop; at most `backlog` wait at once.
+final class HistoryWriter: Sendable {
+    struct Losses: Sendable, Equatable {
+        /// Intervals dropped because the writer was `backlog` behind.
+        var dropped: UInt64 = 0
+        /// Intervals a write failed for (a full disk, a read-only file system, a damaged file).
+        var failed: UInt64 = 0
+        /// Intervals the file dropped, oldest first, to stay under its size.
+        var droppedForSize: UInt64 = 0
+    }
+
+    static let backlog = 6
+    private struct State {
+        var waiting = 0
+        var losses = Losses()
+        /// The kind of the last failure said, so that it is said again only when it changes.
+        var lastFailure: String?
+    }
+    /// The store, used on the pool's one thread only.
+    private final class Store: @unchecked Sendable {
+        let store: HistoryStore
+        init(_ store: HistoryStore) { self.store = store }
+    }
+
+    private let state = Mutex(State())
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let store: Store
+    private let resolution: Int64
+    private let retention: HistoryRetention
+    /// Seconds between two maintenances (merging, expiring, trimming): a minute, or the finest
+    /// tier's resolution if finer.
+    private let maintenanceEvery: Int64
+    /// Used on the pool's thread only.
+    private nonisolated(unsafe) var lastMaintenance: Int64 = 0
+    private let logger: Logger
+
+    init(store: HistoryStore, resolution: Int64, retention: HistoryRetention, logger: Logger) {
+        self.store = Store(store)
+        self.resolution = resolution
+        self.retention = retention
+        maintenanceEvery = min(60, retention.tiers.first?.resolution ?? 60) * 1_000_000_000
+        self.logger = logger
+        pool.start()
+    }
+
+    /// Queues an interval for the file (on the event loop: never waits).
+    func submit(_ interval: HistoryInterval) {
+        let admitted = state.withLock { state in
+            guard state.waiting < Self.backlog else {
+                state.losses.dropped += 1
+                return false
+            }
+            state.waiting += 1
+            return true
+        }
+        guard admitted else { return }
+        // Also when the pool is shutting down (the state says cancelled): what was taken is written.
+        pool.submit { _ in
+            self.write(interval)
+            self.state.withLock { $0.waiting -= 1 }
+        }
+    }
+
+    private func write(_ interval: HistoryInterval) {
+        let path = store.store.path
+        do {
+            try store.store.append(interval, resolution: resolution)
+            if interval.end - lastMaintenance >= maintenanceEvery {
+                lastMaintenance = interval.end
+                let done = try store.store.maintain(retention, now: interval.end)
+                if done.made > 0 || done.expired > 0 {
+                    logger.debug("history: merged \(done.merged) intervals into \(done.made), expired \(done.expired)")
+                }
+                if done.droppedForSize > 0 {
+                    state.withLock { $0.losses.droppedForSize += UInt64(done.droppedForSize) }
+                    logger.warning("history: dropped the \(done.droppedForSize) oldest intervals to keep \(path) under \(retention.maximumBytes) bytes (--history-max-size)")
+                }
+            }
+            if state.withLock({ state in defer { state.lastFailure = nil }; return state.lastFailure != nil }) {
+                logger.notice("history: writing again to \(path)")
+            }
+        } catch {
+            // Said again only when the kind of failure changes (a full disk fails at one
+            // statement or another, with one code).
+            let message = "\(error)", kind = (error as? SQLiteError).map { "SQLite \($0.primary)" } ?? message
+            let say = state.withLock { state in
+                state.losses.failed += 1
+                defer { state.lastFailure = kind }
+                return state.lastFailure != kind
+            }
+            if say { logger.error("history: cannot write an interval to \(path) (counting and serving go on; said again only if the failure changes): \(message)") }
+        }
+    }
+
+    var losses: Losses { state.withLock { $0.losses } }
+
+    /// Writes what is queued, then ends the thread.
+    func stop() { try? pool.syncShutdownGracefully() }
+}
