@@ -17,6 +17,26 @@ public struct HistoryApp {
         /// A report per interval instead of one for the whole range.
         public var perInterval = false
         public init() {}
+
+        /// The range of `--at`, `--since` or `--from`/`--until` (the last hour without any),
+        /// as of `now`: the command line's and the HTTP API's parameters alike (`prefix`: "--"
+        /// for the options' names in messages).
+        public mutating func range(at: String?, since: String?, from: String?, until: String?, now: Int64 = HistoryTime.now(),
+                                   prefix: String = "") throws {
+            let (at_, since_, from_, until_) = ("\(prefix)at", "\(prefix)since", "\(prefix)from", "\(prefix)until")
+            guard [at, since, from].compactMap({ $0 }).count <= 1 else { throw NetacctError("Give one of \(at_), \(since_) and \(from_).") }
+            guard until == nil || from != nil else { throw NetacctError("\(until_) goes with \(from_).") }
+            self.until = try until.map { try HistoryTime.moment($0, now: now) } ?? now
+            self.at = at != nil
+            if let at {
+                self.from = try HistoryTime.moment(at, now: now)
+            } else if let from {
+                self.from = try HistoryTime.moment(from, now: now)
+            } else {
+                self.from = now - (try HistoryTime.duration(since ?? "1h"))
+            }
+            if !self.at && self.from >= self.until { throw NetacctError("\(from_) must come before \(until_).") }
+        }
     }
 
     let configuration: Configuration
@@ -25,6 +45,19 @@ public struct HistoryApp {
 
     public func run() throws {
         let signals = StopSignals()
+        let reports = try Self.reports(configuration)
+        var out = TextBuffer(capacity: 1 << 14)
+        if configuration.json {
+            out.append(bytes: Self.json(reports))
+        } else {
+            for report in reports { Self.writeTable(report, into: &out) }
+        }
+        _ = try signals.write(out.bytes, to: 1)
+    }
+
+    /// What `configuration` asks of the file: one report, or one per interval; an error that
+    /// says what the file covers when nothing was recorded then.
+    public static func reports(_ configuration: Configuration) throws -> [HistoryReport] {
         let store = try HistoryStore(path: configuration.path, mode: .readOnly)
         var query = HistoryQuery(from: configuration.from, until: configuration.at ? configuration.from + 1 : configuration.until,
                                  grouping: configuration.grouping, pid: configuration.pid)
@@ -37,21 +70,21 @@ public struct HistoryApp {
                 ?? "it is empty"
             throw NetacctError("Nothing recorded \(what) in \(configuration.path): \(covered).")
         }
-        var reports = [whole]
-        if configuration.perInterval {
-            reports = try store.intervals(overlapping: query.from, query.until).map { interval in
-                query.from = interval.start
-                query.until = interval.end
-                var report = try store.report(query)
-                report.span = (interval.start, interval.end)
-                return report
-            }
+        guard configuration.perInterval else { return [whole] }
+        return try store.intervals(overlapping: query.from, query.until).map { interval in
+            query.from = interval.start
+            query.until = interval.end
+            var report = try store.report(query)
+            report.span = (interval.start, interval.end)
+            return report
         }
+    }
+
+    /// The reports as JSON, an object per line (the command's --json, the HTTP API's body).
+    public static func json(_ reports: [HistoryReport]) -> [UInt8] {
         var out = TextBuffer(capacity: 1 << 14)
-        for report in reports {
-            if configuration.json { Self.writeJSON(report, into: &out) } else { Self.writeTable(report, into: &out) }
-        }
-        _ = try signals.write(out.bytes, to: 1)
+        for report in reports { writeJSON(report, into: &out) }
+        return out.bytes
     }
 
     static func writeJSON(_ report: HistoryReport, into out: inout TextBuffer) {

@@ -167,8 +167,12 @@ public final class Daemon {
                                    others: others, loop: loop, logger: logger, replyBudget: configuration.replyBudget)
         shared.atopCounts = configuration.atopCounts
         var channels: [Channel] = []
+        // The HTTP API's history queries are read on a thread of their own.
+        let historyReaders = configuration.history == nil || configuration.listen == nil ? nil : NIOThreadPool(numberOfThreads: 1)
+        historyReaders?.start()
         defer {
             for channel in channels { try? channel.close().wait() }
+            try? historyReaders?.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
             withExtendedLifetime(engine) {}
         }
@@ -177,7 +181,7 @@ public final class Daemon {
                                           options: .init(top: configuration.metricsTop, pids: configuration.metricsPIDs))
             shared.metrics = metrics
             let server = HTTPServer(configuration: HTTPConfiguration(host: listen.host, port: listen.port, token: configuration.metricsToken),
-                                    shared: shared, metrics: metrics)
+                                    shared: shared, metrics: metrics, history: configuration.history, readers: historyReaders)
             do {
                 channels.append(try server.bind(group: group))
             } catch {

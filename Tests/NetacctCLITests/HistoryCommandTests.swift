@@ -28,9 +28,11 @@ struct HistoryCommandTests {
 
     static func number(_ row: [String: Any]?, _ key: String) -> UInt64? { (row?[key] as? NSNumber)?.uint64Value }
 
+    static let port = 23100 + Int(getpid() % 300)
+
     /// A daemon recording into `file` every `interval` seconds, once it says so.
-    static func recording(_ file: String, every interval: String) throws -> DaemonProcess {
-        let daemon = try DaemonProcess(extra: ["--history", "--history-file", file, "--history-interval", interval])
+    static func recording(_ file: String, every interval: String, extra: [String] = []) throws -> DaemonProcess {
+        let daemon = try DaemonProcess(extra: ["--history", "--history-file", file, "--history-interval", interval] + extra)
         try daemon.awaitLog("recording history")
         return daemon
     }
@@ -39,12 +41,30 @@ struct HistoryCommandTests {
         let directory = Directory()
         let file = directory.path + "/state/history.db"
         let cgroups = try TestCgroups()
-        let daemon = try Self.recording(file, every: "2")
+        let address = "127.0.0.1:\(Self.port)"
+        let daemon = try Self.recording(file, every: "2", extra: ["--listen", address])
         // Two bursts, by processes that exit, an interval or more apart.
         try MetricsTests.send(named: ["nacct-hist-a"], in: cgroups.root + cgroups.unit, count: 5, bytes: 300)
         usleep(2_500_000)
         try MetricsTests.send(named: ["nacct-hist-b", "nacct-hist-b"], in: cgroups.root + cgroups.unit, count: 3, bytes: 70)
         usleep(2_500_000)
+
+        // While it records: the HTTP API answers what the command answers, byte for byte, for a
+        // range of intervals already written.
+        let written = try #require(try Self.history(file, ["--since", "5m"]).first)
+        let (from, until) = (try #require(Self.number(written, "from_ns")), try #require(Self.number(written, "until_ns")))
+        func at(_ ns: UInt64) -> String { "@\(ns / 1_000_000_000).\(String(format: "%09llu", ns % 1_000_000_000))" }
+        for (parameters, options) in [("from=\(at(from))&to=\(at(until))", ["--from", at(from), "--until", at(until)]),
+                                      ("from=\(at(from))&to=\(at(until))&by=cgroup&per_interval=1", ["--from", at(from), "--until", at(until), "--by", "cgroup", "--per-interval"])] {
+            let http = try Curl.get("http://\(address)/api/v1/history?\(parameters)")
+            let command = try Binary.run(["history", "--file", file, "--json"] + options)
+            #expect(http.status == 200 && command.status == 0 && http.body == command.out && !http.body.isEmpty, "\(parameters): \(http.body) \(command.out)")
+        }
+        for (parameters, status, said) in [("at=25:00", 400, "is not a time"), ("since=1h&by=thread", 400, "by is process or cgroup"),
+                                           ("at=@1000000000", 404, "Nothing recorded at")] {
+            let refused = try Curl.get("http://\(address)/api/v1/history?\(parameters)")
+            #expect(refused.status == status && refused.body.contains(said), "\(parameters): \(refused.status) \(refused.body)")
+        }
         _ = daemon.stopExpectingSuccess()
 
         // The file and its directory are the owner's only.

@@ -11,7 +11,7 @@ struct KubernetesManifestTests {
     static let directory = BuiltPackage.repository.appendingPathComponent("dist/kubernetes")
     static let tools = BuiltPackage.repository.appendingPathComponent(".build/test-python/bin")
     static let manifests = ["namespace.yaml", "daemonset.yaml", "service.yaml"]
-    static let port = 22900
+    static let port = 23500 + Int(getpid() % 300)
 
     static var validator: String? {
         let path = tools.appendingPathComponent("kubernetes-validate").path

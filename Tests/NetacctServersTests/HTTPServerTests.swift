@@ -21,7 +21,7 @@ struct HTTPServerTests {
     /// A connection accepted on the shared loop, answering every request 200 "ok".
     func connect() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel(loop: loop)
-        try connections.accept(channel) { _ in (.ok, "text/plain", Array("ok\n".utf8)) }
+        try connections.accept(channel) { [loop] _ in loop.makeSucceededFuture((.ok, "text/plain", Array("ok\n".utf8))) }
         try channel.connect(to: SocketAddress(unixDomainSocketPath: "/test")).wait()
         return channel
     }
@@ -66,6 +66,34 @@ struct HTTPServerTests {
         #expect(posting.isActive)
         loop.advanceTime(by: .milliseconds(1))
         #expect(!posting.isActive)
+        #expect(connections.count == 0)
+    }
+
+    /// A reply made elsewhere (the history's, read off the loop) is written when it comes, the
+    /// loop free meanwhile; one for a connection the deadline closed first is dropped.
+    @Test func aReplyThatComesLaterIsWrittenWhenItComes() throws {
+        let later = loop.makePromise(of: HTTPConnections.Reply.self), late = loop.makePromise(of: HTTPConnections.Reply.self)
+        var promises = [later, late]
+        func connectAnswering() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel(loop: loop)
+            let promise = promises.removeFirst()
+            try connections.accept(channel) { _ in promise.futureResult }
+            try channel.connect(to: SocketAddress(unixDomainSocketPath: "/test")).wait()
+            return channel
+        }
+        let waiting = try connectAnswering(), closing = try connectAnswering()
+        try send(waiting, "GET /api/v1/history HTTP/1.1\r\nHost: x\r\n\r\n")
+        try send(closing, "GET /api/v1/history HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try reply(waiting).isEmpty && waiting.isActive)
+        later.succeed((.ok, "application/json", Array("{}\n".utf8)))
+        loop.run()
+        let text = try reply(waiting)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n") && text.hasSuffix("\r\n\r\n{}\n") && !waiting.isActive, "\(text)")
+        loop.advanceTime(by: .seconds(10))
+        #expect(!closing.isActive)
+        late.succeed((.ok, "application/json", Array("{}\n".utf8)))
+        loop.run()
+        #expect(try reply(closing).isEmpty)
         #expect(connections.count == 0)
     }
 

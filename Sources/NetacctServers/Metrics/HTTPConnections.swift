@@ -10,7 +10,10 @@ import NIOHTTP1
 /// headers and reconnect at once cost an accept and a close each, and a scraper, whose head
 /// comes whole at once, always gets in. Unsent replies count in the daemon's reply budget.
 final class HTTPConnections: @unchecked Sendable {
-    typealias Respond = (HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8])
+    /// A reply: status, content type, body; now, or later from another thread (never blocking
+    /// the event loop), completed on the connection's loop.
+    typealias Reply = (status: HTTPResponseStatus, type: String, body: [UInt8])
+    typealias Respond = (HTTPRequestHead) -> EventLoopFuture<Reply>
 
     let configuration: HTTPConfiguration
     let shared: SharedService
@@ -126,8 +129,13 @@ final class HTTPHandler: ChannelInboundHandler {
             guard let head, !replied else { return }
             self.head = nil
             limiter.reset()
-            let (status, type, body) = hasBody ? (.payloadTooLarge, "text/plain", Array("no body expected\n".utf8)) : respond(head)
-            reply(context: context, version: head.version, status: status, type: type, body: head.method == .HEAD ? nil : body, length: body.count)
+            let answer = hasBody ? context.eventLoop.makeSucceededFuture((.payloadTooLarge, "text/plain", Array("no body expected\n".utf8))) : respond(head)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            answer.hop(to: context.eventLoop).whenSuccess { status, type, body in
+                let (handler, context) = bound.value
+                guard !handler.replied, context.channel.isActive else { return }
+                handler.reply(context: context, version: head.version, status: status, type: type, body: head.method == .HEAD ? nil : body, length: body.count)
+            }
         }
     }
 

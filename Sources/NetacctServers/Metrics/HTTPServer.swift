@@ -1,5 +1,6 @@
 import Accounting
 import DaemonProtocol
+import History
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -8,7 +9,8 @@ import NetacctKit
 
 /// The daemon's HTTP server (`--listen`), on its event loop: `/metrics` (Prometheus text
 /// format), `/api/v1/processes`, `/api/v1/cgroups` and `/api/v1/<verb>` for every other
-/// collector (its reply record, as on the local API without `version` and `verb`), and
+/// collector (its reply record, as on the local API without `version` and `verb`),
+/// `/api/v1/history` (what `netacct history --json` answers, read off the loop), and
 /// `/healthz`. Its connections (places, deadlines, one request each, the size bound) are
 /// `HTTPConnections`'. With a token, every path but /healthz needs `Authorization: Bearer
 /// <token>` (401 otherwise).
@@ -37,11 +39,17 @@ final class HTTPServer: @unchecked Sendable {
     let shared: SharedService
     let metrics: MetricsExporter
     let connections: HTTPConnections
+    /// The history file the daemon records, and the thread its queries are read on.
+    let history: Daemon.HistoryOptions?
+    let readers: NIOThreadPool?
 
-    init(configuration: HTTPConfiguration, shared: SharedService, metrics: MetricsExporter) {
+    init(configuration: HTTPConfiguration, shared: SharedService, metrics: MetricsExporter,
+         history: Daemon.HistoryOptions? = nil, readers: NIOThreadPool? = nil) {
         self.configuration = configuration
         self.shared = shared
         self.metrics = metrics
+        self.history = history
+        self.readers = readers
         self.connections = HTTPConnections(configuration: configuration, shared: shared)
     }
 
@@ -62,8 +70,73 @@ final class HTTPServer: @unchecked Sendable {
             .bind(host: configuration.host, port: configuration.port).wait()
     }
 
-    /// The reply to one request: status, content type, body.
-    func respond(to head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
+    /// The reply to one request: on the loop, or (the history's) from the readers' thread.
+    func respond(to head: HTTPRequestHead) -> EventLoopFuture<HTTPConnections.Reply> {
+        let parts = head.uri.split(separator: "?", maxSplits: 1)
+        if parts.first == "/api/v1/history", head.method == .GET || head.method == .HEAD,
+           configuration.token.map({ Self.sameBytes(head.headers.first(name: "authorization") ?? "", "Bearer \($0)") }) ?? true {
+            return history(parts.count > 1 ? String(parts[1]) : "")
+        }
+        return shared.loop.makeSucceededFuture(respondNow(to: head))
+    }
+
+    /// `/api/v1/history?since=|at=|from=[&to=]&by=&pid=&per_interval=1`: what `netacct history
+    /// --json` answers, read on a thread of the daemon's readers, not on the loop.
+    func history(_ query: String) -> EventLoopFuture<HTTPConnections.Reply> {
+        guard let history, let readers else {
+            return shared.loop.makeSucceededFuture((.notFound, "text/plain", Array("this daemon records no history (netacct daemon --history)\n".utf8)))
+        }
+        let parameters = Self.parameters(query)
+        var configuration = HistoryApp.Configuration()
+        configuration.path = history.path
+        do {
+            try configuration.range(at: parameters["at"], since: parameters["since"], from: parameters["from"], until: parameters["to"] ?? parameters["until"])
+            if let by = parameters["by"] {
+                guard let grouping = HistoryQuery.Grouping(rawValue: by) else { throw NetacctError("by is process or cgroup, not \(by).") }
+                configuration.grouping = grouping
+            }
+            if let pid = parameters["pid"] {
+                guard let number = Int32(pid), number > 0 else { throw NetacctError("pid is a positive PID, not \(pid).") }
+                configuration.pid = number
+            }
+            configuration.perInterval = parameters["per_interval"].map { $0 == "1" || $0 == "true" } ?? false
+        } catch {
+            return shared.loop.makeSucceededFuture((.badRequest, "text/plain", Array("\(error)\n".utf8)))
+        }
+        return readers.runIfActive(eventLoop: shared.loop) { [configuration] in
+            do {
+                return (.ok, "application/json", HistoryApp.json(try HistoryApp.reports(configuration)))
+            } catch let error as NetacctError {
+                return (.notFound, "text/plain", Array("\(error.message)\n".utf8))
+            } catch {
+                return (.internalServerError, "text/plain", Array("reading the history failed: \(error)\n".utf8))
+            }
+        }
+    }
+
+    /// A query string's parameters, percent-decoded (`+` is a space).
+    static func parameters(_ query: String) -> [String: String] {
+        func decode(_ text: Substring) -> String {
+            var bytes: [UInt8] = []
+            var utf8 = text.utf8.makeIterator()
+            while let byte = utf8.next() {
+                if byte == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+                guard byte == UInt8(ascii: "%"), let high = utf8.next(), let low = utf8.next(),
+                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { bytes.append(byte); continue }
+                bytes.append(value)
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            result[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return result
+    }
+
+    /// The replies made on the loop.
+    func respondNow(to head: HTTPRequestHead) -> HTTPConnections.Reply {
         shared.loop.preconditionInEventLoop()
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         guard head.method == .GET || head.method == .HEAD else { return (.methodNotAllowed, "text/plain", Array("GET only\n".utf8)) }
@@ -88,7 +161,7 @@ final class HTTPServer: @unchecked Sendable {
         default:
             let verb = DaemonAPI.Verb(rawValue: String(path.dropFirst("/api/v1/".count)))
             guard path.hasPrefix("/api/v1/"), let verb, verb != .processes, let collector = shared.collector(for: verb) else {
-                let known = ["/metrics", "/healthz", "/api/v1/processes", "/api/v1/cgroups"]
+                let known = ["/metrics", "/healthz", "/api/v1/processes", "/api/v1/cgroups"] + (history == nil ? [] : ["/api/v1/history"])
                     + shared.collectors.map(\.verb).filter { $0 != .processes }.map { "/api/v1/\($0)" }
                 return (.notFound, "text/plain", Array("no such path; paths: \(known.joined(separator: " "))\n".utf8))
             }
@@ -103,7 +176,7 @@ final class HTTPServer: @unchecked Sendable {
     }
 
     /// A 200 whose body is `record`, one JSON line.
-    static func json(_ record: some Encodable) -> (HTTPResponseStatus, String, [UInt8]) {
+    static func json(_ record: some Encodable) -> HTTPConnections.Reply {
         var out = JSONWriter()
         do {
             try out.encode(record)

@@ -46,18 +46,11 @@ struct HistoryCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        let ranges = [at != nil, since != nil, from != nil].filter { $0 }.count
-        if ranges > 1 { throw ValidationError("Give one of --at, --since and --from.") }
-        if until != nil && from == nil { throw ValidationError("--until goes with --from.") }
         if let pid, pid <= 0 { throw ValidationError("-p needs a positive PID, not \(pid).") }
         try Check.notEmpty(file, "--file")
-        do {
-            _ = try at.map { try HistoryTime.moment($0) }
-            _ = try since.map { try HistoryTime.duration($0) }
-            _ = try from.map { try HistoryTime.moment($0) }
-            _ = try until.map { try HistoryTime.moment($0) }
-        } catch {
-            throw ValidationError("\(error)")
+        var check = HistoryApp.Configuration()
+        do { try check.range(at: at, since: since, from: from, until: until, prefix: "--") } catch let error as NetacctError {
+            throw ValidationError(error.message)
         }
     }
 
@@ -70,19 +63,7 @@ struct HistoryCommand: ParsableCommand {
         configuration.json = json
         configuration.perInterval = perInterval
         try reportingErrors {
-            let now = HistoryTime.now()
-            configuration.until = try until.map { try HistoryTime.moment($0, now: now) } ?? now
-            if let at {
-                configuration.from = try HistoryTime.moment(at, now: now)
-                configuration.at = true
-            } else if let from {
-                configuration.from = try HistoryTime.moment(from, now: now)
-            } else {
-                configuration.from = now - (try HistoryTime.duration(since ?? "1h"))
-            }
-            if !configuration.at && configuration.from >= configuration.until {
-                throw NetacctError("--from must come before --until.")
-            }
+            try configuration.range(at: at, since: since, from: from, until: until, prefix: "--")
             try HistoryApp(configuration).run()
         }
     }
