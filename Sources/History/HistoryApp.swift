@@ -101,6 +101,13 @@ public struct HistoryApp {
         json.field("by", string: report.query.grouping.rawValue)
         json.key("rows")
         json.begin("[")
+        for row in report.seriesRows {
+            json.begin("{")
+            json.field("source", string: row.source)
+            json.field("labels", string: row.labels)
+            for (name, value) in row.values { json.field(name, number: value) }
+            json.end("}")
+        }
         for row in report.rows {
             json.begin("{")
             if let pid = row.pid { json.field("pid", number: pid) }
@@ -127,6 +134,30 @@ public struct HistoryApp {
             out.append("(\(report.droppedForSize) of the oldest intervals were dropped to keep the file under --history-max-size)\n")
         }
         out.append("\n")
+        switch report.query.grouping {
+        case .interface:
+            out.append(Units.pad("INTERFACE, QUEUE, DIRECTION", 60, left: true) + " " + Units.pad("FRAMES", 9) + " " + Units.pad("BYTES", 9) + " " + Units.pad("SEGMENTS", 9) + "\n")
+            for row in report.seriesRows {
+                func value(_ name: String) -> UInt64 { row.values.first { $0.name == name }?.value ?? 0 }
+                out.append(Units.pad(row.labels, 60, left: true) + " " + Units.pad(Units.count(value("frames")), 9) + " "
+                           + Units.pad(Units.bytes(value("bytes")), 9) + " " + Units.pad(Units.count(value("segments")), 9) + "\n")
+            }
+            if report.seriesRows.isEmpty { out.append("(no interface counted: the daemon records them with --nic)\n") }
+            out.append("\n")
+            return
+        case .series:
+            out.append(Units.pad("SOURCE", 6, left: true) + " " + Units.pad("LABELS", 60, left: true) + " " + Units.pad("NAME", 24, left: true) + " " + Units.pad("VALUE", 12) + "\n")
+            for row in report.seriesRows {
+                for (name, value) in row.values {
+                    out.append(Units.pad(row.source, 6, left: true) + " " + Units.pad(row.labels, 60, left: true) + " " + Units.pad(name, 24, left: true) + " " + Units.pad("\(value)", 12) + "\n")
+                }
+            }
+            if report.seriesRows.isEmpty { out.append("(no other collector's counters: the daemon records them with --wire, --tcp)\n") }
+            out.append("\n")
+            return
+        case .process, .cgroup:
+            break
+        }
         let counters = ["TCP-RXP", "TCP-RX", "TCP-TXP", "TCP-TX", "UDP-RXP", "UDP-RX", "UDP-TXP", "UDP-TX"]
         let head = report.query.grouping == .process ? Units.pad("PID", 7) + " " + Units.pad("COMM", 16, left: true) + " " + Units.pad("CGROUP", 20, left: true)
             : Units.pad("CGROUP", 40, left: true)

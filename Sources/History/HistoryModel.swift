@@ -29,8 +29,22 @@ extension Counters {
     }
 }
 
+/// A counter of another collector (nic's per queue, the wire's and TCP health's totals): the
+/// collector, its labels (as on its Prometheus series), its name, and what it counted (since
+/// the daemon started, as a collector gives it; in the interval, as the history keeps it).
+public struct HistorySeries: Sendable, Equatable, Hashable {
+    public var source: String
+    public var labels: String
+    public var name: String
+    public var value: UInt64
+    public init(source: String, labels: String, name: String, value: UInt64) {
+        (self.source, self.labels, self.name, self.value) = (source, labels, name, value)
+    }
+}
+
 /// What the daemon records of one interval: each process with traffic in it (exited ones
-/// included), and the cgroups' paths. The cgroups' rows are the sums of their processes'.
+/// included), the cgroups' paths, and the other collectors' counters that moved. The cgroups'
+/// rows are the sums of their processes'.
 public struct HistoryInterval: Sendable {
     public struct Process: Sendable, Equatable {
         public var pid: Int32
@@ -51,15 +65,19 @@ public struct HistoryInterval: Sendable {
     public var processes: [Process]
     /// The paths of the cgroups the processes are in (those known).
     public var cgroupPaths: [UInt64: String]
+    /// What the other collectors' counters gained in the interval (those that moved).
+    public var series: [HistorySeries]
 
-    public init(start: Int64, end: Int64, processes: [Process], cgroupPaths: [UInt64: String]) {
-        (self.start, self.end, self.processes, self.cgroupPaths) = (start, end, processes, cgroupPaths)
+    public init(start: Int64, end: Int64, processes: [Process], cgroupPaths: [UInt64: String], series: [HistorySeries] = []) {
+        (self.start, self.end, self.processes, self.cgroupPaths, self.series) = (start, end, processes, cgroupPaths, series)
     }
 }
 
 /// What to read back: a time range, grouped by process or cgroup, optionally one PID.
 public struct HistoryQuery: Sendable {
-    public enum Grouping: String, Sendable, CaseIterable { case process, cgroup }
+    /// A row per process, per cgroup, per interface queue and direction (nic's counters), or
+    /// per counter of every other collector (`series`).
+    public enum Grouping: String, Sendable, CaseIterable { case process, cgroup, interface, series }
     /// Wall-clock nanoseconds since the epoch: the intervals that overlap [from, until).
     public var from: Int64
     public var until: Int64
@@ -84,6 +102,16 @@ public struct HistoryReport: Sendable {
         public var counters: Counters
     }
 
+    /// A collector's row (`--by interface` or `series`): its labels and its counters by name.
+    public struct SeriesRow: Sendable, Equatable {
+        public var source: String
+        public var labels: String
+        public var values: [(name: String, value: UInt64)]
+        public static func == (a: SeriesRow, b: SeriesRow) -> Bool {
+            a.source == b.source && a.labels == b.labels && a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.value) == b.values.map(\.value)
+        }
+    }
+
     public var query: HistoryQuery
     /// The span the intervals found cover (nil: none found).
     public var span: (start: Int64, end: Int64)?
@@ -94,4 +122,5 @@ public struct HistoryReport: Sendable {
     /// Intervals the file dropped, oldest first, to stay under its size (since it was made).
     public var droppedForSize: UInt64
     public var rows: [Row]
+    public var seriesRows: [SeriesRow] = []
 }

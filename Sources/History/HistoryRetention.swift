@@ -128,6 +128,10 @@ extension HistoryStore {
             try database.prepare("""
                 INSERT INTO cgroups(interval, cgroup, \(counters)) SELECT ?1, cgroup, \(sums) FROM cgroups WHERE interval IN merging GROUP BY cgroup
                 """).run(.integer(id))
+            try database.prepare("""
+                INSERT INTO series(interval, source, labels, name, value) SELECT ?1, source, labels, name, sum(value) FROM series
+                WHERE interval IN merging GROUP BY source, labels, name
+                """).run(.integer(id))
             try database.execute("DELETE FROM intervals WHERE id IN merging")
             return count
         }

@@ -13,8 +13,8 @@ public final class HistoryStore {
     /// "nact", SQLite's application id of netacct's files.
     public static let applicationID: Int64 = 0x6E61_6374
     /// The schema this netacct writes; `migrations[n]` brings schema n to n + 1.
-    public static let schemaVersion: Int64 = 1
-    static let migrations: [String] = [
+    public static let schemaVersion: Int64 = 2
+    public static let migrations: [String] = [
         // 0 -> 1: a new file.
         """
         CREATE TABLE intervals(id INTEGER PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
@@ -30,12 +30,19 @@ public final class HistoryStore {
         CREATE TABLE cgroup_paths(cgroup INTEGER PRIMARY KEY, path TEXT NOT NULL);
         CREATE TABLE losses(name TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
         """,
+        // 1 -> 2: the other collectors' counters.
+        """
+        CREATE TABLE series(interval INTEGER NOT NULL REFERENCES intervals(id) ON DELETE CASCADE,
+                            source TEXT NOT NULL, labels TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+                            PRIMARY KEY(interval, source, labels, name)) WITHOUT ROWID;
+        """,
     ]
     static var counterColumns: String { Counters.columns.map { "\($0) INTEGER NOT NULL" }.joined(separator: ", ") }
 
     public let database: SQLiteDatabase
     public var path: String { database.path }
-    private var insertInterval: SQLiteStatement?, insertProcess: SQLiteStatement?, insertCgroup: SQLiteStatement?, insertPath: SQLiteStatement?
+    private var insertInterval: SQLiteStatement?, insertProcess: SQLiteStatement?, insertCgroup: SQLiteStatement?, insertPath: SQLiteStatement?,
+                insertSeries: SQLiteStatement?
 
     /// Opens (`.readWrite`: creates, with its directory, 0700, and the file 0600) the history at
     /// `path`, checking what it is.
@@ -118,6 +125,7 @@ public final class HistoryStore {
                 """)
             insertCgroup = try database.prepare("INSERT INTO cgroups(interval, cgroup, \(counters)) VALUES (?1, ?2, \(slots))")
             insertPath = try database.prepare("INSERT OR REPLACE INTO cgroup_paths(cgroup, path) VALUES (?1, ?2)")
+            insertSeries = try database.prepare("INSERT OR REPLACE INTO series(interval, source, labels, name, value) VALUES (?1, ?2, ?3, ?4, ?5)")
         }
         try database.transaction {
             try insertInterval!.run(.integer(interval.start), .integer(interval.end), .integer(resolution))
@@ -135,6 +143,9 @@ public final class HistoryStore {
             }
             for (cgroup, path) in interval.cgroupPaths where cgroups[cgroup] != nil {
                 try insertPath!.run(.unsigned(cgroup), .text(path))
+            }
+            for series in interval.series {
+                try insertSeries!.run(.integer(id), .text(series.source), .text(series.labels), .text(series.name), .unsigned(series.value))
             }
         }
     }
@@ -189,6 +200,28 @@ public final class HistoryStore {
             while try statement.step() {
                 report.rows.append(.init(pid: nil, startNs: nil, comm: nil, cgroup: statement.uint64(0), cgroupPath: statement.text(1).nilIfEmpty,
                                          exited: false, counters: Counters(statement, from: 2)))
+            }
+        case .interface, .series:
+            // nic's rows: frames, bytes and segments per queue and direction, busiest first;
+            // every other collector's: each counter, by collector and labels.
+            let nic = query.grouping == .interface
+            let statement = try database.prepare("""
+                SELECT t.source, t.labels, t.name, sum(t.value) FROM series t JOIN intervals i ON t.interval = i.id
+                WHERE i.end_ns > ?1 AND i.start_ns < ?2 AND (t.source = 'nic') = ?3 GROUP BY t.source, t.labels, t.name
+                ORDER BY t.source, t.labels, t.name
+                """)
+            try statement.bind(.integer(query.from), .integer(query.until), .integer(nic ? 1 : 0))
+            while try statement.step() {
+                let (source, labels) = (statement.text(0), statement.text(1))
+                if let last = report.seriesRows.last, last.source == source, last.labels == labels {
+                    report.seriesRows[report.seriesRows.count - 1].values.append((statement.text(2), statement.uint64(3)))
+                } else {
+                    report.seriesRows.append(.init(source: source, labels: labels, values: [(statement.text(2), statement.uint64(3))]))
+                }
+            }
+            if nic {
+                func bytes(_ row: HistoryReport.SeriesRow) -> UInt64 { row.values.first { $0.name == "bytes" }?.value ?? 0 }
+                report.seriesRows.sort { bytes($0) != bytes($1) ? bytes($0) > bytes($1) : $0.labels < $1.labels }
             }
         }
         return report

@@ -1,5 +1,6 @@
 import Accounting
 import DaemonProtocol
+import History
 import NetacctKit
 
 /// A tool the daemon hosts: loaded once when the daemon starts, kept fresh every maintenance
@@ -22,10 +23,14 @@ protocol Collector: AnyObject {
     var losses: [String] { get }
     /// Its metric families for `/metrics` (`netacct daemon --listen`), whole families only.
     func writeMetrics(into out: inout PrometheusText)
+    /// Its counters for the history (`--history`): each since the daemon started; the
+    /// recorder keeps what each gained per interval.
+    func historyCounters() -> [HistorySeries]
 }
 
 extension Collector {
     func writeMetrics(into out: inout PrometheusText) {}
+    func historyCounters() -> [HistorySeries] { [] }
     /// Most collectors keep nothing per client: every client reads the same counts.
     func connect(client: APIClientID) {}
     func disconnect(client: APIClientID) {}

@@ -228,7 +228,8 @@ public final class Daemon {
         guard let history else { return nil }
         do {
             let store = try HistoryStore(path: history.path, mode: .readWrite)
-            let recorder = try HistoryRecorder(service: shared.service, store: store, interval: history.interval, retention: history.retention, logger: logger)
+            let recorder = try HistoryRecorder(service: shared.service, collectors: shared.collectors, store: store, interval: history.interval,
+                                               retention: history.retention, logger: logger)
             logger.notice("recording history", metadata: ["path": "\(history.path)", "interval_s": "\(history.interval)"])
             return recorder
         } catch {

@@ -9,8 +9,9 @@ import NIOPosix
 
 /// `netacct daemon --history`: every interval, each process's traffic in it (the accounting
 /// service's cumulative counters, less what the last interval had; exited processes once)
-/// goes to the history file. The event loop only takes the sample; a thread of its own writes
-/// it, so that a slow or full disk never delays atop. Intervals the writer is too far behind
+/// goes to the history file, with what the other collectors' counters gained (nic's queues,
+/// the wire's interfaces, TCP health's totals). The event loop only takes the sample; a thread
+/// of its own writes it, so that a slow or full disk never delays atop. Intervals the writer is too far behind
 /// for (more than `backlog` waiting) are dropped, and failed writes are counted and said: the
 /// daemon goes on counting and serving either way.
 /// `tick` is called on the daemon's event loop only.
@@ -20,18 +21,27 @@ final class HistoryRecorder {
     let writer: HistoryWriter
     let interval: Double
     private var last: [ProcessID: Traffic] = [:]
-    private var lastTick: Int64
+    private var lastTick: Int64 = 0
     private var cgroups = CgroupNames()
     var losses: HistoryWriter.Losses { writer.losses }
 
-    init(service: AccountingService, store: HistoryStore, interval: Double, retention: HistoryRetention, logger: Logger) throws {
+    /// The other collectors, whose counters are recorded too, and their last values.
+    private let collectors: [any Collector]
+    private var lastSeries: [SeriesKey: UInt64] = [:]
+    private struct SeriesKey: Hashable {
+        var source: String, labels: String, name: String
+    }
+
+    init(service: AccountingService, collectors: [any Collector], store: HistoryStore, interval: Double, retention: HistoryRetention, logger: Logger) throws {
         self.service = service
+        self.collectors = collectors
         self.interval = interval
         client = service.connect()
         writer = HistoryWriter(store: store, resolution: Int64(interval.rounded(.up)), retention: retention, logger: logger)
         // What each process has counted so far belongs to no interval of the history.
         try service.refresh(reporting: .all)
         for process in service.processes(for: client) where !process.exited { last[process.id] = process.total }
+        _ = seriesSinceLast()
         lastTick = HistoryTime.now()
     }
 
@@ -51,8 +61,25 @@ final class HistoryRecorder {
             if paths[process.cgroupID] == nil, let path = cgroups.path(of: process.cgroupID) { paths[process.cgroupID] = path }
         }
         last = seen
-        writer.submit(HistoryInterval(start: lastTick, end: now, processes: rows, cgroupPaths: paths))
+        writer.submit(HistoryInterval(start: lastTick, end: now, processes: rows, cgroupPaths: paths, series: seriesSinceLast()))
         lastTick = now
+    }
+
+    /// What each other collector's counters gained since the last call (a counter that went
+    /// back, a device made again, counts from zero).
+    private func seriesSinceLast() -> [HistorySeries] {
+        var moved: [HistorySeries] = [], seen: [SeriesKey: UInt64] = [:]
+        for collector in collectors {
+            for series in collector.historyCounters() {
+                let key = SeriesKey(source: series.source, labels: series.labels, name: series.name)
+                let before = lastSeries[key] ?? 0
+                let gained = series.value >= before ? series.value - before : series.value
+                seen[key] = series.value
+                if gained > 0 { moved.append(HistorySeries(source: series.source, labels: series.labels, name: series.name, value: gained)) }
+            }
+        }
+        lastSeries = seen
+        return moved
     }
 
 }

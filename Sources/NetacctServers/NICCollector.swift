@@ -1,4 +1,5 @@
 import DaemonProtocol
+import History
 import NIC
 import NetacctKit
 
@@ -48,6 +49,23 @@ final class NICCollector: Collector {
     var losses: [String] {
         guard let lost = try? monitor.engine.lostFrames(), lost > 0 else { return [] }
         return ["\(lost) frames not counted by nic (its table of devices was full)"]
+    }
+
+    /// Per interface, queue and direction (the labels of its series): frames, bytes, segments.
+    func historyCounters() -> [HistorySeries] {
+        var result: [HistorySeries] = []
+        for interface in (try? rows) ?? [] {
+            for (direction, queues) in [("tx", interface.tx.queues), ("rx", interface.rx.queues)] {
+                for (queue, c) in queues.enumerated() {
+                    let labels = PrometheusText.labels([("interface", interface.name), ("queue", String(queue)), ("direction", direction)]
+                                                       + (interface.namespace?.metricLabels ?? []))
+                    result += [("frames", c.packets), ("bytes", c.bytes), ("segments", c.segments)].map {
+                        HistorySeries(source: "nic", labels: labels, name: $0, value: $1)
+                    }
+                }
+            }
+        }
+        return result
     }
 
     /// Per interface, queue and direction: frames, bytes and (segmentation offload) segments.

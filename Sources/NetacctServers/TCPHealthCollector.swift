@@ -1,5 +1,6 @@
 import Accounting
 import DaemonProtocol
+import History
 import NetacctKit
 
 /// TCP health as a collector (`netacct daemon --tcp`): verb `tcp`, every socket owner's counters
@@ -56,6 +57,17 @@ final class TCPHealthCollector: Collector {
             },
             unattributed: sample.unattributed,
             losses: TCPHealthLosses(storageFull: sample.losses.storageFull, closedLost: sample.losses.closedLost))
+    }
+
+    /// The totals of every process: segments sent again by cause, resets and zero windows by
+    /// direction, failed connects, timeouts, window probes (not the RTT histogram).
+    func historyCounters() -> [HistorySeries] {
+        _ = try? read()
+        return counts.total.counts.compactMap { label, value in
+            guard !label.what.hasPrefix("rtt") else { return nil }
+            let name = label.what.hasPrefix("retransmitted") ? "cause" : label.value.isEmpty ? nil : "direction"
+            return HistorySeries(source: "tcp", labels: name.map { PrometheusText.labels([($0, label.value)]) } ?? "", name: label.what, value: value)
+        }
     }
 
     func writeMetrics(into out: inout PrometheusText) {

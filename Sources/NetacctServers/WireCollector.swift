@@ -1,5 +1,6 @@
 import Accounting
 import DaemonProtocol
+import History
 import NetacctKit
 
 /// The wire counters as a collector (`netacct daemon --wire`): verb `wire`, frames and bytes on
@@ -71,6 +72,24 @@ final class WireCollector: Collector {
             processGroups: groups, cgroups: cgroups,
             losses: WireLosses(ownersFull: sample.losses.ownersFull, interfacesFull: sample.losses.interfacesFull,
                                storageFull: sample.losses.storageFull))
+    }
+
+    /// Per interface and direction: every frame and byte, and those no process owned.
+    func historyCounters() -> [HistorySeries] {
+        _ = try? read()
+        var result: [HistorySeries] = []
+        for row in current.interfaceRows(nil) {
+            let unattributed = self.unattributed(row.id, row.unattributed)
+            for (direction, c, u) in [("tx", (row.totals.txPackets, row.totals.txBytes), (unattributed.txPackets, unattributed.txBytes)),
+                                      ("rx", (row.totals.rxPackets, row.totals.rxBytes), (unattributed.rxPackets, unattributed.rxBytes))] {
+                let labels = PrometheusText.labels([("netns", String(row.id.netns)), ("interface", row.name), ("ifindex", String(row.id.ifindex)),
+                                                    ("direction", direction)])
+                result += [("packets", c.0), ("bytes", c.1), ("unattributed_packets", u.0), ("unattributed_bytes", u.1)].map {
+                    HistorySeries(source: "wire", labels: labels, name: $0, value: $1)
+                }
+            }
+        }
+        return result
     }
 
     func writeMetrics(into out: inout PrometheusText) {

@@ -162,4 +162,53 @@ struct HistoryStoreTests {
             #expect(throws: (any Error).self, "\(bad)") { try HistoryRetention.size(bad) }
         }
     }
+
+    @Test func otherCollectorsCountersAreSummedPerLabelsAndMergedExactly() throws {
+        let directory = Directory()
+        let store = try HistoryStore(path: directory.path + "/history.db", mode: .readWrite)
+        let second: Int64 = 1_000_000_000
+        let rx = #"interface="eth0",queue="0",direction="rx""#, tx = #"interface="eth0",queue="0",direction="tx""#
+        for i in 0..<20 {
+            try store.append(HistoryInterval(start: Int64(i) * second, end: Int64(i + 1) * second, processes: [], cgroupPaths: [:], series: [
+                HistorySeries(source: "nic", labels: rx, name: "frames", value: 10), HistorySeries(source: "nic", labels: rx, name: "bytes", value: 1000),
+                HistorySeries(source: "nic", labels: tx, name: "frames", value: 1), HistorySeries(source: "nic", labels: tx, name: "bytes", value: 60),
+                HistorySeries(source: "tcp", labels: #"cause="timeout""#, name: "retransmitted_segments", value: UInt64(i)),
+            ]), resolution: 1)
+        }
+        func check(_ what: String) throws {
+            let interfaces = try store.report(HistoryQuery(from: 0, until: .max, grouping: .interface))
+            #expect(interfaces.seriesRows.map(\.labels) == [rx, tx], "busiest first (\(what))")
+            #expect(interfaces.seriesRows[0].values.map(\.name) == ["bytes", "frames"] && interfaces.seriesRows[0].values.map(\.value) == [20_000, 200], "\(what)")
+            let others = try store.report(HistoryQuery(from: 0, until: .max, grouping: .series))
+            #expect(others.seriesRows.count == 1 && others.seriesRows[0].source == "tcp" && others.seriesRows[0].values[0].value == 190, "\(what)")
+        }
+        try check("as recorded")
+        let done = try store.maintain(HistoryRetention(full: 5 * second, tiers: [.init(resolution: 10, until: 1000 * second)], maximumBytes: 1 << 30), now: 25 * second)
+        #expect(done.made == 2 && done.merged == 20)
+        try check("merged")
+    }
+
+    /// A file of schema 1 (before the other collectors' counters) is brought to the current
+    /// schema when the daemon opens it, its intervals kept; a reader asks for the daemon.
+    @Test func anOlderSchemaIsMigratedKeepingWhatItHolds() throws {
+        let directory = Directory()
+        let path = directory.path + "/history.db"
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let old = try SQLiteDatabase(path: path, mode: .readWrite)
+        try old.execute(HistoryStore.migrations[0])
+        try old.execute("""
+            INSERT INTO intervals VALUES (1, 0, 10000000000, 10);
+            INSERT INTO processes VALUES (1, 42, 7, 'old', 3, 0, 1, 100, 0, 0, 0, 0, 0, 0);
+            PRAGMA application_id=\(HistoryStore.applicationID); PRAGMA user_version=1
+            """)
+        let reading = #expect(throws: (any Error).self) { try HistoryStore(path: path, mode: .readOnly) }
+        #expect("\(reading.map { "\($0)" } ?? "")".contains("has history schema 1; the daemon brings it to \(HistoryStore.schemaVersion)"))
+        let store = try HistoryStore(path: path, mode: .readWrite)
+        #expect(try store.database.integer("PRAGMA user_version") == HistoryStore.schemaVersion)
+        let report = try store.report(HistoryQuery(from: 0, until: .max))
+        #expect(report.rows.map(\.pid) == [42] && report.rows[0].counters.tcpTxBytes == 100)
+        try store.append(HistoryInterval(start: 10_000_000_000, end: 20_000_000_000, processes: [], cgroupPaths: [:],
+                                         series: [HistorySeries(source: "nic", labels: "", name: "frames", value: 3)]), resolution: 10)
+        #expect(try store.report(HistoryQuery(from: 0, until: .max, grouping: .interface)).seriesRows.first?.values.first?.value == 3)
+    }
 }

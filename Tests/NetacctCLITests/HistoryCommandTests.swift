@@ -217,4 +217,43 @@ struct HistoryCommandTests {
         }
         #expect(Self.rows(try #require(try Self.history(file, ["--since", "5m"]).first), comm: "nacct-room").count == 1)
     }
+
+    /// With --nic, each queue's frames and bytes per interval, as the interface's own kernel
+    /// counters count them (a container's interface, its namespace and container labels); with
+    /// --wire, its interface counters, the same.
+    @Test func theInterfacesAreRecordedAsTheKernelCountsThem() throws {
+        let directory = Directory()
+        let file = directory.path + "/history.db"
+        let host = try ContainerHost(spokes: 1)
+        let spoke = try #require(host.spokes[1])
+        let before = try AllNamespacesTests.kernel(host, 1)
+        // The namespace is there before the daemon: counted from its start.
+        let daemon = try Self.recording(file, every: "1", extra: ["--nic", "-A", "--wire", "--tcp"])
+        try host.sendTCP(to: 1, 5)
+        usleep(1_500_000)
+        _ = daemon.stopExpectingSuccess()
+        let delta = try AllNamespacesTests.kernel(host, 1) - before
+        let answer = try #require(try Self.history(file, ["--since", "5m", "--by", "interface"]).first)
+        let namespace = "netns=\"\(spoke.namespace)\",\(spoke.workload.kind.rawValue)=\"\(spoke.workload.name)\""
+        let rows = (answer["rows"] as? [[String: Any]] ?? []).filter { ($0["labels"] as? String ?? "").contains(namespace) && $0["source"] as? String == "nic" }
+        func sum(_ direction: String, _ name: String) -> UInt64 {
+            rows.filter { ($0["labels"] as? String ?? "").contains("interface=\"eth0\"") && ($0["labels"] as? String ?? "").contains("direction=\"\(direction)\"") }
+                .compactMap { Self.number($0, name) }.reduce(0, +)
+        }
+        #expect(delta.rxPackets > 0 && sum("rx", "frames") == delta.rxPackets && sum("rx", "bytes") == delta.rxBytes, "\(rows) \(delta)")
+        #expect(sum("tx", "frames") == delta.txPackets && sum("tx", "bytes") == delta.txBytes, "\(rows) \(delta)")
+        // The wire's interface counters too (its labels name the namespace by inode), and
+        // TCP health's totals, among the other collectors' series.
+        let series = try #require(try Self.history(file, ["--since", "5m", "--by", "series"]).first)
+        let wire = (series["rows"] as? [[String: Any]] ?? []).filter {
+            $0["source"] as? String == "wire" && ($0["labels"] as? String ?? "").hasPrefix("netns=\"\(host.inode(spoke.namespace))\",interface=\"eth0\"")
+        }
+        func wireSum(_ direction: String, _ name: String) -> UInt64 {
+            wire.filter { ($0["labels"] as? String ?? "").hasSuffix("direction=\"\(direction)\"") }.compactMap { Self.number($0, name) }.reduce(0, +)
+        }
+        #expect(wireSum("rx", "packets") == delta.rxPackets && wireSum("rx", "bytes") == delta.rxBytes, "\(wire) \(delta)")
+        #expect(wireSum("tx", "packets") == delta.txPackets && wireSum("tx", "bytes") == delta.txBytes, "\(wire) \(delta)")
+        let table = try Binary.run(["history", "--file", file, "--since", "5m", "--by", "interface"])
+        #expect(table.status == 0 && table.out.contains("INTERFACE, QUEUE, DIRECTION") && table.out.contains(namespace), "\(table.out)\(table.err)")
+    }
 }

@@ -42,16 +42,28 @@ struct PrometheusText {
         append(name)
         if !labels.isEmpty {
             bytes.append(UInt8(ascii: "{"))
-            for (index, (key, value)) in labels.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                append(key)
-                append("=\"")
-                escape(value, quote: true)
-                bytes.append(UInt8(ascii: "\""))
-            }
+            write(labels)
             bytes.append(UInt8(ascii: "}"))
         }
         bytes.append(UInt8(ascii: " "))
+    }
+
+    /// `key="value",…`, escaped, as between a sample's braces.
+    private mutating func write(_ labels: [(String, String)]) {
+        for (index, (key, value)) in labels.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            append(key)
+            append("=\"")
+            escape(value, quote: true)
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+
+    /// A series' labels as one text, as between its sample's braces (the history's `labels`).
+    static func labels(_ labels: [(String, String)]) -> String {
+        var text = PrometheusText(capacity: 128)
+        text.write(labels)
+        return String(decoding: text.bytes, as: UTF8.self)
     }
 
     /// Backslash and newline as `\\` and `\n`, and with `quote` the double quote as `\"`.
