@@ -176,12 +176,23 @@ public final class Daemon {
             try? group.syncShutdownGracefully()
             withExtendedLifetime(engine) {}
         }
+        // The recorder lives on the loop (the service is the loop's); its writer is its own thread.
+        let (history, historyLogger) = (configuration.history, logger)
+        let recorder = try loop.submit { NIOLoopBoundBox(Self.startHistory(history, shared, logger: historyLogger), eventLoop: loop) }.wait()
+        let writer = try loop.submit { recorder.value?.writer }.wait()
+        defer { writer?.stop() }
+        if let history {
+            let every = TimeAmount.nanoseconds(Int64(history.interval * 1e9))
+            loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+                do { try recorder.value?.tick() } catch { shared.log.log(.warning, "history", "history: cannot take an interval: \(error)") }
+            }
+        }
         if let listen = configuration.listen {
             let metrics = MetricsExporter(service: shared.service, engine: engine,
                                           options: .init(top: configuration.metricsTop, pids: configuration.metricsPIDs))
             shared.metrics = metrics
             let server = HTTPServer(configuration: HTTPConfiguration(host: listen.host, port: listen.port, token: configuration.metricsToken),
-                                    shared: shared, metrics: metrics, history: configuration.history, readers: historyReaders)
+                                    shared: shared, metrics: metrics, history: configuration.history, readers: historyReaders, historyWriter: writer)
             do {
                 channels.append(try server.bind(group: group))
             } catch {
@@ -195,17 +206,6 @@ public final class Daemon {
         channels.append(try bind(leases[0], group: group, shared: shared) { NetatopHandler(shared: shared) })
         if leases.count > 1 {
             channels.append(try bind(leases[1], group: group, shared: shared) { APIHandler(shared: shared) })
-        }
-        // The recorder lives on the loop (the service is the loop's); its writer is its own thread.
-        let (history, historyLogger) = (configuration.history, logger)
-        let recorder = try loop.submit { NIOLoopBoundBox(Self.startHistory(history, shared, logger: historyLogger), eventLoop: loop) }.wait()
-        let writer = try loop.submit { recorder.value?.writer }.wait()
-        defer { writer?.stop() }
-        if let history {
-            let every = TimeAmount.nanoseconds(Int64(history.interval * 1e9))
-            loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
-                do { try recorder.value?.tick() } catch { shared.log.log(.warning, "history", "history: cannot take an interval: \(error)") }
-            }
         }
         let interval = configuration.maintenanceInterval
         let milliseconds = Int64(interval * 1000)

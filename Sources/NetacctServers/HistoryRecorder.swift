@@ -96,10 +96,17 @@ final class HistoryWriter: Sendable {
         var droppedForSize: UInt64 = 0
     }
 
+    private struct Counts {
+        var written: UInt64 = 0
+        /// The bytes the file's pages held at the last maintenance.
+        var usedBytes: Int64 = 0
+    }
+
     static let backlog = 6
     private struct State {
         var waiting = 0
         var losses = Losses()
+        var counts = Counts()
         /// The kind of the last failure said, so that it is said again only when it changes.
         var lastFailure: String?
     }
@@ -152,12 +159,15 @@ final class HistoryWriter: Sendable {
         let path = store.store.path
         do {
             try store.store.append(interval, resolution: resolution)
+            state.withLock { $0.counts.written += 1 }
             if interval.end - lastMaintenance >= maintenanceEvery {
                 lastMaintenance = interval.end
                 let done = try store.store.maintain(retention, now: interval.end)
                 if done.made > 0 || done.expired > 0 {
                     logger.debug("history: merged \(done.merged) intervals into \(done.made), expired \(done.expired)")
                 }
+                let used = try store.store.usedBytes()
+                state.withLock { $0.counts.usedBytes = used }
                 if done.droppedForSize > 0 {
                     state.withLock { $0.losses.droppedForSize += UInt64(done.droppedForSize) }
                     logger.warning("history: dropped the \(done.droppedForSize) oldest intervals to keep \(path) under \(retention.maximumBytes) bytes (--history-max-size)")
@@ -180,6 +190,18 @@ final class HistoryWriter: Sendable {
     }
 
     var losses: Losses { state.withLock { $0.losses } }
+
+    /// `netacct_history_*`: the intervals written, dropped and failed, and the file's size.
+    func writeMetrics(into out: inout PrometheusText) {
+        let (losses, counts) = state.withLock { ($0.losses, $0.counts) }
+        out.family("netacct_history_intervals_total", .counter,
+                   help: "intervals of the history (--history): written, dropped (the writer was behind), failed (a full disk, a read-only file system), dropped_for_size (the oldest, under --history-max-size)")
+        for (outcome, value) in [("written", counts.written), ("dropped", losses.dropped), ("failed", losses.failed), ("dropped_for_size", losses.droppedForSize)] {
+            out.sample("netacct_history_intervals_total", [("outcome", outcome)], value)
+        }
+        out.family("netacct_history_bytes", .gauge, help: "the bytes the history file's pages held at its last maintenance (a minute at most)")
+        out.sample("netacct_history_bytes", UInt64(max(0, counts.usedBytes)))
+    }
 
     /// Writes what is queued, then ends the thread.
     func stop() { try? pool.syncShutdownGracefully() }

@@ -60,6 +60,15 @@ struct HistoryCommandTests {
             let command = try Binary.run(["history", "--file", file, "--json"] + options)
             #expect(http.status == 200 && command.status == 0 && http.body == command.out && !http.body.isEmpty, "\(parameters): \(http.body) \(command.out)")
         }
+        // /metrics counts what it wrote, and nothing lost.
+        let scrape = try Curl.get("http://\(address)/metrics")
+        let line = scrape.body.split(separator: "\n").first { $0.hasPrefix("netacct_history_intervals_total{outcome=\"written\"} ") }
+        let recorded = try #require(written["intervals"] as? Int)
+        #expect(line.flatMap { UInt64($0.split(separator: " ").last ?? "") }.map { $0 >= UInt64(recorded) } == true, "\(scrape.body.suffix(800))")
+        for lost in ["dropped", "failed", "dropped_for_size"] {
+            #expect(scrape.body.contains("netacct_history_intervals_total{outcome=\"\(lost)\"} 0\n"), "\(lost)")
+        }
+        try MetricsTests.expectPromtoolPasses(scrape.body)
         for (parameters, status, said) in [("at=25:00", 400, "is not a time"), ("since=1h&by=thread", 400, "by is process or cgroup"),
                                            ("at=@1000000000", 404, "Nothing recorded at")] {
             let refused = try Curl.get("http://\(address)/api/v1/history?\(parameters)")

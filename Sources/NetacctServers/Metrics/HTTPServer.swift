@@ -42,14 +42,17 @@ final class HTTPServer: @unchecked Sendable {
     /// The history file the daemon records, and the thread its queries are read on.
     let history: Daemon.HistoryOptions?
     let readers: NIOThreadPool?
+    /// The recorder's writer, whose counts /metrics shows (nil: no history recorded).
+    let historyWriter: HistoryWriter?
 
     init(configuration: HTTPConfiguration, shared: SharedService, metrics: MetricsExporter,
-         history: Daemon.HistoryOptions? = nil, readers: NIOThreadPool? = nil) {
+         history: Daemon.HistoryOptions? = nil, readers: NIOThreadPool? = nil, historyWriter: HistoryWriter? = nil) {
         self.configuration = configuration
         self.shared = shared
         self.metrics = metrics
         self.history = history
         self.readers = readers
+        self.historyWriter = historyWriter
         self.connections = HTTPConnections(configuration: configuration, shared: shared)
     }
 
@@ -153,7 +156,13 @@ final class HTTPServer: @unchecked Sendable {
                 shared.log.log(.error, "scrape", "reading the kernel's counters for a scrape failed: \(error)")
                 return (.serviceUnavailable, "text/plain", Array("the daemon could not read the kernel: \(error)\n".utf8))
             }
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(collectors: shared.collectors))
+            var body = metrics.scrape(collectors: shared.collectors)
+            if let historyWriter {
+                var out = PrometheusText(capacity: 1024)
+                historyWriter.writeMetrics(into: &out)
+                body += out.bytes
+            }
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
         case "/api/v1/processes", "/api/v1/cgroups":
             shared.refresh(reporting: .all)
             let live = shared.service.processes(for: -1) // no client: the live processes only
