@@ -10,19 +10,14 @@ extension Counters {
 
     var values: [UInt64] { [tcpTxPackets, tcpTxBytes, tcpRxPackets, tcpRxBytes, udpTxPackets, udpTxBytes, udpRxPackets, udpRxBytes] }
 
-    init(_ statement: SQLiteStatement, from column: Int32) {
-        self.init(tcpTxPackets: statement.uint64(column), tcpTxBytes: statement.uint64(column + 1),
-                  tcpRxPackets: statement.uint64(column + 2), tcpRxBytes: statement.uint64(column + 3),
-                  udpTxPackets: statement.uint64(column + 4), udpTxBytes: statement.uint64(column + 5),
-                  udpRxPackets: statement.uint64(column + 6), udpRxBytes: statement.uint64(column + 7))
+    /// Adds `other`'s counters (a cgroup's row is its processes' sum).
+    mutating func add(_ o: Counters) {
+        tcpTxPackets &+= o.tcpTxPackets; tcpTxBytes &+= o.tcpTxBytes; tcpRxPackets &+= o.tcpRxPackets; tcpRxBytes &+= o.tcpRxBytes
+        udpTxPackets &+= o.udpTxPackets; udpTxBytes &+= o.udpTxBytes; udpRxPackets &+= o.udpRxPackets; udpRxBytes &+= o.udpRxBytes
     }
 
-    /// Adds `other`'s counters (a cgroup's row is its processes' sum).
-    mutating func add(_ other: Counters) {
-        let sums = zip(values, other.values).map { $0 &+ $1 }
-        self = Counters(tcpTxPackets: sums[0], tcpTxBytes: sums[1], tcpRxPackets: sums[2], tcpRxBytes: sums[3],
-                        udpTxPackets: sums[4], udpTxBytes: sums[5], udpRxPackets: sums[6], udpRxBytes: sums[7])
-    }
+    /// Payload bytes both ways: what "busiest" means.
+    var bytes: UInt64 { tcpTxBytes &+ tcpRxBytes &+ udpTxBytes &+ udpRxBytes }
 
     func write(into json: inout JSONWriter) {
         for (name, value) in zip(Self.columns, values) { json.field(name, number: value) }

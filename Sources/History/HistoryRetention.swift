@@ -103,31 +103,40 @@ extension HistoryStore {
         try database.transaction {
             try database.prepare("DELETE FROM intervals WHERE end_ns <= ?1").run(.integer(now - retention.keep))
             done.expired = Int(sqlite3_changes(database.handle))
+            try forgetProcesses()
         }
         done.droppedForSize = try trim(to: retention.maximumBytes)
         return done
     }
 
-    /// One coarse interval from the fine ones that start in `number`'s bucket: their rows summed.
+    /// One coarse interval from the fine ones that start in `number`'s bucket: their entries and
+    /// series summed per process and per counter.
     private func merge(bucket number: Int64, of bucket: Int64, into resolution: Int64, cutoff: Int64) throws -> Int {
-        let counters = Counters.columns.joined(separator: ", ")
-        let sums = Counters.columns.map { "sum(\($0))" }.joined(separator: ", ")
-        return try database.transaction {
+        try database.transaction {
             try database.execute("CREATE TEMP TABLE IF NOT EXISTS merging(id INTEGER PRIMARY KEY); DELETE FROM merging")
             try database.prepare("INSERT INTO merging SELECT id FROM intervals WHERE resolution_s < ?1 AND end_ns <= ?2 AND start_ns / ?3 = ?4")
                 .run(.integer(resolution), .integer(cutoff), .integer(bucket), .integer(number))
             let count = Int(sqlite3_changes(database.handle))
-            try database.prepare("""
-                INSERT INTO intervals(start_ns, end_ns, resolution_s) SELECT min(start_ns), max(end_ns), ?1 FROM intervals WHERE id IN merging
-                """).run(.integer(resolution))
+            var sums: [Int64: IntervalEntries.Entry] = [:]
+            let fine = try database.prepare("SELECT min(start_ns) OVER (), max(end_ns) OVER (), processes FROM intervals WHERE id IN merging")
+            var (start, end): (Int64, Int64) = (0, 0)
+            while try fine.step() {
+                (start, end) = (fine.int64(0), fine.int64(1))
+                fine.blob(2) { bytes in
+                    IntervalEntries.decode(bytes) { entry in
+                        var sum = sums[entry.process] ?? IntervalEntries.Entry(process: entry.process, counters: Counters(), exited: false)
+                        sum.counters.add(entry.counters)
+                        sum.exited = sum.exited || entry.exited
+                        sums[entry.process] = sum
+                    }
+                }
+            }
+            try database.prepare("INSERT INTO intervals(start_ns, end_ns, resolution_s, processes) VALUES (?1, ?2, ?3, ?4)")
+                .run(.integer(start), .integer(end), .integer(resolution), .blob(IntervalEntries.encode(Array(sums.values))))
             let id = sqlite3_last_insert_rowid(database.handle)
-            try database.prepare("""
-                INSERT INTO processes(interval, pid, start_ns, comm, cgroup, exited, \(counters))
-                SELECT ?1, pid, start_ns, max(comm), max(cgroup), max(exited), \(sums) FROM processes WHERE interval IN merging GROUP BY pid, start_ns
-                """).run(.integer(id))
-            try database.prepare("""
-                INSERT INTO cgroups(interval, cgroup, \(counters)) SELECT ?1, cgroup, \(sums) FROM cgroups WHERE interval IN merging GROUP BY cgroup
-                """).run(.integer(id))
+            // A process the coarse interval names lasts as long as it.
+            let last = try database.prepare("UPDATE processes SET last_ns = max(last_ns, ?1) WHERE id = ?2")
+            for process in sums.keys { try last.run(.integer(end), .integer(process)) }
             try database.prepare("""
                 INSERT INTO series(interval, source, labels, name, value) SELECT ?1, source, labels, name, sum(value) FROM series
                 WHERE interval IN merging GROUP BY source, labels, name
@@ -156,6 +165,7 @@ extension HistoryStore {
             try database.transaction {
                 try database.prepare("DELETE FROM intervals WHERE id IN (SELECT id FROM intervals ORDER BY start_ns LIMIT ?1)").run(.integer(batch))
                 let gone = Int(sqlite3_changes(database.handle))
+                try forgetProcesses()
                 dropped += gone
                 try database.prepare("""
                     INSERT INTO losses(name, count) VALUES ('dropped_for_size', ?1) ON CONFLICT(name) DO UPDATE SET count = count + ?1
@@ -164,6 +174,12 @@ extension HistoryStore {
         }
         if dropped > 0 { try database.execute("PRAGMA incremental_vacuum") }
         return dropped
+    }
+
+    /// Forgets the processes no interval names any more: those whose last interval ended
+    /// before the oldest one kept.
+    private func forgetProcesses() throws {
+        try database.execute("DELETE FROM processes WHERE last_ns < coalesce((SELECT min(end_ns) FROM intervals), 9223372036854775807)")
     }
 
     /// Intervals dropped since the file was made, to keep it under its size.

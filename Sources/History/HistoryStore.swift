@@ -15,18 +15,16 @@ public final class HistoryStore {
     /// The schema this netacct writes; `migrations[n]` brings schema n to n + 1.
     public static let schemaVersion: Int64 = 2
     public static let migrations: [String] = [
-        // 0 -> 1: a new file.
+        // 0 -> 1: a new file. Each interval's processes are one BLOB (IntervalEntries) naming
+        // them by their row in `processes`, whose `last_ns` is the end of the last interval
+        // that names them (what expiry goes by).
         """
         CREATE TABLE intervals(id INTEGER PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-                               resolution_s INTEGER NOT NULL);
+                               resolution_s INTEGER NOT NULL, processes BLOB NOT NULL);
         CREATE INDEX intervals_by_end ON intervals(end_ns);
-        CREATE TABLE processes(interval INTEGER NOT NULL REFERENCES intervals(id) ON DELETE CASCADE,
-                               pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, comm TEXT NOT NULL,
-                               cgroup INTEGER NOT NULL, exited INTEGER NOT NULL, \(counterColumns),
-                               PRIMARY KEY(interval, pid, start_ns)) WITHOUT ROWID;
-        CREATE TABLE cgroups(interval INTEGER NOT NULL REFERENCES intervals(id) ON DELETE CASCADE,
-                             cgroup INTEGER NOT NULL, \(counterColumns),
-                             PRIMARY KEY(interval, cgroup)) WITHOUT ROWID;
+        CREATE TABLE processes(id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, comm TEXT NOT NULL,
+                               cgroup INTEGER NOT NULL, last_ns INTEGER NOT NULL, UNIQUE(pid, start_ns));
+        CREATE INDEX processes_by_last ON processes(last_ns);
         CREATE TABLE cgroup_paths(cgroup INTEGER PRIMARY KEY, path TEXT NOT NULL);
         CREATE TABLE losses(name TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
         """,
@@ -37,12 +35,11 @@ public final class HistoryStore {
                             PRIMARY KEY(interval, source, labels, name)) WITHOUT ROWID;
         """,
     ]
-    static var counterColumns: String { Counters.columns.map { "\($0) INTEGER NOT NULL" }.joined(separator: ", ") }
+
 
     public let database: SQLiteDatabase
     public var path: String { database.path }
-    private var insertInterval: SQLiteStatement?, insertProcess: SQLiteStatement?, insertCgroup: SQLiteStatement?, insertPath: SQLiteStatement?,
-                insertSeries: SQLiteStatement?
+    private var insertInterval: SQLiteStatement?, upsertProcess: SQLiteStatement?, insertPath: SQLiteStatement?, insertSeries: SQLiteStatement?
 
     /// Opens (`.readWrite`: creates, with its directory, 0700, and the file 0600) the history at
     /// `path`, checking what it is.
@@ -115,33 +112,30 @@ public final class HistoryStore {
 
     /// Writes one interval, all of it or nothing.
     public func append(_ interval: HistoryInterval, resolution: Int64) throws {
-        let counters = Counters.columns.joined(separator: ", ")
-        let slots = (1...8).map { "?\($0 + 2)" }.joined(separator: ", ")
         if insertInterval == nil {
-            insertInterval = try database.prepare("INSERT INTO intervals(start_ns, end_ns, resolution_s) VALUES (?1, ?2, ?3)")
-            insertProcess = try database.prepare("""
-                INSERT OR REPLACE INTO processes(interval, pid, start_ns, comm, cgroup, exited, \(counters))
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, \((1...8).map { "?\($0 + 6)" }.joined(separator: ", ")))
+            insertInterval = try database.prepare("INSERT INTO intervals(start_ns, end_ns, resolution_s, processes) VALUES (?1, ?2, ?3, ?4)")
+            upsertProcess = try database.prepare("""
+                INSERT INTO processes(pid, start_ns, comm, cgroup, last_ns) VALUES (?1, ?2, ?3, ?4, ?5)
+                ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm, cgroup = excluded.cgroup, last_ns = excluded.last_ns RETURNING id
                 """)
-            insertCgroup = try database.prepare("INSERT INTO cgroups(interval, cgroup, \(counters)) VALUES (?1, ?2, \(slots))")
             insertPath = try database.prepare("INSERT OR REPLACE INTO cgroup_paths(cgroup, path) VALUES (?1, ?2)")
             insertSeries = try database.prepare("INSERT OR REPLACE INTO series(interval, source, labels, name, value) VALUES (?1, ?2, ?3, ?4, ?5)")
         }
         try database.transaction {
-            try insertInterval!.run(.integer(interval.start), .integer(interval.end), .integer(resolution))
-            let id = sqlite3_last_insert_rowid(database.handle)
-            var cgroups: [UInt64: Counters] = [:]
+            var entries: [IntervalEntries.Entry] = []
+            entries.reserveCapacity(interval.processes.count)
+            var cgroups = Set<UInt64>()
             for process in interval.processes {
-                try insertProcess!.bind([.integer(id), .integer(Int64(process.pid)), .unsigned(process.startNs), .text(process.comm),
-                                         .unsigned(process.cgroup), .integer(process.exited ? 1 : 0)] + process.counters.values.map(SQLiteValue.unsigned))
-                while try insertProcess!.step() {}
-                cgroups[process.cgroup, default: Counters()].add(process.counters)
+                try upsertProcess!.bind(.integer(Int64(process.pid)), .unsigned(process.startNs), .text(process.comm), .unsigned(process.cgroup),
+                                        .integer(interval.end))
+                guard try upsertProcess!.step() else { throw SQLiteError(code: SQLITE_ERROR, message: "Writing \(path) failed: no row for process \(process.pid)") }
+                entries.append(.init(process: upsertProcess!.int64(0), counters: process.counters, exited: process.exited))
+                while try upsertProcess!.step() {}
+                cgroups.insert(process.cgroup)
             }
-            for (cgroup, sum) in cgroups {
-                try insertCgroup!.bind([.integer(id), .unsigned(cgroup)] + sum.values.map(SQLiteValue.unsigned))
-                while try insertCgroup!.step() {}
-            }
-            for (cgroup, path) in interval.cgroupPaths where cgroups[cgroup] != nil {
+            try insertInterval!.run(.integer(interval.start), .integer(interval.end), .integer(resolution), .blob(IntervalEntries.encode(entries)))
+            let id = sqlite3_last_insert_rowid(database.handle)
+            for (cgroup, path) in interval.cgroupPaths where cgroups.contains(cgroup) {
                 try insertPath!.run(.unsigned(cgroup), .text(path))
             }
             for series in interval.series {
@@ -177,29 +171,45 @@ public final class HistoryStore {
         var report = HistoryReport(query: query, span: count > 0 ? (range.int64(0), range.int64(1)) : nil, intervals: count,
                                    resolution: range.int64(3), finest: range.int64(4), droppedForSize: try droppedForSize(), rows: [])
         guard count > 0 else { return report }
-        let sums = Counters.columns.map { "sum(t.\($0))" }.joined(separator: ", ")
-        let busiest = "sum(t.tcp_tx_bytes + t.tcp_rx_bytes + t.udp_tx_bytes + t.udp_rx_bytes) DESC"
-        let within = "JOIN intervals i ON t.interval = i.id LEFT JOIN cgroup_paths c ON c.cgroup = t.cgroup WHERE i.end_ns > ?1 AND i.start_ns < ?2"
         switch query.grouping {
-        case .process:
-            let statement = try database.prepare("""
-                SELECT t.pid, t.start_ns, max(t.comm), max(t.cgroup), max(t.exited), max(c.path), \(sums) FROM processes t \(within)
-                AND (?3 IS NULL OR t.pid = ?3) GROUP BY t.pid, t.start_ns ORDER BY \(busiest), t.pid
-                """)
-            try statement.bind(.integer(query.from), .integer(query.until), query.pid.map { .integer(Int64($0)) } ?? .null)
-            while try statement.step() {
-                report.rows.append(.init(pid: Int32(truncatingIfNeeded: statement.int64(0)), startNs: statement.uint64(1), comm: statement.text(2),
-                                         cgroup: statement.uint64(3), cgroupPath: statement.text(5).nilIfEmpty, exited: statement.int64(4) != 0,
-                                         counters: Counters(statement, from: 6)))
+        case .process, .cgroup:
+            // Each process's sum over the intervals, then its name and cgroup from its row.
+            var sums: [Int64: (counters: Counters, exited: Bool)] = [:]
+            let blobs = try database.prepare("SELECT processes FROM intervals WHERE end_ns > ?1 AND start_ns < ?2")
+            try blobs.bind(.integer(query.from), .integer(query.until))
+            while try blobs.step() {
+                blobs.blob(0) { bytes in
+                    IntervalEntries.decode(bytes) { entry in
+                        var sum = sums[entry.process] ?? (Counters(), false)
+                        sum.counters.add(entry.counters)
+                        sum.exited = sum.exited || entry.exited
+                        sums[entry.process] = sum
+                    }
+                }
             }
-        case .cgroup:
-            let statement = try database.prepare("""
-                SELECT t.cgroup, max(c.path), \(sums) FROM cgroups t \(within) GROUP BY t.cgroup ORDER BY \(busiest), t.cgroup
+            let named = try database.prepare("""
+                SELECT p.pid, p.start_ns, p.comm, p.cgroup, c.path FROM processes p LEFT JOIN cgroup_paths c ON c.cgroup = p.cgroup WHERE p.id = ?1
                 """)
-            try statement.bind(.integer(query.from), .integer(query.until))
-            while try statement.step() {
-                report.rows.append(.init(pid: nil, startNs: nil, comm: nil, cgroup: statement.uint64(0), cgroupPath: statement.text(1).nilIfEmpty,
-                                         exited: false, counters: Counters(statement, from: 2)))
+            var cgroups: [UInt64: HistoryReport.Row] = [:]
+            for (process, sum) in sums {
+                try named.bind(.integer(process))
+                guard try named.step() else { continue }
+                let pid = Int32(truncatingIfNeeded: named.int64(0))
+                let row = HistoryReport.Row(pid: pid, startNs: named.uint64(1), comm: named.text(2), cgroup: named.uint64(3),
+                                            cgroupPath: named.text(4).nilIfEmpty, exited: sum.exited, counters: sum.counters)
+                if query.grouping == .process {
+                    if query.pid == nil || query.pid == pid { report.rows.append(row) }
+                } else {
+                    var total = cgroups[row.cgroup] ?? HistoryReport.Row(pid: nil, startNs: nil, comm: nil, cgroup: row.cgroup, cgroupPath: row.cgroupPath,
+                                                                       exited: false, counters: Counters())
+                    total.counters.add(row.counters)
+                    cgroups[row.cgroup] = total
+                }
+            }
+            if query.grouping == .cgroup { report.rows = Array(cgroups.values) }
+            report.rows.sort { a, b in
+                let (x, y) = (a.counters.bytes, b.counters.bytes)
+                return x != y ? x > y : (a.pid ?? 0, a.startNs ?? 0, a.cgroup) < (b.pid ?? 0, b.startNs ?? 0, b.cgroup)
             }
         case .interface, .series:
             // nic's rows: frames, bytes and segments per queue and direction, busiest first;

@@ -99,6 +99,7 @@ public final class SQLiteStatement {
             let result = switch value {
             case .integer(let number): sqlite3_bind_int64(handle, position, number)
             case .text(let text): sqlite3_bind_text(handle, position, text, -1, SQLITE_TRANSIENT)
+            case .blob(let bytes): bytes.withUnsafeBytes { sqlite3_bind_blob(handle, position, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
             case .null: sqlite3_bind_null(handle, position)
             }
             guard result == SQLITE_OK else { throw database.error(result, "Binding for") }
@@ -122,6 +123,13 @@ public final class SQLiteStatement {
 
     public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
     public func uint64(_ column: Int32) -> UInt64 { UInt64(bitPattern: sqlite3_column_int64(handle, column)) }
+    /// The BLOB in `column`, valid during `body` only.
+    public func blob<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let pointer = sqlite3_column_blob(handle, column)
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return try body(UnsafeRawBufferPointer(start: pointer, count: pointer == nil ? 0 : count))
+    }
+
     public func text(_ column: Int32) -> String {
         guard let text = sqlite3_column_text(handle, column) else { return "" }
         return String(cString: text)
@@ -131,6 +139,7 @@ public final class SQLiteStatement {
 public enum SQLiteValue {
     case integer(Int64)
     case text(String)
+    case blob([UInt8])
     case null
 
     public static func unsigned(_ value: UInt64) -> SQLiteValue { .integer(Int64(bitPattern: value)) }

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import DaemonProtocol
-import History
+@testable import History
 import Testing
 
 /// The history file without a daemon: what it writes and reads back, what it refuses, and the
@@ -127,6 +127,7 @@ struct HistoryStoreTests {
         #expect(try store.maintain(retention, now: 1120 * second) == HistoryMaintenance())
         #expect(try store.maintain(retention, now: 3000 * second).expired > 0)
         #expect(try store.span() == nil)
+        #expect(try store.database.integer("SELECT count(*) FROM processes") == 0, "the processes no interval names are forgotten")
     }
 
     @Test func pastItsSizeTheOldestIntervalsGoFirstAndAreCounted() throws {
@@ -197,8 +198,8 @@ struct HistoryStoreTests {
         let old = try SQLiteDatabase(path: path, mode: .readWrite)
         try old.execute(HistoryStore.migrations[0])
         try old.execute("""
-            INSERT INTO intervals VALUES (1, 0, 10000000000, 10);
-            INSERT INTO processes VALUES (1, 42, 7, 'old', 3, 0, 1, 100, 0, 0, 0, 0, 0, 0);
+            INSERT INTO intervals VALUES (1, 0, 10000000000, 10, X'010264');
+            INSERT INTO processes VALUES (1, 42, 7, 'old', 3, 10000000000);
             PRAGMA application_id=\(HistoryStore.applicationID); PRAGMA user_version=1
             """)
         let reading = #expect(throws: (any Error).self) { try HistoryStore(path: path, mode: .readOnly) }
@@ -210,5 +211,21 @@ struct HistoryStoreTests {
         try store.append(HistoryInterval(start: 10_000_000_000, end: 20_000_000_000, processes: [], cgroupPaths: [:],
                                          series: [HistorySeries(source: "nic", labels: "", name: "frames", value: 3)]), resolution: 10)
         #expect(try store.report(HistoryQuery(from: 0, until: .max, grouping: .interface)).seriesRows.first?.values.first?.value == 3)
+    }
+
+    @Test func anIntervalsEntriesRoundTripAndADamagedBlobGivesWhatCameBefore() {
+        let entries = [
+            IntervalEntries.Entry(process: 900, counters: Counters(tcpTxPackets: 1, tcpTxBytes: .max), exited: true),
+            IntervalEntries.Entry(process: 3, counters: Counters(udpRxPackets: 127, udpRxBytes: 128), exited: false),
+            IntervalEntries.Entry(process: 70_000, counters: Counters(), exited: false),
+        ]
+        let bytes = IntervalEntries.encode(entries)
+        var decoded: [IntervalEntries.Entry] = []
+        bytes.withUnsafeBytes { IntervalEntries.decode($0) { decoded.append($0) } }
+        #expect(decoded == entries.sorted { $0.process < $1.process })
+        #expect(bytes.count == (1 + 2 + 1 + 2) + (2 + 2 + 1 + 10) + (3 + 1), "varints: \(bytes.count) bytes")
+        var prefix: [IntervalEntries.Entry] = []
+        Array(bytes.dropLast(3)).withUnsafeBytes { IntervalEntries.decode($0) { prefix.append($0) } }
+        #expect(prefix == Array(decoded.prefix(2)))
     }
 }
