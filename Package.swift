@@ -142,7 +142,7 @@ let package = Package(
         // The per-event cost benchmark (bench/README.md); not a test, not part of the product.
         .executableTarget(
             name: "netacct-bench",
-            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "DaemonProtocol", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport", "CNetacct", "CGlibcExtras", "NetacctPrograms"],
+            dependencies: ["BPF", "Accounting", "NIC", "Connections", "Drops", "Latency", "History", "DaemonProtocol", "NetacctKit", "NetacctServers", "ProtocolClients", "BPFTestPrograms", "CTestSupport", "CNetacct", "CGlibcExtras", "NetacctPrograms"],
             path: "bench/netacct-bench"
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "BPFTestPrograms", "CSelftest", "NetacctKit"]),

@@ -3,8 +3,8 @@ import DaemonProtocol
 /// An interval's processes as one BLOB: each entry the process's number in the `processes`
 /// table (as the difference from the one before, entries sorted), a varint of flags (which of
 /// the eight counters are not zero, and whether it exited), then those counters as varints.
-/// 500 processes sending UDP take about 4 KB; a row per process and interval took 50 bytes
-/// each (BENCHMARKS.md, history).
+/// 8.4 bytes a process on average; a row per process and interval took 46.9 (BENCHMARKS.md,
+/// History).
 struct IntervalEntries {
     struct Entry: Equatable {
         var process: Int64

@@ -70,6 +70,45 @@ int test_spawn_senders(int count, unsigned short port, int bytes, pid_t *pids)
 	return started;
 }
 
+static int signalled_fd = -1;
+static int signalled_bytes;
+static struct sockaddr_in signalled_address;
+static char signalled_payload[1024];
+
+static void send_on_signal(int signal)
+{
+	(void)signal;
+	sendto(signalled_fd, signalled_payload, signalled_bytes, 0, (struct sockaddr *)&signalled_address, sizeof(signalled_address));
+}
+
+int test_spawn_signalled_senders(int count, unsigned short port, int bytes, pid_t *pids)
+{
+	int started = 0;
+
+	for (int i = 0; i < count; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			break;
+		if (pid == 0) {
+			struct sigaction action = { .sa_handler = send_on_signal, .sa_flags = SA_RESTART };
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			signalled_address.sin_family = AF_INET;
+			signalled_address.sin_port = htons(port);
+			signalled_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			memset(signalled_payload, 'h', sizeof(signalled_payload));
+			signalled_bytes = bytes < (int)sizeof(signalled_payload) ? bytes : (int)sizeof(signalled_payload);
+			signalled_fd = socket(AF_INET, SOCK_DGRAM, 0);
+			sigaction(SIGUSR1, &action, NULL);
+			for (;;)
+				pause();
+		}
+		pids[started++] = pid;
+	}
+	return started;
+}
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

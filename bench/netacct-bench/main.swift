@@ -29,6 +29,13 @@ import NetacctKit
 // counting all, beside empty programs; the CPU of `nic -A`, `drops -A` and `latency in -A`
 // quiet and with a namespace made and removed every second (NamespacesBenchmark.swift).
 
+// netacct-bench history <netacct binary> [processes] [active] [seconds] [interval] [rounds]
+//
+// The daemon with and without --history, in alternate rounds, while a share of thousands of
+// live processes send each interval: CPU, memory, the file's growth; then a synthetic day
+// at full resolution and the time of `netacct history --since 1h` and `--at` on it
+// (HistoryBenchmark.swift).
+
 // netacct-bench wire [datagrams] [megabytes] [rounds]
 //
 // BPF ns per frame and per call of the wire programs on each hook, beside empty programs on the
@@ -76,7 +83,7 @@ let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
     "metrics": runMetricsBenchmark, "wire": runWireBenchmark, "tcp": runTCPHealthBenchmark,
-    "namespaces": runNamespacesBenchmark,
+    "namespaces": runNamespacesBenchmark, "history": runHistoryBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))

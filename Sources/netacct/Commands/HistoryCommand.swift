@@ -8,11 +8,12 @@ struct HistoryCommand: ParsableCommand {
         abstract: "Show what netacct daemon --history recorded: each process's or cgroup's traffic at a time or over a range.",
         discussion: """
             Reads the history file (the daemon need not run). Times are local: HH:MM[:SS] is \
-            today, or give YYYY-MM-DD [HH:MM[:SS]], or @SECONDS since the epoch. Durations: \
+            today, or give YYYY-MM-DD [HH:MM[:SS]], or @SECONDS[.FRACTION] since the epoch. Durations: \
             90s, 10m, 1h30m, 2d. With none of --at, --since and --from: the last hour. Each \
             answer says the span and the resolution (seconds per interval) it was read at. \
             Counts are socket calls and their payload, as netacct top counts them; \
-            a process marked * exited in the range.
+            a process marked * exited in the range. GET /api/v1/history on the daemon's --listen \
+            answers the same JSON.
             """
     )
 
@@ -28,7 +29,8 @@ struct HistoryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Until this time (with --from).", valueName: "time"))
     var until: String?
 
-    @Option(help: ArgumentHelp("A row per process or per cgroup.", valueName: "process|cgroup"))
+    @Option(help: ArgumentHelp("A row per process, per cgroup, per interface queue and direction (--nic's), or per counter of the other collectors (--wire's, --tcp's).",
+                               valueName: "process|cgroup|interface|series"))
     var by: HistoryQuery.Grouping = .process
 
     @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Only this process.", valueName: "pid"))

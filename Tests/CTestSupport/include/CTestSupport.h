@@ -16,6 +16,10 @@ int test_recvmmsg(int fd, size_t length, unsigned int count);
  * (For the daemon benchmark: thousands of live processes with traffic.)
  */
 int test_spawn_senders(int count, unsigned short port, int bytes, pid_t *pids);
+
+/* Like test_spawn_senders, but each child sends nothing at first, and one datagram of `bytes`
+ * bytes each time it gets SIGUSR1 (the history benchmark's "active" processes). */
+int test_spawn_signalled_senders(int count, unsigned short port, int bytes, pid_t *pids);
 /*
  * Forks `count` children, at most `concurrent` at a time, and waits for them all. Each has
  * `threads` threads that send one UDP datagram of `bytes` bytes each to 127.0.0.1:`port`;
