@@ -44,30 +44,51 @@ int test_recvmmsg(int fd, size_t length, unsigned int count)
 #include <signal.h>
 #include <sys/prctl.h>
 
-int test_spawn_senders(int count, unsigned short port, int bytes, pid_t *pids)
+/*
+ * Forks `count` children; each runs `child(port, bytes)`, then sleeps until killed (its
+ * parent's death kills it too). Their PIDs go to `pids`. Returns how many were started.
+ */
+static int spawn_sleepers(int count, unsigned short port, int bytes, pid_t *pids, void (*child)(unsigned short, int))
 {
-	struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port) };
-	char payload[1024];
 	int started = 0;
 
-	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	memset(payload, 'p', sizeof(payload));
 	for (int i = 0; i < count; i++) {
 		pid_t pid = fork();
 
 		if (pid < 0)
 			break;
 		if (pid == 0) {
-			int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			sendto(fd, payload, bytes, 0, (struct sockaddr *)&address, sizeof(address));
+			child(port, bytes);
 			for (;;)
 				pause();
 		}
 		pids[started++] = pid;
 	}
 	return started;
+}
+
+static struct sockaddr_in loopback_address(unsigned short port)
+{
+	struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return address;
+}
+
+static void send_once(unsigned short port, int bytes)
+{
+	struct sockaddr_in address = loopback_address(port);
+	char payload[1024];
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(payload, 'p', sizeof(payload));
+	sendto(fd, payload, bytes, 0, (struct sockaddr *)&address, sizeof(address));
+}
+
+int test_spawn_senders(int count, unsigned short port, int bytes, pid_t *pids)
+{
+	return spawn_sleepers(count, port, bytes, pids, send_once);
 }
 
 static int signalled_fd = -1;
@@ -81,32 +102,20 @@ static void send_on_signal(int signal)
 	sendto(signalled_fd, signalled_payload, signalled_bytes, 0, (struct sockaddr *)&signalled_address, sizeof(signalled_address));
 }
 
+static void send_on_each_signal(unsigned short port, int bytes)
+{
+	struct sigaction action = { .sa_handler = send_on_signal, .sa_flags = SA_RESTART };
+
+	signalled_address = loopback_address(port);
+	memset(signalled_payload, 'h', sizeof(signalled_payload));
+	signalled_bytes = bytes < (int)sizeof(signalled_payload) ? bytes : (int)sizeof(signalled_payload);
+	signalled_fd = socket(AF_INET, SOCK_DGRAM, 0);
+	sigaction(SIGUSR1, &action, NULL);
+}
+
 int test_spawn_signalled_senders(int count, unsigned short port, int bytes, pid_t *pids)
 {
-	int started = 0;
-
-	for (int i = 0; i < count; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0)
-			break;
-		if (pid == 0) {
-			struct sigaction action = { .sa_handler = send_on_signal, .sa_flags = SA_RESTART };
-
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			signalled_address.sin_family = AF_INET;
-			signalled_address.sin_port = htons(port);
-			signalled_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			memset(signalled_payload, 'h', sizeof(signalled_payload));
-			signalled_bytes = bytes < (int)sizeof(signalled_payload) ? bytes : (int)sizeof(signalled_payload);
-			signalled_fd = socket(AF_INET, SOCK_DGRAM, 0);
-			sigaction(SIGUSR1, &action, NULL);
-			for (;;)
-				pause();
-		}
-		pids[started++] = pid;
-	}
-	return started;
+	return spawn_sleepers(count, port, bytes, pids, send_on_each_signal);
 }
 
 #include <pthread.h>
@@ -253,30 +262,19 @@ static void *send_one_and_end(void *context)
 	return NULL;
 }
 
+static void send_once_from_a_thread(unsigned short port, int bytes)
+{
+	static atomic_int unused;
+	struct exiter e = { .address = loopback_address(port), .bytes = bytes, .sent = &unused };
+	pthread_t worker;
+
+	pthread_create(&worker, NULL, send_one_and_end, &e);
+	pthread_join(worker, NULL);
+}
+
 int test_spawn_worker_senders(int count, unsigned short port, int bytes, pid_t *pids)
 {
-	int started = 0;
-
-	for (int i = 0; i < count; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0)
-			break;
-		if (pid == 0) {
-			static atomic_int unused;
-			struct exiter e = { .address = { .sin_family = AF_INET, .sin_port = htons(port) }, .bytes = bytes, .sent = &unused };
-			pthread_t worker;
-
-			e.address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			pthread_create(&worker, NULL, send_one_and_end, &e);
-			pthread_join(worker, NULL);
-			for (;;)
-				pause();
-		}
-		pids[started++] = pid;
-	}
-	return started;
+	return spawn_sleepers(count, port, bytes, pids, send_once_from_a_thread);
 }
 
 #include <arpa/inet.h>
