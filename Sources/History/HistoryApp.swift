@@ -59,6 +59,9 @@ public struct HistoryApp {
     /// says what the file covers when nothing was recorded then.
     public static func reports(_ configuration: Configuration) throws -> [HistoryReport] {
         let store = try HistoryStore(path: configuration.path, mode: .readOnly)
+        // One snapshot for every read: a merge the daemon commits meanwhile is seen by none.
+        try store.database.execute("BEGIN")
+        defer { try? store.database.execute("COMMIT") }
         var query = HistoryQuery(from: configuration.from, until: configuration.at ? configuration.from + 1 : configuration.until,
                                  grouping: configuration.grouping, pid: configuration.pid)
         let whole = try store.report(query)

@@ -53,7 +53,7 @@ struct IntervalEntries {
         var process: Int64 = 0
         while index < bytes.count {
             guard let delta = varint(), let flags = varint() else { return }
-            process += Int64(bitPattern: delta)
+            process &+= Int64(bitPattern: delta)
             var values = [UInt64](repeating: 0, count: 8)
             for bit in 0..<8 where flags & (1 << UInt64(bit)) != 0 {
                 guard let value = varint() else { return }

@@ -84,6 +84,22 @@ extension HistoryStore {
     /// At most `limit` merges per call, so that one call never holds the file long.
     public func maintain(_ retention: HistoryRetention, now: Int64, limit: Int = 256) throws -> HistoryMaintenance {
         var done = HistoryMaintenance()
+        // A merge that fails is said by the caller, after the expiry and the size cap, which
+        // must go on whatever happens to merging.
+        var failure: (any Error)?
+        do { try merge(retention, now: now, limit: limit, into: &done) } catch { failure = error }
+        try database.transaction {
+            try database.prepare("DELETE FROM intervals WHERE end_ns <= ?1").run(.integer(now - retention.keep))
+            done.expired = Int(sqlite3_changes(database.handle))
+            try forgetProcesses()
+        }
+        done.droppedForSize = try trim(to: retention.maximumBytes)
+        if let failure { throw failure }
+        return done
+    }
+
+    /// Each tier's merges due by `now`.
+    private func merge(_ retention: HistoryRetention, now: Int64, limit: Int, into done: inout HistoryMaintenance) throws {
         var age = retention.full
         for tier in retention.tiers {
             let bucket = tier.resolution * 1_000_000_000
@@ -100,13 +116,6 @@ extension HistoryStore {
                 done.made += 1
             }
         }
-        try database.transaction {
-            try database.prepare("DELETE FROM intervals WHERE end_ns <= ?1").run(.integer(now - retention.keep))
-            done.expired = Int(sqlite3_changes(database.handle))
-            try forgetProcesses()
-        }
-        done.droppedForSize = try trim(to: retention.maximumBytes)
-        return done
     }
 
     /// One coarse interval from the fine ones that start in `number`'s bucket: their entries and
@@ -176,10 +185,13 @@ extension HistoryStore {
         return dropped
     }
 
-    /// Forgets the processes no interval names any more: those whose last interval ended
-    /// before the oldest one kept.
+    /// Forgets the processes no interval names any more (those whose last interval ended
+    /// before the oldest one kept), and the paths of cgroups no process kept is in.
     private func forgetProcesses() throws {
-        try database.execute("DELETE FROM processes WHERE last_ns < coalesce((SELECT min(end_ns) FROM intervals), 9223372036854775807)")
+        try database.execute("""
+            DELETE FROM processes WHERE last_ns < coalesce((SELECT min(end_ns) FROM intervals), 9223372036854775807);
+            DELETE FROM cgroup_paths WHERE cgroup NOT IN (SELECT cgroup FROM processes)
+            """)
     }
 
     /// Intervals dropped since the file was made, to keep it under its size.

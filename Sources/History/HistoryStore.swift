@@ -16,13 +16,13 @@ public final class HistoryStore {
     public static let schemaVersion: Int64 = 2
     public static let migrations: [String] = [
         // 0 -> 1: a new file. Each interval's processes are one BLOB (IntervalEntries) naming
-        // them by their row in `processes`, whose `last_ns` is the end of the last interval
-        // that names them (what expiry goes by).
+        // them by their row in `processes` (never reused), whose `last_ns` is the end of the
+        // last interval that names them (what expiry goes by; it never goes back).
         """
         CREATE TABLE intervals(id INTEGER PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
                                resolution_s INTEGER NOT NULL, processes BLOB NOT NULL);
         CREATE INDEX intervals_by_end ON intervals(end_ns);
-        CREATE TABLE processes(id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, comm TEXT NOT NULL,
+        CREATE TABLE processes(id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, start_ns INTEGER NOT NULL, comm TEXT NOT NULL,
                                cgroup INTEGER NOT NULL, last_ns INTEGER NOT NULL, UNIQUE(pid, start_ns));
         CREATE INDEX processes_by_last ON processes(last_ns);
         CREATE TABLE cgroup_paths(cgroup INTEGER PRIMARY KEY, path TEXT NOT NULL);
@@ -116,7 +116,8 @@ public final class HistoryStore {
             insertInterval = try database.prepare("INSERT INTO intervals(start_ns, end_ns, resolution_s, processes) VALUES (?1, ?2, ?3, ?4)")
             upsertProcess = try database.prepare("""
                 INSERT INTO processes(pid, start_ns, comm, cgroup, last_ns) VALUES (?1, ?2, ?3, ?4, ?5)
-                ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm, cgroup = excluded.cgroup, last_ns = excluded.last_ns RETURNING id
+                ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm, cgroup = excluded.cgroup, last_ns = max(last_ns, excluded.last_ns)
+                RETURNING id
                 """)
             insertPath = try database.prepare("INSERT OR REPLACE INTO cgroup_paths(cgroup, path) VALUES (?1, ?2)")
             insertSeries = try database.prepare("INSERT OR REPLACE INTO series(interval, source, labels, name, value) VALUES (?1, ?2, ?3, ?4, ?5)")

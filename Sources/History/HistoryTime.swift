@@ -44,8 +44,12 @@ public enum HistoryTime {
             throw bad
         }
         day.tm_isdst = -1 // whichever is in force on that day
+        let asked = (day.tm_year, day.tm_mon, day.tm_mday)
         let result = mktime(&day)
-        guard result != -1 else { throw bad }
+        // mktime moves 02-31 to March: a date that is not one is refused. Nanoseconds since
+        // the epoch fit in 64 bits from 1678 to 2262.
+        guard result != -1, (day.tm_year, day.tm_mon, day.tm_mday) == asked,
+              (-9_223_372_035...9_223_372_035).contains(Int64(result)) else { throw bad }
         return Int64(result) * 1_000_000_000
     }
 
@@ -68,7 +72,10 @@ public enum HistoryTime {
             default: throw bad
             }
             guard let value = number else { throw bad }
-            total += value * unit
+            let (scaled, overflow) = value.multipliedReportingOverflow(by: unit)
+            let (sum, overflowed) = total.addingReportingOverflow(scaled)
+            guard !overflow, !overflowed else { throw bad }
+            total = sum
             number = nil
         }
         if let number {

@@ -181,9 +181,9 @@ public final class Daemon {
         let recorder = try loop.submit { NIOLoopBoundBox(Self.startHistory(history, shared, logger: historyLogger), eventLoop: loop) }.wait()
         let writer = try loop.submit { recorder.value?.writer }.wait()
         defer { writer?.stop() }
-        if let history {
+        let ticks = history.map { history in
             let every = TimeAmount.nanoseconds(Int64(history.interval * 1e9))
-            loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+            return loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
                 do { try recorder.value?.tick() } catch { shared.log.log(.warning, "history", "history: cannot take an interval: \(error)") }
             }
         }
@@ -218,8 +218,11 @@ public final class Daemon {
         ready()
         while signals.wait(until: .infinity) == nil {}
         logger.notice("stopping")
-        // The interval under way is recorded too.
-        try? loop.submit { try recorder.value?.tick() }.wait()
+        // The interval under way is recorded too, after the last scheduled one.
+        try? loop.submit {
+            ticks?.cancel()
+            try recorder.value?.tick()
+        }.wait()
     }
 
     /// Opens the history file and starts recording (on the event loop, which owns the service).

@@ -36,11 +36,20 @@ final class HistoryRecorder {
         self.service = service
         self.collectors = collectors
         self.interval = interval
-        client = service.connect()
-        writer = HistoryWriter(store: store, resolution: Int64(interval.rounded(.up)), retention: retention, logger: logger)
+        let client = service.connect()
+        self.client = client
         // What each process has counted so far belongs to no interval of the history.
-        try service.refresh(reporting: .all)
-        for process in service.processes(for: client) where !process.exited { last[process.id] = process.total }
+        var baseline: [ProcessID: Traffic] = [:]
+        do {
+            try service.refresh(reporting: .all)
+        } catch {
+            service.disconnect(client)
+            throw error
+        }
+        for process in service.processes(for: client) where !process.exited { baseline[process.id] = process.total }
+        last = baseline
+        // Last: nothing to stop if what comes before fails.
+        writer = HistoryWriter(store: store, resolution: Int64(interval.rounded(.up)), retention: retention, logger: logger)
         _ = seriesSinceLast()
         lastTick = HistoryTime.now()
     }
@@ -48,7 +57,8 @@ final class HistoryRecorder {
     /// Takes the interval that ends now and hands it to the writer.
     func tick() throws {
         try service.refresh(reporting: .all)
-        let now = HistoryTime.now()
+        // The wall clock can step back (NTP): an interval never ends before it starts.
+        let now = max(HistoryTime.now(), lastTick)
         var rows: [HistoryInterval.Process] = []
         var seen: [ProcessID: Traffic] = [:]
         var paths: [UInt64: String] = [:]
@@ -105,6 +115,7 @@ final class HistoryWriter: Sendable {
     static let backlog = 6
     private struct State {
         var waiting = 0
+        var stopping = false
         var losses = Losses()
         var counts = Counts()
         /// The kind of the last failure said, so that it is said again only when it changes.
@@ -137,9 +148,10 @@ final class HistoryWriter: Sendable {
         pool.start()
     }
 
-    /// Queues an interval for the file (on the event loop: never waits).
+    /// Queues an interval for the file (on the event loop: never waits). Once stopping, none.
     func submit(_ interval: HistoryInterval) {
         let admitted = state.withLock { state in
+            guard !state.stopping else { return false }
             guard state.waiting < Self.backlog else {
                 state.losses.dropped += 1
                 return false
@@ -148,7 +160,7 @@ final class HistoryWriter: Sendable {
             return true
         }
         guard admitted else { return }
-        // Also when the pool is shutting down (the state says cancelled): what was taken is written.
+        // stop() waits until nothing is waiting, so every item runs on the pool's one thread.
         pool.submit { _ in
             self.write(interval)
             self.state.withLock { $0.waiting -= 1 }
@@ -160,32 +172,45 @@ final class HistoryWriter: Sendable {
         do {
             try store.store.append(interval, resolution: resolution)
             state.withLock { $0.counts.written += 1 }
-            if interval.end - lastMaintenance >= maintenanceEvery {
-                lastMaintenance = interval.end
-                let done = try store.store.maintain(retention, now: interval.end)
-                if done.made > 0 || done.expired > 0 {
-                    logger.debug("history: merged \(done.merged) intervals into \(done.made), expired \(done.expired)")
-                }
-                let used = try store.store.usedBytes()
-                state.withLock { $0.counts.usedBytes = used }
-                if done.droppedForSize > 0 {
-                    state.withLock { $0.losses.droppedForSize += UInt64(done.droppedForSize) }
-                    logger.warning("history: dropped the \(done.droppedForSize) oldest intervals to keep \(path) under \(retention.maximumBytes) bytes (--history-max-size)")
-                }
-            }
             if state.withLock({ state in defer { state.lastFailure = nil }; return state.lastFailure != nil }) {
                 logger.notice("history: writing again to \(path)")
             }
         } catch {
-            // Said again only when the kind of failure changes (a full disk fails at one
-            // statement or another, with one code).
-            let message = "\(error)", kind = (error as? SQLiteError).map { "SQLite \($0.primary)" } ?? message
-            let say = state.withLock { state in
-                state.losses.failed += 1
-                defer { state.lastFailure = kind }
-                return state.lastFailure != kind
+            if say(error, failed: true) {
+                logger.error("history: cannot write an interval to \(path) (counting and serving go on; said again only if the failure changes): \(error)")
             }
-            if say { logger.error("history: cannot write an interval to \(path) (counting and serving go on; said again only if the failure changes): \(message)") }
+            return
+        }
+        // A clock stepped back starts the count again.
+        guard interval.end - lastMaintenance >= maintenanceEvery || interval.end < lastMaintenance else { return }
+        lastMaintenance = interval.end
+        do {
+            let done = try store.store.maintain(retention, now: interval.end)
+            if done.made > 0 || done.expired > 0 {
+                logger.debug("history: merged \(done.merged) intervals into \(done.made), expired \(done.expired)")
+            }
+            let used = try store.store.usedBytes()
+            state.withLock { $0.counts.usedBytes = used }
+            if done.droppedForSize > 0 {
+                state.withLock { $0.losses.droppedForSize += UInt64(done.droppedForSize) }
+                logger.warning("history: dropped the \(done.droppedForSize) oldest intervals to keep \(path) under \(retention.maximumBytes) bytes (--history-max-size)")
+            }
+        } catch {
+            // The interval is written; merging, expiring or trimming is tried again next time.
+            if say(error, failed: false) {
+                logger.error("history: cannot merge, expire or trim \(path) (tried again each minute; said again only if the failure changes): \(error)")
+            }
+        }
+    }
+
+    /// Whether a failure is of another kind than the last one said (a full disk fails at one
+    /// statement or another, with one SQLite code); counts a failed interval.
+    private func say(_ error: any Error, failed: Bool) -> Bool {
+        let kind = (error as? SQLiteError).map { "SQLite \($0.primary)" } ?? "\(error)"
+        return state.withLock { state in
+            if failed { state.losses.failed += 1 }
+            defer { state.lastFailure = kind }
+            return state.lastFailure != kind
         }
     }
 
@@ -203,6 +228,16 @@ final class HistoryWriter: Sendable {
         out.sample("netacct_history_bytes", UInt64(max(0, counts.usedBytes)))
     }
 
-    /// Writes what is queued, then ends the thread.
-    func stop() { try? pool.syncShutdownGracefully() }
+    /// Takes no more intervals, writes those queued (on the pool's thread, one at a time: a
+    /// shutting-down pool would run what is queued elsewhere, beside the one under way), then
+    /// ends the thread. At most 30 s: a disk that hangs does not keep the daemon.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        var waited = 0
+        while state.withLock({ $0.waiting }) > 0 && waited < 30_000 {
+            usleep(1000)
+            waited += 1
+        }
+        try? pool.syncShutdownGracefully()
+    }
 }

@@ -84,13 +84,13 @@ struct HistoryStoreTests {
         #expect(try HistoryTime.moment("2026-12-07T03:12:00") == dated)
         #expect(HistoryTime.describe(dated, withDate: true) == "2026-12-07 03:12:00")
         #expect(try HistoryTime.moment("@1765000000.25") == 1_765_000_000_250_000_000)
-        for bad in ["", "25:00", "03:61", "3", "2026-13-01", "03:12 extra", "@", "@1.", "@1.1234567890"] {
+        for bad in ["", "25:00", "03:61", "3", "2026-13-01", "2026-02-31", "3000-01-01", "1600-01-01 00:00", "03:12 extra", "@", "@1.", "@1.1234567890"] {
             #expect(throws: (any Error).self, "\(bad)") { try HistoryTime.moment(bad) }
         }
         #expect(try HistoryTime.duration("90") == 90_000_000_000)
         #expect(try HistoryTime.duration("1h30m") == 5400_000_000_000)
         #expect(try HistoryTime.duration("2d") == 172_800_000_000_000)
-        for bad in ["", "h", "10x", "0", "-5m", "1h30", "99999999999999999999d"] {
+        for bad in ["", "h", "10x", "0", "-5m", "1h30", "99999999999999999999d", "9999999999999999d", "9223372036854775807s1s"] {
             #expect(throws: (any Error).self, "\(bad)") { try HistoryTime.duration(bad) }
         }
     }
@@ -128,6 +128,7 @@ struct HistoryStoreTests {
         #expect(try store.maintain(retention, now: 3000 * second).expired > 0)
         #expect(try store.span() == nil)
         #expect(try store.database.integer("SELECT count(*) FROM processes") == 0, "the processes no interval names are forgotten")
+        #expect(try store.database.integer("SELECT count(*) FROM cgroup_paths") == 0, "and their cgroups' paths")
     }
 
     @Test func pastItsSizeTheOldestIntervalsGoFirstAndAreCounted() throws {
@@ -227,5 +228,22 @@ struct HistoryStoreTests {
         var prefix: [IntervalEntries.Entry] = []
         Array(bytes.dropLast(3)).withUnsafeBytes { IntervalEntries.decode($0) { prefix.append($0) } }
         #expect(prefix == Array(decoded.prefix(2)))
+    }
+
+    /// The wall clock stepped back: an interval that ends before one already written names the
+    /// same process; when it expires, the later one still names the process.
+    @Test func aClockSteppedBackNeverForgetsAProcessAnIntervalNames() throws {
+        let directory = Directory()
+        let store = try HistoryStore(path: directory.path + "/history.db", mode: .readWrite)
+        let second: Int64 = 1_000_000_000
+        try store.append(HistoryInterval(start: 100 * second, end: 110 * second, processes: [Self.process(7, "web", cgroup: 1, udpTx: 70)],
+                                         cgroupPaths: [1: "/web"]), resolution: 10)
+        try store.append(HistoryInterval(start: 50 * second, end: 60 * second, processes: [Self.process(7, "web", cgroup: 1, udpTx: 5)],
+                                         cgroupPaths: [1: "/web"]), resolution: 10)
+        // Keep 100 s: the interval that ends at 60 s goes, the one at 110 s stays.
+        let done = try store.maintain(HistoryRetention(full: 100 * second, tiers: [], maximumBytes: 1 << 30), now: 160 * second)
+        #expect(done.expired == 1)
+        let report = try store.report(HistoryQuery(from: 0, until: .max))
+        #expect(report.rows.map(\.pid) == [7] && report.rows.first?.counters.udpTxBytes == 70 && report.rows.first?.cgroupPath == "/web")
     }
 }

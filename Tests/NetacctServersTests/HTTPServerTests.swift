@@ -97,6 +97,19 @@ struct HTTPServerTests {
         #expect(connections.count == 0)
     }
 
+    /// A reply that could not be made (its thread gone, at shutdown): a 500, not a client left
+    /// waiting for the deadline.
+    @Test func aReplyThatFailsIsA500() throws {
+        let failing = loop.makePromise(of: HTTPConnections.Reply.self)
+        let channel = EmbeddedChannel(loop: loop)
+        try connections.accept(channel) { _ in failing.futureResult }
+        try channel.connect(to: SocketAddress(unixDomainSocketPath: "/test")).wait()
+        try send(channel, "GET /api/v1/history HTTP/1.1\r\nHost: x\r\n\r\n")
+        failing.fail(ChannelError.ioOnClosedChannel)
+        loop.run()
+        #expect(try reply(channel).hasPrefix("HTTP/1.1 500 Internal Server Error\r\n") && !channel.isActive)
+    }
+
     @Test(arguments: ["NOT HTTP\r\n\r\n", "GET /metrics HTTP/1.1\r\nHost x\r\n\r\n"])
     func aMalformedRequestGets400AndTheConnectionClosesOnceItIsSent(_ request: String) throws {
         let channel = try connect()

@@ -131,9 +131,11 @@ final class HTTPHandler: ChannelInboundHandler {
             limiter.reset()
             let answer = hasBody ? context.eventLoop.makeSucceededFuture((.payloadTooLarge, "text/plain", Array("no body expected\n".utf8))) : respond(head)
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            answer.hop(to: context.eventLoop).whenSuccess { status, type, body in
+            answer.hop(to: context.eventLoop).whenComplete { result in
                 let (handler, context) = bound.value
                 guard !handler.replied, context.channel.isActive else { return }
+                // A reply that could not be made (its thread gone at shutdown): 500, not silence.
+                let (status, type, body) = (try? result.get()) ?? (.internalServerError, "text/plain", Array("the reply could not be made\n".utf8))
                 handler.reply(context: context, version: head.version, status: status, type: type, body: head.method == .HEAD ? nil : body, length: body.count)
             }
         }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NetacctKit
+import Synchronization
 
 /// The daemon's HTTP server (`--listen`), on its event loop: `/metrics` (Prometheus text
 /// format), `/api/v1/processes`, `/api/v1/cgroups` and `/api/v1/<verb>` for every other
@@ -106,7 +107,17 @@ final class HTTPServer: @unchecked Sendable {
         } catch {
             return shared.loop.makeSucceededFuture((.badRequest, "text/plain", Array("\(error)\n".utf8)))
         }
+        // A few at once: a client cannot queue reads of 90 days that run long after it left.
+        guard historyReads.withLock({ reads in
+            guard reads < Self.historyReadsAtOnce else { return false }
+            reads += 1
+            return true
+        }) else {
+            return shared.loop.makeSucceededFuture((.serviceUnavailable, "text/plain",
+                                                    Array("\(Self.historyReadsAtOnce) history queries are under way; ask again\n".utf8)))
+        }
         return readers.runIfActive(eventLoop: shared.loop) { [configuration] in
+            defer { self.historyReads.withLock { $0 -= 1 } }
             do {
                 return (.ok, "application/json", HistoryApp.json(try HistoryApp.reports(configuration)))
             } catch let error as NetacctError {
@@ -116,6 +127,10 @@ final class HTTPServer: @unchecked Sendable {
             }
         }
     }
+
+    /// History queries read at once, at most `historyReadsAtOnce` (more get 503).
+    static let historyReadsAtOnce = 4
+    let historyReads = Mutex(0)
 
     /// A query string's parameters, percent-decoded (`+` is a space).
     static func parameters(_ query: String) -> [String: String] {
