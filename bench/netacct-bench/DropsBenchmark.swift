@@ -37,7 +37,7 @@ func runDropsBenchmark(_ arguments: [String]) {
     print("|---|---|---|---|---|")
     do {
         let session = try StatisticsSession()
-        var floor: [Double] = [], line: [Double] = [], filtered: [Double] = [], summary: [Double] = []
+        var floor: [Double] = [], clockFloor: [Double] = [], line: [Double] = [], filtered: [Double] = [], summary: [Double] = []
         var rates: [Double] = [], received = 0, lost: UInt64 = 0
         var sendFloors: [Double] = [], sends: [Double] = []
         for _ in 0..<rounds {
@@ -50,6 +50,13 @@ func runDropsBenchmark(_ arguments: [String]) {
             floor.append(nanosecondsPerEvent([try program.statistics()]))
             sendFloors.append(nanosecondsPerEvent([try sendFloor.statistics()]))
             withExtendedLifetime(links) {}
+            do {
+                let clock = try object.program(BPFObjects.Floor.Program.floorKfreeSkbClock)
+                let link = try clock.attach()
+                _ = flood()
+                clockFloor.append(nanosecondsPerEvent([try clock.statistics()]))
+                withExtendedLifetime(link) {}
+            }
 
             do {
                 let engine = try DropsEngine(filter: DropFilter(), summary: false)
@@ -76,12 +83,14 @@ func runDropsBenchmark(_ arguments: [String]) {
             }
         }
         let base = median(floor)
-        for (name, values) in [("empty program (the floor)", floor), ("netacct drops, a line per drop", line),
+        for (name, values) in [("empty program (the floor)", floor), ("empty program and one clock read (bpf_ktime_get_ns)", clockFloor),
+                               ("netacct drops, a line per drop", line),
                                ("netacct drops --reason NO_SOCKET (this reason filtered out)", filtered),
                                ("netacct drops --summary", summary)] {
             let cost = median(values)
             print("| \(name) | **\(format(cost))** | \(values == floor ? "" : format(cost - base)) | \(values.map(format).joined(separator: " ")) | \(values == floor ? rates.map { String(format: "%.0f", $0) }.joined(separator: " ") : "") |")
         }
+        print("| a line per drop above the empty program that reads the clock | **\(format(median(line) - median(clockFloor)))** | | | |")
         print("| sock:sock_send_length, empty program | **\(format(median(sendFloors)))** | | \(sendFloors.map(format).joined(separator: " ")) | |")
         print("| sock:sock_send_length, netacct drops' owner program (a UDP send: owner known, a lookup) | **\(format(median(sends)))** | \(format(median(sends) - median(sendFloors))) | \(sends.map(format).joined(separator: " ")) | |")
         print("")
