@@ -164,7 +164,7 @@ static __always_inline struct netacct_nic_counters *device_counters_of(struct ne
 		.direction = direction,
 		.queue = queue,
 	};
-	__u32 slot;
+	__u32 slot = 0;
 
 	if (!slot_of_key(&key, &slot)) {
 		percpu_counter_inc(&lost, 0);

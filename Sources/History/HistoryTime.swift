@@ -86,18 +86,16 @@ public enum HistoryTime {
         return total * 1_000_000_000
     }
 
-    /// `HH:MM:SS` of a moment in local time, and its date when it is not `today`'s.
+    /// `HH:MM:SS` of a moment in local time; with `withDate`, after its date (YYYY-MM-DD).
     public static func describe(_ nanoseconds: Int64, withDate: Bool) -> String {
-        var seconds = time_t(nanoseconds / 1_000_000_000)
-        var day = tm()
-        localtime_r(&seconds, &day)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let clock = "\(two(day.tm_hour)):\(two(day.tm_min)):\(two(day.tm_sec))"
-        return withDate ? "\(day.tm_year + 1900)-\(two(day.tm_mon + 1))-\(two(day.tm_mday)) \(clock)" : clock
+        var stamps = Timestamps()
+        let clock = String(decoding: stamps.localTime(nanoseconds), as: UTF8.self)
+        return withDate ? String(decoding: stamps.localDate(nanoseconds), as: UTF8.self) + " " + clock : clock
     }
 
     /// Whether two moments fall on one local day.
     static func sameDay(_ a: Int64, _ b: Int64) -> Bool {
-        describe(a, withDate: true).prefix(10) == describe(b, withDate: true).prefix(10)
+        var stamps = Timestamps()
+        return stamps.localDate(a) == stamps.localDate(b)
     }
 }

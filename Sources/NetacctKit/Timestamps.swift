@@ -1,10 +1,11 @@
 import Glibc
 
-/// Wall-clock times as the table (local HH:MM:SS) and JSON (UTC, RFC 3339 with microseconds)
-/// show them; the date part is formatted once per second.
+/// Wall-clock times as the table (local HH:MM:SS, and the local date) and JSON (UTC, RFC 3339
+/// with microseconds) show them; the date part is formatted once per second.
 public struct Timestamps {
     private var second: Int64 = -1
     private var local: [UInt8] = []
+    private var localDay: [UInt8] = []
     private var utcPrefix: [UInt8] = []
 
     private mutating func update(_ nanoseconds: Int64) {
@@ -16,6 +17,7 @@ public struct Timestamps {
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         localtime_r(&time, &parts)
         local = Array("\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))".utf8)
+        localDay = Array("\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))".utf8)
         gmtime_r(&time, &parts)
         utcPrefix = Array("\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).".utf8)
     }
@@ -25,6 +27,12 @@ public struct Timestamps {
     public mutating func localTime(_ nanoseconds: Int64) -> [UInt8] {
         update(nanoseconds)
         return local
+    }
+
+    /// The local date, YYYY-MM-DD.
+    public mutating func localDate(_ nanoseconds: Int64) -> [UInt8] {
+        update(nanoseconds)
+        return localDay
     }
 
     public mutating func utc(_ nanoseconds: Int64, into out: inout TextBuffer) {

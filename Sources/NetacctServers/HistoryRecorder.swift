@@ -23,7 +23,6 @@ final class HistoryRecorder {
     private var last: [ProcessID: Traffic] = [:]
     private var lastTick: Int64 = 0
     private var cgroups = CgroupNames()
-    var losses: HistoryWriter.Losses { writer.losses }
 
     /// The other collectors, whose counters are recorded too, and their last values.
     private let collectors: [any Collector]
@@ -213,8 +212,6 @@ final class HistoryWriter: Sendable {
             return state.lastFailure != kind
         }
     }
-
-    var losses: Losses { state.withLock { $0.losses } }
 
     /// `netacct_history_*`: the intervals written, dropped and failed, and the file's size.
     func writeMetrics(into out: inout PrometheusText) {

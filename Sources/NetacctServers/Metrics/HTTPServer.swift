@@ -77,11 +77,16 @@ final class HTTPServer: @unchecked Sendable {
     /// The reply to one request: on the loop, or (the history's) from the readers' thread.
     func respond(to head: HTTPRequestHead) -> EventLoopFuture<HTTPConnections.Reply> {
         let parts = head.uri.split(separator: "?", maxSplits: 1)
-        if parts.first == "/api/v1/history", head.method == .GET || head.method == .HEAD,
-           configuration.token.map({ Self.sameBytes(head.headers.first(name: "authorization") ?? "", "Bearer \($0)") }) ?? true {
+        // Refusals (method, token) are respondNow's.
+        if parts.first == "/api/v1/history", head.method == .GET || head.method == .HEAD, authorized(head) {
             return history(parts.count > 1 ? String(parts[1]) : "")
         }
         return shared.loop.makeSucceededFuture(respondNow(to: head))
+    }
+
+    /// Whether the request carries the token, when there is one.
+    func authorized(_ head: HTTPRequestHead) -> Bool {
+        configuration.token.map { Self.sameBytes(head.headers.first(name: "authorization") ?? "", "Bearer \($0)") } ?? true
     }
 
     /// `/api/v1/history?since=|at=|from=[&to=]&by=&pid=&per_interval=1`: what `netacct history
@@ -159,7 +164,7 @@ final class HTTPServer: @unchecked Sendable {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         guard head.method == .GET || head.method == .HEAD else { return (.methodNotAllowed, "text/plain", Array("GET only\n".utf8)) }
         if path == "/healthz" { return (.ok, "text/plain", Array("ok\n".utf8)) }
-        if let token = configuration.token, !Self.sameBytes(head.headers.first(name: "authorization") ?? "", "Bearer \(token)") {
+        if !authorized(head) {
             return (.unauthorized, "text/plain", Array("a bearer token is needed (Authorization: Bearer <token>)\n".utf8))
         }
         switch path {
