@@ -214,10 +214,9 @@ static __noinline struct netacct_counters *claim(struct netacct_slot *slot, __u3
 	return &slot->counters;
 }
 
-/* The calling thread's counters: its slot when it owns one (nearly always). */
-static __always_inline struct netacct_counters *current_counters(void)
+/* The counters of the calling thread, `tid`: its slot when it owns one (nearly always). */
+static __always_inline struct netacct_counters *thread_counters(__u32 tid)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u32 key = tid & slot_mask;
 	struct netacct_slot *slot = bpf_map_lookup_elem(&slots, &key);
 
@@ -357,10 +356,9 @@ static __noinline __u32 socket_record_slow(struct sock *sk, struct netacct_socke
 	return found ? *found : 0;
 }
 
-/* Counts one call on `sk` in its record for the calling process. */
-static __always_inline void count_socket(struct sock *sk, int kind, int ret, bool tx)
+/* Counts one call on `sk` in its record for the calling process, `tgid`. */
+static __always_inline void count_socket(struct sock *sk, __u32 tgid, int kind, int ret, bool tx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct netacct_socket_counters *c;
 	struct netacct_socket_owner *owner;
 	__u32 ref, index;
@@ -392,11 +390,9 @@ static __always_inline void count_socket(struct sock *sk, int kind, int ret, boo
 	}
 }
 
-/* Counts `calls` calls of `bytes` in all, sent (tx) or received by the calling thread. */
-static __always_inline void count_thread(int kind, __u64 calls, __u64 bytes, bool tx)
+/* Counts `calls` calls of `bytes` in all, sent (tx) or received, in a thread's counters `c`. */
+static __always_inline void count_in(struct netacct_counters *c, int kind, __u64 calls, __u64 bytes, bool tx)
 {
-	struct netacct_counters *c = current_counters();
-
 	if (!c)
 		return;
 	if (kind == 1 && tx) {
@@ -425,6 +421,7 @@ static __always_inline bool filtered_out(void)
  */
 static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool per_socket)
 {
+	__u64 id;
 	int kind;
 
 	if (filtered_out())
@@ -432,9 +429,11 @@ static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool pe
 	kind = classify(sk);
 	if (!kind)
 		return 0;
-	count_thread(kind, 1, ret, tx);
+	/* The one helper call for the caller's identity, shared by both counts. */
+	id = bpf_get_current_pid_tgid();
+	count_in(thread_counters((__u32)id), kind, 1, ret, tx);
 	if (per_socket)
-		count_socket(sk, kind, ret, tx);
+		count_socket(sk, id >> 32, kind, ret, tx);
 	return 0;
 }
 
@@ -484,16 +483,26 @@ int BPF_PROG(count_recv_sockets, struct sock *sk, int ret, int flags)
  * kernel's own sockets, 32-bit programs) is in the README.
  */
 
-/* The saved user registers of the system call the calling thread is returning from. */
-static __always_inline struct pt_regs *syscall_regs(void)
+/*
+ * Each program below asks for the calling task once and reads the rest from it (the saved
+ * registers, the descriptor table, the TID): every helper call costs ~12 ns on a kernel that
+ * returns through a mitigation thunk (BENCHMARKS.md), and these programs make few besides the reads.
+ */
+static __always_inline bool task_filtered_out(struct task_struct *task)
 {
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	return only_tgid && task->tgid != only_tgid;
 }
 
-/* The kind (kind_of) of the socket behind descriptor `fd`, or 0. */
-static __always_inline int classify_fd(long fd)
+/* The saved user registers of the system call `task` (the calling thread) is returning from. */
+static __always_inline struct pt_regs *syscall_regs(struct task_struct *task)
 {
-	struct sock *sk = socket_of_fd_read(fd);
+	return (struct pt_regs *)bpf_task_pt_regs(task);
+}
+
+/* The kind (kind_of) of the socket behind descriptor `fd` of `task`, or 0. */
+static __always_inline int classify_fd(struct task_struct *task, long fd)
+{
+	struct sock *sk = socket_of_fd_read(task, fd);
 	__u16 family;
 
 	if (!sk)
@@ -507,30 +516,38 @@ static __always_inline int classify_fd(long fd)
 /* A call that returned `ret` bytes on the descriptor in argument `fd_arg`. */
 static __always_inline int count_fd_call(long ret, int fd_arg, bool tx)
 {
+	struct task_struct *task;
 	int kind;
 
-	if (ret <= 0 || filtered_out())
+	if (ret <= 0)
 		return 0;
-	kind = classify_fd(SYSCALL_ARG(syscall_regs(), fd_arg));
+	task = bpf_get_current_task_btf();
+	if (task_filtered_out(task))
+		return 0;
+	kind = classify_fd(task, SYSCALL_ARG(syscall_regs(task), fd_arg));
 	if (kind)
-		count_thread(kind, 1, ret, tx);
+		count_in(thread_counters(task->pid), kind, 1, ret, tx);
 	return 0;
 }
 
 /* A receive whose flags are in argument `flags_arg`: peeking and the error queue are not traffic. */
 static __always_inline int count_fd_recv(long ret, int flags_arg)
 {
+	struct task_struct *task;
 	struct pt_regs *regs;
 	int kind;
 
-	if (ret <= 0 || filtered_out())
+	if (ret <= 0)
 		return 0;
-	regs = syscall_regs();
+	task = bpf_get_current_task_btf();
+	if (task_filtered_out(task))
+		return 0;
+	regs = syscall_regs(task);
 	if (SYSCALL_ARG(regs, flags_arg) & (MSG_PEEK | MSG_ERRQUEUE))
 		return 0;
-	kind = classify_fd(SYSCALL_ARG(regs, 0));
+	kind = classify_fd(task, SYSCALL_ARG(regs, 0));
 	if (kind)
-		count_thread(kind, 1, ret, false);
+		count_in(thread_counters(task->pid), kind, 1, ret, false);
 	return 0;
 }
 
@@ -544,18 +561,22 @@ static __always_inline int count_fd_recv(long ret, int flags_arg)
  */
 static __always_inline int count_mmsg(long ret, bool tx)
 {
+	struct task_struct *task;
 	struct pt_regs *regs;
 	unsigned long vector;
 	__u64 calls = 0, bytes = 0;
 	__u32 len;
 	int kind, i;
 
-	if (ret <= 0 || filtered_out())
+	if (ret <= 0)
 		return 0;
-	regs = syscall_regs();
+	task = bpf_get_current_task_btf();
+	if (task_filtered_out(task))
+		return 0;
+	regs = syscall_regs(task);
 	if (!tx && (SYSCALL_ARG(regs, 3) & (MSG_PEEK | MSG_ERRQUEUE)))
 		return 0;
-	kind = classify_fd(SYSCALL_ARG(regs, 0));
+	kind = classify_fd(task, SYSCALL_ARG(regs, 0));
 	if (!kind)
 		return 0;
 	vector = SYSCALL_ARG(regs, 1);
@@ -570,7 +591,7 @@ static __always_inline int count_mmsg(long ret, bool tx)
 		bytes += len;
 	}
 	if (calls)
-		count_thread(kind, calls, bytes, tx);
+		count_in(thread_counters(task->pid), kind, calls, bytes, tx);
 	return 0;
 }
 

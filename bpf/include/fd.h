@@ -6,10 +6,9 @@
 #ifndef NETACCT_FD_H
 #define NETACCT_FD_H
 
-/* The file behind descriptor `fd` of the current task, or NULL (an untyped pointer). */
-static __always_inline struct file *file_of_fd(long fd)
+/* The file behind descriptor `fd` of `task` (the current one), or NULL (an untyped pointer). */
+static __always_inline struct file *task_file_of_fd(struct task_struct *task, long fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
 	struct file *file;
 
@@ -19,6 +18,12 @@ static __always_inline struct file *file_of_fd(long fd)
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]))
 		return NULL;
 	return file;
+}
+
+/* The file behind descriptor `fd` of the current task, or NULL (an untyped pointer). */
+static __always_inline struct file *file_of_fd(long fd)
+{
+	return task_file_of_fd(bpf_get_current_task_btf(), fd);
 }
 
 /* The socket behind file descriptor `fd` of the current task, or NULL. */
@@ -39,12 +44,12 @@ static __always_inline struct sock *socket_of_fd(long fd)
 
 /*
  * The same without typed views (bpf_rdonly_cast is Linux >= 6.2), for the accounting's
- * syscall engine on older kernels: two reads through bpf_probe_read_kernel (CO-RE) instead
- * of three loads.
+ * syscall engine on older kernels, given the current task (its caller already has it): two
+ * reads through bpf_probe_read_kernel (CO-RE) instead of three loads.
  */
-static __always_inline struct sock *socket_of_fd_read(long fd)
+static __always_inline struct sock *socket_of_fd_read(struct task_struct *task, long fd)
 {
-	struct file *file = file_of_fd(fd);
+	struct file *file = task_file_of_fd(task, fd);
 	struct { struct file *file; struct sock *sk; } pair;
 	struct socket *socket;
 	__u32 at;
