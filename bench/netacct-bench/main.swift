@@ -5,12 +5,14 @@ import Glibc
 import Accounting
 import NetacctKit
 
-// netacct-bench events [events-per-round] [rounds]
+// netacct-bench events [events-per-round] [rounds] [--peer NETATOP-BPF-CHECKOUT]
 //
 // Measures what the accounting programs cost per socket event, with the kernel's own
 // run-time statistics (BPF_ENABLE_STATS: run_time_ns / run_cnt), under a loopback load
-// this process generates. Each round runs the same load twice: once under empty programs
-// on the same tracepoints (the floor), once under netacct's programs. Medians over rounds.
+// this process generates (and a private nginx under wrk, when both are installed). Each round
+// runs the same load under empty programs on the same tracepoints (the floor), under netacct's
+// programs, per-socket counting and the syscall engine, and with --peer under bytedance's
+// netatop-bpf built from that checkout beside its own floor (Peer.swift). Medians over rounds.
 //
 // netacct-bench daemon <netacct binary> [processes] [seconds]
 //
@@ -71,6 +73,12 @@ import NetacctKit
 // same hooks, under a bulk TCP flow over a veth pair between two namespaces, with every segment
 // followed and with 1 in 100 (LatencyBenchmark.swift).
 
+// netacct-bench accounting-parts [events] [rounds]
+//
+// Where a counted call's time goes: the accounting programs cut after each step, and variants,
+// beside the empty programs, under the ping-pong, UDP and nginx under wrk
+// (AccountingPartsBenchmark.swift).
+
 // netacct-bench metrics <netacct binary> [processes] [seconds] [scrape-interval]
 //
 // `netacct daemon --listen` with that many live processes: the time of one /metrics scrape, an
@@ -83,13 +91,18 @@ let benchmarks: [String: ([String]) -> Void] = [
     "latency": runLatencyBenchmark, "drops": runDropsBenchmark, "connections": runConnectionsBenchmark,
     "ingest": runIngestBenchmark, "nic": runNICBenchmark, "hostile": runHostileBenchmark, "daemon": runDaemonBenchmark,
     "metrics": runMetricsBenchmark, "wire": runWireBenchmark, "tcp": runTCPHealthBenchmark,
-    "namespaces": runNamespacesBenchmark, "history": runHistoryBenchmark,
+    "namespaces": runNamespacesBenchmark, "history": runHistoryBenchmark, "accounting-parts": runAccountingPartsBenchmark,
 ]
 if arguments.count > 1, let benchmark = benchmarks[arguments[1]] {
     benchmark(Array(arguments.dropFirst(2)))
     exit(0)
 }
-let numbers = arguments.dropFirst(arguments.count > 1 && arguments[1] == "events" ? 2 : 1)
+/// `--peer DIR`: a checkout of bytedance/netatop-bpf, measured beside netacct in the same rounds.
+let peerFolder = arguments.firstIndex(of: "--peer").map { at -> String in
+    guard at + 1 < arguments.count else { fail("--peer needs a folder (a checkout of bytedance/netatop-bpf)") }
+    return arguments[at + 1]
+}
+let numbers = arguments.dropFirst(arguments.count > 1 && arguments[1] == "events" ? 2 : 1).prefix { !$0.hasPrefix("--") }
 let eventsPerRound = numbers.first.flatMap { Int($0) } ?? 400_000
 let rounds = numbers.dropFirst().first.flatMap { Int($0) } ?? 7
 
@@ -198,17 +211,22 @@ func nanosecondsPerEvent(_ statistics: [ProgramStatistics]) -> Double {
     return runs == 0 ? .nan : Double(time) / Double(runs)
 }
 
-/// Empty programs on the hooks of one engine: the sock tracepoints, or the syscall exits the loads make.
-func floorCost(_ load: (Int) -> Void, kind: AccountingEngine.Kind = .sock) throws -> Double {
-    let object = try BPFObject(image: BPFObjects.floor)
+/// Loads `object` (its other programs' autoload already set), attaches its programs `names`, runs
+/// `load` with `events` events and returns what those programs cost per run together.
+func cost(of object: BPFObject, programs names: [String], under load: (Int) -> Void, events: Int = eventsPerRound) throws -> Double {
     try object.load()
-    let names = kind == .sock ? ["floor_send", "floor_recv"] : ["floor_sendto", "floor_recvfrom"]
     let programs = try names.map { try object.program($0) }
     let links = try programs.map { try $0.attach() }
-    load(eventsPerRound)
+    load(events)
     let cost = nanosecondsPerEvent(try programs.map { try $0.statistics() })
     withExtendedLifetime(links) {}
     return cost
+}
+
+/// Empty programs on the hooks of one engine: the sock tracepoints, or the syscall exits the loads make.
+func floorCost(_ load: (Int) -> Void, kind: AccountingEngine.Kind = .sock) throws -> Double {
+    let names = kind == .sock ? ["floor_send", "floor_recv"] : ["floor_sendto", "floor_recvfrom"]
+    return try cost(of: BPFObject(image: BPFObjects.floor), programs: names, under: load)
 }
 
 /// netacct's traffic-path programs under `load`: plain accounting, or counting per socket too
@@ -230,26 +248,48 @@ func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
 do {
     let session = try StatisticsSession()
+    try KernelProbe.requireTracefs()  // the classic tracepoints (syscall floor, netatop-bpf) attach through it
+    let peer = peerFolder.map { NetatopPeer(checkout: $0) }
+    let nginx = PrivateNginx()
+    defer { nginx?.stop() }
     print("netacct-bench: \(rounds) rounds of \(eventsPerRound) socket events per load, kernel \(KernelProbe.kernelRelease), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+    if nginx == nil { print("(the HTTP load is left out: it needs nginx and wrk)") }
     print("")
     print("| load | floor (empty programs) ns/event | netacct ns/event | netacct above floor | with per-socket counting ns/event | per-socket counting adds | rounds (netacct; per-socket) |")
     print("|---|---|---|---|---|---|---|")
-    var engines: [String] = []
-    for (name, load) in [("UDP send+recv, 1 thread", udpLoad), ("TCP send+recv, 1 thread", tcpOneThreadLoad),
-                         ("TCP ping-pong, 2 threads", tcpLoad)] as [(String, (Int) -> Void)] {
+    var engines: [String] = [], peers: [String] = []
+    var loads: [(String, (Int) -> Void)] = [("UDP send+recv, 1 thread", udpLoad), ("TCP send+recv, 1 thread", tcpOneThreadLoad),
+                                           ("TCP ping-pong, 2 threads", tcpLoad)]
+    if let nginx { loads.append(("HTTP, nginx under wrk (50-byte page)", nginx.load)) }
+    for (name, load) in loads {
+        /// The syscall engine's floor attaches the calls the benchmark's own loads make; nginx makes others.
+        let syscalls = name.hasPrefix("HTTP") == false
         var floors: [Double] = [], costs: [Double] = [], perSocket: [Double] = []
         var syscallFloors: [Double] = [], syscallCosts: [Double] = []
+        var peerFloors: [Double] = [], peerCosts: [Double] = []
         for _ in 0..<rounds {
             floors.append(try floorCost(load))
             costs.append(try netacctCost(load).0)
             perSocket.append(try netacctCost(load, perSocket: true).0)
-            syscallFloors.append(try floorCost(load, kind: .syscalls))
-            syscallCosts.append(try netacctCost(load, kind: .syscalls).0)
+            if syscalls {
+                syscallFloors.append(try floorCost(load, kind: .syscalls))
+                syscallCosts.append(try netacctCost(load, kind: .syscalls).0)
+            }
+            if let peer {
+                peerFloors.append(try NetatopPeer.floorCostPerEvent(under: load))
+                peerCosts.append(try peer.costPerEvent(under: load))
+            }
         }
         let floor = median(floors), cost = median(costs), socketCost = median(perSocket)
         print("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | **\(format(socketCost))** | \(format(socketCost - cost)) | \(costs.map(format).joined(separator: " ")); \(perSocket.map(format).joined(separator: " ")) |")
-        let syscallFloor = median(syscallFloors), syscallCost = median(syscallCosts)
-        engines.append("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(syscallFloor)) | **\(format(syscallCost))** | **\(String(format: "%.2f", syscallCost / cost))x** | \(syscallCosts.map(format).joined(separator: " ")) |")
+        if syscalls {
+            let syscallFloor = median(syscallFloors), syscallCost = median(syscallCosts)
+            engines.append("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(syscallFloor)) | **\(format(syscallCost))** | **\(String(format: "%.2f", syscallCost / cost))x** | \(syscallCosts.map(format).joined(separator: " ")) |")
+        }
+        if peer != nil {
+            let peerFloor = median(peerFloors), peerCost = median(peerCosts)
+            peers.append("| \(name) | \(format(floor)) | **\(format(cost))** | \(format(cost - floor)) | \(format(peerFloor)) | **\(format(peerCost))** | \(format(peerCost - peerFloor)) | **\(String(format: "%.2f", (cost - floor) / (peerCost - peerFloor)))x** | \(peerFloors.map(format).joined(separator: " ")); \(peerCosts.map(format).joined(separator: " ")) |")
+        }
     }
     print("")
     print("The syscall engine (older kernels) beside the sock engine, per call, in the same run:")
@@ -257,6 +297,14 @@ do {
     print("| load | floor, sock tracepoints | sock engine ns/call | floor, syscall exits | syscall engine ns/call | syscall / sock | rounds (syscall engine) |")
     print("|---|---|---|---|---|---|---|")
     for line in engines { print(line) }
+    if let peer, let peerFolder {
+        print("")
+        print("netacct beside netatop-bpf (\(peerFolder), \(peer.revision)) in the same rounds; netatop-bpf's floor is empty classic tracepoint programs, the kind it attaches:")
+        print("")
+        print("| load | floor, tp_btf | netacct | netacct above | floor, classic tracepoints | netatop-bpf | netatop-bpf above | netacct's excess / netatop-bpf's | rounds (floor; netatop-bpf) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for line in peers { print(line) }
+    }
     withExtendedLifetime(session) {}
 } catch {
     fail("\(error)")

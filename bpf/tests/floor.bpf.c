@@ -99,6 +99,22 @@ int BPF_PROG(floor_queue, struct sk_buff *skb)
 	return 0;
 }
 
+/*
+ * The same tracepoints as classic (perf) tracepoint programs, the kind netatop-bpf attaches: the
+ * floor the peer's figure is read against (`netacct-bench events --peer`).
+ */
+SEC("tracepoint/sock/sock_send_length")
+int floor_send_tp(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int floor_recv_tp(void *ctx)
+{
+	return 0;
+}
+
 /* The syscall engine's floor: empty programs on the exits the benchmark's loads make. */
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int floor_sendto(void *ctx)
