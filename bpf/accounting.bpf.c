@@ -23,7 +23,8 @@
  *
  * Per socket (count_send_sockets and count_recv_sockets, loaded instead of count_send and
  * count_recv only when asked, with release_socket on the cgroup2 root): the same code and one
- * more step, a socket storage lookup for the socket's record and four plain per-CPU increments
+ * more step, the socket's record (kept in the thread's slot for the thread's last socket; a
+ * socket storage lookup when the thread changes sockets) and two plain per-CPU increments
  * (accounting.h says how records are claimed, closed and given back).
  */
 #include "kernel.h"
@@ -142,6 +143,7 @@ static __always_inline void fill_identity(struct netacct_slot *slot, struct task
 	slot->process_start_ns = task->group_leader->start_time;
 	slot->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(&slot->comm, sizeof(slot->comm));
+	slot->socket_cookie = 0;
 	barrier();
 	slot->thread_start_ns = task->start_time;
 }
@@ -181,14 +183,14 @@ static __always_inline void register_thread(struct task_struct *task, __u64 cgro
 }
 
 /* The calling thread's entry in the overflow hash, created if needed. */
-static __noinline struct netacct_counters *overflow_counters(__u32 tid)
+static __noinline struct netacct_slot *overflow_entry(__u32 tid)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct netacct_slot *entry, fresh = {};
 
 	entry = bpf_map_lookup_elem(&overflow, &tid);
 	if (entry)
-		return &entry->counters;
+		return entry;
 	fresh.tid = tid;
 	fill_identity(&fresh, task);
 	bpf_map_update_elem(&overflow, &tid, &fresh, BPF_NOEXIST);
@@ -198,24 +200,24 @@ static __noinline struct netacct_counters *overflow_counters(__u32 tid)
 		return 0;
 	}
 	register_thread(task, fresh.cgroup_id);
-	return &entry->counters;
+	return entry;
 }
 
 /* Claims a free slot for the calling thread, or falls back to the overflow hash. */
-static __noinline struct netacct_counters *claim(struct netacct_slot *slot, __u32 tid)
+static __noinline struct netacct_slot *claim(struct netacct_slot *slot, __u32 tid)
 {
 	struct task_struct *task;
 
 	if (slot->tid != 0 || __sync_val_compare_and_swap(&slot->tid, 0, tid) != 0)
-		return overflow_counters(tid);
+		return overflow_entry(tid);
 	task = bpf_get_current_task_btf();
 	fill_identity(slot, task);
 	register_thread(task, slot->cgroup_id);
-	return &slot->counters;
+	return slot;
 }
 
-/* The counters of the calling thread, `tid`: its slot when it owns one (nearly always). */
-static __always_inline struct netacct_counters *thread_counters(__u32 tid)
+/* The calling thread's (`tid`'s) slot when it owns one (nearly always), else its overflow entry. */
+static __always_inline struct netacct_slot *thread_slot(__u32 tid)
 {
 	__u32 key = tid & slot_mask;
 	struct netacct_slot *slot = bpf_map_lookup_elem(&slots, &key);
@@ -223,8 +225,16 @@ static __always_inline struct netacct_counters *thread_counters(__u32 tid)
 	if (!slot)
 		return 0;
 	if (slot->tid == tid)
-		return &slot->counters;
+		return slot;
 	return claim(slot, tid);
+}
+
+/* The counters of the calling thread, `tid`. */
+static __always_inline struct netacct_counters *thread_counters(__u32 tid)
+{
+	struct netacct_slot *slot = thread_slot(tid);
+
+	return slot ? &slot->counters : 0;
 }
 
 /* 1 for TCP (and MPTCP), 2 for UDP (and UDP-Lite), 0 for everything else. */
@@ -356,25 +366,53 @@ static __noinline __u32 socket_record_slow(struct sock *sk, struct netacct_socke
 	return found ? *found : 0;
 }
 
-/* Counts one call on `sk` in its record for the calling process, `tgid`. */
-static __always_inline void count_socket(struct sock *sk, __u32 tgid, int kind, int ret, bool tx)
+/*
+ * The record (index + 1) of `sk` for the calling process, `tgid`, through the socket's storage;
+ * NETACCT_SOCKET_UNCOUNTED, or 0 when none is free (counted).
+ */
+static __always_inline __u32 socket_record(struct sock *sk, __u32 tgid, int kind)
 {
-	struct netacct_socket_counters *c;
 	struct netacct_socket_owner *owner;
-	__u32 ref, index;
+	__u32 ref;
 	__u64 word;
 
 	owner = bpf_sk_storage_get(&socket_owners, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!owner) {
-		stat_inc(NETACCT_STAT_SOCKETS_FULL);
-		return;
-	}
+	if (!owner)
+		return 0;
 	word = owner->word;
 	ref = word >> 32 == tgid ? (__u32)word : 0;
 	if (!ref)
 		ref = socket_record_slow(sk, owner, tgid, kind);
-	if (ref == NETACCT_SOCKET_UNCOUNTED)
-		return;
+	return ref;
+}
+
+/*
+ * Counts one call on `sk` in its record for the calling process, `tgid`, whose thread's slot is
+ * `thread`. The thread's last socket and its record are kept in the slot: a call on the same
+ * socket again (its cookie, never reused, read from the socket) makes no storage lookup, the
+ * one helper call of this path. The record stays the process's for as long as the socket is
+ * open and the process lives (user space frees a record only once its socket is released, or,
+ * for a second process's record, once that process is gone, and with it this slot's thread).
+ */
+static __always_inline void count_socket(struct sock *sk, struct netacct_slot *thread, __u32 tgid, int kind, int ret, bool tx)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	struct netacct_socket_counters *c;
+	__u32 ref, index;
+
+	if (thread && cookie && thread->socket_cookie == cookie) {
+		ref = thread->socket_ref;
+	} else {
+		ref = socket_record(sk, tgid, kind);
+		if (ref == NETACCT_SOCKET_UNCOUNTED)
+			return;
+		/* A record was made or found: the socket has its cookie by now. */
+		cookie = sk->__sk_common.skc_cookie.counter;
+		if (thread && ref && cookie) {
+			thread->socket_cookie = cookie;
+			thread->socket_ref = ref;
+		}
+	}
 	index = ref - 1;
 	c = ref ? bpf_map_lookup_elem(&socket_counters, &index) : 0;
 	if (!c) {
@@ -421,6 +459,7 @@ static __always_inline bool filtered_out(void)
  */
 static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool per_socket)
 {
+	struct netacct_slot *thread;
 	__u64 id;
 	int kind;
 
@@ -431,9 +470,10 @@ static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool pe
 		return 0;
 	/* The one helper call for the caller's identity, shared by both counts. */
 	id = bpf_get_current_pid_tgid();
-	count_in(thread_counters((__u32)id), kind, 1, ret, tx);
+	thread = thread_slot((__u32)id);
+	count_in(thread ? &thread->counters : 0, kind, 1, ret, tx);
 	if (per_socket)
-		count_socket(sk, id >> 32, kind, ret, tx);
+		count_socket(sk, thread, id >> 32, kind, ret, tx);
 	return 0;
 }
 

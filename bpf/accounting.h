@@ -42,6 +42,14 @@ struct netacct_slot {
 	char comm[NETACCT_COMM_LEN];
 	struct netacct_counters counters;
 	__u64 thread_start_ns;   /* written last when a slot is claimed: 0 means not ready */
+	/*
+	 * Per-socket counting only: the socket the thread last counted a call on (its cookie, which
+	 * is never reused) and that socket's record for the thread's process, so that a call on the
+	 * same socket needs no storage lookup. Cleared when the slot is claimed; 0: none.
+	 */
+	__u64 socket_cookie;
+	__u32 socket_ref;
+	__u32 _pad;
 };
 
 #define NETACCT_SLOTS 32768

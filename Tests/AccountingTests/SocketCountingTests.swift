@@ -104,6 +104,28 @@ struct SocketCountingTests {
         #expect(try engine.losses().isZero)
     }
 
+    /// A thread keeps its last socket and that socket's record in its slot: calls that alternate
+    /// between two sockets (a miss each time) and that repeat on one (a hit) count on the right one.
+    @Test func aThreadAlternatingBetweenSocketsCountsEachExactly() throws {
+        let engine = try Self.engine()
+        let table = SocketTable()
+        let a = try udpPair(.v4, connected: true), b = try udpPair(.v6, connected: true)
+        for round in 1...10 {
+            _ = try a.sender.send(round)
+            _ = try b.sender.send(100 + round)
+            _ = try a.sender.send(1)
+            _ = try a.sender.send(2)
+        }
+        for _ in 1...30 { try check(a.receiver.receive(200), "recv") }
+        for _ in 1...10 { try check(b.receiver.receive(200), "recv") }
+        let samples = Self.byCookie(try table.sample(engine))
+        #expect(samples[try Self.cookie(a.sender)]?.total == SocketTraffic(txPackets: 30, txBytes: 55 + 10 + 20))
+        #expect(samples[try Self.cookie(b.sender)]?.total == SocketTraffic(txPackets: 10, txBytes: 1000 + 55))
+        #expect(samples[try Self.cookie(a.receiver)]?.total == SocketTraffic(rxPackets: 30, rxBytes: 85))
+        #expect(samples[try Self.cookie(b.receiver)]?.total == SocketTraffic(rxPackets: 10, rxBytes: 1055))
+        #expect(try engine.losses().isZero)
+    }
+
     @Test func aClosedSocketGivesItsFinalCountsOnceAndItsRecordBack() throws {
         let engine = try Self.engine(records: 4)
         let table = SocketTable()

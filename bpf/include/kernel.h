@@ -88,6 +88,10 @@ typedef struct {
 	int counter;
 } atomic_t;
 
+typedef struct {
+	__s64 counter;
+} atomic64_t;
+
 struct sock;
 
 struct ns_common {
@@ -124,6 +128,7 @@ struct sock_common {
 	unsigned long skc_flags;	/* sk_flags */
 	struct sock *skc_listener;	/* of a request sock (TCP_NEW_SYN_RECV): rsk_listener */
 	possible_net_t skc_net;
+	atomic64_t skc_cookie;		/* the socket's cookie once one was asked for (0 before): never reused */
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };
