@@ -392,7 +392,9 @@ static __always_inline __u32 socket_record(struct sock *sk, __u32 tgid, int kind
  * socket again (its cookie, never reused, read from the socket) makes no storage lookup, the
  * one helper call of this path. The record stays the process's for as long as the socket is
  * open and the process lives (user space frees a record only once its socket is released, or,
- * for a second process's record, once that process is gone, and with it this slot's thread).
+ * for a second process's record, once /proc says that process is gone, and with it this slot's
+ * thread). The slot's process is checked too: a slot its thread never gave back (it left by an
+ * exec from a thread other than the main one) may be used again by a thread of another process.
  */
 static __always_inline void count_socket(struct sock *sk, struct netacct_slot *thread, __u32 tgid, int kind, int ret, bool tx)
 {
@@ -400,7 +402,7 @@ static __always_inline void count_socket(struct sock *sk, struct netacct_slot *t
 	struct netacct_socket_counters *c;
 	__u32 ref, index;
 
-	if (thread && cookie && thread->socket_cookie == cookie) {
+	if (thread && cookie && thread->socket_cookie == cookie && thread->tgid == tgid) {
 		ref = thread->socket_ref;
 	} else {
 		ref = socket_record(sk, tgid, kind);
@@ -691,7 +693,7 @@ int release_socket(struct bpf_sock *sock)
 		return 1;
 	index = (__u32)owner->word - 1;
 	s = bpf_map_lookup_elem(&sockets, &index);
-	/* The record may have been given back and reused (its process exited): check it is this socket's. */
+	/* Never given back before this release, but check it is this socket's anyway (a stale owner word). */
 	if (s && s->cookie == bpf_get_socket_cookie(sock))
 		s->closed = 1;
 	return 1;

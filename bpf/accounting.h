@@ -103,7 +103,8 @@ struct netacct_exit_record {
  * has a record: its identity in the `sockets` array (written once), its counters at the same
  * index of the per-CPU `socket_counters` array (plain increments, each CPU its own copy: exact
  * with threads sharing the socket, and no cache line moving between CPUs). The record is found
- * through the socket's local storage (its owner word) on every call; a socket used by a second
+ * through the socket's local storage (its owner word), or, on a call on the thread's last
+ * socket again, in the thread's slot (socket_cookie, socket_ref); a socket used by a second
  * process (an inherited or passed descriptor) has one more record per process, found through
  * the `shared_sockets` hash. Identity is the socket cookie, unique per socket until reboot: a
  * new connection on the same 4-tuple is a new socket, a new cookie and a new record that starts

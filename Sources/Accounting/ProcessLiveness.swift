@@ -9,8 +9,11 @@ enum ProcessLiveness {
     /// CLOCK_MONOTONIC start time). /proc gives the start in clock ticks of CLOCK_BOOTTIME,
     /// which runs ahead of CLOCK_MONOTONIC by the time the machine was suspended: the same
     /// process lies between the two, within a tick. A reused PID started later.
+    /// Only a process that /proc says is gone is not running: a /proc that cannot be read now
+    /// (no descriptor or memory left) answers "running", the side that loses nothing (a record
+    /// freed while its process lives would be given to another socket under its live threads).
     static func isRunning(_ process: ProcessID) -> Bool {
-        guard let ticks = startTicks(process.pid) else { return false }
+        guard let ticks = startTicks(process.pid) else { return !isGone(process.pid) }
         let tick = 1_000_000_000 / UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
         let bootNanoseconds = ticks &* tick
         let start = process.startNanoseconds
@@ -29,6 +32,12 @@ enum ProcessLiveness {
         let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
         guard fields.count > 19 else { return nil }
         return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    /// Whether /proc says there is no process `pid` (not merely that it could not be read).
+    static func isGone(_ pid: Int32) -> Bool {
+        guard access("/proc/\(pid)", F_OK) != 0 else { return false }
+        return errno == ENOENT || errno == ESRCH
     }
 
     /// CLOCK_BOOTTIME - CLOCK_MONOTONIC: how long the machine has been suspended.
