@@ -450,9 +450,10 @@ static __always_inline void count_in(struct netacct_counters *c, int kind, __u64
 	}
 }
 
-static __always_inline bool filtered_out(void)
+/* Whether process `tgid` is left out by the -p filter (the verifier drops the test when it is unset). */
+static __always_inline bool filtered_out(__u32 tgid)
 {
-	return only_tgid && (bpf_get_current_pid_tgid() >> 32) != only_tgid;
+	return only_tgid && tgid != only_tgid;
 }
 
 /*
@@ -465,13 +466,13 @@ static __always_inline int count_call(struct sock *sk, int ret, bool tx, bool pe
 	__u64 id;
 	int kind;
 
-	if (filtered_out())
-		return 0;
 	kind = classify(sk);
 	if (!kind)
 		return 0;
-	/* The one helper call for the caller's identity, shared by both counts. */
+	/* The one helper call for the caller's identity, shared by the filter and both counts. */
 	id = bpf_get_current_pid_tgid();
+	if (filtered_out(id >> 32))
+		return 0;
 	thread = thread_slot((__u32)id);
 	count_in(thread ? &thread->counters : 0, kind, 1, ret, tx);
 	if (per_socket)
@@ -527,14 +528,10 @@ int BPF_PROG(count_recv_sockets, struct sock *sk, int ret, int flags)
 
 /*
  * Each program below asks for the calling task once and reads the rest from it (the saved
- * registers, the descriptor table, the TID): every helper call costs ~12 ns on a kernel that
- * returns through a mitigation thunk (BENCHMARKS.md), and these programs make few besides the reads.
+ * registers, the descriptor table, the TID, the TGID): every helper call costs ~12 ns on a kernel
+ * that returns through a mitigation thunk (BENCHMARKS.md), and these programs make few besides
+ * the reads.
  */
-static __always_inline bool task_filtered_out(struct task_struct *task)
-{
-	return only_tgid && task->tgid != only_tgid;
-}
-
 /* The saved user registers of the system call `task` (the calling thread) is returning from. */
 static __always_inline struct pt_regs *syscall_regs(struct task_struct *task)
 {
@@ -564,7 +561,7 @@ static __always_inline int count_fd_call(long ret, int fd_arg, bool tx)
 	if (ret <= 0)
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (task_filtered_out(task))
+	if (filtered_out(task->tgid))
 		return 0;
 	kind = classify_fd(task, SYSCALL_ARG(syscall_regs(task), fd_arg));
 	if (kind)
@@ -582,7 +579,7 @@ static __always_inline int count_fd_recv(long ret, int flags_arg)
 	if (ret <= 0)
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (task_filtered_out(task))
+	if (filtered_out(task->tgid))
 		return 0;
 	regs = syscall_regs(task);
 	if (SYSCALL_ARG(regs, flags_arg) & (MSG_PEEK | MSG_ERRQUEUE))
@@ -613,7 +610,7 @@ static __always_inline int count_mmsg(long ret, bool tx)
 	if (ret <= 0)
 		return 0;
 	task = bpf_get_current_task_btf();
-	if (task_filtered_out(task))
+	if (filtered_out(task->tgid))
 		return 0;
 	regs = syscall_regs(task);
 	if (!tx && (SYSCALL_ARG(regs, 3) & (MSG_PEEK | MSG_ERRQUEUE)))

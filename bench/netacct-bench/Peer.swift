@@ -53,9 +53,13 @@ final class PrivateNginx {
     init?() {
         guard sh("command -v nginx >/dev/null && command -v wrk >/dev/null && echo yes || true") == "yes" else { return nil }
         folder = sh("mktemp -d /tmp/netacct-bench-nginx.XXXXXX")
+        // mktemp makes the folder 0700: nginx's workers (www-data) must read the page, or every
+        // request is answered 403.
         sh("""
-            mkdir '\(folder)/html'
+            chmod 755 '\(folder)'
+            mkdir -m 755 '\(folder)/html'
             printf '%049d\\n' 0 > '\(folder)/html/index.html'
+            chmod 644 '\(folder)/html/index.html'
             cat > '\(folder)/nginx.conf' <<'EOF'
             worker_processes 1;
             daemon off;
@@ -75,9 +79,9 @@ final class PrivateNginx {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { fail("nginx: \(error)") }
-        for _ in 0..<100 where sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(Self.port)/ || true") != "200" {
-            usleep(50_000)
-        }
+        let answers = { sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(Self.port)/ || true") == "200" }
+        for _ in 0..<100 where !answers() { usleep(50_000) }
+        guard answers() else { fail("nginx did not answer on 127.0.0.1:\(Self.port) within 5 s (its log: \(folder)/error.log)") }
     }
 
     /// Two seconds of wrk, one thread and two connections (the event count is the kernel's to say).
