@@ -244,22 +244,27 @@ public struct NamespaceDirectory {
         }
     }
 
-    /// The workload cgroup paths agree on: the one pod they are all in, else the one container,
-    /// else the one unit (a namespace whose processes are in several, the host's say, has none).
+    /// The workload cgroup paths agree on: the one pod its pods' processes are in, else the one
+    /// container its containers' processes are in, else the one unit all its processes are in.
+    /// A process in no pod or container (`ip netns exec`, `nsenter` from a host's shell) is a
+    /// guest in a pod's or a container's namespace and does not take its name from it; a
+    /// namespace two pods, or two containers, share has none, and so has one whose processes are
+    /// in several units and no container (the host's).
     static func workload(of paths: Set<String>) -> Workload? {
         var pods: Set<String> = [], containers: Set<String> = [], units: Set<String> = []
+        var outsidePods = false
         for path in paths {
             let components = path.split(separator: "/").map(String.init)
             var pod: String?
             for component in components { if let uid = Workload.podUID(component) { pod = uid } }
-            if let pod { pods.insert(pod) } else { pods.insert("") }
             let workload = Workload(path: path)
-            containers.insert(workload.kind == .container ? workload.name : "")
+            if let pod { pods.insert(pod) } else if workload.kind == .container { outsidePods = true }
+            if workload.kind == .container { containers.insert(workload.name) }
             units.insert(workload.kind == .unit ? workload.name : "")
         }
-        if pods.count == 1, let pod = pods.first, !pod.isEmpty { return Workload(kind: .pod, name: pod) }
-        if containers.count == 1, let container = containers.first, !container.isEmpty { return Workload(kind: .container, name: container) }
-        if units.count == 1, let unit = units.first, !unit.isEmpty { return Workload(kind: .unit, name: unit) }
+        if pods.count == 1, !outsidePods, let pod = pods.first { return Workload(kind: .pod, name: pod) }
+        if pods.isEmpty, containers.count == 1, let container = containers.first { return Workload(kind: .container, name: container) }
+        if containers.isEmpty, units.count == 1, let unit = units.first, !unit.isEmpty { return Workload(kind: .unit, name: unit) }
         return nil
     }
 

@@ -239,6 +239,13 @@ struct AllNamespacesTests {
             before["c\(index)"] = try Self.kernel(host, index)
             before["s\(index)"] = try Self.kernel(host, index, hubSide: true)
         }
+        // A guest from the host's side in the pod's namespace all along, as `nsenter -n` would be.
+        let guest = Process()
+        guest.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        guest.arguments = ["netns", "exec", host.spokes[3]!.namespace, "sleep", "30"]
+        try guest.run()
+        var guestEnded = false
+        defer { if !guestEnded { ContainerHost.end(guest) } }
         let run = try ToolRun("nic", ["-A", "0.5"], ready: "nic programs attached")
         try host.sendUDP(to: 1, 10, bytes: 100)
         try host.sendUDP(to: 2, 20, bytes: 300)
@@ -256,6 +263,8 @@ struct AllNamespacesTests {
         }
         // One removed while it runs: its rows end (two intervals more are shown, then SIGINT).
         let removed = host.spokes[3]!.namespace
+        ContainerHost.end(guest)
+        guestEnded = true
         try host.remove(3)
         try run.awaitErr("network namespace \(removed) (inode \(third.0)) has gone")
         usleep(1_100_000)

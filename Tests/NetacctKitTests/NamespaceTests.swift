@@ -15,9 +15,16 @@ struct NamespaceTests {
                 == Workload(kind: .pod, name: uid))
         #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope"]) == Workload(kind: .container, name: String(id.prefix(12))))
         #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service"]) == Workload(kind: .unit, name: "nginx.service"))
-        // Two containers, or a container and a unit, or a unit and a plain cgroup: none.
+        // A host's process visiting (`ip netns exec`, `nsenter` from a shell or a service) is a guest.
+        let shell = "/user.slice/user-0.slice/session-3.scope"
+        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", shell, "/system.slice/ssh.service"]) == Workload(kind: .pod, name: uid))
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", shell]) == Workload(kind: .container, name: String(id.prefix(12))))
+        // Two pods, a pod and a container outside it, two containers, two units, a unit and a
+        // plain cgroup: none.
+        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "/kubepods.slice/kubepods-pod11111111_2222_3333_4444_555555555555.slice/cri-containerd-\(other).scope"]) == nil)
+        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "/system.slice/docker-\(other).scope"]) == nil)
         #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", "/system.slice/docker-\(other).scope"]) == nil)
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", "/system.slice/nginx.service"]) == nil)
+        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service", shell]) == nil)
         #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service", "/init"]) == nil)
         #expect(NamespaceDirectory.workload(of: []) == nil)
     }
