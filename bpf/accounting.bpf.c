@@ -12,7 +12,8 @@
  * Exit: sched_process_exit moves a thread's final counters into the exit ledger (a hash
  * keyed by thread identity) and frees its slot. The process's last counted thread through the
  * hook (or its last thread, when the group is dead) takes it out of the registry and adds a
- * "process exited" record after all of its threads' records.
+ * "process exited" record after all of its threads' records. A thread that is not its process's
+ * leader and calls exec takes the leader's TID: the exec hook ends its counting under its own.
  *
  * Reading needs no walk over the kernel's tasks: user space maps the slot array read-only
  * and reads the registry, the overflow hash and the ledger in batches.
@@ -738,6 +739,62 @@ static __always_inline bool ends_process(struct task_struct *task, __u32 tgid, b
 }
 
 /*
+ * Puts a thread's final counters in the ledger under its identity. A record of that identity
+ * still unread gets them added instead: after a non-leader exec the thread that remains takes
+ * the leader's TID and start time, so the leader's identity can end twice.
+ */
+static __always_inline void ledger_put(const struct netacct_task_id *id, const struct netacct_exit_record *rec)
+{
+	struct netacct_exit_record *unread;
+
+	if (bpf_map_update_elem(&ledger, id, rec, BPF_NOEXIST) == 0)
+		return;
+	unread = bpf_map_lookup_elem(&ledger, id);
+	if (unread)
+		add_counters(&unread->counters, &rec->counters);
+	else if (bpf_map_update_elem(&ledger, id, rec, BPF_NOEXIST) != 0) /* read in between */
+		stat_inc(NETACCT_STAT_LEDGER_FULL);
+}
+
+/*
+ * Ends a counted thread's counting, `slot` and `entry` being its slot and overflow entry (either
+ * may be null): its counters go to the ledger, keyed by `id` (tid and thread_start_ns filled
+ * here), its slot is freed and its overflow entry deleted. Returns whether it was counted.
+ */
+static __always_inline bool retire_thread(struct netacct_task_id *id, struct netacct_exit_record *rec, __u32 tid,
+					  struct netacct_slot *slot, struct netacct_slot *entry)
+{
+	bool counted = false;
+
+	if (slot) {
+		add_counters(&rec->counters, &slot->counters);
+		rec->cgroup_id = slot->cgroup_id;
+		id->thread_start_ns = slot->thread_start_ns;
+		counted = true;
+	}
+	if (entry) {
+		add_counters(&rec->counters, &entry->counters);
+		rec->cgroup_id = entry->cgroup_id;
+		id->thread_start_ns = entry->thread_start_ns;
+		counted = true;
+	}
+	/* A flag, not a test of both pointers: clang would or them, which the verifier refuses. */
+	if (!counted)
+		return false;
+	id->tid = tid;
+	ledger_put(id, rec);
+	if (slot) {
+		/* Free the slot for the next thread: identity off first, the owner field last. */
+		slot->thread_start_ns = 0;
+		__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
+		__sync_fetch_and_and(&slot->tid, 0);
+	}
+	if (entry)
+		bpf_map_delete_elem(&overflow, &tid);
+	return true;
+}
+
+/*
  * The exit of every counted thread: its final counters go to the ledger (keyed by the thread's
  * identity) and its slot is freed. When it ends its process, a second record follows, keyed
  * by the process's identity with tid 0: "the process has exited", written after every one of
@@ -751,7 +808,7 @@ int BPF_PROG(record_exit, struct task_struct *task)
 	struct netacct_slot *slot, *entry;
 	__u32 tid = task->pid, tgid = task->tgid, key = tid & slot_mask;
 	__u64 start = task->start_time;
-	bool counted = false;
+	bool counted;
 
 	slot = bpf_map_lookup_elem(&slots, &key);
 	if (slot && (slot->tid != tid || slot->thread_start_ns != start))
@@ -764,31 +821,8 @@ int BPF_PROG(record_exit, struct task_struct *task)
 	id.process_start_ns = task->group_leader->start_time;
 	rec.exit_ns = bpf_ktime_get_ns();
 	BPF_CORE_READ_STR_INTO(&rec.process_comm, task, group_leader, comm);
-	if (slot) {
-		add_counters(&rec.counters, &slot->counters);
-		rec.cgroup_id = slot->cgroup_id;
-		counted = true;
-	}
-	if (entry) {
-		add_counters(&rec.counters, &entry->counters);
-		rec.cgroup_id = entry->cgroup_id;
-		counted = true;
-	}
-	if (counted) {
-		id.tid = tid;
-		id.thread_start_ns = start;
-		BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
-		if (bpf_map_update_elem(&ledger, &id, &rec, BPF_NOEXIST))
-			stat_inc(NETACCT_STAT_LEDGER_FULL);
-		if (slot) {
-			/* Free the slot for the next thread: identity off first, the owner field last. */
-			slot->thread_start_ns = 0;
-			__builtin_memset(&slot->counters, 0, sizeof(slot->counters));
-			__sync_fetch_and_and(&slot->tid, 0);
-		}
-		if (entry)
-			bpf_map_delete_elem(&overflow, &tid);
-	}
+	BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
+	counted = retire_thread(&id, &rec, tid, slot, entry);
 	if (!ends_process(task, tgid, counted))
 		return 0;
 	/* The process record: no counters of its own (its threads' records carry them). */
@@ -800,5 +834,49 @@ int BPF_PROG(record_exit, struct task_struct *task)
 	/* BPF_ANY: an unregistered process may be ended by two threads at once. */
 	if (bpf_map_update_elem(&ledger, &id, &rec, BPF_ANY))
 		stat_inc(NETACCT_STAT_LEDGER_FULL);
+	return 0;
+}
+
+/*
+ * An exec by a thread that is not its process's leader (Linux >= 5.5: tp_btf). The kernel
+ * ends every other thread (each passes the exit hook), then gives the exec'ing thread the
+ * leader's TID and start time: under its own TID it never exits. Its counting ends here, as
+ * an exit would end it: its counters go to the ledger under its old identity, its slot is
+ * freed and its process counts one counted thread less. Under the leader's TID it is counted
+ * afresh, as the leader.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(record_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
+{
+	struct netacct_exit_record rec = {};
+	struct netacct_task_id id = {};
+	struct netacct_slot *slot, *entry;
+	struct netacct_process *process;
+	__u32 tid = old_pid, tgid = task->tgid, key = tid & slot_mask;
+	/* The leader's start time, which the exec'ing thread now has. */
+	__u64 process_start = task->start_time;
+
+	if (tid == task->pid)
+		return 0;
+	slot = bpf_map_lookup_elem(&slots, &key);
+	if (slot && (slot->tid != tid || slot->tgid != tgid || slot->process_start_ns != process_start))
+		slot = 0;
+	entry = bpf_map_lookup_elem(&overflow, &tid);
+	if (entry && (entry->tgid != tgid || entry->process_start_ns != process_start))
+		entry = 0;
+
+	id.tgid = tgid;
+	id.process_start_ns = process_start;
+	rec.exit_ns = bpf_ktime_get_ns();
+	if (slot)
+		__builtin_memcpy(&rec.comm, &slot->comm, sizeof(rec.comm));
+	else if (entry)
+		__builtin_memcpy(&rec.comm, &entry->comm, sizeof(rec.comm));
+	__builtin_memcpy(&rec.process_comm, &rec.comm, sizeof(rec.comm));
+	if (!retire_thread(&id, &rec, tid, slot, entry))
+		return 0;
+	process = bpf_map_lookup_elem(&processes, &tgid);
+	if (process && process->start_ns == process_start)
+		__sync_fetch_and_sub(&process->threads, 1);
 	return 0;
 }

@@ -124,9 +124,10 @@ public final class AccountingEngine {
                try PerCPUMap(object, name: Names.Map.socketCounters),
                try QueueMap(object, name: Names.Map.freeSockets), try Map(object, name: Names.Map.sharedSockets))
             : nil
-        // The exit hook goes first, so that no counted thread can exit unseen; the release
-        // hook before the counting, so that no counted socket closes unseen.
-        var links = [try object.program(Names.Program.recordExit).attach()]
+        // The exit and exec hooks go first, so that no counted thread can exit (or take its
+        // leader's TID) unseen; the release hook before the counting, so that no counted
+        // socket closes unseen.
+        var links = [try object.program(Names.Program.recordExit).attach(), try object.program(Names.Program.recordExec).attach()]
         if let cgroupRoot { links.append(try object.program(Names.Program.releaseSocket).attachCgroup(cgroupRoot)) }
         for name in trafficPrograms {
             links.append(try object.program(name).attach())
@@ -217,7 +218,7 @@ public final class AccountingEngine {
     /// Kernel run-time statistics of the traffic-path programs (needs kernel.bpf_stats_enabled=1).
     public func programStatistics() throws -> [Names.Program: ProgramStatistics] {
         var result: [Names.Program: ProgramStatistics] = [:]
-        for name in [Names.Program.recordExit] + trafficPrograms {
+        for name in [Names.Program.recordExit, Names.Program.recordExec] + trafficPrograms {
             result[name] = try object.program(name).statistics()
         }
         return result

@@ -50,8 +50,8 @@ public enum KernelRequirements {
         try KernelProbe.checkPrivileges()
         let btf = try KernelProbe.requireBTF()
         let kernel = KernelProbe.kernelRelease
-        if !btf.hasTracepoint("sched_process_exit") {
-            throw NetacctError("Kernel \(kernel) has no sched:sched_process_exit tracepoint in its BTF: netacct needs Linux >= \(version(minimumKernel)).", kind: .unsupported)
+        for name in ["sched_process_exit", "sched_process_exec"] where !btf.hasTracepoint(name) {
+            throw NetacctError("Kernel \(kernel) has no sched:\(name) tracepoint in its BTF: netacct needs Linux >= \(version(minimumKernel)).", kind: .unsupported)
         }
         let missingSock = sockTracepoints.filter { !btf.hasTracepoint($0) }
         switch requested {

@@ -268,6 +268,66 @@ struct AccountingTests {
         #expect(!next.contains { $0.id == sample.id })
     }
 
+    /// A thread that is not its process's leader calls exec: the kernel ends the other threads
+    /// and gives it the leader's TID. Its counts before the exec are its exit record (its slot
+    /// is freed), the program it runs counts as the leader, and the process is reported exited
+    /// once when it ends, with every byte of every thread.
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func anExecFromASecondThreadEndsThatThreadAndTheProcessStillExits(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        let port = try portNumber(address)
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        child.arguments = ["-c", """
+            import os, socket, sys, threading
+            port = int(sys.argv[1])
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"m" * 10, ("127.0.0.1", port))
+            def second():
+                s.sendto(b"t" * 100, ("127.0.0.1", port))
+                print(threading.get_native_id(), flush=True)
+                os.execv("/bin/bash", ["bash", "-c", f"exec 3<>/dev/udp/127.0.0.1/{port}; printf 1234567 >&3; printf 7654321 >&3; echo sent; read x; exit 0"])
+            threading.Thread(target=second).start()
+            threading.Event().wait()
+            """, "\(port)"]
+        let out = Pipe(), input = Pipe()
+        child.standardOutput = out
+        child.standardInput = input
+        try child.run()
+        var ended = false
+        defer { if !ended { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() } }
+        func line() -> String {
+            var bytes: [UInt8] = []
+            var byte: UInt8 = 0
+            while read(out.fileHandleForReading.fileDescriptor, &byte, 1) == 1 && byte != 10 { bytes.append(byte) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let second = try #require(Int32(line()), "the second thread's TID")
+        #expect(line() == "sent")
+        #expect(second != child.processIdentifier)
+        for size in [10, 100, 7, 7] { #expect(receiver.receive(200) == size) }
+        let all = Traffic(udpTxPackets: 4, udpTxBytes: 124)
+        // The second thread's counts are its exit record; the process lives on with all of them.
+        try recorder.poll { recorder.threads[second]?.exited == true && recorder.process(child.processIdentifier)?.total == all }
+        #expect(recorder.threads[second].map { $0.exited && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 100) } == true)
+        for _ in 0..<3 {
+            try recorder.poll()
+            usleep(50_000)
+        }
+        let running = try #require(recorder.process(child.processIdentifier))
+        #expect(!running.exited && running.total == all, "\(running)")
+        // Its end is seen as it happens, not left to a look at /proc.
+        try input.fileHandleForWriting.close()
+        child.waitUntilExit()
+        ended = true
+        #expect(child.terminationStatus == 0)
+        try recorder.poll { recorder.process(child.processIdentifier)?.exited == true }
+        let final = try #require(recorder.process(child.processIdentifier))
+        #expect(final.exited && final.total == all, "\(final)")
+        #expect(try recorder.engine.losses().droppedExits == 0)
+    }
+
     @Test(arguments: AccountingEngine.Kind.allCases)
     func aFullRegistryNeverMakesALiveProcessExited(_ kind: AccountingEngine.Kind) throws {
         // Room for two processes: others on the machine may take them; most of ours find it full.
