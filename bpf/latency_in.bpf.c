@@ -328,16 +328,24 @@ static __always_inline void copy(struct netacct_latency_socket *queue, struct so
 	bpf_loop(NETACCT_LATENCY_SOCKET_SLOTS, end_copied, &w, 0);
 }
 
+/* The queue of segments waiting for a read of `sk`; NULL when none waits. */
+static __always_inline struct netacct_latency_socket *read_waiting(struct sock *sk)
+{
+	struct netacct_latency_socket *queue;
+
+	if (nothing_followed() || !sk || sk->sk_protocol != IPPROTO_TCP)
+		return NULL;
+	queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
+	return queue && queue->head != queue->tail ? queue : NULL;
+}
+
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(copied, struct sk_buff *skb, int len)
 {
-	struct netacct_latency_socket *queue;
 	struct sock *sk = skb->sk;
+	struct netacct_latency_socket *queue = read_waiting(sk);
 
-	if (nothing_followed() || !sk || sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	queue = bpf_sk_storage_get(&sockets, sk, NULL, 0);
-	if (queue && queue->head != queue->tail)
+	if (queue && sk)
 		copy(queue, sk, len);
 	return 0;
 }

@@ -111,8 +111,11 @@ public final class LatencyEngine {
     /// Follows the segments of the namespace whose inode is `namespace` (default: this
     /// process's; another's opened at `namespacePath`), or with 0 those of every namespace
     /// whose IP points `follow(_:)` attaches.
+    /// `ringBytes`: the reports' ring buffer (a power of two, at least a page), room for what
+    /// arrives between two polls.
     public init(direction: LatencyDirection, filter: LatencyFilter, histograms histogramsOnly: Bool,
                 namespace: UInt32 = NetworkNamespace.inode(), namespacePath: String? = nil,
+                ringBytes: UInt32 = LatencyEngine.defaultRingBytes,
                 logger: Logger = Logger(label: "netacct.latency")) throws {
         try KernelProbe.checkPrivileges()
         let btf = try KernelProbe.requireBTF()
@@ -143,7 +146,7 @@ public final class LatencyEngine {
         try object.setReadOnlyGlobal(names.pids, elements: filter.pids.map { UInt32(bitPattern: $0) })
         try object.setReadOnlyGlobal(names.pidCount, to: UInt32(filter.pids.count))
         // Counting only, the ring buffer is never written: its smallest size.
-        if histogramsOnly { try object.setMaxEntries(names.events, to: UInt32(sysconf(Int32(_SC_PAGESIZE)))) }
+        try object.setMaxEntries(names.events, to: histogramsOnly ? UInt32(sysconf(Int32(_SC_PAGESIZE))) : ringBytes)
         for point in names.netfilter { try object.program(point.program).makeNetfilterProgram() }
         try object.load()
         self.object = object
@@ -223,6 +226,9 @@ public final class LatencyEngine {
             }
         }
     }
+
+    /// The reports' ring buffer unless asked otherwise: 8 MiB, 52,000 reports.
+    public static let defaultRingBytes: UInt32 = 8 << 20
 
     /// Waits up to `milliseconds` and returns the segments reported meanwhile.
     public func poll(milliseconds: Int32) throws -> [netacct_latency_event] {

@@ -12,7 +12,9 @@ import NetacctKit
 /// packet on each of their hooks, under a bulk TCP flow across a veth pair between two network
 /// namespaces this makes (the receiver runs `in`'s programs, the sender `out`'s): BPF ns per run
 /// beside empty programs on the same hooks, in the same round, with every segment followed
-/// (--sample 1) and with 1 in 100 (--sample 100); and the flow's throughput under each.
+/// (--sample 1), with 1 in 100 (--sample 100) and every one counted in histograms instead of
+/// reported (--sample 1 --hist); where a followed segment's time goes at the two points that
+/// report; and the flow's throughput under each.
 func runLatencyBenchmark(_ arguments: [String]) {
     let megabytes = arguments.first.flatMap { Int($0) } ?? 1000
     let rounds = arguments.dropFirst().first.flatMap { Int($0) } ?? 3
@@ -87,8 +89,13 @@ func runLatencyBenchmark(_ arguments: [String]) {
     do {
         let session = try StatisticsSession()
         var floors: [String: [Double]] = [:]
-        var followed: [UInt32: [String: [Double]]] = [:]
-        var rates: [String: [Double]] = [:], shown: [UInt32: Int] = [:], notFollowed: [UInt32: UInt64] = [:]
+        // Each mode: every segment followed, 1 in 100, and every one counted in histograms (--hist: no report).
+        let modes: [(name: String, sample: UInt32, histograms: Bool, ring: UInt32)] = [
+            ("--sample 1", 1, false, LatencyEngine.defaultRingBytes), ("--sample 100", 100, false, LatencyEngine.defaultRingBytes),
+            ("--sample 1 --hist", 1, true, 0), ("--sample 1, a 256 KiB ring", 1, false, 256 << 10),
+        ]
+        var followed: [String: [String: [Double]]] = [:]
+        var rates: [String: [Double]] = [:], shown: [String: Int] = [:], notFollowed: [String: UInt64] = [:], lostReports: [String: UInt64] = [:]
         for _ in 0..<rounds {
             // The floor: empty programs on every hook (one netfilter program at both IP points).
             do {
@@ -108,46 +115,123 @@ func runLatencyBenchmark(_ arguments: [String]) {
                 }
                 withExtendedLifetime((links, ip)) {}
             }
-            for sample: UInt32 in [1, 100] {
+            for mode in modes {
                 var filter = LatencyFilter()
-                filter.sample = sample
-                let inbound = try inside(receiver) { try LatencyEngine(direction: .in, filter: filter, histograms: false, namespace: inode(receiver)) }
-                let outbound = try inside(sender) { try LatencyEngine(direction: .out, filter: filter, histograms: false, namespace: inode(sender)) }
+                filter.sample = mode.sample
+                let inbound = try inside(receiver) { try LatencyEngine(direction: .in, filter: filter, histograms: mode.histograms, namespace: inode(receiver), ringBytes: max(mode.ring, 4096)) }
+                let outbound = try inside(sender) { try LatencyEngine(direction: .out, filter: filter, histograms: mode.histograms, namespace: inode(sender), ringBytes: max(mode.ring, 4096)) }
                 var reports = 0
-                rates["--sample \(sample)", default: []].append(flow {
+                rates[mode.name, default: []].append(flow {
                     reports += (try? inbound.poll(milliseconds: 0).count) ?? 0
                     reports += (try? outbound.poll(milliseconds: 0).count) ?? 0
                 })
                 reports += try inbound.poll(milliseconds: 0).count + outbound.poll(milliseconds: 0).count
-                shown[sample, default: 0] += reports
+                shown[mode.name, default: 0] += reports
 
                 for engine in [inbound, outbound] {
                     let losses = try engine.losses()
-                    notFollowed[sample, default: 0] += losses.socketFull + losses.tableFull
+                    notFollowed[mode.name, default: 0] += losses.socketFull + losses.tableFull
+                    lostReports[mode.name, default: 0] += losses.lostReports
                 }
                 let statistics = try inbound.programStatistics().merging(try outbound.programStatistics()) { first, _ in first }
                 for hook in hooks {
                     guard let program = statistics[hook.program] else { continue }
-                    followed[sample, default: [:]][hook.hook, default: []].append(nanosecondsPerEvent([program]))
+                    followed[mode.name, default: [:]][hook.hook, default: []].append(nanosecondsPerEvent([program]))
                 }
             }
         }
         print("")
-        print("| hook | empty program | --sample 1 | above empty | --sample 100 | above empty |")
-        print("|---|---|---|---|---|---|")
+        print("| hook | empty program | " + modes.map { "\($0.name) | above empty" }.joined(separator: " | ") + " |")
+        print("|---|---|" + modes.map { _ in "---|---|" }.joined())
         for hook in hooks {
             let base = median(floors[hook.hook] ?? [])
-            let one = median(followed[1]?[hook.hook] ?? []), hundred = median(followed[100]?[hook.hook] ?? [])
-            print("| \(hook.hook) | \(format(base)) | **\(format(one))** | \(format(one - base)) | **\(format(hundred))** | \(format(hundred - base)) |")
+            let figures = modes.map { median(followed[$0.name]?[hook.hook] ?? []) }
+            print("| \(hook.hook) | \(format(base)) | " + figures.map { "**\(format($0))** | \(format($0 - base))" }.joined(separator: " | ") + " |")
         }
         print("")
-        print("Rounds (ns/run, --sample 1): " + hooks.map { hook in "\(hook.hook.split(separator: " ")[1]) \((followed[1]?[hook.hook] ?? []).map(format).joined(separator: "/"))" }.joined(separator: "; "))
-        for sample: UInt32 in [1, 100] {
-            print("--sample \(sample): \(shown[sample] ?? 0) segments reported over \(rounds) rounds (in and out), \(notFollowed[sample] ?? 0) sampled but not followed (a socket's queue of \(NETACCT_LATENCY_SOCKET_SLOTS) full).")
+        for mode in modes where mode.sample == 1 {
+            print("Rounds (ns/run, \(mode.name)): " + hooks.map { hook in "\(hook.hook.split(separator: " ")[1]) \((followed[mode.name]?[hook.hook] ?? []).map(format).joined(separator: "/"))" }.joined(separator: "; "))
         }
-        print("Throughput (MB/s per round): " + ["empty programs", "--sample 1", "--sample 100"].map { "\($0) \((rates[$0] ?? []).map { String(format: "%.0f", $0) }.joined(separator: " "))" }.joined(separator: "; "))
+        for mode in modes {
+            print("\(mode.name): \(shown[mode.name] ?? 0) segments reported over \(rounds) rounds (in and out), \(notFollowed[mode.name] ?? 0) sampled but not followed (a socket's queue of \(NETACCT_LATENCY_SOCKET_SLOTS) full), \(lostReports[mode.name] ?? 0) reports lost (the ring buffer full; the benchmark reads it every 20 ms).")
+        }
+        print("Throughput (MB/s per round): " + (["empty programs"] + modes.map(\.name)).map { "\($0) \((rates[$0] ?? []).map { String(format: "%.0f", $0) }.joined(separator: " "))" }.joined(separator: "; "))
+
+        // Where a followed segment's time goes at the two points that report (the read for in,
+        // the driver for out): each cut after each step (bpf/tests/latency_*_parts.bpf.c), in
+        // place of the reporting program, with the other points, every segment followed; the in
+        // and out cuts of a step in the same flow, every step in each round.
+        let steps: [(String, inCut: String, outCut: String)] = [
+            ("the queue looked up, the packet read, its segments ended (nothing timed)", "parts_copy_walk_only", "parts_xmit_walk"),
+            ("(the read: + the reader's identity only; out: the same as the step above)", "parts_copy_identity", "parts_xmit_walk"),
+            ("+ the clock and the socket's addresses (the read: and the reader's identity)", "parts_copy_clock", "parts_xmit_clock"),
+            ("+ a report per segment reserved and submitted, unwritten", "parts_copy_reserve", "parts_xmit_reserve"),
+            ("(instead: a record of one cache line, the ring's header included)", "parts_copy_reserve_line", "parts_xmit_reserve_line"),
+            ("the whole program (the report written; bpf_loop)", InProgram.copied.rawValue, OutProgram.transmitted.rawValue),
+        ]
+        var cuts: [String: [Double]] = [:]
+        var cutLosses: UInt64 = 0
+        for _ in 0..<rounds {
+            for (index, step) in steps.enumerated() {
+                let inbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyInParts, programs: BPFTestPrograms.BPFObjects.LatencyInParts.Program.allCases.map(\.rawValue), cut: step.inCut, replacing: InProgram.copied.rawValue,
+                                               netfilter: [(InProgram.ipReceived.rawValue, .preRouting), (InProgram.ipDelivered.rawValue, .localIn)],
+                                               namespace: receiver, inode: inode(receiver))
+                let outbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyOutParts, programs: BPFTestPrograms.BPFObjects.LatencyOutParts.Program.allCases.map(\.rawValue), cut: step.outCut, replacing: OutProgram.transmitted.rawValue,
+                                                netfilter: [(OutProgram.ipSending.rawValue, .localOut)], namespace: sender, inode: inode(sender))
+                _ = flow()
+                cuts["\(index) in", default: []].append(nanosecondsPerEvent([try inbound.statistics()]))
+                cuts["\(index) out", default: []].append(nanosecondsPerEvent([try outbound.statistics()]))
+                cutLosses += try inbound.lost() + outbound.lost()
+            }
+        }
+        print("")
+        print("Where a followed segment's time goes at the reporting points (--sample 1; each cut in place of the reporting program; ns/run above the empty program of this run):")
+        print("")
+        print("| step | in: skb_copy_datagram_iovec | rounds | out: net_dev_start_xmit | rounds |")
+        print("|---|---|---|---|---|")
+        let (copyFloor, xmitFloor) = (median(floors[hooks[4].hook] ?? []), median(floors[hooks[8].hook] ?? []))
+        for (index, step) in steps.enumerated() {
+            let (inRounds, outRounds) = (cuts["\(index) in"] ?? [], cuts["\(index) out"] ?? [])
+            print("| \(step.0) | \(format(median(inRounds) - copyFloor)) | \(inRounds.map(format).joined(separator: " ")) | \(format(median(outRounds) - xmitFloor)) | \(outRounds.map(format).joined(separator: " ")) |")
+        }
+        print("Reports the cuts could not reserve (a full ring buffer would make a cut look cheaper): \(cutLosses).")
         withExtendedLifetime(session) {}
     } catch {
         fail("\(error)")
+    }
+}
+
+/// One direction's latency programs from a parts object (its program file included whole), loaded
+/// as `LatencyEngine` loads them with every segment followed in one namespace, the reporting
+/// program replaced by a cut of it; nothing reads its ring buffer (a round's reports fit).
+private struct LatencyParts {
+    let object: BPFObject
+    let links: [Link]
+    let cut: String
+
+    init(image: BPFObjectImage, programs programNames: [String], cut: String, replacing reporting: String,
+         netfilter: [(program: String, hook: NetfilterHook)], namespace: String, inode: UInt32) throws {
+        let object = try BPFObject(image: image)
+        try object.setReadOnlyGlobal("netns_inum", to: inode)
+        for program in programNames {
+            try object.program(program).autoload = program == cut || !(program.hasPrefix("parts_") || program == reporting)
+        }
+        for point in netfilter { try object.program(point.program).makeNetfilterProgram() }
+        try object.load()
+        let points = Set(netfilter.map(\.program))
+        var links = try programNames.filter { $0 == cut || !($0.hasPrefix("parts_") || $0 == reporting || points.contains($0)) }
+            .map { try object.program($0).attach() }
+        links += try NetworkNamespace.within("/run/netns/\(namespace)") {
+            // As the engine: before every other function at the hook, and LOCAL_IN after them all.
+            try netfilter.map { try object.program($0.program).attachNetfilter(.ipv4, $0.hook, priority: $0.hook == .localIn ? Int32.max - 1 : Int32.min + 1) }
+        }
+        (self.object, self.links, self.cut) = (object, links, cut)
+    }
+
+    func statistics() throws -> ProgramStatistics { try object.program(cut).statistics() }
+
+    /// Reports not reserved: the ring buffer was full.
+    func lost() throws -> UInt64 {
+        try PerCPUMap<UInt32, UInt64>(object, name: "counters").lookupSummed(UInt32(NETACCT_LATENCY_LOST.rawValue)) ?? 0
     }
 }

@@ -71,7 +71,9 @@ import NetacctKit
 //
 // BPF ns per packet on each hook of `netacct latency in` and `out`, beside empty programs on the
 // same hooks, under a bulk TCP flow over a veth pair between two namespaces, with every segment
-// followed and with 1 in 100 (LatencyBenchmark.swift).
+// followed (reported; counted with --hist; reported through a 256 KiB ring) and with 1 in 100;
+// then the two reporting programs cut after each step (bpf/tests/latency_*_parts.bpf.c)
+// (LatencyBenchmark.swift).
 
 // netacct-bench accounting-parts [events] [rounds]
 //
