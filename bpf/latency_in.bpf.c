@@ -283,24 +283,41 @@ struct copy_walk {
 	char comm[NETACCT_LATENCY_COMM_LEN];
 };
 
-/* Ends the oldest waiting segment if its first byte is among those copied; 1 stops the walk. */
-static long end_copied(__u32 index, struct copy_walk *w)
+/*
+ * Takes the oldest waiting segment off the queue if a read up to `end` copies its first byte:
+ * NULL when it does not (the walk stops there); `*fresh` false when a read ended it before (the
+ * application reads it again: not a new segment).
+ */
+static __always_inline struct netacct_latency_pending *take_copied(struct netacct_latency_socket *queue, __u32 end,
+								   bool *fresh)
 {
-	struct netacct_latency_socket *queue = w->queue;
 	struct netacct_latency_pending *slot;
 
 	if (queue->head == queue->tail)
-		return 1;
+		return NULL;
 	slot = &queue->slot[queue->head % WAITING];
-	if (!seq_before(slot->seq, w->end))
-		return 1;
+	if (!seq_before(slot->seq, end))
+		return NULL;
 	queue->head++;
 	follow_ended();
-	if (queue->ended && !seq_before(queue->last_seq, slot->seq))
-		return 0;
-	queue->ended = 1;
-	queue->last_seq = slot->seq;
-	finish(slot->time_ns, w->now, NETACCT_LATENCY_IN, w->pid, w->comm, slot->seq, slot->ack, &w->where);
+	*fresh = !queue->ended || seq_before(queue->last_seq, slot->seq);
+	if (*fresh) {
+		queue->ended = 1;
+		queue->last_seq = slot->seq;
+	}
+	return slot;
+}
+
+/* Ends the oldest waiting segment if its first byte is among those copied; 1 stops the walk. */
+static long end_copied(__u32 index, struct copy_walk *w)
+{
+	bool fresh = false;
+	struct netacct_latency_pending *slot = take_copied(w->queue, w->end, &fresh);
+
+	if (!slot)
+		return 1;
+	if (fresh)
+		finish(slot->time_ns, w->now, NETACCT_LATENCY_IN, w->pid, w->comm, slot->seq, slot->ack, &w->where);
 	return 0;
 }
 

@@ -177,18 +177,28 @@ struct transmit_walk {
 	struct endpoints where;	/* the socket's addresses, and the packet's source when NAT changed it */
 };
 
-static long finish_sent(__u32 index, struct transmit_walk *w)
+/* Takes the oldest waiting segment off the queue if a packet ending at `end` carries its first byte; NULL when not. */
+static __always_inline struct netacct_latency_sent *take_sent(struct netacct_latency_sending *queue, __u32 end)
 {
-	struct netacct_latency_sending *queue = w->queue;
 	struct netacct_latency_sent *slot;
 
 	if (queue->head == queue->tail)
-		return 1;
+		return NULL;
 	slot = &queue->slot[queue->head % SLOTS];
-	if (!seq_before(slot->seq, w->end))
-		return 1;
+	if (!seq_before(slot->seq, end))
+		return NULL;
 	queue->head++;
 	follow_ended();
+	return slot;
+}
+
+/* Ends the oldest waiting segment if the packet carries its first byte; 1 stops the walk. */
+static long finish_sent(__u32 index, struct transmit_walk *w)
+{
+	struct netacct_latency_sent *slot = take_sent(w->queue, w->end);
+
+	if (!slot)
+		return 1;
 	finish(slot->time_ns, w->now, NETACCT_LATENCY_OUT, slot->pid, slot->comm, slot->seq, slot->ack, &w->where);
 	return 0;
 }

@@ -208,8 +208,10 @@ struct AllNamespacesTests {
                rxPackets: try host.statistic(index, hubSide: hubSide, "rx_packets"), rxBytes: try host.statistic(index, hubSide: hubSide, "rx_bytes"))
     }
 
-    /// nic's intervals summed per (namespace inode, interface), and the namespace objects seen.
-    static func sum(_ objects: [[String: Any]]) -> (totals: [String: Totals], namespaces: [Int: [String: Any]], rowsPerInterval: [[String]]) {
+    /// nic's intervals summed per (namespace inode, interface), of the namespaces whose /run/netns
+    /// name has `tag` when given (the kernel gives a freed namespace's inode to the next one made:
+    /// another test's may take a removed one's), and every namespace object seen, as first named.
+    static func sum(_ objects: [[String: Any]], tag: String? = nil) -> (totals: [String: Totals], namespaces: [Int: [String: Any]], rowsPerInterval: [[String]]) {
         var totals: [String: Totals] = [:], namespaces: [Int: [String: Any]] = [:], rows: [[String]] = []
         for object in objects {
             var interval: [String] = []
@@ -217,6 +219,7 @@ struct AllNamespacesTests {
                 guard let name = interface["name"] as? String, let netns = interface["netns"] as? [String: Any], let inode = netns["inode"] as? Int else { continue }
                 // As first named (a namespace whose processes have gone has no workload left).
                 if namespaces[inode] == nil { namespaces[inode] = netns }
+                if let tag, (netns["name"] as? String)?.contains(tag) != true { continue }
                 let key = "\(inode)/\(name)"
                 interval.append(key)
                 func total(_ direction: String, _ field: String) -> UInt64 {
@@ -271,7 +274,7 @@ struct AllNamespacesTests {
         let (status, objects, err) = try run.finish(timeout: 0)
         #expect(status == 0, "\(err)")
         #expect(objects.count >= 5)
-        let (totals, namespaces, rows) = Self.sum(objects)
+        let (totals, namespaces, rows) = Self.sum(objects, tag: host.tag)
         let hubInode = host.inode(host.hub)
         for index in [1, 2] {
             let inode = host.inode(host.spokes[index]!.namespace)

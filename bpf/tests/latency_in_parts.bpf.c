@@ -21,24 +21,14 @@ struct parts_copy_walk {
 	__u32 ended;
 };
 
-/* `end_copied` without the report: the oldest waiting segment leaves if the read copies its first byte. */
+/* `end_copied` without the report. */
 static long parts_end_copied(__u32 index, struct parts_copy_walk *w)
 {
-	struct netacct_latency_socket *queue = w->queue;
-	struct netacct_latency_pending *slot;
+	bool fresh = false;
 
-	if (queue->head == queue->tail)
+	if (!take_copied(w->queue, w->end, &fresh))
 		return 1;
-	slot = &queue->slot[queue->head % WAITING];
-	if (!seq_before(slot->seq, w->end))
-		return 1;
-	queue->head++;
-	follow_ended();
-	if (queue->ended && !seq_before(queue->last_seq, slot->seq))
-		return 0;
-	queue->ended = 1;
-	queue->last_seq = slot->seq;
-	w->ended++;
+	w->ended += fresh;
 	return 0;
 }
 

@@ -19,15 +19,11 @@ struct parts_transmit_walk {
 	__u32 ended;
 };
 
-/* `finish_sent` without the report: the oldest waiting segment leaves if the packet carries its first byte. */
+/* `finish_sent` without the report. */
 static long parts_finish_sent(__u32 index, struct parts_transmit_walk *w)
 {
-	struct netacct_latency_sending *queue = w->queue;
-
-	if (queue->head == queue->tail || !seq_before(queue->slot[queue->head % SLOTS].seq, w->end))
+	if (!take_sent(w->queue, w->end))
 		return 1;
-	queue->head++;
-	follow_ended();
 	w->ended++;
 	return 0;
 }
