@@ -228,33 +228,57 @@ static __always_inline void taken(struct netacct_latency_socket *waiting, struct
 	waiting->tail++;
 }
 
+/* The queue of segments waiting for TCP on `sk`'s connection; NULL when none waits. */
+static __always_inline struct netacct_latency_arriving *arrived_waiting(struct sock *sk)
+{
+	struct netacct_latency_flow flow = {};
+	struct netacct_latency_arriving *queue;
+
+	if (nothing_followed())
+		return NULL;
+	flow_of_socket(sk, &flow);
+	queue = bpf_map_lookup_elem(&arriving, &flow);
+	return queue && queue->head != queue->tail ? queue : NULL;
+}
+
+/* The oldest segment waiting for TCP, taken off the queue if a packet ending at `end` holds its first byte; NULL when not. */
+static __always_inline struct netacct_latency_pending *take_arrived(struct netacct_latency_arriving *queue, __u32 end)
+{
+	struct netacct_latency_pending *slot;
+
+	if (queue->head == queue->tail)
+		return NULL;
+	slot = &queue->slot[queue->head % ARRIVING];
+	if (!seq_before(slot->seq, end))
+		return NULL;
+	queue->head++;
+	return slot;
+}
+
+/* TCP has filled the packet's control block (struct tcp_skb_cb: seq, then end_seq). */
+static __always_inline __u32 packet_end_seq(struct sk_buff *skb)
+{
+	return *(__u32 *)&skb->cb[4];
+}
+
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_received, struct sock *sk, struct sk_buff *skb)
 {
 	struct netacct_latency_socket *waiting = NULL;
-	struct netacct_latency_flow flow = {};
-	struct netacct_latency_arriving *queue;
+	struct netacct_latency_arriving *queue = arrived_waiting(sk);
 	struct netacct_latency_pending *slot;
 	__u32 end, received;
 	__u64 now = 0;
 
-	if (nothing_followed())
+	if (!queue)
 		return 0;
-	flow_of_socket(sk, &flow);
-	queue = bpf_map_lookup_elem(&arriving, &flow);
-	if (!queue || queue->head == queue->tail)
-		return 0;
-	/* TCP has filled the packet's control block (struct tcp_skb_cb: seq, then end_seq). */
-	end = *(__u32 *)&skb->cb[4];
+	end = packet_end_seq(skb);
 	/* Data already received (a retransmission) is never read again: not followed further. */
 	received = TYPED(struct tcp_sock, sk)->rcv_nxt;
 	for (int i = 0; i < ARRIVING; i++) {
-		if (queue->head == queue->tail)
+		slot = take_arrived(queue, end);
+		if (!slot)
 			break;
-		slot = &queue->slot[queue->head % ARRIVING];
-		if (!seq_before(slot->seq, end))
-			break;
-		queue->head++;
 		if (!seq_before(received, end)) {
 			follow_ended();
 			continue;

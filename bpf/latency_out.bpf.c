@@ -68,6 +68,20 @@ static __always_inline bool carrying(struct sk_buff *skb, struct carried *c)
 	return true;
 }
 
+/* The waiting segment at `*next` if the packet carries its first byte, `*next` moved past it; NULL when not. */
+static __always_inline struct netacct_latency_sent *next_carried(struct carried *c, __u32 *next)
+{
+	struct netacct_latency_sent *slot;
+
+	if (*next == c->queue->tail)
+		return NULL;
+	slot = &c->queue->slot[*next % SLOTS];
+	if (!seq_before(slot->seq, c->end))
+		return NULL;
+	*next += 1;
+	return slot;
+}
+
 /* Stamps point `point` on the segments from `*next` that the packet carries; the time is read once, if any. */
 static __always_inline void stamp(struct carried *c, __u32 *next, int point)
 {
@@ -75,17 +89,14 @@ static __always_inline void stamp(struct carried *c, __u32 *next, int point)
 	__u64 now = 0;
 
 	for (int i = 0; i < SLOTS; i++) {
-		if (*next == c->queue->tail)
-			break;
-		slot = &c->queue->slot[*next % SLOTS];
-		if (!seq_before(slot->seq, c->end))
+		slot = next_carried(c, next);
+		if (!slot)
 			break;
 		if (!now)
 			now = bpf_ktime_get_ns();
 		slot->time_ns[point] = now;
 		if (point == 1)
 			slot->ack = bpf_ntohl(c->th->ack_seq);
-		*next += 1;
 	}
 }
 

@@ -158,41 +158,58 @@ func runLatencyBenchmark(_ arguments: [String]) {
         print("Throughput (MB/s per round): " + (["empty programs"] + modes.map(\.name)).map { "\($0) \((rates[$0] ?? []).map { String(format: "%.0f", $0) }.joined(separator: " "))" }.joined(separator: "; "))
 
         // Where a followed segment's time goes at the two points that report (the read for in,
-        // the driver for out): each cut after each step (bpf/tests/latency_*_parts.bpf.c), in
-        // place of the reporting program, with the other points, every segment followed; the in
-        // and out cuts of a step in the same flow, every step in each round.
-        let steps: [(String, inCut: String, outCut: String)] = [
-            ("the queue looked up, the packet read, its segments ended (nothing timed)", "parts_copy_walk_only", "parts_xmit_walk"),
-            ("(the read: + the reader's identity only; out: the same as the step above)", "parts_copy_identity", "parts_xmit_walk"),
-            ("+ the clock and the socket's addresses (the read: and the reader's identity)", "parts_copy_clock", "parts_xmit_clock"),
-            ("+ a report per segment reserved and submitted, unwritten", "parts_copy_reserve", "parts_xmit_reserve"),
-            ("(instead: a record of one cache line, the ring's header included)", "parts_copy_reserve_line", "parts_xmit_reserve_line"),
-            ("the whole program (the report written; bpf_loop)", InProgram.copied.rawValue, OutProgram.transmitted.rawValue),
+        // the driver for out), and at tcp_probe and LOCAL_OUT: each program cut after each step
+        // (bpf/tests/latency_*_parts.bpf.c), in place of the program, with the other points,
+        // every segment followed; the in and out cuts of a step in the same flow, every step in
+        // each round.
+        typealias Step = (name: String, inCut: String, outCut: String)
+        let tables: [(title: String, inHook: Int, outHook: Int, inProgram: String, outProgram: String, steps: [Step])] = [
+            ("the reporting points", 4, 8, InProgram.copied.rawValue, OutProgram.transmitted.rawValue, [
+                ("the queue looked up, the packet read, its segments ended (nothing timed)", "parts_copy_walk_only", "parts_xmit_walk"),
+                ("(the read: + the reader's identity only; out: the same as the step above)", "parts_copy_identity", "parts_xmit_walk"),
+                ("+ the clock and the socket's addresses (the read: and the reader's identity)", "parts_copy_clock", "parts_xmit_clock"),
+                ("+ a report per segment reserved and submitted, unwritten", "parts_copy_reserve", "parts_xmit_reserve"),
+                ("(instead: a record of one cache line, the ring's header included)", "parts_copy_reserve_line", "parts_xmit_reserve_line"),
+                ("the whole program (the report written; bpf_loop)", InProgram.copied.rawValue, OutProgram.transmitted.rawValue),
+            ]),
+            ("tcp_probe (in) and LOCAL_OUT (out)", 3, 6, InProgram.tcpReceived.rawValue, OutProgram.ipSending.rawValue, [
+                ("the queue looked up (a hash, by the connection), its segments taken (nothing timed)", "parts_tcp_walk", "parts_ip_walk"),
+                ("+ the clock (out: the whole program)", "parts_tcp_clock", OutProgram.ipSending.rawValue),
+                ("+ the socket's storage, created (in; nothing handed on to it)", "parts_tcp_storage", OutProgram.ipSending.rawValue),
+                ("the whole program (the segments handed on to the socket's queue)", InProgram.tcpReceived.rawValue, OutProgram.ipSending.rawValue),
+            ]),
         ]
+        let inPrograms = BPFTestPrograms.BPFObjects.LatencyInParts.Program.allCases.map(\.rawValue)
+        let outPrograms = BPFTestPrograms.BPFObjects.LatencyOutParts.Program.allCases.map(\.rawValue)
         var cuts: [String: [Double]] = [:]
         var cutLosses: UInt64 = 0
         for _ in 0..<rounds {
-            for (index, step) in steps.enumerated() {
-                let inbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyInParts, programs: BPFTestPrograms.BPFObjects.LatencyInParts.Program.allCases.map(\.rawValue), cut: step.inCut, replacing: InProgram.copied.rawValue,
-                                               netfilter: [(InProgram.ipReceived.rawValue, .preRouting), (InProgram.ipDelivered.rawValue, .localIn)],
-                                               namespace: receiver, inode: inode(receiver))
-                let outbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyOutParts, programs: BPFTestPrograms.BPFObjects.LatencyOutParts.Program.allCases.map(\.rawValue), cut: step.outCut, replacing: OutProgram.transmitted.rawValue,
-                                                netfilter: [(OutProgram.ipSending.rawValue, .localOut)], namespace: sender, inode: inode(sender))
-                _ = flow()
-                cuts["\(index) in", default: []].append(nanosecondsPerEvent([try inbound.statistics()]))
-                cuts["\(index) out", default: []].append(nanosecondsPerEvent([try outbound.statistics()]))
-                cutLosses += try inbound.lost() + outbound.lost()
+            for (table, which) in tables.enumerated() {
+                for (index, step) in which.steps.enumerated() {
+                    let inbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyInParts, programs: inPrograms, cut: step.inCut, replacing: which.inProgram,
+                                                   netfilter: [(InProgram.ipReceived.rawValue, .preRouting), (InProgram.ipDelivered.rawValue, .localIn)],
+                                                   namespace: receiver, inode: inode(receiver))
+                    let outbound = try LatencyParts(image: BPFTestPrograms.BPFObjects.latencyOutParts, programs: outPrograms, cut: step.outCut, replacing: which.outProgram,
+                                                    netfilter: [(OutProgram.ipSending.rawValue, .localOut)], namespace: sender, inode: inode(sender))
+                    _ = flow()
+                    cuts["\(table) \(index) in", default: []].append(nanosecondsPerEvent([try inbound.statistics()]))
+                    cuts["\(table) \(index) out", default: []].append(nanosecondsPerEvent([try outbound.statistics()]))
+                    cutLosses += try inbound.lost() + outbound.lost()
+                }
             }
         }
-        print("")
-        print("Where a followed segment's time goes at the reporting points (--sample 1; each cut in place of the reporting program; ns/run above the empty program of this run):")
-        print("")
-        print("| step | in: skb_copy_datagram_iovec | rounds | out: net_dev_start_xmit | rounds |")
-        print("|---|---|---|---|---|")
-        let (copyFloor, xmitFloor) = (median(floors[hooks[4].hook] ?? []), median(floors[hooks[8].hook] ?? []))
-        for (index, step) in steps.enumerated() {
-            let (inRounds, outRounds) = (cuts["\(index) in"] ?? [], cuts["\(index) out"] ?? [])
-            print("| \(step.0) | \(format(median(inRounds) - copyFloor)) | \(inRounds.map(format).joined(separator: " ")) | \(format(median(outRounds) - xmitFloor)) | \(outRounds.map(format).joined(separator: " ")) |")
+        for (table, which) in tables.enumerated() {
+            let (inHook, outHook) = (hooks[which.inHook].hook, hooks[which.outHook].hook)
+            print("")
+            print("Where a followed segment's time goes at \(which.title) (--sample 1; each cut in place of the program; ns/run above the empty program of this run):")
+            print("")
+            print("| step | \(inHook) | rounds | \(outHook) | rounds |")
+            print("|---|---|---|---|---|")
+            let (inFloor, outFloor) = (median(floors[inHook] ?? []), median(floors[outHook] ?? []))
+            for (index, step) in which.steps.enumerated() {
+                let (inRounds, outRounds) = (cuts["\(table) \(index) in"] ?? [], cuts["\(table) \(index) out"] ?? [])
+                print("| \(step.name) | \(format(median(inRounds) - inFloor)) | \(inRounds.map(format).joined(separator: " ")) | \(format(median(outRounds) - outFloor)) | \(outRounds.map(format).joined(separator: " ")) |")
+            }
         }
         print("Reports the cuts could not reserve (a full ring buffer would make a cut look cheaper): \(cutLosses).")
         withExtendedLifetime(session) {}
@@ -202,28 +219,27 @@ func runLatencyBenchmark(_ arguments: [String]) {
 }
 
 /// One direction's latency programs from a parts object (its program file included whole), loaded
-/// as `LatencyEngine` loads them with every segment followed in one namespace, the reporting
-/// program replaced by a cut of it; nothing reads its ring buffer (a round's reports fit).
+/// as `LatencyEngine` loads them with every segment followed in one namespace, one program
+/// (`replacing`: a tracing program, or an IP point's netfilter program) replaced by a cut of it;
+/// nothing reads its ring buffer (a round's reports fit).
 private struct LatencyParts {
     let object: BPFObject
     let links: [Link]
     let cut: String
 
-    init(image: BPFObjectImage, programs programNames: [String], cut: String, replacing reporting: String,
+    init(image: BPFObjectImage, programs programNames: [String], cut: String, replacing original: String,
          netfilter: [(program: String, hook: NetfilterHook)], namespace: String, inode: UInt32) throws {
         let object = try BPFObject(image: image)
         try object.setReadOnlyGlobal("netns_inum", to: inode)
-        for program in programNames {
-            try object.program(program).autoload = program == cut || !(program.hasPrefix("parts_") || program == reporting)
-        }
-        for point in netfilter { try object.program(point.program).makeNetfilterProgram() }
+        let loaded = programNames.filter { $0 == cut || !($0.hasPrefix("parts_") || $0 == original) }
+        for program in programNames { try object.program(program).autoload = loaded.contains(program) }
+        let points = netfilter.map { (program: $0.program == original ? cut : $0.program, hook: $0.hook) }
+        for point in points { try object.program(point.program).makeNetfilterProgram() }
         try object.load()
-        let points = Set(netfilter.map(\.program))
-        var links = try programNames.filter { $0 == cut || !($0.hasPrefix("parts_") || $0 == reporting || points.contains($0)) }
-            .map { try object.program($0).attach() }
+        var links = try loaded.filter { name in !points.contains { $0.program == name } }.map { try object.program($0).attach() }
         links += try NetworkNamespace.within("/run/netns/\(namespace)") {
             // As the engine: before every other function at the hook, and LOCAL_IN after them all.
-            try netfilter.map { try object.program($0.program).attachNetfilter(.ipv4, $0.hook, priority: $0.hook == .localIn ? Int32.max - 1 : Int32.min + 1) }
+            try points.map { try object.program($0.program).attachNetfilter(.ipv4, $0.hook, priority: $0.hook == .localIn ? Int32.max - 1 : Int32.min + 1) }
         }
         (self.object, self.links, self.cut) = (object, links, cut)
     }

@@ -11,6 +11,7 @@
 
 /* What a cut keeps, so that clang does not drop the reads it is there to make. */
 __u64 parts_in_time;
+bool parts_in_storage;
 __u32 parts_in_pid;
 char parts_in_comm[NETACCT_LATENCY_COMM_LEN];
 struct endpoints parts_in_where;
@@ -104,4 +105,47 @@ int BPF_PROG(parts_copy_reserve_line, struct sk_buff *skb, int len)
 {
 	PARTS_RESERVE(parts_copy_timed(skb, len), PARTS_SMALL_RECORD);
 	return 0;
+}
+
+/*
+ * tcp_probe cut: the connection's queue looked up and the segments the packet holds taken off
+ * it, then (`timed`) the clock read and (`stored`) the socket's storage got, created, once per
+ * packet as tcp_received does; nothing is handed on to the socket (the read finds none).
+ */
+static __always_inline int parts_tcp(struct sock *sk, struct sk_buff *skb, bool timed, bool stored)
+{
+	struct netacct_latency_arriving *queue = arrived_waiting(sk);
+	__u32 end;
+
+	if (!queue)
+		return 0;
+	end = packet_end_seq(skb);
+	for (int i = 0; i < ARRIVING; i++) {
+		if (!take_arrived(queue, end))
+			break;
+		follow_ended();
+		if (i == 0 && timed)
+			parts_in_time = bpf_ktime_get_ns();
+		if (i == 0 && stored)
+			parts_in_storage = bpf_sk_storage_get(&sockets, sk, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE) != NULL;
+	}
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(parts_tcp_walk, struct sock *sk, struct sk_buff *skb)
+{
+	return parts_tcp(sk, skb, false, false);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(parts_tcp_clock, struct sock *sk, struct sk_buff *skb)
+{
+	return parts_tcp(sk, skb, true, false);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(parts_tcp_storage, struct sock *sk, struct sk_buff *skb)
+{
+	return parts_tcp(sk, skb, true, true);
 }

@@ -95,3 +95,18 @@ int BPF_PROG(parts_xmit_reserve_line, struct sk_buff *skb, struct net_device *de
 	PARTS_RESERVE(parts_xmit_timed(skb), PARTS_SMALL_RECORD);
 	return 0;
 }
+
+/* LOCAL_OUT without its clock: the socket's queue looked up, the packet read, the segments it carries passed. */
+SEC("netfilter")
+int parts_ip_walk(struct bpf_nf_ctx *ctx)
+{
+	struct carried c = {};
+
+	if (carrying(ctx->skb, &c)) {
+		for (int i = 0; i < SLOTS; i++) {
+			if (!next_carried(&c, &c.queue->routed))
+				break;
+		}
+	}
+	return NF_ACCEPT;
+}
