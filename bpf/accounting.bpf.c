@@ -209,11 +209,16 @@ static __noinline struct netacct_slot *claim(struct netacct_slot *slot, __u32 ti
 {
 	struct task_struct *task;
 
+	struct netacct_slot *entry;
+
 	if (slot->tid != 0 || __sync_val_compare_and_swap(&slot->tid, 0, tid) != 0)
 		return overflow_entry(tid);
 	task = bpf_get_current_task_btf();
 	fill_identity(slot, task);
-	register_thread(task, slot->cgroup_id);
+	/* A thread that counted in the overflow hash while another owned this slot is registered already. */
+	entry = bpf_map_lookup_elem(&overflow, &tid);
+	if (!entry || entry->thread_start_ns != task->start_time)
+		register_thread(task, slot->cgroup_id);
 	return slot;
 }
 
@@ -741,18 +746,25 @@ static __always_inline bool ends_process(struct task_struct *task, __u32 tgid, b
 /*
  * Puts a thread's final counters in the ledger under its identity. A record of that identity
  * still unread gets them added instead: after a non-leader exec the thread that remains takes
- * the leader's TID and start time, so the leader's identity can end twice.
+ * the leader's TID and start time, so the leader's identity can end twice. The sum replaces the
+ * record only if it is still there (BPF_EXIST): user space takes and deletes records under the
+ * bucket's lock, so a record it took meanwhile is not added to, and the new counters go alone.
  */
 static __always_inline void ledger_put(const struct netacct_task_id *id, const struct netacct_exit_record *rec)
 {
-	struct netacct_exit_record *unread;
+	struct netacct_exit_record sum, *unread;
 
 	if (bpf_map_update_elem(&ledger, id, rec, BPF_NOEXIST) == 0)
 		return;
 	unread = bpf_map_lookup_elem(&ledger, id);
-	if (unread)
-		add_counters(&unread->counters, &rec->counters);
-	else if (bpf_map_update_elem(&ledger, id, rec, BPF_NOEXIST) != 0) /* read in between */
+	if (unread) {
+		sum = *unread;
+		add_counters(&sum.counters, &rec->counters);
+		if (bpf_map_update_elem(&ledger, id, &sum, BPF_EXIST) == 0)
+			return;
+	}
+	/* Taken by user space in between: the new counters alone. */
+	if (bpf_map_update_elem(&ledger, id, rec, BPF_NOEXIST) != 0)
 		stat_inc(NETACCT_STAT_LEDGER_FULL);
 }
 

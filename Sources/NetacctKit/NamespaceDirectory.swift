@@ -121,8 +121,15 @@ public struct NamespaceDirectory {
 
     public let scope: NamespaceScope
     public private(set) var entries: [UInt32: Entry] = [:]
-    /// Per process: its namespace, its cgroup's path and how many more refreshes read them again.
-    private var processes: [Int32: (netns: UInt32, cgroup: String?, checks: Int)] = [:]
+    /// A process as the walks know it: its namespace, its cgroup's path, how many more refreshes
+    /// read them again, and when it started (read once: the oldest in a namespace names it).
+    private struct Member {
+        var netns: UInt32
+        var cgroup: String?
+        var checks: Int
+        var start: UInt64
+    }
+    private var processes: [Int32: Member] = [:]
     private let cgroupRoot: String? = CgroupNames.mountPoint()
     /// PID 1's, or where it cannot be read (a sandbox's PID 1 of another user namespace) netacct's own.
     private let hostInode: UInt32? = NetworkNamespace.inode(ofProcess: 1) ?? NetworkNamespace.inode()
@@ -190,7 +197,7 @@ public struct NamespaceDirectory {
     /// again, and its namespace is not kept on its word.
     private mutating func walkProcesses() -> [UInt32: String] {
         var members: [UInt32: [Int32]] = [:]
-        var seen: [Int32: (netns: UInt32, cgroup: String?, checks: Int)] = [:]
+        var seen: [Int32: Member] = [:]
         seen.reserveCapacity(processes.count)
         if let proc = opendir("/proc") {
             defer { closedir(proc) }
@@ -199,7 +206,8 @@ public struct NamespaceDirectory {
                 var known = processes[pid]
                 if known == nil || known!.checks > 0 {
                     guard let netns = NetworkNamespace.inode(ofProcess: pid) else { continue }
-                    known = (netns, cgroupRoot.flatMap { _ in Self.cgroupPath(of: pid) }, (known?.checks ?? Self.checksPerProcess) - 1)
+                    known = Member(netns: netns, cgroup: cgroupRoot.flatMap { _ in Self.cgroupPath(of: pid) },
+                                   checks: (known?.checks ?? Self.checksPerProcess) - 1, start: known?.start ?? Self.startTime(of: pid))
                 }
                 guard let process = known else { continue }
                 seen[pid] = process
@@ -215,7 +223,8 @@ public struct NamespaceDirectory {
                 }
                 if found[now] == nil { found[now] = "/proc/\(pid)/ns/net" }
                 if now == netns { break }
-                seen[pid] = (now, seen[pid]?.cgroup, Self.checksPerProcess)
+                seen[pid]?.netns = now
+                seen[pid]?.checks = Self.checksPerProcess
             }
         }
         processes = seen
@@ -237,34 +246,62 @@ public struct NamespaceDirectory {
     /// Gives each namespace its /run/netns name and the workload its processes agree on.
     private func name(_ found: inout [UInt32: Entry], _ names: [UInt32: String]) {
         var paths: [UInt32: Set<String>] = [:]
-        for (_, process) in processes { if let cgroup = process.cgroup { paths[process.netns, default: []].insert(cgroup) } }
+        var oldest: [UInt32: (start: UInt64, pid: Int32, cgroup: String)] = [:]
+        for (pid, process) in processes {
+            guard let cgroup = process.cgroup else { continue }
+            paths[process.netns, default: []].insert(cgroup)
+            if let first = oldest[process.netns], (first.start, first.pid) <= (process.start, pid) { continue }
+            oldest[process.netns] = (process.start, pid, cgroup)
+        }
         for inode in found.keys {
             found[inode]!.label.name = names[inode]
-            found[inode]!.label.workload = found[inode]!.label.isHost ? nil : Self.workload(of: paths[inode] ?? [])
+            found[inode]!.label.workload = found[inode]!.label.isHost || oldest[inode] == nil
+                ? nil : Self.workload(of: paths[inode] ?? [], oldest: oldest[inode]!.cgroup)
         }
     }
 
-    /// The workload cgroup paths agree on: the one pod its pods' processes are in, else the one
-    /// container its containers' processes are in, else the one unit all its processes are in.
-    /// A process in no pod or container (`ip netns exec`, `nsenter` from a host's shell) is a
-    /// guest in a pod's or a container's namespace and does not take its name from it; a
-    /// namespace two pods, or two containers, share has none, and so has one whose processes are
-    /// in several units and no container (the host's).
-    static func workload(of paths: Set<String>) -> Workload? {
+    /// When a process started (`/proc/PID/stat`'s field 22, in clock ticks since boot); 0 when gone.
+    static func startTime(of pid: Int32) -> UInt64 {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(fd, &buffer, buffer.count)
+        // After the name's closing parenthesis (the name may hold any byte): field 3 on.
+        guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")) else { return 0 }
+        let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
+        return fields.count > 19 ? UInt64(String(decoding: fields[19], as: UTF8.self)) ?? 0 : 0
+    }
+
+    /// The workload of a namespace whose processes are in cgroups `paths`, `oldest` the oldest
+    /// process's: what made the namespace, a pod's or a container's, or neither.
+    /// - The oldest in a pod: the pod, when its pods' processes are all in it and no container
+    ///   outside it shares the namespace.
+    /// - The oldest in a container: the container, when its containers' processes are all in it.
+    /// - Otherwise: the one unit every process is in, and none when a container or pod is there.
+    /// A process in no pod or container (`ip netns exec`, `nsenter -n` from a host's shell) is a
+    /// guest in a pod's or a container's namespace and does not take its name from it; a container
+    /// that joins a namespace something else made (`--network host`, `--network ns:PATH`) does not
+    /// give it its name either.
+    static func workload(of paths: Set<String>, oldest: String) -> Workload? {
+        func pod(_ path: String) -> String? {
+            path.split(separator: "/").reduce(nil) { found, component in Workload.podUID(String(component)) ?? found }
+        }
         var pods: Set<String> = [], containers: Set<String> = [], units: Set<String> = []
-        var outsidePods = false
+        var containersOutsidePods = false
         for path in paths {
-            let components = path.split(separator: "/").map(String.init)
-            var pod: String?
-            for component in components { if let uid = Workload.podUID(component) { pod = uid } }
-            let workload = Workload(path: path)
-            if let pod { pods.insert(pod) } else if workload.kind == .container { outsidePods = true }
+            let workload = Workload(path: path), uid = pod(path)
+            if let uid { pods.insert(uid) } else if workload.kind == .container { containersOutsidePods = true }
             if workload.kind == .container { containers.insert(workload.name) }
             units.insert(workload.kind == .unit ? workload.name : "")
         }
-        if pods.count == 1, !outsidePods, let pod = pods.first { return Workload(kind: .pod, name: pod) }
-        if pods.isEmpty, containers.count == 1, let container = containers.first { return Workload(kind: .container, name: container) }
-        if containers.isEmpty, units.count == 1, let unit = units.first, !unit.isEmpty { return Workload(kind: .unit, name: unit) }
+        if pod(oldest) != nil {
+            return pods.count == 1 && !containersOutsidePods ? Workload(kind: .pod, name: pods.first!) : nil
+        }
+        if Workload(path: oldest).kind == .container {
+            return pods.isEmpty && containers.count == 1 ? Workload(kind: .container, name: containers.first!) : nil
+        }
+        if containers.isEmpty, pods.isEmpty, units.count == 1, let unit = units.first, !unit.isEmpty { return Workload(kind: .unit, name: unit) }
         return nil
     }
 

@@ -10,6 +10,17 @@ import CTestSupport
 /// engine and the syscall engine of older kernels count the same).
 @Suite(.serialized, .enabled(if: BPFEnvironment.available, "needs root and Linux >= 6.3 with BTF"))
 struct AccountingTests {
+    /// `child` is counted live with `total`; then, its standard input closed, it exits with
+    /// status 0 and is reported exited with `total`.
+    static func expectLiveThenExited(_ child: PythonChild, _ recorder: Recorder, total: Traffic) throws {
+        let running = try #require(recorder.process(child.pid))
+        #expect(!running.exited && running.total == total, "\(running)")
+        #expect(try child.finish() == 0)
+        try recorder.poll { recorder.process(child.pid)?.exited == true }
+        let final = try #require(recorder.process(child.pid))
+        #expect(final.exited && final.total == total, "\(final)")
+    }
+
     /// The final counters of a worker thread, once its exit is recorded.
     func finalTraffic(of tid: Int32, _ recorder: Recorder) throws -> Traffic? {
         try recorder.poll { recorder.threads[tid]?.exited == true }
@@ -277,9 +288,7 @@ struct AccountingTests {
         let recorder = try Recorder(kind: kind)
         let (_, receiver, address) = try udpPair(.v4, connected: false)
         let port = try portNumber(address)
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        child.arguments = ["-c", """
+        let child = try PythonChild("""
             import os, socket, sys, threading
             port = int(sys.argv[1])
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -290,42 +299,64 @@ struct AccountingTests {
                 os.execv("/bin/bash", ["bash", "-c", f"exec 3<>/dev/udp/127.0.0.1/{port}; printf 1234567 >&3; printf 7654321 >&3; echo sent; read x; exit 0"])
             threading.Thread(target=second).start()
             threading.Event().wait()
-            """, "\(port)"]
-        let out = Pipe(), input = Pipe()
-        child.standardOutput = out
-        child.standardInput = input
-        try child.run()
-        var ended = false
-        defer { if !ended { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() } }
-        func line() -> String {
-            var bytes: [UInt8] = []
-            var byte: UInt8 = 0
-            while read(out.fileHandleForReading.fileDescriptor, &byte, 1) == 1 && byte != 10 { bytes.append(byte) }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        let second = try #require(Int32(line()), "the second thread's TID")
-        #expect(line() == "sent")
-        #expect(second != child.processIdentifier)
+            """, ["\(port)"])
+        let second = try #require(Int32(child.line()), "the second thread's TID")
+        #expect(child.line() == "sent")
+        #expect(second != child.pid)
         for size in [10, 100, 7, 7] { #expect(receiver.receive(200) == size) }
         let all = Traffic(udpTxPackets: 4, udpTxBytes: 124)
         // The second thread's counts are its exit record; the process lives on with all of them.
-        try recorder.poll { recorder.threads[second]?.exited == true && recorder.process(child.processIdentifier)?.total == all }
+        try recorder.poll { recorder.threads[second]?.exited == true && recorder.process(child.pid)?.total == all }
         #expect(recorder.threads[second].map { $0.exited && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 100) } == true)
         for _ in 0..<3 {
             try recorder.poll()
             usleep(50_000)
         }
-        let running = try #require(recorder.process(child.processIdentifier))
-        #expect(!running.exited && running.total == all, "\(running)")
         // Its end is seen as it happens, not left to a look at /proc.
-        try input.fileHandleForWriting.close()
-        child.waitUntilExit()
-        ended = true
-        #expect(child.terminationStatus == 0)
-        try recorder.poll { recorder.process(child.processIdentifier)?.exited == true }
-        let final = try #require(recorder.process(child.processIdentifier))
-        #expect(final.exited && final.total == all, "\(final)")
+        try Self.expectLiveThenExited(child, recorder, total: all)
         #expect(try recorder.engine.losses().droppedExits == 0)
+    }
+
+    /// A thread that counted in the overflow hash while another thread of its process owned its
+    /// slot, and then claims that slot when it is freed, is still one counted thread: its process
+    /// is reported exited when it ends, with every byte. (One slot; only the child counted, so
+    /// the slot is its threads' alone.)
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func aThreadThatMovesFromTheOverflowToAFreedSlotIsCountedOnce(_ kind: AccountingEngine.Kind) throws {
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        let port = try portNumber(address)
+        let child = try PythonChild("""
+            import os, socket, sys, threading, time
+            address = ("127.0.0.1", int(sys.argv[1]))
+            sys.stdin.readline()
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            first_sent, second_sent = threading.Event(), threading.Event()
+            def first():
+                s.sendto(b"a" * 10, address)
+                first_sent.set()
+                second_sent.wait()
+            a = threading.Thread(target=first)
+            a.start()
+            first_sent.wait()
+            def second():
+                s.sendto(b"b" * 20, address)
+                second_sent.set()
+                while os.path.exists(f"/proc/self/task/{a.native_id}"):
+                    time.sleep(0.001)
+                s.sendto(b"c" * 30, address)
+            b = threading.Thread(target=second)
+            b.start()
+            b.join()
+            print("sent", flush=True)
+            sys.stdin.readline()
+            """, ["\(port)"])
+        let recorder = try Recorder(onlyPID: child.pid, slots: 1, kind: kind)
+        child.write("go\n")
+        #expect(child.line() == "sent")
+        for size in [10, 20, 30] { #expect(receiver.receive(200) == size) }
+        let all = Traffic(udpTxPackets: 3, udpTxBytes: 60)
+        try recorder.poll { recorder.process(child.pid)?.total == all }
+        try Self.expectLiveThenExited(child, recorder, total: all)
     }
 
     @Test(arguments: AccountingEngine.Kind.allCases)

@@ -118,3 +118,43 @@ func onNewThreadInBackground(ready: DispatchSemaphore, until done: DispatchSemap
     pthread_detach(thread)
     return (box, ())
 }
+
+/// A python3 child of a test, its standard input and output piped, killed if the test leaves it
+/// running.
+final class PythonChild {
+    let process = Process()
+    private let output = Pipe(), input = Pipe()
+    var pid: Int32 { process.processIdentifier }
+
+    init(_ script: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script] + arguments
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+    }
+
+    /// The next line it wrote, without its newline ("" at the end of its output).
+    func line() -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(output.fileHandleForReading.fileDescriptor, &byte, 1) == 1 && byte != 10 { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func write(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// Closes its standard input and waits for it to exit: its status.
+    func finish() throws -> Int32 {
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}

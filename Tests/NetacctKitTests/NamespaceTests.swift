@@ -10,23 +10,40 @@ struct NamespaceTests {
         let id = String(repeating: "ab", count: 32), other = String(repeating: "cd", count: 32)
         let uid = "4f1c2a9e-0b7d-4c3e-9a51-000000000003"
         let pod = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
-        // A pod: its pause container and its app container share the namespace.
-        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "\(pod)/cri-containerd-\(other).scope"])
-                == Workload(kind: .pod, name: uid))
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope"]) == Workload(kind: .container, name: String(id.prefix(12))))
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service"]) == Workload(kind: .unit, name: "nginx.service"))
-        // A host's process visiting (`ip netns exec`, `nsenter` from a shell or a service) is a guest.
+        let (pause, app) = ("\(pod)/cri-containerd-\(id).scope", "\(pod)/cri-containerd-\(other).scope")
+        let (docker, otherDocker) = ("/system.slice/docker-\(id).scope", "/system.slice/docker-\(other).scope")
         let shell = "/user.slice/user-0.slice/session-3.scope"
-        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", shell, "/system.slice/ssh.service"]) == Workload(kind: .pod, name: uid))
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", shell]) == Workload(kind: .container, name: String(id.prefix(12))))
+        func named(_ paths: Set<String>, oldest: String) -> Workload? { NamespaceDirectory.workload(of: paths, oldest: oldest) }
+        // A pod: its pause container (the oldest) and its app container share the namespace; with
+        // cgroupfs's paths too.
+        #expect(named([pause, app], oldest: pause) == Workload(kind: .pod, name: uid))
+        let cgroupfs = "/kubepods/besteffort/pod\(uid)/\(id)"
+        #expect(named([cgroupfs, "/kubepods/besteffort/pod\(uid)/\(other)"], oldest: cgroupfs) == Workload(kind: .pod, name: uid))
+        #expect(named([docker], oldest: docker) == Workload(kind: .container, name: String(id.prefix(12))))
+        #expect(named(["/docker/\(id)"], oldest: "/docker/\(id)") == Workload(kind: .container, name: String(id.prefix(12))))
+        #expect(named(["/system.slice/nginx.service"], oldest: "/system.slice/nginx.service") == Workload(kind: .unit, name: "nginx.service"))
+        // A host's process visiting later (`ip netns exec`, `nsenter -n` from a shell or a service) is a guest.
+        #expect(named([pause, shell, "/system.slice/ssh.service"], oldest: pause) == Workload(kind: .pod, name: uid))
+        #expect(named([docker, shell], oldest: docker) == Workload(kind: .container, name: String(id.prefix(12))))
+        // A container joining a namespace something else made (`--network host` on a machine, a
+        // VPN namespace a unit made and `--network ns:PATH`) does not name it.
+        #expect(named(["/init.scope", docker], oldest: "/init.scope") == nil)
+        #expect(named(["/system.slice/vpn.service", docker], oldest: "/system.slice/vpn.service") == nil)
+        #expect(named(["/system.slice/vpn.service", pause], oldest: "/system.slice/vpn.service") == nil)
         // Two pods, a pod and a container outside it, two containers, two units, a unit and a
         // plain cgroup: none.
-        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "/kubepods.slice/kubepods-pod11111111_2222_3333_4444_555555555555.slice/cri-containerd-\(other).scope"]) == nil)
-        #expect(NamespaceDirectory.workload(of: ["\(pod)/cri-containerd-\(id).scope", "/system.slice/docker-\(other).scope"]) == nil)
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/docker-\(id).scope", "/system.slice/docker-\(other).scope"]) == nil)
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service", shell]) == nil)
-        #expect(NamespaceDirectory.workload(of: ["/system.slice/nginx.service", "/init"]) == nil)
-        #expect(NamespaceDirectory.workload(of: []) == nil)
+        #expect(named([pause, "/kubepods.slice/kubepods-pod11111111_2222_3333_4444_555555555555.slice/cri-containerd-\(other).scope"], oldest: pause) == nil)
+        #expect(named([pause, otherDocker], oldest: pause) == nil)
+        #expect(named([docker, otherDocker], oldest: docker) == nil)
+        #expect(named(["/system.slice/nginx.service", shell], oldest: "/system.slice/nginx.service") == nil)
+        #expect(named(["/system.slice/nginx.service", "/init"], oldest: "/init") == nil)
+    }
+
+    @Test func aProcessStartTimeIsReadFromProcStat() {
+        let own = NamespaceDirectory.startTime(of: getpid())
+        #expect(own > 0)
+        #expect(NamespaceDirectory.startTime(of: 1) <= own)
+        #expect(NamespaceDirectory.startTime(of: Int32.max) == 0)
     }
 
     @Test func aLabelShowsItsNameElseItsWorkloadElseHostElseItsInode() {
