@@ -877,6 +877,9 @@ int BPF_PROG(record_exec, struct task_struct *task, int old_pid, struct linux_bi
 	if (entry && (entry->tgid != tgid || entry->process_start_ns != process_start))
 		entry = 0;
 
+	process = bpf_map_lookup_elem(&processes, &tgid);
+	if (process && process->start_ns != process_start)
+		process = 0;
 	id.tgid = tgid;
 	id.process_start_ns = process_start;
 	rec.exit_ns = bpf_ktime_get_ns();
@@ -884,11 +887,12 @@ int BPF_PROG(record_exec, struct task_struct *task, int old_pid, struct linux_bi
 		__builtin_memcpy(&rec.comm, &slot->comm, sizeof(rec.comm));
 	else if (entry)
 		__builtin_memcpy(&rec.comm, &entry->comm, sizeof(rec.comm));
-	__builtin_memcpy(&rec.process_comm, &rec.comm, sizeof(rec.comm));
-	if (!retire_thread(&id, &rec, tid, slot, entry))
-		return 0;
-	process = bpf_map_lookup_elem(&processes, &tgid);
-	if (process && process->start_ns == process_start)
+	/* The process's name as registered (the thread's is its own, and the new program's is not yet known). */
+	if (process)
+		__builtin_memcpy(&rec.process_comm, &process->comm, sizeof(rec.process_comm));
+	else
+		__builtin_memcpy(&rec.process_comm, &rec.comm, sizeof(rec.process_comm));
+	if (retire_thread(&id, &rec, tid, slot, entry) && process)
 		__sync_fetch_and_sub(&process->threads, 1);
 	return 0;
 }

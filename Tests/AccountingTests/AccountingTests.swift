@@ -289,11 +289,12 @@ struct AccountingTests {
         let (_, receiver, address) = try udpPair(.v4, connected: false)
         let port = try portNumber(address)
         let child = try PythonChild("""
-            import os, socket, sys, threading
+            import ctypes, os, socket, sys, threading
             port = int(sys.argv[1])
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.sendto(b"m" * 10, ("127.0.0.1", port))
             def second():
+                ctypes.CDLL(None).prctl(15, b"worker", 0, 0, 0)  # PR_SET_NAME: the thread's own name
                 s.sendto(b"t" * 100, ("127.0.0.1", port))
                 print(threading.get_native_id(), flush=True)
                 os.execv("/bin/bash", ["bash", "-c", f"exec 3<>/dev/udp/127.0.0.1/{port}; printf 1234567 >&3; printf 7654321 >&3; echo sent; read x; exit 0"])
@@ -307,7 +308,7 @@ struct AccountingTests {
         let all = Traffic(udpTxPackets: 4, udpTxBytes: 124)
         // The second thread's counts are its exit record; the process lives on with all of them.
         try recorder.poll { recorder.threads[second]?.exited == true && recorder.process(child.pid)?.total == all }
-        #expect(recorder.threads[second].map { $0.exited && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 100) } == true)
+        #expect(recorder.threads[second].map { $0.exited && $0.comm == "worker" && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 100) } == true)
         for _ in 0..<3 {
             try recorder.poll()
             usleep(50_000)
@@ -315,6 +316,34 @@ struct AccountingTests {
         // Its end is seen as it happens, not left to a look at /proc.
         try Self.expectLiveThenExited(child, recorder, total: all)
         #expect(try recorder.engine.losses().droppedExits == 0)
+    }
+
+    /// The record an exec from a second thread leaves names the thread by its own name and its
+    /// process by the process's: the process is not renamed after the thread (its leader never
+    /// counted, so no other record names it meanwhile).
+    @Test(arguments: AccountingEngine.Kind.allCases)
+    func anExecFromASecondThreadKeepsItsProcesssName(_ kind: AccountingEngine.Kind) throws {
+        let recorder = try Recorder(kind: kind)
+        let (_, receiver, address) = try udpPair(.v4, connected: false)
+        let child = try PythonChild("""
+            import ctypes, os, socket, sys, threading
+            port = int(sys.argv[1])
+            def second():
+                ctypes.CDLL(None).prctl(15, b"worker", 0, 0, 0)  # PR_SET_NAME
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"w" * 40, ("127.0.0.1", port))
+                print(threading.get_native_id(), flush=True)
+                os.execv("/bin/sh", ["sh", "-c", "echo exec; read x; exit 0"])
+            threading.Thread(target=second).start()
+            threading.Event().wait()
+            """, ["\(try portNumber(address))"])
+        let second = try #require(Int32(child.line()), "the second thread's TID")
+        #expect(child.line() == "exec")
+        #expect(receiver.receive(200) == 40)
+        try recorder.poll { recorder.threads[second]?.exited == true }
+        #expect(recorder.threads[second].map { $0.comm == "worker" && $0.total == Traffic(udpTxPackets: 1, udpTxBytes: 40) } == true)
+        let process = try #require(recorder.process(child.pid))
+        #expect(process.comm == "python3" && !process.exited, "\(process)")
+        #expect(try child.finish() == 0)
     }
 
     /// A thread that counted in the overflow hash while another thread of its process owned its
