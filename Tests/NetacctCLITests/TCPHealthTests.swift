@@ -307,8 +307,14 @@ struct TCPHealthTests {
         // Everything each side sent again (a FIN a loaded machine acknowledged late too), the
         // handshake's among it.
         try #require(resentLate > 0 && resentServer > 0, "the SYN and the SYN-ACK were sent again")
+        // (On a mismatch: each row's own and the kernel's per-socket count, and what the earlier
+        // connector and the unattributed events got meanwhile, to tell whose the difference is.)
         #expect(report.sum(["retransmitted_segments", "total"], of: late.pid) == resentLate,
-                "the client's rows: \(report.connections(of: late.pid).map { ($0["local"] ?? "", $0["closed"] ?? "", $0["retransmitted_segments"] ?? "") })")
+                """
+                the client's rows: \(report.connections(of: late.pid).map { ($0["local"] ?? "", $0["closed"] ?? "", $0["kernel_total_retrans"] ?? "", $0["retransmitted_segments"] ?? "") }); \
+                the failed connector's total \(report.sum(["retransmitted_segments", "total"], of: failing.pid)) against \(failedResent); \
+                unattributed \(report.lines.map { (($0["unattributed"] as? [String: Any])?["retransmitted_segments"] as? [String: Any])?["total"] as? Int ?? 0 }.reduce(0, +))
+                """)
         #expect(report.sum(["retransmitted_segments", "syn"], of: late.pid) >= 1)
         #expect(report.sum(["failed_connects"], of: late.pid) == 0)
         #expect(report.sum(["retransmitted_segments", "total"], of: server.pid) == resentServer,
