@@ -771,10 +771,11 @@ static __always_inline void ledger_put(const struct netacct_task_id *id, const s
 /*
  * Ends a counted thread's counting, `slot` and `entry` being its slot and overflow entry (either
  * may be null): its counters go to the ledger, keyed by `id` (tid and thread_start_ns filled
- * here), its slot is freed and its overflow entry deleted. Returns whether it was counted.
+ * here, and the name of `task` when given), its slot is freed and its overflow entry deleted.
+ * Returns whether it was counted.
  */
 static __always_inline bool retire_thread(struct netacct_task_id *id, struct netacct_exit_record *rec, __u32 tid,
-					  struct netacct_slot *slot, struct netacct_slot *entry)
+					  struct netacct_slot *slot, struct netacct_slot *entry, struct task_struct *task)
 {
 	bool counted = false;
 
@@ -793,6 +794,9 @@ static __always_inline bool retire_thread(struct netacct_task_id *id, struct net
 	/* A flag, not a test of both pointers: clang would or them, which the verifier refuses. */
 	if (!counted)
 		return false;
+	/* The exiting `task`'s name now (an exec's caller gives it from the slot instead: NULL). */
+	if (task)
+		BPF_CORE_READ_STR_INTO(&rec->comm, task, comm);
 	id->tid = tid;
 	ledger_put(id, rec);
 	if (slot) {
@@ -833,8 +837,7 @@ int BPF_PROG(record_exit, struct task_struct *task)
 	id.process_start_ns = task->group_leader->start_time;
 	rec.exit_ns = bpf_ktime_get_ns();
 	BPF_CORE_READ_STR_INTO(&rec.process_comm, task, group_leader, comm);
-	BPF_CORE_READ_STR_INTO(&rec.comm, task, comm);
-	counted = retire_thread(&id, &rec, tid, slot, entry);
+	counted = retire_thread(&id, &rec, tid, slot, entry, task);
 	if (!ends_process(task, tgid, counted))
 		return 0;
 	/* The process record: no counters of its own (its threads' records carry them). */
@@ -892,7 +895,7 @@ int BPF_PROG(record_exec, struct task_struct *task, int old_pid, struct linux_bi
 		__builtin_memcpy(&rec.process_comm, &process->comm, sizeof(rec.process_comm));
 	else
 		__builtin_memcpy(&rec.process_comm, &rec.comm, sizeof(rec.process_comm));
-	if (retire_thread(&id, &rec, tid, slot, entry) && process)
+	if (retire_thread(&id, &rec, tid, slot, entry, NULL) && process)
 		__sync_fetch_and_sub(&process->threads, 1);
 	return 0;
 }

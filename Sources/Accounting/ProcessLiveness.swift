@@ -13,25 +13,11 @@ enum ProcessLiveness {
     /// (no descriptor or memory left) answers "running", the side that loses nothing (a record
     /// freed while its process lives would be given to another socket under its live threads).
     static func isRunning(_ process: ProcessID) -> Bool {
-        guard let ticks = startTicks(process.pid) else { return !isGone(process.pid) }
+        guard let ticks = ProcessStart.ticks(process.pid) else { return !isGone(process.pid) }
         let tick = 1_000_000_000 / UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
         let bootNanoseconds = ticks &* tick
         let start = process.startNanoseconds
         return bootNanoseconds + tick >= start && bootNanoseconds <= start + suspended() + tick
-    }
-
-    /// Field 22 of /proc/<pid>/stat; nil when there is no such process.
-    static func startTicks(_ pid: Int32) -> UInt64? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // After "pid (comm)": field 3 (state) is the first; starttime is field 22.
-        let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
     /// Whether /proc says there is no process `pid` (not merely that it could not be read).

@@ -214,7 +214,7 @@ public final class WireEngine {
                 sample.processes[owner] = process
                 exited = process.exited
             } else {
-                exited = samples % 10 == 0 && ProcessLiveness.startTicks(owner.pid) == nil
+                exited = samples % 10 == 0 && ProcessStart.ticks(owner.pid) == nil
             }
             if exited && quiet && inKernel[owner] != nil {
                 for (index, cell) in live where cell.owner == owner { try retire(cell: index, of: owner, on: cell.interface, now: now) }

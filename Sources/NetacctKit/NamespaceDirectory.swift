@@ -207,7 +207,7 @@ public struct NamespaceDirectory {
                 if known == nil || known!.checks > 0 {
                     guard let netns = NetworkNamespace.inode(ofProcess: pid) else { continue }
                     known = Member(netns: netns, cgroup: cgroupRoot.flatMap { _ in Self.cgroupPath(of: pid) },
-                                   checks: (known?.checks ?? Self.checksPerProcess) - 1, start: known?.start ?? Self.startTime(of: pid))
+                                   checks: (known?.checks ?? Self.checksPerProcess) - 1, start: known?.start ?? ProcessStart.ticks(pid) ?? 0)
                 }
                 guard let process = known else { continue }
                 seen[pid] = process
@@ -258,19 +258,6 @@ public struct NamespaceDirectory {
             found[inode]!.label.workload = found[inode]!.label.isHost || oldest[inode] == nil
                 ? nil : Self.workload(of: paths[inode] ?? [], oldest: oldest[inode]!.cgroup)
         }
-    }
-
-    /// When a process started (`/proc/PID/stat`'s field 22, in clock ticks since boot); 0 when gone.
-    static func startTime(of pid: Int32) -> UInt64 {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let count = read(fd, &buffer, buffer.count)
-        // After the name's closing parenthesis (the name may hold any byte): field 3 on.
-        guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")) else { return 0 }
-        let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
-        return fields.count > 19 ? UInt64(String(decoding: fields[19], as: UTF8.self)) ?? 0 : 0
     }
 
     /// The workload of a namespace whose processes are in cgroups `paths`, `oldest` the oldest

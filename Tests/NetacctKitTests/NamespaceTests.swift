@@ -39,11 +39,11 @@ struct NamespaceTests {
         #expect(named(["/system.slice/nginx.service", "/init"], oldest: "/init") == nil)
     }
 
-    @Test func aProcessStartTimeIsReadFromProcStat() {
-        let own = NamespaceDirectory.startTime(of: getpid())
+    @Test func aProcessStartIsReadFromProcStat() throws {
+        let own = try #require(ProcessStart.ticks(getpid()))
         #expect(own > 0)
-        #expect(NamespaceDirectory.startTime(of: 1) <= own)
-        #expect(NamespaceDirectory.startTime(of: Int32.max) == 0)
+        #expect(try #require(ProcessStart.ticks(1)) <= own)
+        #expect(ProcessStart.ticks(Int32.max) == nil)
     }
 
     @Test func aLabelShowsItsNameElseItsWorkloadElseHostElseItsInode() {
